@@ -1,0 +1,214 @@
+"""``Experiment``: identity, directory layout, run lifecycle and the ``.ml-logger.meta.json`` file."""
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import socket
+import sys
+import time
+from typing import Any, Callable
+
+import orjson
+
+from ._config import setting
+from ._files import FileManager, atomic_write
+from ._jsonl_sink import LocalStore
+from ._logs import LogManager
+from ._metrics import MetricsLogger
+from ._params import ParameterManager
+from ._paths import check_segments
+from ._runtime import PIPELINE
+
+META_FILE = ".ml-logger.meta.json"
+
+
+class Experiment:
+    """One experiment: ``exp.params``, ``exp.metrics``, ``exp.logs``, ``exp.files`` and ``exp.run()``."""
+
+    def __init__(self, namespace: str | None = None, workspace: str | None = None, prefix: str | None = None,
+                 remote: str | None = None, local_root: str | None = None, directory: str | None = None,
+                 readme: str | None = None, experiment_id: str | None = None) -> None:
+        namespace = setting("NAMESPACE", namespace, None)
+        workspace = setting("WORKSPACE", workspace, None)
+        missing = [name for name, value in (("namespace", namespace), ("workspace", workspace), ("prefix", prefix)) if value is None]
+        if missing:
+            hints = {"namespace": "ML_LOGGER_NAMESPACE", "workspace": "ML_LOGGER_WORKSPACE", "prefix": None}
+            raise ValueError("Experiment: missing " + ", ".join(
+                f"{m} (pass {m}=...{' or set ' + hints[m] if hints[m] else ''})" for m in missing))
+        self._namespace = check_segments("namespace", namespace, allow_nested=False)
+        self._workspace = check_segments("workspace", workspace, allow_nested=False)
+        self._prefix = check_segments("prefix", prefix)
+        self._directory = check_segments("directory", directory) if directory else None
+        self._remote = setting("REMOTE", remote, None) or None
+        self._readme = readme
+        self._experiment_id = experiment_id
+        self._run_id: str | None = None
+        root = setting("LOCAL_ROOT", local_root, ".ml-logger")
+        parts = [self._namespace, self._workspace] + (self._directory.split("/") if self._directory else []) + self._prefix.split("/")
+        self._path = os.path.join(os.path.abspath(root), *parts)
+        self._meta = self._load_meta()
+        self._owner_pid = os.getpid()
+        self._store = LocalStore(self._path)
+        self.params = ParameterManager(self, self._store)
+        self.metrics = MetricsLogger(self, self._store)
+        self.logs = LogManager(self, self._store)
+        self.files = FileManager(os.path.join(self._path, "files"))
+        self._uploader = None
+        if self._remote:
+            from .client import attach_uploader
+
+            self._uploader = attach_uploader(self)
+
+    # -- identity ---------------------------------------------------------------------------------------------
+    namespace = property(lambda self: self._namespace)
+    workspace = property(lambda self: self._workspace)
+    prefix = property(lambda self: self._prefix)
+    directory = property(lambda self: self._directory)
+    remote = property(lambda self: self._remote)
+    readme = property(lambda self: self._readme)
+    run_id = property(lambda self: self._run_id)
+    local_path = property(lambda self: self._path, doc="The experiment's local directory.")
+    status = property(lambda self: self._meta.get("status"))
+
+    @property
+    def experiment_id(self) -> str | None:
+        return self._experiment_id
+
+    def __repr__(self) -> str:
+        return f"Experiment({self._namespace}/{self._workspace}/{(self._directory + '/') if self._directory else ''}{self._prefix}, status={self.status})"
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------
+    def run(self, func: Callable | None = None) -> Any:
+        """Start the run. Use as a direct call, ``with exp.run():`` (also ``async with``) or as ``@exp.run``."""
+        if func is not None:
+            return self._decorate(func)
+        self._start()
+        return _RunContext(self)
+
+    def _decorate(self, func: Callable) -> Callable:
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                async with self.run():
+                    return await func(*args, **kwargs)
+            return async_wrapper
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self.run():
+                return func(*args, **kwargs)
+        return wrapper
+
+    def _start(self) -> None:
+        self._meta.update(status="running", started_at=time.time(), completed_at=None, error=None,
+                          hostname=socket.gethostname(), pid=os.getpid())
+        self._write_meta()
+        if self._finalise_at_exit not in PIPELINE.at_exit:
+            PIPELINE.at_exit.append(self._finalise_at_exit)
+        if self._uploader is not None:
+            self._uploader.run_started(self._meta["started_at"])
+
+    def complete(self) -> None:
+        """Mark the run completed (after everything logged has been written)."""
+        self._end("completed", None)
+
+    def fail(self, error: Any = None) -> None:
+        """Mark the run failed with ``error`` (after everything logged has been written)."""
+        self._end("failed", "" if error is None else str(error))
+
+    def _end(self, status: str, error: str | None, timeout: float | None = None) -> None:
+        if self._meta.get("status") != "running" or os.getpid() != self._owner_pid:
+            return  # idempotent; and a forked child never ends its parent's run
+        if self._store.dropped:
+            self.logs.warning("ml-dash dropped events because the queue was full (on_full='drop')",
+                              dropped_events=self._store.dropped)
+        written = PIPELINE.flush(timeout)
+        try:
+            self._store.sync()
+        except OSError:
+            written = False
+        self._meta.update(status=status, completed_at=time.time(), error=error, dropped_events=self._store.dropped)
+        if not written:
+            self._meta["unwritten_events"] = PIPELINE.pending()
+        self._write_meta()
+        if self._finalise_at_exit in PIPELINE.at_exit:
+            PIPELINE.at_exit.remove(self._finalise_at_exit)
+        if self._uploader is not None:
+            self._uploader.run_ended(status, error)
+
+    def _finalise_at_exit(self) -> None:
+        # A run still open at exit: failed if the interpreter is exiting on an uncaught exception.
+        uncaught = getattr(sys, "last_value", None)
+        if uncaught is not None:
+            self._end("failed", f"{type(uncaught).__name__}: {uncaught}", timeout=0)
+        else:
+            self._end("completed", None, timeout=0)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything logged so far is in the local files; ``False`` if ``timeout`` ran out."""
+        return PIPELINE.flush(timeout)
+
+    # -- logging shortcuts ----------------------------------------------------------------------------------------
+    def info(self, message: str, **context: Any) -> None:
+        self.logs.log(message, "INFO", **context)
+
+    def warning(self, message: str, **context: Any) -> None:
+        self.logs.log(message, "WARNING", **context)
+
+    def error(self, message: str, **context: Any) -> None:
+        self.logs.log(message, "ERROR", **context)
+
+    def debug(self, message: str, **context: Any) -> None:
+        self.logs.log(message, "DEBUG", **context)
+
+    # -- meta file ------------------------------------------------------------------------------------------------
+    def _load_meta(self) -> dict:
+        try:
+            with open(os.path.join(self._path, META_FILE), "rb") as f:
+                meta = orjson.loads(f.read())
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            meta = {}
+        if self._experiment_id is None:
+            self._experiment_id = meta.get("experiment_id")
+        if self._readme is None:
+            self._readme = meta.get("readme")
+        return meta
+
+    def _write_meta(self) -> None:
+        self._meta.update(namespace=self._namespace, workspace=self._workspace, prefix=self._prefix,
+                          directory=self._directory, readme=self._readme, experiment_id=self._experiment_id,
+                          run_id=self._run_id)
+        atomic_write(os.path.join(self._path, META_FILE), orjson.dumps(self._meta, option=orjson.OPT_INDENT_2))
+
+    def _set_remote_ids(self, experiment_id: str | None, run_id: str | None) -> None:
+        """Called by the uploader once the server has answered."""
+        if experiment_id:
+            self._experiment_id = experiment_id
+        if run_id:
+            self._run_id = run_id
+
+
+class _RunContext:
+    """Returned by ``exp.run()``: the run has already started; entering is optional."""
+
+    def __init__(self, exp: Experiment) -> None:
+        self._exp = exp
+
+    def __enter__(self) -> Experiment:
+        return self._exp
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self._exp.complete()
+        else:
+            self._exp.fail(f"{exc_type.__name__}: {exc}")
+
+    async def __aenter__(self) -> Experiment:
+        return self._exp
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        import asyncio
+
+        # complete()/fail() wait for the writer; do that off the event loop.
+        await asyncio.get_running_loop().run_in_executor(None, self.__exit__, exc_type, exc, tb)

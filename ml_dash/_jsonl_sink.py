@@ -1,0 +1,174 @@
+"""The local sink: encodes events with orjson and appends each file's lines with one ``write()`` per batch.
+
+Files are opened ``O_APPEND``: several processes (DDP ranks, DataLoader workers) appending to one experiment never
+interleave inside a line, because each batch of whole lines goes down in a single ``write``.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import math
+import os
+from typing import Callable
+
+import orjson
+
+from ._pipeline import METRIC, METRIC_AGG, RECORD
+from ._values import TEXT_TO_NONFINITE, clean_metrics, metric_to_python
+
+logger = logging.getLogger("ml_dash")
+
+STREAM_FILES = {"metrics": "metrics.jsonl", "parameters": "parameters.jsonl", "logs": "logs.jsonl"}
+_OPTS = orjson.OPT_APPEND_NEWLINE
+
+
+class LocalStore:
+    """One experiment's directory as seen by the writer: lazily opened append-only files."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.dropped = 0  # events dropped by the ``drop`` back-pressure policy
+        self._fds: dict[str, int] = {}
+        self._pending: dict[str, list[bytes]] = {}  # lines that could not be written yet (disk full, ...)
+
+    def path(self, stream: str) -> str:
+        return os.path.join(self.directory, STREAM_FILES[stream])
+
+    def append(self, stream: str, lines: list[bytes]) -> None:
+        pending = self._pending.pop(stream, None)
+        if pending:
+            lines = pending + lines
+        data = b"".join(lines)
+        try:
+            fd = self._fds.get(stream)
+            if fd is None:
+                os.makedirs(self.directory, exist_ok=True)
+                fd = self._fds[stream] = os.open(self.path(stream), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            view = memoryview(data)
+            while view:  # a regular file takes it all at once; loop only for the pathological short write
+                written = os.write(fd, view)
+                view = view[written:]
+        except OSError as exc:
+            # Keep whole lines for the next attempt: nothing logged is lost if the disk comes back.
+            self._pending[stream] = [data]
+            raise StoreError(f"{self.path(stream)}: {exc.strerror or exc}") from exc
+
+    def sync(self) -> None:
+        for fd in self._fds.values():
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                if exc.errno not in (errno.EINVAL, errno.EROFS):
+                    raise
+
+    def close(self) -> None:
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
+
+class StoreError(OSError):
+    pass
+
+
+def _aggregate(rows: list, how: str, step, extra: dict, namespace: str | None) -> tuple[object, dict]:
+    columns: dict[str, list] = {}
+    last_step = None
+    for row_step, metrics in rows:
+        if row_step is not None:
+            last_step = row_step
+        for k, v in metrics.items():
+            v = metric_to_python(v)
+            if isinstance(v, str):  # non-finite spelled as text; aggregate the float
+                v = TEXT_TO_NONFINITE[v]
+            if v is not None:
+                columns.setdefault(k, []).append(float(v) if type(v) is bool else v)
+    out = {}
+    for k, values in columns.items():
+        if how == "mean":
+            out[k] = math.fsum(values) / len(values)
+        elif how == "sum":
+            out[k] = math.fsum(values) if any(type(v) is float for v in values) else sum(values)
+        elif how == "min":
+            out[k] = min(values)
+        elif how == "max":
+            out[k] = max(values)
+        else:  # "last"
+            out[k] = values[-1]
+    out.update(extra)
+    return (step if step is not None else last_step), clean_metrics(out, namespace)
+
+
+class JsonlSink:
+    def __init__(self) -> None:
+        self.on_error: Callable[[BaseException | None], None] = lambda exc: None
+        self.after_write: list[Callable[[set], None]] = []  # e.g. the uploader: "new durable bytes in these stores"
+        self._stores_with_pending: set[LocalStore] = set()
+
+    def export(self, batch: list) -> None:
+        by_file: dict[tuple[LocalStore, str], list[bytes]] = {}
+        dumps = orjson.dumps
+        for event in batch:
+            store, kind = event[0], event[1]
+            try:
+                if kind == METRIC:
+                    stream = "metrics"
+                    line = dumps({"timestamp": event[2], "step": event[3], "metrics": clean_metrics(event[4], event[5])}, option=_OPTS)
+                elif kind == METRIC_AGG:
+                    stream = "metrics"
+                    rows, how, extra, namespace = event[4]
+                    step, metrics = _aggregate(rows, how, event[3], extra, namespace)
+                    if not metrics:
+                        continue
+                    line = dumps({"timestamp": event[2], "step": step, "metrics": metrics}, option=_OPTS)
+                else:  # RECORD: a ready JSON record for parameters or logs
+                    stream = event[2]
+                    line = dumps(event[3], option=_OPTS)
+            except (TypeError, ValueError, orjson.JSONEncodeError) as exc:
+                logger.error("ml-dash: dropped an event that could not be encoded: %s", exc)
+                continue
+            key = (store, stream)
+            lines = by_file.get(key)
+            if lines is None:
+                by_file[key] = [line]
+            else:
+                lines.append(line)
+        for store in list(self._stores_with_pending):
+            for stream in list(store._pending):
+                by_file.setdefault((store, stream), [])
+        self._write(by_file)
+
+    def _write(self, by_file: dict) -> None:
+        error = None
+        touched = set()
+        for (store, stream), lines in by_file.items():
+            try:
+                store.append(stream, lines)
+                touched.add(store)
+            except StoreError as exc:
+                error = exc
+            if store.has_pending:
+                self._stores_with_pending.add(store)
+            else:
+                self._stores_with_pending.discard(store)
+        self.on_error(error)
+        for listener in self.after_write:
+            listener(touched)
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._stores_with_pending)
+
+    def shutdown(self, timeout: float | None) -> None:
+        pass
+
+    def after_fork_in_child(self) -> None:
+        self._stores_with_pending.clear()
+

@@ -1,0 +1,80 @@
+"""``exp.params``: parameter operations appended to parameters.jsonl; ``read()`` replays them."""
+from __future__ import annotations
+
+import copy
+from time import time as _time
+from typing import Any
+
+from ._jsonl import read_jsonl
+from ._pipeline import RECORD
+from ._runtime import PIPELINE
+from ._values import to_jsonable
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            deep_merge(base[k], v)
+        else:
+            base[k] = copy.deepcopy(v)
+    return base
+
+
+def set_dotted(params: dict, key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    node = params
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[leaf] = copy.deepcopy(value)
+
+
+def replay(records: list[dict]) -> dict:
+    """The parameters after applying ``set``/``extend``/``update`` operations in order."""
+    params: dict = {}
+    for rec in records:
+        op = rec.get("operation")
+        if op == "set":
+            params = copy.deepcopy(rec.get("data") or {})
+        elif op == "extend":
+            deep_merge(params, rec.get("data") or {})
+        elif op == "update" and isinstance(rec.get("key"), str):
+            set_dotted(params, rec["key"], rec.get("value"))
+    return params
+
+
+class ParameterManager:
+    """Hyperparameters and configuration."""
+
+    def __init__(self, exp: Any, store: Any) -> None:
+        self._exp = exp
+        self._store = store
+
+    def _push(self, record: dict) -> None:
+        # Values are converted (and so copied) here: later mutation of the caller's dicts cannot change the log.
+        PIPELINE.queue.append((self._store, RECORD, "parameters", record, None, None))
+        if len(PIPELINE.queue) >= PIPELINE.threshold:
+            PIPELINE.slow_path()
+
+    def set(self, **params: Any) -> None:
+        """Replace all parameters."""
+        self._push({"timestamp": _time(), "operation": "set", "data": to_jsonable(params, "params.set", "params")})
+
+    log = set
+
+    def extend(self, **params: Any) -> None:
+        """Deep-merge into the existing parameters."""
+        self._push({"timestamp": _time(), "operation": "extend", "data": to_jsonable(params, "params.extend", "params")})
+
+    def update(self, key: str, value: Any) -> None:
+        """Set one parameter; ``key`` may use dot notation (``"model.layers"``)."""
+        if not isinstance(key, str) or not key or any(part == "" for part in key.split(".")):
+            raise ValueError(f"params.update: key must be a non-empty dotted name, got {key!r}")
+        self._push({"timestamp": _time(), "operation": "update", "key": key, "value": to_jsonable(value, "params.update", key)})
+
+    def read(self) -> dict:
+        """The current parameters, replayed from parameters.jsonl (so another process sees the same)."""
+        self._exp.flush()
+        return replay(read_jsonl(self._store.path("parameters")))

@@ -1,0 +1,217 @@
+"""The process-wide event pipeline: a lock-free deque on the caller side, one writer thread draining it in batches.
+
+The caller's cost is an ``append`` and one ``len`` compared with ``threshold``. Everything unusual — the first
+event (start the writer), a full queue (back-pressure), a batch worth waking the writer for, an error to report, a
+fork — is signalled by lowering ``threshold`` so the next call takes ``slow_path``.
+"""
+from __future__ import annotations
+
+import atexit
+import collections
+import logging
+import os
+import sys
+import threading
+from typing import Callable, Protocol
+
+from ._config import setting
+
+logger = logging.getLogger("ml_dash")
+
+# Event kinds. An event is a tuple (store, kind, a, b, c, d); see _jsonl_sink.py for the payloads.
+METRIC, METRIC_AGG, RECORD, BARRIER = range(4)
+
+
+class Sink(Protocol):
+    """Where batches go. ``export`` runs on the writer thread; it must not raise for bad data."""
+
+    def export(self, batch: list) -> None: ...
+
+    @property
+    def has_pending(self) -> bool: ...
+
+    def after_fork_in_child(self) -> None: ...
+
+    def shutdown(self, timeout: float | None) -> None: ...
+
+
+def _on_full_policy(value: str) -> str:
+    if value not in ("block", "drop"):
+        raise ValueError("on_full must be 'block' or 'drop'")
+    return value
+
+
+class Pipeline:
+    def __init__(self, sink: Sink) -> None:
+        self.queue: collections.deque = collections.deque()
+        self.sink = sink
+        self.capacity = setting("QUEUE_SIZE", None, 1_000_000, int)
+        self.batch_size = min(setting("BATCH_SIZE", None, 20_000, int), self.capacity)
+        self.interval = setting("FLUSH_INTERVAL", None, 0.2, float)
+        self.on_full = setting("ON_FULL", None, "block", _on_full_policy)
+        self.exit_timeout = setting("EXIT_TIMEOUT", None, 10.0, float)
+        self.at_exit: list[Callable[[], None]] = []  # experiments finalising at exit, run after the drain
+        self._reset_threading()
+        self._atexit_registered = False
+        self._exited = False
+        os.register_at_fork(before=self._before_fork, after_in_parent=self._after_fork_parent,
+                            after_in_child=self._after_fork_child)
+
+    def _reset_threading(self) -> None:
+        self.threshold = 0  # 0 until the writer runs: the first call starts it
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # held by the writer while it drains; taken around fork()
+        self._wake = threading.Event()
+        self._wake_pending = False
+        self._room = threading.Condition(threading.Lock())
+        self._blocked = 0
+        self._error: BaseException | None = None
+        self._reported_error: str | None = None
+
+    # -- caller side ---------------------------------------------------------------------------------------
+    def slow_path(self) -> None:
+        """Everything the hot path does not do; reached only when ``len(queue) >= threshold``."""
+        if self._thread is None:
+            self._start()
+        if self._error is not None:
+            self._report_error()
+        n = len(self.queue)
+        if n > self.capacity:
+            self._handle_full()
+        elif n >= self.batch_size and not self._wake_pending:
+            self._wake_pending = True
+            self._wake.set()
+        self.threshold = self.batch_size
+
+    def _handle_full(self) -> None:
+        if self.on_full == "drop":
+            event = self.queue.pop()
+            if event[1] == BARRIER:  # never drop a flush barrier: someone is waiting on it
+                self.queue.append(event)
+            elif event[0] is not None:
+                event[0].dropped += 1
+            return
+        with self._room:
+            self._blocked += 1
+            try:
+                self._wake.set()
+                while len(self.queue) > self.capacity and self._thread is not None and self._thread.is_alive():
+                    self._room.wait(0.05)
+            finally:
+                self._blocked -= 1
+
+    def _report_error(self) -> None:
+        message = f"ml-dash: the writer could not write: {self._error}"
+        if message != self._reported_error:
+            self._reported_error = message
+            print(message + " (events are kept in memory and retried)", file=sys.stderr)
+
+    def set_error(self, error: BaseException | None) -> None:
+        """Called by sinks: an error is reported on the caller's next logging call, not raised into it."""
+        self._error = error
+        if error is not None:
+            logger.warning("ml-dash writer error: %s", error)
+            self.threshold = 0
+        else:
+            self._reported_error = None
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything logged before this call is written; ``False`` if ``timeout`` ran out first."""
+        if self._thread is None and not self.queue:
+            return True
+        if threading.current_thread() is self._thread:
+            self._drain()
+            return True
+        done = threading.Event()
+        self.queue.append((None, BARRIER, done, None, None, None))
+        if self._thread is None:
+            self._start()
+        self._wake.set()
+        return done.wait(timeout) and self._error is None
+
+    def pending(self) -> int:
+        return sum(1 for e in list(self.queue) if e[1] != BARRIER)
+
+    # -- writer side ---------------------------------------------------------------------------------------
+    def _start(self) -> None:
+        with self._room:
+            if self._thread is not None:
+                return
+            thread = threading.Thread(target=self._run, name="ml-dash-writer", daemon=True)
+            self._thread = thread
+            thread.start()
+        if not self._atexit_registered:
+            self._atexit_registered = True
+            atexit.unregister(self._at_exit)  # a forked child inherits the parent's registration
+            atexit.register(self._at_exit)
+            if os.getpid() != _IMPORT_PID:
+                # A forked multiprocessing worker (a DataLoader's) leaves through os._exit, skipping atexit;
+                # multiprocessing's finalizers still run there.
+                import multiprocessing.util
+
+                multiprocessing.util.Finalize(None, self._at_exit, exitpriority=100)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            self._wake_pending = False
+            try:
+                self._drain()
+                if self.sink.has_pending:  # lines a full disk refused last time
+                    with self._lock:
+                        self.sink.export([])
+            except BaseException as exc:  # never let the writer die: the caller would block forever
+                logger.exception("ml-dash writer failed")
+                self.set_error(exc)
+
+    def _drain(self) -> None:
+        queue = self.queue
+        with self._lock:
+            while queue:
+                n = min(len(queue), self.batch_size)
+                batch, barriers = [], []
+                for _ in range(n):
+                    event = queue.popleft()
+                    (barriers if event[1] == BARRIER else batch).append(event)
+                if batch:
+                    self.sink.export(batch)
+                for event in barriers:
+                    event[2].set()
+                if self._blocked:
+                    with self._room:
+                        self._room.notify_all()
+
+    def _at_exit(self) -> None:
+        """Bounded drain at interpreter exit: report what is left instead of hanging."""
+        if self._exited:
+            return
+        self._exited = True
+        if self._thread is not None and not self.flush(self.exit_timeout):
+            print(f"ml-dash: {self.pending()} events were still pending after {self.exit_timeout:.0f}s at exit "
+                  "and were not written (writer stuck?)", file=sys.stderr)
+        for finalise in list(self.at_exit):
+            try:
+                finalise()
+            except Exception:
+                logger.exception("ml-dash: finalising an experiment at exit failed")
+        self.sink.shutdown(self.exit_timeout)
+
+    # -- fork ---------------------------------------------------------------------------------------------
+    def _before_fork(self) -> None:
+        self._lock.acquire()
+
+    def _after_fork_parent(self) -> None:
+        self._lock.release()
+
+    def _after_fork_child(self) -> None:
+        # The parent's writer writes what was queued before fork(); the child must not write it twice.
+        self.queue.clear()
+        self.at_exit.clear()
+        self._reset_threading()
+        self._atexit_registered = False
+        self._exited = False
+        self.sink.after_fork_in_child()
+
+
+_IMPORT_PID = os.getpid()

@@ -1,0 +1,135 @@
+"""Value checks for the hot path and conversions for the writer.
+
+The caller only checks ``type(v)`` against a set of known-good types (a few ns per value); anything unusual
+goes through ``check_metric_value`` once. Conversion to JSON-ready Python values happens on the writer thread.
+
+Non-finite floats: JSON has no NaN/Infinity, and orjson would silently write ``null``. ml-dash writes them as
+the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (the spellings JavaScript's ``Number()`` parses) and
+``metrics.read()`` turns them back into floats. Metric values are numbers only, so this decoding is unambiguous.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+NONFINITE_TO_TEXT = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+TEXT_TO_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+# Types accepted on the hot path without further thought. Grows as numpy scalar types are met.
+METRIC_TYPES: set[type] = {float, int, bool, type(None)}
+
+_NUMPY_NUMERIC = (np.floating, np.integer, np.bool_)
+
+
+def is_torch_tensor(value: Any) -> bool:
+    """Recognise a torch tensor without importing torch (importing ml_dash must never import it)."""
+    return type(value).__module__.startswith("torch") and hasattr(value, "numel") and hasattr(value, "dtype")
+
+
+def check_metric_value(key: str, value: Any, where: str = "metrics.log") -> Any:
+    """Slow path of the hot-path type check: the value to queue, or ``TypeError`` naming ``key``."""
+    if isinstance(value, _NUMPY_NUMERIC):
+        METRIC_TYPES.add(type(value))
+        return value
+    if isinstance(value, np.ndarray):
+        if value.size == 1 and value.dtype.kind in "fiub":
+            return value.copy()  # the caller may overwrite its array in place before the writer reads it
+        raise TypeError(f"{where}: {key}= must be a scalar; got a numpy array of shape {value.shape} and dtype {value.dtype}")
+    if is_torch_tensor(value):
+        # numel() and dtype are metadata: reading them never synchronises a GPU.
+        if value.numel() == 1 and not value.dtype.is_complex:
+            from ._tensors import capture
+
+            return capture(value)
+        raise TypeError(f"{where}: {key}= must be a 0-d or 1-element tensor; got shape {tuple(value.shape)}")
+    if isinstance(value, (int, float)):
+        return value
+    raise TypeError(f"{where}: {key}= has type {type(value).__name__}; expected a number (int, float, bool, numpy scalar or 1-element tensor)")
+
+
+def nonfinite_text(value: float) -> str:
+    return NONFINITE_TO_TEXT[repr(value)]
+
+
+def metric_to_python(value: Any) -> Any:
+    """Writer side: one metric value to an int/float/bool/None/non-finite text."""
+    t = type(value)
+    if t is float:
+        return value if value - value == 0.0 else nonfinite_text(value)
+    if t is int or t is bool or value is None:
+        if t is int and not -(2**63) <= value < 2**64:
+            return float(value)
+        return value
+    if is_torch_tensor(value):
+        from ._tensors import tensor_to_python  # torch is already imported if we see a tensor
+
+        return metric_to_python(tensor_to_python(value))
+    if isinstance(value, (np.ndarray, np.generic)):
+        return metric_to_python(value.item())
+    if isinstance(value, float):  # float subclasses
+        return metric_to_python(float(value))
+    if isinstance(value, int):
+        return metric_to_python(int(value))
+    raise TypeError(f"cannot convert {type(value).__name__} to a metric value")
+
+
+def clean_metrics(metrics: dict, namespace: str | None) -> dict:
+    """Writer side: apply the namespace and convert every value in place (the dict is ours: it came from **kwargs)."""
+    if namespace:
+        metrics = {namespace + k: v for k, v in metrics.items()}
+    for k, v in metrics.items():
+        t = type(v)
+        if t is float:
+            if v - v != 0.0:
+                metrics[k] = nonfinite_text(v)
+        elif t is not int and t is not bool and v is not None:
+            metrics[k] = metric_to_python(v)
+    return metrics
+
+
+def decode_metrics(metrics: dict) -> dict:
+    """Reader side: turn the non-finite spellings back into floats."""
+    for k, v in metrics.items():
+        if type(v) is str and v in TEXT_TO_NONFINITE:
+            metrics[k] = TEXT_TO_NONFINITE[v]
+    return metrics
+
+
+def check_step(step: Any, where: str) -> Any:
+    if type(step) is int or step is None:
+        return step
+    if isinstance(step, (np.integer, int)) and not isinstance(step, bool):
+        return int(step)
+    raise TypeError(f"{where}: step= must be an int or None, got {type(step).__name__}")
+
+
+def to_jsonable(value: Any, where: str, key: str) -> Any:
+    """Deep-convert a parameter/context value to plain JSON types; ``TypeError`` names the offending key path."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is float:
+        return value if value - value == 0.0 else nonfinite_text(value)
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where}: keys must be str; {key}.{k!r} is {type(k).__name__}")
+            out[k] = to_jsonable(v, where, f"{key}.{k}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v, where, f"{key}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, (np.generic,)) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        return to_jsonable(value.item(), where, key)
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist(), where, key)
+    if is_torch_tensor(value):
+        from ._tensors import tensor_to_python
+
+        return to_jsonable(tensor_to_python(value, allow_many=True), where, key)
+    for base in (bool, int, float, str):  # subclasses such as enum.IntEnum or str-based enums
+        if isinstance(value, base):
+            return to_jsonable(base(value), where, key)
+    raise TypeError(f"{where}: {key}= has type {type(value).__name__}, which cannot be stored as JSON")

@@ -1,0 +1,35 @@
+"""The ``ml-dash`` console script: ``ml-dash server …`` and ``ml-dash sync PATH…``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ml-dash", description="ml-dash experiment tracker")
+    sub = parser.add_subparsers(dest="command", required=True)
+    try:
+        from .server._cli import add_server_subcommand
+    except ImportError as exc:  # the server extra is not installed
+        missing = str(exc)
+        p = sub.add_parser("server", help="run the ml-dash server (needs: pip install 'ml-dash[server]')")
+        p.set_defaults(func=lambda args: sys.exit(f"ml-dash server is unavailable: {missing}"))
+    else:
+        add_server_subcommand(sub)
+    try:
+        from .client._cli import add_sync_subcommand
+    except ImportError:
+        pass
+    else:
+        add_sync_subcommand(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result = args.func(args)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

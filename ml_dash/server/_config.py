@@ -1,0 +1,108 @@
+"""Server configuration: every setting resolves as argument → ``ML_DASH_<NAME>`` environment variable → default."""
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+from .._config import setting
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_DATA_DIR = "./ml-dash-data"
+
+# A token maps to the namespaces it may touch; ``None`` means every namespace.
+TokenTable = Mapping[str, "frozenset[str] | None"]
+
+
+class ConfigError(ValueError):
+    """A configuration the server refuses to start with; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    data_dir: str = DEFAULT_DATA_DIR
+    db_url: str | None = None  # None: SQLite file inside data_dir
+    tokens: TokenTable = field(default_factory=dict)
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_events: int = 100_000
+    max_name_length: int = 256
+    max_file_bytes: int = 16 * 1024**3
+
+    @classmethod
+    def resolve(
+        cls,
+        host: str | None = None,
+        port: int | None = None,
+        data_dir: str | None = None,
+        db_url: str | None = None,
+        tokens: Iterable[str] | None = None,
+        tokens_file: str | None = None,
+        **limits: int,
+    ) -> "ServerConfig":
+        """Build a config from explicit arguments, falling back to ``ML_DASH_*`` variables and defaults."""
+        table: dict[str, frozenset[str] | None] = {}
+        for entry in _token_entries(tokens, tokens_file):
+            token, namespaces = parse_token_entry(entry)
+            table[token] = namespaces
+        config = cls(
+            host=setting("HOST", host, DEFAULT_HOST),
+            port=setting("PORT", port, DEFAULT_PORT, int),
+            data_dir=setting("DATA", data_dir, DEFAULT_DATA_DIR),
+            db_url=setting("DB", db_url, None),
+            tokens=table,
+            **limits,
+        )
+        config.check()
+        return config
+
+    @property
+    def sqlite_path(self) -> str:
+        return os.path.join(self.data_dir, "ml-dash.sqlite3")
+
+    def check(self) -> None:
+        """Refuse configurations that would expose data: a non-loopback bind without any token."""
+        if not self.tokens and not is_loopback(self.host):
+            raise ConfigError(
+                f"refusing to bind {self.host!r} without authentication: anyone on the network could read and write "
+                "experiments. Pass --token TOKEN, --tokens-file FILE or set ML_DASH_TOKENS, or bind 127.0.0.1."
+            )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a hostname or "0.0.0.0"-like wildcard we cannot vouch for
+
+
+def parse_token_entry(entry: str) -> tuple[str, frozenset[str] | None]:
+    """``TOKEN`` grants every namespace; ``TOKEN=ns1,ns2`` limits the token to those namespaces."""
+    token, sep, namespaces = entry.strip().partition("=")
+    if not token:
+        raise ConfigError(f"empty token in {entry!r}")
+    if not sep:
+        return token, None
+    allowed = frozenset(ns.strip() for ns in namespaces.split(",") if ns.strip())
+    if not allowed:
+        raise ConfigError(f"token entry {entry!r} names no namespace after '='")
+    return token, allowed
+
+
+def _token_entries(tokens: Iterable[str] | None, tokens_file: str | None) -> list[str]:
+    entries = list(tokens or [])
+    tokens_file = setting("TOKENS_FILE", tokens_file, None)
+    if tokens_file:
+        with open(tokens_file, encoding="utf-8") as f:
+            for line in f:
+                line = line.split("#", 1)[0].strip()
+                if line:
+                    entries.append(line)
+    # ML_DASH_TOKENS adds to (never replaces) the command line: whitespace-separated entries.
+    entries.extend(os.environ.get("ML_DASH_TOKENS", "").split())
+    return entries

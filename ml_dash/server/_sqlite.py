@@ -1,0 +1,374 @@
+"""SQLite backend: WAL mode, one writer thread and one reader thread, each owning its own connection.
+
+sqlite3 calls block, so they run off the event loop. A single writer thread serialises transactions (SQLite allows one
+writer anyway); the reader thread keeps chart reads from queueing behind ingest, which WAL makes safe.
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import sqlite3
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
+
+import numpy as np
+import orjson
+
+from ._errors import NotFound, StreamConflict
+from ._sqlite_schema import migrate
+from ._storage import (VALUE_KIND_BOOL, VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_KIND_NUMBER, BatchResult, Series,
+                       Storage)
+
+T = TypeVar("T")
+
+_EXPERIMENT_SELECT = """
+SELECT e.pk, e.id, e.namespace, e.workspace, e.directory, e.prefix, e.readme, e.created_at,
+       COALESCE(e.hostname, r.hostname) AS hostname, r.status,
+       (SELECT MIN(started_at) FROM runs WHERE experiment_pk = e.pk) AS started_at,
+       CASE WHEN r.status != 'RUNNING' THEN r.ended_at END AS completed_at
+FROM experiments e
+LEFT JOIN runs r ON r.pk = (SELECT MAX(pk) FROM runs WHERE experiment_pk = e.pk)
+"""
+_EXPERIMENT_COLUMNS = ("pk", "id", "namespace", "workspace", "directory", "prefix", "readme", "created_at", "hostname",
+                       "status", "started_at", "completed_at")
+_RUN_COLUMNS = ("id", "status", "hostname", "started_at", "ended_at", "error")
+
+
+def encode_value(value: Any) -> tuple[Any, int]:
+    """A validated metric value to (SQL value, kind): SQLite turns NaN into NULL, so NaN is recorded in ``kind``."""
+    if value is None:
+        return None, VALUE_KIND_NULL
+    if value is True or value is False:
+        return int(value), VALUE_KIND_BOOL
+    if value != value:
+        return None, VALUE_KIND_NAN
+    return value, VALUE_KIND_NUMBER
+
+
+def decode_value(value: Any, kind: int) -> Any:
+    if kind == VALUE_KIND_BOOL:
+        return bool(value)
+    if kind == VALUE_KIND_NAN:
+        return math.nan
+    return value  # numbers, and None for VALUE_KIND_NULL
+
+
+class SQLiteStorage(Storage):
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="ml-dash-sqlite-writer")
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="ml-dash-sqlite-reader")
+        self._wconn: sqlite3.Connection | None = None
+        self._rconn: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves so a batch is exactly one transaction.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")  # an acked batch must survive a power cut, not just a crash
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=10000")
+        return conn
+
+    def _open_sync(self) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self._wconn = self._connect()
+        migrate(self._wconn)
+        self._rconn = self._connect()
+
+    async def open(self) -> None:
+        await self._write(lambda: self._open_sync())
+
+    async def close(self) -> None:
+        for executor, conn in ((self._reader, self._rconn), (self._writer, self._wconn)):
+            if conn is not None:
+                await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+            executor.shutdown(wait=True)
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._reader, fn, *args)
+
+    def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._wconn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = body(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    @staticmethod
+    def _experiment_pk(conn: sqlite3.Connection, experiment_id: str) -> int:
+        row = conn.execute("SELECT pk FROM experiments WHERE id = ?", (experiment_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no experiment {experiment_id!r}")
+        return row[0]
+
+    # experiments and runs
+    async def create_experiment(self, namespace, workspace, directory, prefix, readme, hostname):
+        def body(conn: sqlite3.Connection) -> tuple[str, bool]:
+            key = (namespace, workspace, directory, prefix)
+            row = conn.execute("SELECT id FROM experiments WHERE namespace = ? AND workspace = ? AND directory = ? "
+                               "AND prefix = ?", key).fetchone()
+            if row is not None:
+                if readme is not None:
+                    conn.execute("UPDATE experiments SET readme = ? WHERE id = ?", (readme, row[0]))
+                return row[0], False
+            experiment_id = uuid.uuid4().hex
+            conn.execute("INSERT INTO experiments (id, namespace, workspace, directory, prefix, readme, hostname, "
+                         "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (experiment_id, *key, readme, hostname, time.time()))
+            return experiment_id, True
+
+        return await self._write(self._transaction, body)
+
+    def _experiments_sync(self, where: str, args: tuple, tail: str = "") -> list[dict[str, Any]]:
+        rows = self._rconn.execute(f"SELECT * FROM ({_EXPERIMENT_SELECT}) WHERE {where} {tail}", args).fetchall()
+        return [dict(zip(_EXPERIMENT_COLUMNS, row)) for row in rows]
+
+    async def get_experiment(self, experiment_id):
+        found = await self._read(self._experiments_sync, "id = ?", (experiment_id,))
+        if not found:
+            raise NotFound(f"no experiment {experiment_id!r}")
+        return found[0]
+
+    async def list_experiments(self, namespaces, workspace, status, limit, offset):
+        clauses, args = ["1"], []
+        if namespaces is not None:
+            clauses.append(f"namespace IN ({','.join('?' * len(namespaces))})")
+            args.extend(sorted(namespaces))
+        for column, value in (("workspace", workspace), ("status", status)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        return await self._read(self._experiments_sync, " AND ".join(clauses), (*args, limit, offset),
+                                "ORDER BY created_at DESC, pk DESC LIMIT ? OFFSET ?")
+
+    async def list_namespaces(self):
+        def query() -> list[str]:
+            return [r[0] for r in self._rconn.execute("SELECT DISTINCT namespace FROM experiments ORDER BY 1")]
+
+        return await self._read(query)
+
+    async def list_workspaces(self, namespace):
+        def query() -> list[str]:
+            sql = "SELECT DISTINCT workspace FROM experiments WHERE namespace = ? ORDER BY 1"
+            return [r[0] for r in self._rconn.execute(sql, (namespace,))]
+
+        return await self._read(query)
+
+    async def create_run(self, experiment_id, client_run_id, hostname, started_at):
+        def body(conn: sqlite3.Connection) -> str:
+            pk = self._experiment_pk(conn, experiment_id)
+            row = conn.execute("SELECT id FROM runs WHERE experiment_pk = ? AND client_run_id = ?",
+                               (pk, client_run_id)).fetchone()
+            if row is not None:
+                return row[0]  # a retried create returns the run it already made
+            run_id = uuid.uuid4().hex
+            conn.execute("INSERT INTO runs (id, experiment_pk, client_run_id, status, hostname, started_at) "
+                         "VALUES (?, ?, ?, 'RUNNING', ?, ?)", (run_id, pk, client_run_id, hostname,
+                                                               time.time() if started_at is None else started_at))
+            return run_id
+
+        return await self._write(self._transaction, body)
+
+    async def get_run(self, run_id):
+        def query() -> dict[str, Any]:
+            row = self._rconn.execute(
+                "SELECT r.id, r.status, r.hostname, r.started_at, r.ended_at, r.error, e.id, e.namespace "
+                "FROM runs r JOIN experiments e ON e.pk = r.experiment_pk WHERE r.id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no run {run_id!r}")
+            return dict(zip((*_RUN_COLUMNS, "experiment_id", "namespace"), row))
+
+        return await self._read(query)
+
+    async def update_run(self, run_id, status, error, ended_at):
+        def body(conn: sqlite3.Connection) -> None:
+            # A run that is no longer RUNNING keeps (or gets) an end time even if the client did not send one.
+            end = ended_at if ended_at is not None or status == "RUNNING" else time.time()
+            cursor = conn.execute("UPDATE runs SET status = ?, error = COALESCE(?, error), ended_at = ? WHERE id = ?",
+                                  (status, error, end, run_id))
+            if cursor.rowcount == 0:
+                raise NotFound(f"no run {run_id!r}")
+
+        await self._write(self._transaction, body)
+
+    async def list_runs(self, experiment_id):
+        def query() -> list[dict[str, Any]]:
+            pk = self._experiment_pk(self._rconn, experiment_id)
+            rows = self._rconn.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE experiment_pk = ? "
+                                       "ORDER BY pk", (pk,))
+            return [dict(zip(_RUN_COLUMNS, row)) for row in rows]
+
+        return await self._read(query)
+
+    # ingest
+    async def apply_batch(self, experiment_id, run_id, stream, stream_id, start, end, events):
+        return await self._write(self._transaction, lambda conn: self._apply_batch_sync(
+            conn, experiment_id, run_id, stream, stream_id, start, end, events))
+
+    def _apply_batch_sync(self, conn, experiment_id, run_id, stream, stream_id, start, end, events) -> BatchResult:
+        pk = self._experiment_pk(conn, experiment_id)
+        run_pk = None
+        if run_id is not None:
+            row = conn.execute("SELECT pk FROM runs WHERE id = ? AND experiment_pk = ?", (run_id, pk)).fetchone()
+            if row is None:
+                raise NotFound(f"no run {run_id!r} in experiment {experiment_id!r}")
+            run_pk = row[0]
+        row = conn.execute("SELECT acked FROM streams WHERE experiment_pk = ? AND stream_id = ?",
+                           (pk, stream_id)).fetchone()
+        acked = 0 if row is None else row[0]
+        if start != acked:
+            if end <= acked:
+                return BatchResult(acked=acked, stored=0, duplicate=True)
+            raise StreamConflict(f"batch starts at {start} but stream {stream_id!r} is acked up to {acked}", acked)
+        stored = {"metrics": _insert_metrics, "parameters": _insert_parameters, "logs": _insert_logs}[stream](
+            conn, pk, run_pk, events)
+        # The offset moves only from the value we read: the primary key and this WHERE make a second writer
+        # (another process, a future PostgreSQL twin) fail instead of storing the same batch twice.
+        if row is None:
+            conn.execute("INSERT INTO streams (experiment_pk, stream_id, acked) VALUES (?, ?, ?)", (pk, stream_id, end))
+        elif conn.execute("UPDATE streams SET acked = ? WHERE experiment_pk = ? AND stream_id = ? AND acked = ?",
+                          (end, pk, stream_id, start)).rowcount != 1:
+            raise StreamConflict(f"stream {stream_id!r} moved during the batch", acked)
+        return BatchResult(acked=end, stored=stored)
+
+    async def stream_offsets(self, experiment_id):
+        def query() -> dict[str, int]:
+            pk = self._experiment_pk(self._rconn, experiment_id)
+            return dict(self._rconn.execute("SELECT stream_id, acked FROM streams WHERE experiment_pk = ?", (pk,)))
+
+        return await self._read(query)
+
+    # reads
+    async def parameter_ops(self, experiment_id):
+        def query() -> list[dict[str, Any]]:
+            pk = self._experiment_pk(self._rconn, experiment_id)
+            rows = self._rconn.execute("SELECT record FROM parameters WHERE experiment_pk = ? ORDER BY pk", (pk,))
+            return [orjson.loads(r[0]) for r in rows]
+
+        return await self._read(query)
+
+    async def metric_names(self, experiment_id):
+        def query() -> list[str]:
+            pk = self._experiment_pk(self._rconn, experiment_id)
+            return [r[0] for r in self._rconn.execute(
+                "SELECT name FROM metric_names WHERE experiment_pk = ? ORDER BY name", (pk,))]
+
+        return await self._read(query)
+
+    async def last_metrics(self, experiment_id):
+        def query() -> dict[str, Any]:
+            pk = self._experiment_pk(self._rconn, experiment_id)
+            rows = self._rconn.execute("SELECT name, last_value, last_kind FROM metric_names WHERE experiment_pk = ? "
+                                       "ORDER BY name", (pk,))
+            return {name: decode_value(value, kind) for name, value, kind in rows}
+
+        return await self._read(query)
+
+    async def metric_series(self, experiment_id, name, step_min, step_max):
+        return await self._read(self._metric_series_sync, experiment_id, name, step_min, step_max)
+
+    def _metric_series_sync(self, experiment_id, name, step_min, step_max) -> Series | None:
+        conn = self._rconn
+        pk = self._experiment_pk(conn, experiment_id)
+        row = conn.execute("SELECT pk FROM metric_names WHERE experiment_pk = ? AND name = ?", (pk, name)).fetchone()
+        if row is None:
+            return None
+        sql, args = "SELECT step, timestamp, value, kind FROM metrics WHERE name_pk = ?", [row[0]]
+        if step_min is not None:
+            sql, args = sql + " AND step >= ?", [*args, step_min]
+        if step_max is not None:
+            sql, args = sql + " AND step <= ?", [*args, step_max]
+        rows = conn.execute(sql + " ORDER BY step, rowid", args).fetchall()
+        if not rows:
+            empty = np.empty(0)
+            return Series(empty, empty, empty, np.empty(0, dtype=np.int8))
+        steps, timestamps, values, kinds = zip(*rows)
+        # numpy turns None into NaN for float arrays, which is what both null steps and null/NaN values need.
+        return Series(np.array(steps, dtype=np.float64), np.array(timestamps, dtype=np.float64),
+                      np.array(values, dtype=np.float64), np.array(kinds, dtype=np.int8))
+
+    async def logs(self, experiment_id, level, limit):
+        def query() -> list[dict[str, Any]]:
+            pk = self._experiment_pk(self._rconn, experiment_id)
+            sql, args = "SELECT timestamp, level, message, context FROM logs WHERE experiment_pk = ?", [pk]
+            if level is not None:
+                sql, args = sql + " AND level = ?", [*args, level]
+            # The newest `limit` entries, returned oldest first like a log file.
+            sql += " ORDER BY pk DESC" + (" LIMIT ?" if limit is not None else "")
+            rows = self._rconn.execute(sql, [*args, limit] if limit is not None else args).fetchall()
+            return [{"timestamp": ts, "level": lv, "message": msg, "context": orjson.loads(ctx) if ctx else None}
+                    for ts, lv, msg, ctx in reversed(rows)]
+
+        return await self._read(query)
+
+    # files
+    async def put_file(self, experiment_id, path, size, sha256):
+        def body(conn: sqlite3.Connection) -> None:
+            pk = self._experiment_pk(conn, experiment_id)
+            conn.execute("INSERT INTO files (experiment_pk, path, size, sha256, updated_at) VALUES (?, ?, ?, ?, ?) "
+                         "ON CONFLICT (experiment_pk, path) DO UPDATE SET size = excluded.size, "
+                         "sha256 = excluded.sha256, updated_at = excluded.updated_at", (pk, path, size, sha256, time.time()))
+
+        await self._write(self._transaction, body)
+
+    async def get_file(self, experiment_id, path):
+        found = [f for f in await self.list_files(experiment_id, path) if f["path"] == path]
+        if not found:
+            raise NotFound(f"no file {path!r} in experiment {experiment_id!r}")
+        return found[0]
+
+    async def list_files(self, experiment_id, path: str | None = None):
+        def query() -> list[dict[str, Any]]:
+            pk = self._experiment_pk(self._rconn, experiment_id)
+            sql, args = "SELECT path, size, sha256 FROM files WHERE experiment_pk = ?", [pk]
+            if path is not None:
+                sql, args = sql + " AND path = ?", [*args, path]
+            rows = self._rconn.execute(sql + " ORDER BY path", args)
+            return [{"path": p, "size": s, "sha256": h} for p, s, h in rows]
+
+        return await self._read(query)
+
+
+def _insert_metrics(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | None, events: list[dict]) -> int:
+    name_pks: dict[str, int] = {}
+    last: dict[str, tuple[Any, int]] = {}
+    rows = []
+    for event in events:
+        step, timestamp = event.get("step"), event.get("timestamp")
+        for name, value in event["metrics"].items():
+            name_pk = name_pks.get(name)
+            if name_pk is None:
+                conn.execute("INSERT OR IGNORE INTO metric_names (experiment_pk, name) VALUES (?, ?)",
+                             (experiment_pk, name))
+                name_pk = name_pks[name] = conn.execute(
+                    "SELECT pk FROM metric_names WHERE experiment_pk = ? AND name = ?", (experiment_pk, name)).fetchone()[0]
+            encoded = last[name] = encode_value(value)
+            rows.append((name_pk, step, timestamp, *encoded, run_pk))
+    conn.executemany("INSERT INTO metrics (name_pk, step, timestamp, value, kind, run_pk) VALUES (?, ?, ?, ?, ?, ?)", rows)
+    conn.executemany("UPDATE metric_names SET last_value = ?, last_kind = ? WHERE pk = ?",
+                     [(*last[name], pk) for name, pk in name_pks.items()])
+    return len(events)
+
+
+def _insert_parameters(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | None, events: list[dict]) -> int:
+    conn.executemany("INSERT INTO parameters (experiment_pk, run_pk, record) VALUES (?, ?, ?)",
+                     [(experiment_pk, run_pk, orjson.dumps(e).decode()) for e in events])
+    return len(events)
+
+
+def _insert_logs(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | None, events: list[dict]) -> int:
+    conn.executemany("INSERT INTO logs (experiment_pk, run_pk, timestamp, level, message, context) "
+                     "VALUES (?, ?, ?, ?, ?, ?)",
+                     [(experiment_pk, run_pk, e.get("timestamp"), e.get("level"), e.get("message"),
+                       None if e.get("context") is None else orjson.dumps(e["context"]).decode()) for e in events])
+    return len(events)

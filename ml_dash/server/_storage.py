@@ -1,0 +1,142 @@
+"""The storage interface every backend implements (SQLite today, PostgreSQL later), and the one way to open one.
+
+All SQL lives behind this interface. Records cross it as plain dicts with snake_case keys so that routes and the
+GraphQL schema never depend on a backend. Events handed to ``apply_batch`` are already validated by ``_ingest``.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+RUN_STATUSES = ("RUNNING", "COMPLETED", "FAILED")
+STREAMS = ("metrics", "parameters", "logs")
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    acked: int
+    stored: int
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class Series:
+    """One metric series in step order. Values are float64 with NaN for both null and NaN; ``kinds`` tells them apart."""
+
+    steps: np.ndarray  # float64: NaN where the point was logged without a step
+    timestamps: np.ndarray  # float64
+    values: np.ndarray  # float64
+    kinds: np.ndarray  # int8, see VALUE_KIND_*
+
+
+# How a stored metric value reads back: SQL has one NULL but ml-dash distinguishes null from NaN, and bools from 0/1.
+VALUE_KIND_NUMBER = 0
+VALUE_KIND_BOOL = 1
+VALUE_KIND_NULL = 2
+VALUE_KIND_NAN = 3
+
+
+class Storage(abc.ABC):
+    """Async storage API. Experiment and run ids are opaque strings; unknown ids raise ``NotFound``."""
+
+    async def open(self) -> None:
+        """Create or migrate the schema and get ready for calls."""
+
+    async def close(self) -> None:
+        """Release connections and threads."""
+
+    # experiments and runs
+    @abc.abstractmethod
+    async def create_experiment(self, namespace: str, workspace: str, directory: str, prefix: str,
+                                readme: str | None, hostname: str | None) -> tuple[str, bool]: ...
+
+    @abc.abstractmethod
+    async def get_experiment(self, experiment_id: str) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    async def list_experiments(self, namespaces: frozenset[str] | None, workspace: str | None, status: str | None,
+                               limit: int, offset: int) -> list[dict[str, Any]]:
+        """``namespaces``: only experiments in these (None: all)."""
+
+    @abc.abstractmethod
+    async def list_namespaces(self) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def list_workspaces(self, namespace: str) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def create_run(self, experiment_id: str, client_run_id: str, hostname: str | None,
+                         started_at: float | None) -> str: ...
+
+    @abc.abstractmethod
+    async def get_run(self, run_id: str) -> dict[str, Any]:
+        """The run record plus ``experiment_id`` and ``namespace`` (for authorization)."""
+
+    @abc.abstractmethod
+    async def update_run(self, run_id: str, status: str, error: str | None, ended_at: float | None) -> None: ...
+
+    @abc.abstractmethod
+    async def list_runs(self, experiment_id: str) -> list[dict[str, Any]]: ...
+
+    # ingest
+    @abc.abstractmethod
+    async def apply_batch(self, experiment_id: str, run_id: str | None, stream: str, stream_id: str, start: int,
+                          end: int, events: list[dict[str, Any]]) -> BatchResult:
+        """Store ``events`` and move the stream's acked offset from ``start`` to ``end`` in one transaction.
+
+        Replays (``end <= acked``) store nothing and report ``duplicate``; any other ``start != acked`` raises
+        ``StreamConflict``. A failure part-way leaves neither events nor offset changed.
+        """
+
+    @abc.abstractmethod
+    async def stream_offsets(self, experiment_id: str) -> dict[str, int]: ...
+
+    # reads
+    @abc.abstractmethod
+    async def parameter_ops(self, experiment_id: str) -> list[dict[str, Any]]:
+        """Parameter records in the order they were stored (merge them with ``_params.merge_parameters``)."""
+
+    @abc.abstractmethod
+    async def metric_names(self, experiment_id: str) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def last_metrics(self, experiment_id: str) -> dict[str, Any]:
+        """Name → the most recently stored value (non-finite floats as floats)."""
+
+    @abc.abstractmethod
+    async def metric_series(self, experiment_id: str, name: str, step_min: float | None,
+                            step_max: float | None) -> Series | None:
+        """The series in step order, None when the experiment has no metric of that name."""
+
+    @abc.abstractmethod
+    async def logs(self, experiment_id: str, level: str | None, limit: int | None) -> list[dict[str, Any]]: ...
+
+    # files (the bytes live in the blob store; storage keeps the experiment's path → blob mapping)
+    @abc.abstractmethod
+    async def put_file(self, experiment_id: str, path: str, size: int, sha256: str) -> None: ...
+
+    @abc.abstractmethod
+    async def get_file(self, experiment_id: str, path: str) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    async def list_files(self, experiment_id: str) -> list[dict[str, Any]]: ...
+
+
+def open_storage(db_url: str | None, default_sqlite_path: str) -> Storage:
+    """Pick a backend from a URL: none or ``sqlite:///path`` → SQLite; PostgreSQL is a later issue."""
+    from ._config import ConfigError
+
+    if db_url is None or db_url in ("", "sqlite://"):
+        path = default_sqlite_path
+    elif db_url.startswith("sqlite:///"):
+        path = db_url[len("sqlite:///"):]
+    elif db_url.startswith(("postgres://", "postgresql://")):
+        raise ConfigError("the PostgreSQL backend is not implemented yet; use the default SQLite (omit --db)")
+    else:
+        raise ConfigError(f"unsupported --db URL {db_url!r}; expected sqlite:///path/to/file.sqlite3")
+    from ._sqlite import SQLiteStorage
+
+    return SQLiteStorage(path)

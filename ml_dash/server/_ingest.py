@@ -1,0 +1,212 @@
+"""Request bodies: decode msgpack/JSON (optionally gzip) within limits, and validate batch events.
+
+Everything here turns bad input into ``BadRequest``/``PayloadTooLarge`` so a client never sees a 500. Decoding uses
+msgpack and orjson only: nothing received is ever unpickled or otherwise executed.
+"""
+from __future__ import annotations
+
+import math
+import zlib
+from typing import Any
+
+import msgpack
+import orjson
+
+from ._errors import BadRequest, PayloadTooLarge
+from ._storage import RUN_STATUSES, STREAMS
+
+TEXT_TO_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+LOG_LEVELS_MAX = 32
+_INT64 = (-(2**63), 2**63)
+
+
+def decode_body(raw: bytes, content_type: str, content_encoding: str, max_bytes: int) -> Any:
+    """Bytes of a request body to Python values, honouring ``Content-Encoding: gzip``."""
+    if content_encoding.strip().lower() == "gzip":
+        raw = _gunzip(raw, max_bytes)
+    elif content_encoding.strip() not in ("", "identity"):
+        raise BadRequest(f"unsupported Content-Encoding {content_encoding!r}; use gzip or none")
+    if not raw:
+        raise BadRequest("empty request body")
+    if content_type in ("application/msgpack", "application/x-msgpack"):
+        try:
+            # Ext types (including msgpack's timestamp) come back as objects the validators reject as wrong types.
+            return msgpack.unpackb(raw, raw=False, strict_map_key=True, use_list=True)
+        except (ValueError, msgpack.UnpackException, TypeError) as exc:
+            raise BadRequest(f"malformed msgpack body: {exc}") from None
+    if content_type in ("application/json", ""):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"malformed JSON body: {exc}") from None
+    raise BadRequest(f"unsupported Content-Type {content_type!r}; use application/msgpack or application/json")
+
+
+def _gunzip(raw: bytes, max_bytes: int) -> bytes:
+    """Inflate with a ceiling so a small gzip bomb cannot expand past the body limit."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(raw, max_bytes + 1)
+    except zlib.error as exc:
+        raise BadRequest(f"malformed gzip body: {exc}") from None
+    if len(out) > max_bytes or inflater.unconsumed_tail:
+        raise PayloadTooLarge(f"decompressed body exceeds {max_bytes} bytes")
+    if not inflater.eof:
+        raise BadRequest("malformed gzip body: truncated stream")
+    return out
+
+
+class Validator:
+    """Field checks with the server's limits; each error message names the offending field."""
+
+    def __init__(self, max_name_length: int, max_events: int) -> None:
+        self.max_name_length = max_name_length
+        self.max_events = max_events
+
+    def obj(self, body: Any) -> dict:
+        if not isinstance(body, dict):
+            raise BadRequest(f"body must be an object, got {type(body).__name__}")
+        return body
+
+    def name(self, body: dict, key: str, *, required: bool = True, default: str | None = None) -> str | None:
+        value = body.get(key)
+        if value is None:
+            if required and default is None:
+                raise BadRequest(f"missing field {key!r}")
+            return default
+        if not isinstance(value, str):
+            raise BadRequest(f"field {key!r} must be a string, got {type(value).__name__}")
+        if len(value) > self.max_name_length:
+            raise BadRequest(f"field {key!r} is longer than {self.max_name_length} characters")
+        if required and not value:
+            raise BadRequest(f"field {key!r} must not be empty")
+        return value
+
+    @staticmethod
+    def text(body: dict, key: str) -> str | None:
+        value = body.get(key)
+        if value is not None and not isinstance(value, str):
+            raise BadRequest(f"field {key!r} must be a string, got {type(value).__name__}")
+        return value
+
+    @staticmethod
+    def number(body: dict, key: str, *, required: bool = False) -> float | None:
+        value = body.get(key)
+        if value is None and not required:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise BadRequest(f"field {key!r} must be a number")
+        return value
+
+    @staticmethod
+    def offset(body: dict, key: str) -> int:
+        value = body.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _INT64[1]:
+            raise BadRequest(f"field {key!r} must be a non-negative integer")
+        return value
+
+    def status(self, body: dict) -> str:
+        value = body.get("status")
+        if value not in RUN_STATUSES:
+            raise BadRequest(f"field 'status' must be one of {', '.join(RUN_STATUSES)}")
+        return value
+
+    def batch(self, body: Any) -> dict:
+        """Validate a batch body; returns it with events normalised for storage."""
+        body = self.obj(body)
+        stream = body.get("stream")
+        if stream not in STREAMS:
+            raise BadRequest(f"field 'stream' must be one of {', '.join(STREAMS)}")
+        start, end = self.offset(body, "start"), self.offset(body, "end")
+        if end < start:
+            raise BadRequest(f"'end' ({end}) is before 'start' ({start})")
+        events = body.get("events")
+        if not isinstance(events, list):
+            raise BadRequest("field 'events' must be a list")
+        if len(events) > self.max_events:
+            raise PayloadTooLarge(f"{len(events)} events in one batch; the limit is {self.max_events}")
+        check = {"metrics": self._metric_event, "parameters": self._parameter_event, "logs": self._log_event}[stream]
+        for i, event in enumerate(events):
+            if not isinstance(event, dict):
+                raise BadRequest(f"events[{i}] must be an object")
+            try:
+                events[i] = check(event)
+            except BadRequest as exc:
+                raise BadRequest(f"events[{i}]: {exc.message}") from None
+        return {"run_id": self.name(body, "run_id", required=False), "stream": stream,
+                "stream_id": self.name(body, "stream_id"), "start": start, "end": end, "events": events}
+
+    def _metric_event(self, event: dict) -> dict:
+        out = {"timestamp": self.number(event, "timestamp")}
+        step = event.get("step")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int) or not _INT64[0] <= step < _INT64[1]):
+            raise BadRequest("'step' must be an integer or null")
+        out["step"] = step
+        metrics = event.get("metrics")
+        if not isinstance(metrics, dict):
+            raise BadRequest("'metrics' must be an object")
+        clean = {}
+        for name, value in metrics.items():
+            if not isinstance(name, str) or len(name) > self.max_name_length or not name:
+                raise BadRequest(f"metric name {name[:40]!r}... must be 1 to {self.max_name_length} characters")
+            clean[name] = metric_value(name, value)
+        out["metrics"] = clean
+        return out
+
+    def _parameter_event(self, event: dict) -> dict:
+        out = {"timestamp": self.number(event, "timestamp")}
+        operation = event.get("operation")
+        if operation not in ("set", "extend", "update"):
+            raise BadRequest("'operation' must be set, extend or update")
+        out["operation"] = operation
+        if "key" in event:
+            if operation != "update" or not isinstance(event["key"], str) or not event["key"]:
+                raise BadRequest("'key' must be a non-empty string and only comes with operation 'update'")
+            out["key"], out["value"] = event["key"], json_safe(event.get("value"))
+        elif isinstance(event.get("data"), dict):
+            out["data"] = json_safe(event["data"])
+        else:
+            raise BadRequest("'data' must be an object (or give 'key' and 'value' with operation 'update')")
+        return out
+
+    def _log_event(self, event: dict) -> dict:
+        out = {"timestamp": self.number(event, "timestamp")}
+        level = event.get("level", "INFO")
+        if not isinstance(level, str) or len(level) > LOG_LEVELS_MAX:
+            raise BadRequest(f"'level' must be a string of at most {LOG_LEVELS_MAX} characters")
+        message = event.get("message")
+        if not isinstance(message, str):
+            raise BadRequest("'message' must be a string")
+        context = event.get("context")
+        if context is not None and not isinstance(context, dict):
+            raise BadRequest("'context' must be an object or null")
+        out.update(level=level.upper(), message=message, context=json_safe(context))
+        return out
+
+
+def metric_value(name: str, value: Any) -> Any:
+    """Accept float/int/bool/null and the JSONL spellings of non-finite floats; return the value to store."""
+    if value is None or type(value) in (float, bool):
+        return value
+    if type(value) is int:
+        return value if _INT64[0] <= value < _INT64[1] else float(value)  # SQL integers are 64-bit
+    if type(value) is str and value in TEXT_TO_NONFINITE:
+        return TEXT_TO_NONFINITE[value]
+    raise BadRequest(f"metric {name!r} has a {type(value).__name__} value; expected a number, bool or null")
+
+
+def json_safe(value: Any) -> Any:
+    """Make a parameter/context value storable as JSON: non-finite floats become the JSONL spellings."""
+    if isinstance(value, float):
+        if value != value:
+            return "NaN"
+        return value if not math.isinf(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise BadRequest("object keys must be strings")
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    if value is None or isinstance(value, (str, int, bool)):
+        return value if not isinstance(value, int) or _INT64[0] <= value < 2**64 else float(value)
+    raise BadRequest(f"value of type {type(value).__name__} cannot be stored")

@@ -1,0 +1,68 @@
+"""Start a real ml-dash server subprocess for tests: ``with running_server(tmp_path) as base_url: ...``."""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from typing import Iterable, Iterator
+
+STARTUP_TIMEOUT_S = 30.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(data_dir: str | os.PathLike, port: int | None = None,
+                   tokens: Iterable[str] | None = None, host: str = "127.0.0.1") -> Iterator[str]:
+    """Run ``python -m ml_dash.server`` on ``host:port`` (a free port by default); yield its base URL; stop it.
+
+    ``tokens`` entries are ``TOKEN`` or ``TOKEN=ns1,ns2``. Waits until ``/health`` answers, so the server is ready
+    when the body starts; raises ``RuntimeError`` with the server's output if it exits or never answers.
+    """
+    port = port or free_port(host)
+    command = [sys.executable, "-m", "ml_dash.server", "--host", host, "--port", str(port), "--data", str(data_dir)]
+    for token in tokens or ():
+        command += ["--token", token]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_DASH_", "ML_LOGGER_"))}
+    # Output goes to a file, not a pipe: nobody drains a pipe while the tests run, and a full one would block the server.
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    base_url = f"http://{host}:{port}"
+    try:
+        _wait_until_ready(process, base_url, log)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _wait_until_ready(process: subprocess.Popen, base_url: str, log) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log.seek(0)
+            output = log.read().decode(errors="replace")
+            raise RuntimeError(f"ml-dash server exited with code {process.returncode}:\n{output}")
+        try:
+            with urllib.request.urlopen(base_url + "/health", timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.05)  # polling for readiness only; nothing is asserted about timing
+    process.kill()
+    raise RuntimeError(f"ml-dash server at {base_url} did not answer within {STARTUP_TIMEOUT_S} s")

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from ._auth import auth_middleware
 from ._config import ServerConfig
-from ._errors import ServerError
+from ._errors import BrokenBody, ServerError
 from ._files import BlobStore
 from ._storage import Storage, open_storage
 
@@ -31,7 +31,10 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
     try:
         return await handler(request)
     except ServerError as exc:
-        return json_response({"error": exc.message, **exc.extra}, status=exc.status)
+        response = json_response({"error": exc.message, **exc.extra}, status=exc.status)
+        if isinstance(exc, BrokenBody):
+            response.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -44,6 +47,7 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
 
 def create_app(config: ServerConfig | None = None, storage: Storage | None = None) -> web.Application:
     """Build the app. ``storage`` overrides the backend named by ``config.db_url`` (tests parametrize it)."""
+    from ._dashboard import setup_dashboard
     from ._routes import setup_routes
     from ._schema import setup_graphql
 
@@ -63,4 +67,5 @@ def create_app(config: ServerConfig | None = None, storage: Storage | None = Non
     app.cleanup_ctx.append(storage_lifecycle)
     setup_routes(app)
     setup_graphql(app)
+    setup_dashboard(app)
     return app

@@ -14,7 +14,7 @@ from ._config import TokenTable
 from ._errors import Forbidden, Unauthorized
 
 # What the authenticated token may touch: None means every namespace.
-ALLOWED_NAMESPACES = "ml_dash.allowed_namespaces"
+ALLOWED_NAMESPACES = web.RequestKey("allowed_namespaces", object)
 PROTECTED_PREFIXES = ("/api/", "/graphql")
 
 

@@ -17,6 +17,10 @@ class BadRequest(ServerError):
     status = 400
 
 
+class BrokenBody(BadRequest):
+    """The body stream itself is broken (e.g. bad gzip): answer, then close the connection instead of draining it."""
+
+
 class Unauthorized(ServerError):
     status = 401
 

@@ -9,7 +9,7 @@ from aiohttp import web
 from ._app import BLOBS_KEY, CONFIG_KEY, STORAGE_KEY, json_response
 from ._auth import allowed_namespaces, check_namespace
 from ._downsample import series_result
-from ._errors import BadRequest, NotFound
+from ._errors import BadRequest, BrokenBody, NotFound
 from ._files import check_file_path
 from ._ingest import Validator, decode_body
 from ._params import merge_parameters
@@ -36,9 +36,11 @@ async def read_body(request: web.Request) -> Any:
     config = request.app[CONFIG_KEY]
     if request.content_length is not None and request.content_length > config.max_body_bytes:
         raise web.HTTPRequestEntityTooLarge(max_size=config.max_body_bytes, actual_size=request.content_length)
-    raw = await request.read()  # aiohttp enforces client_max_size (413) for chunked bodies without a length
-    return decode_body(raw, request.content_type if request.body_exists else "",
-                       request.headers.get("Content-Encoding", ""), config.max_body_bytes)
+    try:
+        raw = await request.read()  # aiohttp enforces client_max_size (413) for chunked bodies without a length
+    except web.RequestPayloadError as exc:  # e.g. a body claiming gzip that is not
+        raise BrokenBody(f"malformed request body: {exc}") from None
+    return decode_body(raw, request.content_type if request.body_exists else "")
 
 
 async def authorized_experiment(request: web.Request) -> dict[str, Any]:

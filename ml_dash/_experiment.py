@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import os
 import socket
 import sys
@@ -21,6 +22,7 @@ from ._paths import check_segments
 from ._runtime import PIPELINE
 
 META_FILE = ".ml-logger.meta.json"
+logger = logging.getLogger("ml_dash")
 
 
 class Experiment:
@@ -120,10 +122,11 @@ class Experiment:
     def _end(self, status: str, error: str | None, timeout: float | None = None) -> None:
         if self._meta.get("status") != "running" or os.getpid() != self._owner_pid:
             return  # idempotent; and a forked child never ends its parent's run
-        if self._store.dropped:
+        written = PIPELINE.flush(timeout)
+        if self._store.dropped:  # logged after the drain, so the warning itself finds room in the queue
             self.logs.warning("ml-dash dropped events because the queue was full (on_full='drop')",
                               dropped_events=self._store.dropped)
-        written = PIPELINE.flush(timeout)
+            written = PIPELINE.flush(timeout) and written
         try:
             self._store.sync()
         except OSError:
@@ -167,7 +170,7 @@ class Experiment:
         try:
             with open(os.path.join(self._path, META_FILE), "rb") as f:
                 meta = orjson.loads(f.read())
-        except (FileNotFoundError, orjson.JSONDecodeError):
+        except (OSError, orjson.JSONDecodeError):
             meta = {}
         if self._experiment_id is None:
             self._experiment_id = meta.get("experiment_id")
@@ -179,7 +182,11 @@ class Experiment:
         self._meta.update(namespace=self._namespace, workspace=self._workspace, prefix=self._prefix,
                           directory=self._directory, readme=self._readme, experiment_id=self._experiment_id,
                           run_id=self._run_id)
-        atomic_write(os.path.join(self._path, META_FILE), orjson.dumps(self._meta, option=orjson.OPT_INDENT_2))
+        try:
+            atomic_write(os.path.join(self._path, META_FILE), orjson.dumps(self._meta, option=orjson.OPT_INDENT_2))
+        except OSError as exc:  # an unwritable root must not crash the training loop; the writer reports it too
+            logger.warning("ml-dash: could not write %s: %s", META_FILE, exc)
+            print(f"ml-dash: could not write the run's status file in {self._path}: {exc}", file=sys.stderr)
 
     def _set_remote_ids(self, experiment_id: str | None, run_id: str | None) -> None:
         """Called by the uploader once the server has answered."""

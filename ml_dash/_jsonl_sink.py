@@ -14,7 +14,7 @@ from typing import Callable
 import orjson
 
 from ._pipeline import METRIC, METRIC_AGG, RECORD
-from ._values import TEXT_TO_NONFINITE, clean_metrics, metric_to_python
+from ._values import TEXT_TO_NONFINITE, clean_metrics, json_safe, metric_to_python
 
 logger = logging.getLogger("ml_dash")
 
@@ -120,19 +120,22 @@ class JsonlSink:
             try:
                 if kind == METRIC:
                     stream = "metrics"
-                    line = dumps({"timestamp": event[2], "step": event[3], "metrics": clean_metrics(event[4], event[5])}, option=_OPTS)
+                    record = {"timestamp": event[2], "step": event[3], "metrics": clean_metrics(event[4], event[5])}
                 elif kind == METRIC_AGG:
                     stream = "metrics"
                     rows, how, extra, namespace = event[4]
                     step, metrics = _aggregate(rows, how, event[3], extra, namespace)
                     if not metrics:
                         continue
-                    line = dumps({"timestamp": event[2], "step": step, "metrics": metrics}, option=_OPTS)
+                    record = {"timestamp": event[2], "step": step, "metrics": metrics}
                 else:  # RECORD: a ready JSON record for parameters or logs
-                    stream = event[2]
-                    line = dumps(event[3], option=_OPTS)
-            except (TypeError, ValueError, orjson.JSONEncodeError) as exc:
-                logger.error("ml-dash: dropped an event that could not be encoded: %s", exc)
+                    stream, record = event[2], event[3]
+                try:
+                    line = dumps(record, option=_OPTS)
+                except orjson.JSONEncodeError:  # e.g. an int beyond 64 bits: keep the point, as a float
+                    line = dumps(json_safe(record), option=_OPTS)
+            except Exception as exc:  # a bug must not kill the writer; say what was lost
+                logger.error("ml-dash: dropped an event that could not be encoded: %r", exc)
                 continue
             key = (store, stream)
             lines = by_file.get(key)

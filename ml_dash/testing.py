@@ -1,0 +1,47 @@
+"""Helpers for users' own tests: an experiment in a throwaway directory, and its files read back."""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from typing import Any, Iterator
+
+import orjson
+
+from ._experiment import META_FILE, Experiment
+from ._jsonl import read_jsonl
+from ._params import replay
+from ._values import decode_metrics
+
+
+@contextlib.contextmanager
+def temporary_experiment(**kwargs: Any) -> Iterator[Experiment]:
+    """An ``Experiment`` rooted in a temporary directory (namespace/workspace/prefix default to ``test``)."""
+    with tempfile.TemporaryDirectory(prefix="ml-dash-test-") as root:
+        kwargs.setdefault("namespace", "test")
+        kwargs.setdefault("workspace", "test")
+        kwargs.setdefault("prefix", "test")
+        kwargs.setdefault("local_root", root)
+        exp = Experiment(**kwargs)
+        try:
+            yield exp
+        finally:
+            exp.flush()
+
+
+def read_run(path: str) -> dict:
+    """Everything an experiment directory holds: ``meta``, ``params`` (replayed), ``metrics`` and ``logs``."""
+    try:
+        with open(os.path.join(path, META_FILE), "rb") as f:
+            meta = orjson.loads(f.read())
+    except FileNotFoundError:
+        meta = {}
+    metrics = read_jsonl(os.path.join(path, "metrics.jsonl"))
+    for row in metrics:
+        decode_metrics(row.get("metrics") or {})
+    return {
+        "meta": meta,
+        "params": replay(read_jsonl(os.path.join(path, "parameters.jsonl"))),
+        "metrics": metrics,
+        "logs": read_jsonl(os.path.join(path, "logs.jsonl")),
+    }

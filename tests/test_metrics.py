@@ -1,0 +1,127 @@
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+
+def test_log_and_read(make_exp):
+    """Logged rows come back in order with step, timestamp and metrics."""
+    exp = make_exp()
+    exp.metrics.log(step=1, loss=0.5, accuracy=0.8)
+    exp.metrics.log(step=2, loss=0.4, accuracy=0.85)
+    rows = exp.metrics.read()
+    assert [(r["step"], r["metrics"]) for r in rows] == [(1, {"loss": 0.5, "accuracy": 0.8}), (2, {"loss": 0.4, "accuracy": 0.85})]
+    assert all(isinstance(r["timestamp"], float) for r in rows)
+
+
+def test_line_format(make_exp):
+    """metrics.jsonl lines are exactly ``{"timestamp","step","metrics"}``."""
+    exp = make_exp()
+    exp.metrics.log(gpu_memory=8.5)
+    exp.flush()
+    with open(os.path.join(exp.local_path, "metrics.jsonl")) as f:
+        line = json.loads(f.readline())
+    assert list(line) == ["timestamp", "step", "metrics"] and line["step"] is None and line["metrics"] == {"gpu_memory": 8.5}
+
+
+def test_nonfinite_round_trip(make_exp):
+    """NaN, +inf and -inf survive the JSONL file and come back as floats."""
+    exp = make_exp()
+    exp.metrics.log(step=0, a=float("nan"), b=math.inf, c=-math.inf, d=np.float32("nan"))
+    m = exp.metrics.read()[0]["metrics"]
+    assert math.isnan(m["a"]) and m["b"] == math.inf and m["c"] == -math.inf and math.isnan(m["d"])
+    with open(os.path.join(exp.local_path, "metrics.jsonl")) as f:
+        assert '"NaN"' in f.read()  # valid JSON, documented spelling
+
+
+def test_numpy_and_python_types(make_exp):
+    """numpy scalars, 0-d and 1-element arrays, ints and bools are accepted and converted."""
+    exp = make_exp()
+    exp.metrics.log(step=np.int64(3), a=np.float64(0.25), b=np.int32(7), c=np.array(1.5), d=np.array([2.0]), e=True, f=10**20)
+    row = exp.metrics.read()[0]
+    assert row["step"] == 3
+    assert row["metrics"] == {"a": 0.25, "b": 7, "c": 1.5, "d": 2.0, "e": True, "f": 1e20}
+
+
+def test_array_overwritten_after_log(make_exp):
+    """An array the caller overwrites after logging keeps its logged value."""
+    exp = make_exp()
+    a = np.array([1.0])
+    exp.metrics.log(step=0, x=a)
+    a[0] = 99.0
+    assert exp.metrics.read()[0]["metrics"]["x"] == 1.0
+
+
+def test_bad_values_raise_typeerror_naming_key(make_exp):
+    """A non-numeric value raises TypeError naming the key; nothing already logged is lost."""
+    exp = make_exp()
+    exp.metrics.log(step=0, loss=1.0)
+    with pytest.raises(TypeError, match="loss2="):
+        exp.metrics.log(step=1, loss2="high")
+    with pytest.raises(TypeError, match="x="):
+        exp.metrics.log(step=1, x=np.zeros(3))
+    with pytest.raises(TypeError, match="step="):
+        exp.metrics.log(step="one", y=1.0)
+    assert [r["metrics"] for r in exp.metrics.read()] == [{"loss": 1.0}]
+
+
+def test_namespaces(make_exp):
+    """``exp.metrics("train")`` prefixes metric names with ``train.``."""
+    exp = make_exp()
+    exp.metrics("train").log(step=1, loss=0.5, accuracy=0.8)
+    exp.metrics("val").log(step=1, loss=0.6)
+    rows = exp.metrics.read()
+    assert rows[0]["metrics"] == {"train.loss": 0.5, "train.accuracy": 0.8} and rows[1]["metrics"] == {"val.loss": 0.6}
+    assert [r["metrics"] for r in exp.metrics("val").read()] == [{"val.loss": 0.6}]
+
+
+@pytest.mark.parametrize("how,expected", [("mean", 2.0), ("sum", 6.0), ("min", 1.0), ("max", 3.0), ("last", 3.0)])
+def test_collect_flush_aggregations(make_exp, how, expected):
+    """``collect`` + ``flush(_aggregation=...)`` logs one aggregated row with the extra metrics."""
+    exp = make_exp()
+    for v in (1.0, 2.0, 3.0):
+        exp.metrics.collect(loss=v)
+    exp.metrics.flush(_aggregation=how, step=7, learning_rate=0.1)
+    assert exp.metrics.read() == [dict(exp.metrics.read()[0], step=7, metrics={"loss": expected, "learning_rate": 0.1})]
+
+
+def test_collect_in_namespace_shared_between_handles(make_exp):
+    """``exp.metrics("train")`` called twice shares the collect buffer."""
+    exp = make_exp()
+    for v in (1, 2, 3, 4):
+        exp.metrics("train").collect(loss=v, acc=v / 10)
+    exp.metrics("train").flush(_aggregation="mean", step=0)
+    assert exp.metrics.read()[0]["metrics"] == {"train.loss": 2.5, "train.acc": 0.25}
+
+
+def test_flush_uses_last_collected_step_and_empties_buffer(make_exp):
+    """Without ``step`` the last collected step is used; a second flush logs nothing."""
+    exp = make_exp()
+    exp.metrics.collect(step=4, loss=1.0)
+    exp.metrics.collect(step=5, loss=3.0)
+    exp.metrics.flush()
+    exp.metrics.flush()
+    rows = exp.metrics.read()
+    assert len(rows) == 1 and rows[0]["step"] == 5 and rows[0]["metrics"] == {"loss": 2.0}
+
+
+def test_flush_rejects_unknown_aggregation(make_exp):
+    """An unknown aggregation is a ValueError naming ``_aggregation``; the collected values are kept."""
+    exp = make_exp()
+    exp.metrics.collect(loss=1.0)
+    with pytest.raises(ValueError, match="_aggregation"):
+        exp.metrics.flush(_aggregation="median")
+    exp.metrics.flush(_aggregation="max")
+    assert exp.metrics.read()[0]["metrics"] == {"loss": 1.0}
+
+
+def test_many_rows_exact(make_exp):
+    """200k rows across several batches arrive exactly once, in order."""
+    exp = make_exp()
+    for i in range(200_000):
+        exp.metrics.log(step=i, v=i * 0.5)
+    rows = exp.metrics.read()
+    assert [r["step"] for r in rows] == list(range(200_000))
+    assert rows[-1]["metrics"]["v"] == 199_999 * 0.5

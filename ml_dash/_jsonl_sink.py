@@ -79,6 +79,8 @@ class StoreError(OSError):
 
 
 def _aggregate(rows: list, how: str, step, extra: dict, namespace: str | None) -> tuple[object, dict]:
+    if type(rows) is not list:  # collected tensors, stacked and copied by the caller (ml_dash._tensors.DeferredRows)
+        rows = rows.resolve()
     columns: dict[str, list] = {}
     last_step = None
     for row_step, metrics in rows:

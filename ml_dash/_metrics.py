@@ -7,7 +7,7 @@ from typing import Any
 from ._jsonl_sink import LocalStore
 from ._pipeline import METRIC, METRIC_AGG
 from ._runtime import PIPELINE as _P
-from ._values import METRIC_TYPES as _TYPES, check_metric_value, check_step, decode_metrics
+from ._values import METRIC_TYPES as _TYPES, check_metric_value, check_step, decode_metrics, is_torch_tensor
 
 _Q = _P.queue
 _AGGREGATIONS = ("mean", "sum", "min", "max", "last")
@@ -16,7 +16,7 @@ _AGGREGATIONS = ("mean", "sum", "min", "max", "last")
 class MetricsLogger:
     """Logs time-series metrics; ``exp.metrics("train")`` logs ``train.loss`` and so on."""
 
-    __slots__ = ("_exp", "_store", "_ns", "_collected", "_children")
+    __slots__ = ("_exp", "_store", "_ns", "_collected", "_children", "_tensors")
 
     def __init__(self, exp: Any, store: LocalStore, namespace: str | None = None) -> None:
         self._exp = exp
@@ -24,6 +24,7 @@ class MetricsLogger:
         self._ns = namespace  # "train." — applied by the writer, not here
         self._collected: list = []
         self._children: dict[str, MetricsLogger] = {}
+        self._tensors = False  # collect() kept a tensor: flush() stacks them (ml_dash._tensors.defer_rows)
 
     def __call__(self, namespace: str) -> "MetricsLogger":
         if not isinstance(namespace, str) or not namespace or "\x00" in namespace:
@@ -48,10 +49,18 @@ class MetricsLogger:
         """Keep metrics for aggregation by ``flush()``; nothing is written yet."""
         for k, v in metrics.items():
             if type(v) not in _TYPES:
-                metrics[k] = check_metric_value(k, v, "metrics.collect")
+                metrics[k] = self._collect_slow(k, v)
         if type(step) is not int and step is not None:
             step = check_step(step, "metrics.collect")
         self._collected.append((step, metrics))
+
+    def _collect_slow(self, key: str, value: Any) -> Any:
+        if is_torch_tensor(value):  # kept on its device; flush() copies all of them to the host at once
+            from ._tensors import keep
+
+            self._tensors = True
+            return keep(key, value)
+        return check_metric_value(key, value, "metrics.collect")
 
     def flush(self, _aggregation: str = "mean", step: int | None = None, **additional_metrics: Any) -> None:
         """Aggregate what ``collect()`` gathered (mean, sum, min, max or last) and log it with ``additional_metrics``."""
@@ -64,6 +73,11 @@ class MetricsLogger:
         rows, self._collected = self._collected, []
         if not rows and not additional_metrics:
             return
+        if self._tensors:
+            from ._tensors import defer_rows
+
+            self._tensors = False
+            rows = defer_rows(rows)  # one stack + one non-blocking copy per device and dtype
         # The writer aggregates: the caller hands over the list and goes on.
         _Q.append((self._store, METRIC_AGG, _time(), step, (rows, _aggregation, additional_metrics, self._ns), None))
         if len(_Q) >= _P.threshold:

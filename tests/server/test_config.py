@@ -1,0 +1,45 @@
+"""ServerConfig precedence and token sources."""
+from __future__ import annotations
+
+import pytest
+
+from ml_dash.server._config import ConfigError, ServerConfig, is_loopback, parse_token_entry
+
+
+def test_argument_beats_environment_beats_default(monkeypatch):
+    """An explicit argument wins over ML_DASH_PORT, which wins over the default."""
+    monkeypatch.setenv("ML_DASH_PORT", "9001")
+    assert ServerConfig.resolve(port=9002).port == 9002
+    assert ServerConfig.resolve().port == 9001
+    monkeypatch.delenv("ML_DASH_PORT")
+    assert ServerConfig.resolve().port == 8000 and ServerConfig.resolve().host == "127.0.0.1"
+
+
+def test_tokens_from_flag_file_and_environment(monkeypatch, tmp_path):
+    """--token, --tokens-file and ML_DASH_TOKENS all add tokens, with optional namespace limits."""
+    tokens_file = tmp_path / "tokens"
+    tokens_file.write_text("# team tokens\nfile-token=alice,bob  # two namespaces\n\n")
+    monkeypatch.setenv("ML_DASH_TOKENS", "env-token env-limited=carol")
+    config = ServerConfig.resolve(tokens=["flag-token"], tokens_file=str(tokens_file))
+    assert config.tokens == {"flag-token": None, "file-token": frozenset({"alice", "bob"}), "env-token": None,
+                             "env-limited": frozenset({"carol"})}
+
+
+def test_bad_token_entries_and_loopback_detection():
+    """Empty tokens or namespace lists are rejected; loopback detection covers IPv4, IPv6 and localhost."""
+    with pytest.raises(ConfigError):
+        parse_token_entry("=alice")
+    with pytest.raises(ConfigError):
+        parse_token_entry("tok=")
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("example.org")
+
+
+def test_unsupported_database_urls_are_config_errors(tmp_path):
+    """PostgreSQL is not implemented yet and other schemes are rejected, each with a clear message."""
+    from ml_dash.server._storage import open_storage
+
+    with pytest.raises(ConfigError, match="PostgreSQL"):
+        open_storage("postgresql://localhost/db", str(tmp_path / "x"))
+    with pytest.raises(ConfigError, match="unsupported"):
+        open_storage("mysql://x", str(tmp_path / "x"))

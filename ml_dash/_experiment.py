@@ -152,6 +152,12 @@ class Experiment:
         """Wait until everything logged so far is in the local files; ``False`` if ``timeout`` ran out."""
         return PIPELINE.flush(timeout)
 
+    async def flush_async(self, timeout: float | None = None) -> bool:
+        """``flush()`` for async code: waits for the writer without blocking the event loop."""
+        from ._aio import flush_async
+
+        return await flush_async(timeout)
+
     # -- logging shortcuts ----------------------------------------------------------------------------------------
     def info(self, message: str, **context: Any) -> None:
         self.logs.log(message, "INFO", **context)
@@ -217,5 +223,6 @@ class _RunContext:
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         import asyncio
 
-        # complete()/fail() wait for the writer; do that off the event loop.
-        await asyncio.get_running_loop().run_in_executor(None, self.__exit__, exc_type, exc, tb)
+        # complete()/fail() wait for the writer; do that off the event loop. Shielded: a second cancellation
+        # (CancelledError is what ended the block) must not stop the run being marked failed with its data kept.
+        await asyncio.shield(asyncio.get_running_loop().run_in_executor(None, self.__exit__, exc_type, exc, tb))

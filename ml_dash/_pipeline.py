@@ -35,6 +35,12 @@ class Sink(Protocol):
     def shutdown(self, timeout: float | None) -> None: ...
 
 
+def _writer_kind(value: str) -> str:
+    if value not in ("thread", "asyncio"):
+        raise ValueError("writer must be 'thread' or 'asyncio'")
+    return value
+
+
 def _on_full_policy(value: str) -> str:
     if value not in ("block", "drop"):
         raise ValueError("on_full must be 'block' or 'drop'")
@@ -50,6 +56,7 @@ class Pipeline:
         self.interval = setting("FLUSH_INTERVAL", None, 0.2, float)
         self.on_full = setting("ON_FULL", None, "block", _on_full_policy)
         self.exit_timeout = setting("EXIT_TIMEOUT", None, 10.0, float)
+        self.writer = setting("WRITER", None, "thread", _writer_kind)  # "asyncio": see ml_dash/_aio.py
         self.at_exit: list[Callable[[], None]] = []  # experiments finalising at exit, run after the drain
         self._reset_threading()
         self._atexit_registered = False
@@ -90,6 +97,9 @@ class Pipeline:
                 self.queue.append(event)
             elif event[0] is not None:
                 event[0].dropped += 1
+            return
+        if threading.current_thread() is self._thread:  # an asyncio writer on this very thread: drain inline
+            self._drain()
             return
         with self._room:
             self._blocked += 1
@@ -137,9 +147,14 @@ class Pipeline:
         with self._room:
             if self._thread is not None:
                 return
-            thread = threading.Thread(target=self._run, name="ml-dash-writer", daemon=True)
-            self._thread = thread
-            thread.start()
+            if self.writer == "asyncio":  # a task on the running event loop (None: no loop here, use a thread)
+                from ._aio import start_writer_task
+
+                self._thread = start_writer_task(self)
+            if self._thread is None:
+                thread = threading.Thread(target=self._run, name="ml-dash-writer", daemon=True)
+                self._thread = thread
+                thread.start()
         if not self._atexit_registered:
             self._atexit_registered = True
             atexit.unregister(self._at_exit)  # a forked child inherits the parent's registration

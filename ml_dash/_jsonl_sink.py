@@ -108,6 +108,29 @@ def _aggregate(rows: list, how: str, step, extra: dict, namespace: str | None) -
     return (step if step is not None else last_step), clean_metrics(out, namespace)
 
 
+def _encode_line(record: dict) -> bytes:
+    try:
+        return orjson.dumps(record, option=_OPTS)
+    except orjson.JSONEncodeError:  # e.g. an int beyond 64 bits: keep the point, as a float
+        return orjson.dumps(json_safe(record), option=_OPTS)
+
+
+_ROW_SEPARATOR = b'},{"timestamp":'
+
+
+def _encode_metric_rows(rows: list[dict]) -> list[bytes]:
+    """Encode many metric rows with one orjson call, then cut the JSON array into lines.
+
+    Safe because a metric row is flat — ``{"timestamp", "step", "metrics": {name: scalar}}`` — so the byte sequence
+    ``},{"timestamp":`` only occurs between rows: inside a string orjson would have escaped the quote.
+    """
+    try:
+        array = orjson.dumps(rows)
+    except orjson.JSONEncodeError:
+        return [_encode_line(row) for row in rows]
+    return [array[1:-1].replace(_ROW_SEPARATOR, b'}\n{"timestamp":'), b"\n"]
+
+
 class JsonlSink:
     def __init__(self) -> None:
         self.on_error: Callable[[BaseException | None], None] = lambda exc: None
@@ -116,35 +139,29 @@ class JsonlSink:
 
     def export(self, batch: list) -> None:
         by_file: dict[tuple[LocalStore, str], list[bytes]] = {}
-        dumps = orjson.dumps
+        metric_rows: dict[LocalStore, list[dict]] = {}  # encoded per store with one orjson call
         for event in batch:
             store, kind = event[0], event[1]
             try:
                 if kind == METRIC:
-                    stream = "metrics"
-                    record = {"timestamp": event[2], "step": event[3], "metrics": clean_metrics(event[4], event[5])}
-                elif kind == METRIC_AGG:
-                    stream = "metrics"
-                    rows, how, extra, namespace = event[4]
-                    step, metrics = _aggregate(rows, how, event[3], extra, namespace)
-                    if not metrics:
-                        continue
-                    record = {"timestamp": event[2], "step": step, "metrics": metrics}
-                else:  # RECORD: a ready JSON record for parameters or logs
-                    stream, record = event[2], event[3]
-                try:
-                    line = dumps(record, option=_OPTS)
-                except orjson.JSONEncodeError:  # e.g. an int beyond 64 bits: keep the point, as a float
-                    line = dumps(json_safe(record), option=_OPTS)
+                    rows = metric_rows.get(store)
+                    if rows is None:
+                        rows = metric_rows[store] = []
+                    rows.append({"timestamp": event[2], "step": event[3], "metrics": clean_metrics(event[4], event[5])})
+                    continue
+                if kind == METRIC_AGG:
+                    rows_in, how, extra, namespace = event[4]
+                    step, metrics = _aggregate(rows_in, how, event[3], extra, namespace)
+                    if metrics:
+                        metric_rows.setdefault(store, []).append({"timestamp": event[2], "step": step, "metrics": metrics})
+                    continue
+                stream, line = event[2], _encode_line(event[3])  # RECORD: a ready JSON record (parameters, logs)
             except Exception as exc:  # a bug must not kill the writer; say what was lost
                 logger.error("ml-dash: dropped an event that could not be encoded: %r", exc)
                 continue
-            key = (store, stream)
-            lines = by_file.get(key)
-            if lines is None:
-                by_file[key] = [line]
-            else:
-                lines.append(line)
+            by_file.setdefault((store, stream), []).append(line)
+        for store, rows in metric_rows.items():
+            by_file[(store, "metrics")] = _encode_metric_rows(rows)
         for store in list(self._stores_with_pending):
             for stream in list(store._pending):
                 by_file.setdefault((store, stream), [])

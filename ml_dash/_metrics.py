@@ -13,6 +13,13 @@ _Q = _P.queue
 _AGGREGATIONS = ("mean", "sum", "min", "max", "last")
 
 
+def _check_all(metrics: dict, where: str) -> None:
+    """The slow path of the type check: convert or reject each unusual value (a TypeError names its key)."""
+    for k, v in metrics.items():
+        if type(v) not in _TYPES:
+            metrics[k] = check_metric_value(k, v, where)
+
+
 class MetricsLogger:
     """Logs time-series metrics; ``exp.metrics("train")`` logs ``train.loss`` and so on."""
 
@@ -36,9 +43,10 @@ class MetricsLogger:
 
     def log(self, step: int | None = None, **metrics: Any) -> None:
         """Log metrics now (``step`` optional). Costs about a microsecond; never touches disk, network or GPU."""
-        for k, v in metrics.items():
+        for v in metrics.values():
             if type(v) not in _TYPES:
-                metrics[k] = check_metric_value(k, v, "metrics.log")
+                _check_all(metrics, "metrics.log")
+                break
         if type(step) is not int and step is not None:
             step = check_step(step, "metrics.log")
         _Q.append((self._store, METRIC, _time(), step, metrics, self._ns))
@@ -66,9 +74,7 @@ class MetricsLogger:
         """Aggregate what ``collect()`` gathered (mean, sum, min, max or last) and log it with ``additional_metrics``."""
         if _aggregation not in _AGGREGATIONS:
             raise ValueError(f"metrics.flush: _aggregation must be one of {', '.join(_AGGREGATIONS)}; got {_aggregation!r}")
-        for k, v in additional_metrics.items():
-            if type(v) not in _TYPES:
-                additional_metrics[k] = check_metric_value(k, v, "metrics.flush")
+        _check_all(additional_metrics, "metrics.flush")
         step = check_step(step, "metrics.flush")
         rows, self._collected = self._collected, []
         if not rows and not additional_metrics:

@@ -1,0 +1,152 @@
+"""Tensors and numpy arrays as metric values: exact values, and nothing on the calling thread that syncs a device."""
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conftest import REPO  # noqa: E402
+
+SYNCING = ("item", "cpu", "numpy", "tolist")
+
+
+@pytest.fixture
+def sync_calls(monkeypatch):
+    """Wrap Tensor.item/cpu/numpy/tolist; yields a list of (method, thread ident) for every call."""
+    calls = []
+    for name in SYNCING:
+        original = getattr(torch.Tensor, name)
+
+        def wrapper(self, *args, _name=name, _original=original, **kwargs):
+            calls.append((_name, threading.get_ident()))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, wrapper)
+    return calls
+
+
+def on_caller(calls):
+    me = threading.get_ident()
+    return [name for name, ident in calls if ident == me]
+
+
+VALUES = [
+    torch.tensor(0.1, dtype=torch.float32),
+    torch.tensor([2.5e-8], dtype=torch.float32),
+    torch.tensor(0.1, dtype=torch.float64),
+    torch.tensor([[1 / 3]], dtype=torch.float64),
+    torch.tensor(7, dtype=torch.int64),
+    torch.tensor([-3], dtype=torch.int32),
+    torch.tensor(200, dtype=torch.uint8),
+    torch.tensor(True),
+    torch.tensor([False]),
+    torch.tensor(1.5, dtype=torch.bfloat16),
+]
+
+
+def expected(value):
+    return value.reshape(()).item()
+
+
+def test_log_never_syncs_on_caller(make_exp, sync_calls):
+    """metrics.log with tensors calls no item/cpu/numpy/tolist on the calling thread, yet the writer reads them."""
+    exp = make_exp()
+    for i in range(50):
+        loss = torch.randn((), requires_grad=True) * 2
+        exp.metrics.log(step=i, loss=loss, acc=torch.tensor([i], dtype=torch.int64))
+    assert exp.flush()
+    assert on_caller(sync_calls) == []
+    assert any(ident != threading.get_ident() for _, ident in sync_calls)  # the writer did the reading
+
+
+def test_collect_and_flush_never_sync_on_caller(make_exp, sync_calls):
+    """collect + flush(_aggregation) with tensors calls nothing that syncs on the calling thread."""
+    exp = make_exp()
+    for epoch in range(3):
+        for b in range(20):
+            exp.metrics.collect(loss=torch.tensor(float(b)), n=torch.tensor(b), ok=torch.tensor(b % 2 == 0))
+        exp.metrics.flush(_aggregation="mean", step=epoch, lr=torch.tensor(0.5))
+    assert exp.flush()
+    assert on_caller(sync_calls) == []
+
+
+def test_values_round_trip_exactly(make_exp):
+    """0-d and 1-element tensors of float32/float64/int/bool dtypes and numpy arrays come back exactly."""
+    exp = make_exp()
+    numpy_values = [np.array(0.1, dtype=np.float32), np.array([7], dtype=np.int16), np.array([[True]]),
+                    np.array(1e300)]
+    metrics = {f"t{i}": v for i, v in enumerate(VALUES)}
+    metrics.update({f"n{i}": v for i, v in enumerate(numpy_values)})
+    exp.metrics.log(step=0, **metrics)
+    row = exp.metrics.read()[0]["metrics"]
+    for i, v in enumerate(VALUES):
+        assert row[f"t{i}"] == expected(v) and type(row[f"t{i}"]) is type(expected(v)), (i, v)
+    for i, v in enumerate(numpy_values):
+        assert row[f"n{i}"] == v.item() and type(row[f"n{i}"]) is type(v.item()), (i, v)
+
+
+@pytest.mark.parametrize("how", ["mean", "sum", "min", "max", "last"])
+def test_collected_tensors_aggregate_like_floats(make_exp, how):
+    """Aggregating collected tensors gives exactly what aggregating their Python values gives."""
+    exp = make_exp()
+    g = torch.Generator().manual_seed(0)
+    losses = torch.randn(37, generator=g, dtype=torch.float32)
+    for i, loss in enumerate(losses):
+        exp.metrics("t").collect(loss=loss, count=torch.tensor(i), flag=torch.tensor([i % 3 == 0]))
+        exp.metrics("f").collect(loss=loss.item(), count=i, flag=i % 3 == 0)
+    exp.metrics("t").flush(_aggregation=how, step=1)
+    exp.metrics("f").flush(_aggregation=how, step=1)
+    t_row, f_row = (r["metrics"] for r in exp.metrics.read())
+    assert {k[2:]: v for k, v in t_row.items()} == {k[2:]: v for k, v in f_row.items()}
+
+
+def test_collect_single_row_and_mixed_values(make_exp):
+    """One collected tensor, and tensors mixed with floats under one key, aggregate correctly."""
+    exp = make_exp()
+    exp.metrics.collect(loss=torch.tensor([4.0]))
+    exp.metrics.flush(_aggregation="sum", step=0)
+    exp.metrics.collect(loss=torch.tensor(1.0))
+    exp.metrics.collect(loss=3.0)
+    exp.metrics.collect(loss=torch.tensor(5.0, dtype=torch.float64))
+    exp.metrics.flush(_aggregation="mean", step=1)
+    rows = exp.metrics.read()
+    assert [r["metrics"]["loss"] for r in rows] == [4.0, 3.0]
+
+
+def test_in_place_change_after_log_does_not_alter_logged_value(make_exp):
+    """A CPU tensor changed in place after log()/collect() keeps its logged value."""
+    exp = make_exp()
+    t = torch.tensor(1.0)
+    exp.metrics.log(step=0, x=t)
+    exp.metrics.collect(x=t)
+    t.add_(100.0)
+    exp.metrics.flush(_aggregation="last", step=1)
+    a = np.array([1.0])
+    exp.metrics.log(step=2, y=a)
+    a[0] = 100.0
+    assert [r["metrics"] for r in exp.metrics.read()] == [{"x": 1.0}, {"x": 1.0}, {"y": 1.0}]
+
+
+def test_bad_tensors_are_rejected_on_the_caller(make_exp):
+    """Tensors with more than one element or complex dtype raise TypeError naming the key."""
+    exp = make_exp()
+    with pytest.raises(TypeError, match="loss"):
+        exp.metrics.log(loss=torch.zeros(2))
+    with pytest.raises(TypeError, match="loss"):
+        exp.metrics.collect(loss=torch.zeros(2, 2))
+    with pytest.raises(TypeError, match="z"):
+        exp.metrics.collect(z=torch.tensor(1 + 2j))
+
+
+def test_importing_ml_dash_does_not_import_torch():
+    """`import ml_dash` (and logging plain numbers) never imports torch."""
+    code = ("import sys, tempfile, ml_dash\n"
+            "exp = ml_dash.Experiment('a', 'b', 'c', local_root=tempfile.mkdtemp())\n"
+            "exp.metrics.log(step=0, x=1.0); exp.metrics.collect(y=2); exp.metrics.flush(); exp.flush()\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -45,7 +45,7 @@ def _first_hit_per_bucket(hit: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 
 def series_result(name: str, series: Series, max_points: int | None, nonfinite_as_text: bool) -> dict:
-    """Shape a ``Series`` for an answer: ``{name, count, steps, timestamps, values, min, max}``.
+    """Shape a ``Series`` for an answer: ``{name, count, steps, values, min, max}``.
 
     ``count`` is the number of stored points in the range; ``min``/``max`` are over its finite values. JSON has no
     NaN/Infinity: REST answers use the JSONL spellings ("NaN", "Infinity", "-Infinity"), GraphQL (whose Float cannot
@@ -67,7 +67,6 @@ def series_result(name: str, series: Series, max_points: int | None, nonfinite_a
         "name": name,
         "count": int(len(values)),
         "steps": [None if s != s else int(s) for s in steps.tolist()],
-        "timestamps": [None if t != t else t for t in series.timestamps[keep].tolist()],
         "values": out_values,
         "min": float(values[finite].min()) if finite.any() else None,
         "max": float(values[finite].max()) if finite.any() else None,

@@ -23,7 +23,7 @@ SDL = """
 scalar JSON
 
 type Run { id: ID! status: String! hostname: String startedAt: Float endedAt: Float error: String }
-type Metric { name: String! count: Int! steps: [Float] timestamps: [Float] values: [Float] min: Float max: Float }
+type Metric { name: String! count: Int! steps: [Float] values: [Float] min: Float max: Float }
 type LogEntry { timestamp: Float level: String message: String context: JSON }
 type File { path: String! size: Float! sha256: String! }
 

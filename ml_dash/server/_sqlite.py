@@ -23,6 +23,7 @@ from ._storage import (VALUE_KIND_BOOL, VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_K
                        Storage)
 
 T = TypeVar("T")
+_POINT_DTYPE = np.dtype([("step", np.float64), ("value", np.float64), ("kind", np.int8)])
 
 _EXPERIMENT_SELECT = """
 SELECT e.pk, e.id, e.namespace, e.workspace, e.directory, e.prefix, e.readme, e.created_at,
@@ -283,19 +284,21 @@ class SQLiteStorage(Storage):
         row = conn.execute("SELECT pk FROM metric_names WHERE experiment_pk = ? AND name = ?", (pk, name)).fetchone()
         if row is None:
             return None
-        sql, args = "SELECT step, timestamp, value, kind FROM metrics WHERE name_pk = ?", [row[0]]
+        # Three numeric columns straight into one structured numpy array: per-row Python objects are the cost of a
+        # 1M-point read, so NULLs are folded away in SQL (value NULL is already told apart by kind; a NULL step
+        # sets bit 4 of the kind column).
+        sql = "SELECT IFNULL(step, 0), IFNULL(value, 0.0), kind + 16 * (step IS NULL) FROM metrics WHERE name_pk = ?"
+        args = [row[0]]
         if step_min is not None:
             sql, args = sql + " AND step >= ?", [*args, step_min]
         if step_max is not None:
             sql, args = sql + " AND step <= ?", [*args, step_max]
-        rows = conn.execute(sql + " ORDER BY step, rowid", args).fetchall()
-        if not rows:
-            empty = np.empty(0)
-            return Series(empty, empty, empty, np.empty(0, dtype=np.int8))
-        steps, timestamps, values, kinds = zip(*rows)
-        # numpy turns None into NaN for float arrays, which is what both null steps and null/NaN values need.
-        return Series(np.array(steps, dtype=np.float64), np.array(timestamps, dtype=np.float64),
-                      np.array(values, dtype=np.float64), np.array(kinds, dtype=np.int8))
+        points = np.fromiter(conn.execute(sql + " ORDER BY step, rowid", args), dtype=_POINT_DTYPE)
+        kinds = points["kind"] & 15
+        steps, values = points["step"], points["value"]
+        steps[points["kind"] >= 16] = np.nan
+        values[(kinds == VALUE_KIND_NULL) | (kinds == VALUE_KIND_NAN)] = np.nan
+        return Series(steps, values, kinds)
 
     async def logs(self, experiment_id, level, limit):
         def query() -> list[dict[str, Any]]:

@@ -27,7 +27,6 @@ class Series:
     """One metric series in step order. Values are float64 with NaN for both null and NaN; ``kinds`` tells them apart."""
 
     steps: np.ndarray  # float64: NaN where the point was logged without a step
-    timestamps: np.ndarray  # float64
     values: np.ndarray  # float64
     kinds: np.ndarray  # int8, see VALUE_KIND_*
 

@@ -31,7 +31,7 @@ def test_series_result_shapes_values():
     """REST spells NaN/±inf as text and keeps null as null; min/max ignore non-finite values."""
     values = np.array([1.0, np.nan, np.inf, np.nan])
     kinds = np.array([VALUE_KIND_NUMBER, VALUE_KIND_NAN, VALUE_KIND_NUMBER, VALUE_KIND_NULL], dtype=np.int8)
-    series = Series(np.array([0.0, 1.0, np.nan, 3.0]), np.arange(4.0), values, kinds)
+    series = Series(np.array([0.0, 1.0, np.nan, 3.0]), values, kinds)
     rest = series_result("x", series, None, nonfinite_as_text=True)
     assert rest["values"] == [1.0, "NaN", "Infinity", None] and rest["steps"] == [0, 1, None, 3]
     assert (rest["min"], rest["max"], rest["count"]) == (1.0, 1.0, 4)

@@ -62,6 +62,15 @@ async def test_values_and_last_metrics_round_trip(storage):
     assert math.isnan(series.values[0]) and series.values[1] == -math.inf
 
 
+async def test_points_without_step_read_back_with_nan_step(storage):
+    """A metric logged without a step keeps a missing (NaN) step, ordered before stepped points."""
+    experiment_id, _ = await storage.create_experiment("a", "w", "", "p", None, None)
+    events = [{"timestamp": 1.0, "step": 3, "metrics": {"a": 1.0}}, {"timestamp": 2.0, "step": None, "metrics": {"a": 2.0}}]
+    await storage.apply_batch(experiment_id, None, "metrics", "s", 0, 1, events)
+    series = await storage.metric_series(experiment_id, "a", None, None)
+    assert math.isnan(series.steps[0]) and series.steps[1] == 3 and series.values.tolist() == [2.0, 1.0]
+
+
 def test_merge_parameters_semantics():
     """set replaces everything, extend deep-merges, update writes a dotted key."""
     ops = [{"operation": "set", "data": {"a": {"b": 1}, "old": 1}},

@@ -33,7 +33,7 @@ function formatNumber(value) {
   if (typeof value !== "number") return String(value);  // "NaN" / "Infinity" arrive as text
   if (Number.isInteger(value)) return String(value);
   const abs = Math.abs(value);
-  if (abs !== 0 && (abs < 1e-3 || abs >= 1e6)) return value.toExponential(3);
+  if (abs !== 0 && (abs < 1e-4 || abs >= 1e6)) return value.toExponential(3);
   return String(Number(value.toPrecision(5)));
 }
 
@@ -638,7 +638,11 @@ async function experimentView(main, experimentId) {
   const wsHref = `#/ws/${encodeURIComponent(exp.namespace)}/${encodeURIComponent(exp.workspace)}`;
   setBreadcrumbs([exp.namespace, null], [exp.workspace, wsHref],
     ...(exp.directory ? [[exp.directory, `${wsHref}?dir=${encodeURIComponent(exp.directory)}`]] : []), [exp.prefix, null]);
-  for (const key of [`ns:${exp.namespace}`, `ws:${exp.namespace}/${exp.workspace}`]) navigator_.toggle(key, true);
+  // Unfold the navigator down to this experiment.
+  let treeKey = `ws:${exp.namespace}/${exp.workspace}`;
+  navigator_.toggle(`ns:${exp.namespace}`, true);
+  navigator_.toggle(treeKey, true);
+  for (const part of exp.directory.split("/").filter(Boolean)) navigator_.toggle(treeKey = `${treeKey}/${part}`, true);
 
   const state = { charts: new Map(), xMode: "step", timer: null, destroyed: false, offsets: null, metricNames: exp.metricNames.join("\n") };
 
@@ -652,7 +656,8 @@ async function experimentView(main, experimentId) {
 
   function renderHeader() {
     const lastRun = exp.runs[exp.runs.length - 1];
-    header.replaceChildren(
+    // Through el(): native replaceChildren would print a null child as the text "null".
+    header.replaceChildren(...el("div", {},
       el("h1", {}, exp.prefix, " ", statusBadge(exp.status)),
       el("div", { class: "meta" },
         el("span", {}, "started ", el("b", {}, formatTime(exp.startedAt) || "—")),
@@ -660,7 +665,7 @@ async function experimentView(main, experimentId) {
         el("span", {}, "host ", el("b", {}, exp.hostname || (lastRun && lastRun.hostname) || "—")),
         el("span", {}, "runs ", el("b", {}, exp.runs.length)),
         el("span", {}, "id ", el("code", {}, exp.id))),
-      lastRun && lastRun.error ? el("pre", { class: "error" }, lastRun.error) : null);
+      lastRun && lastRun.error ? el("pre", { class: "error" }, lastRun.error) : null).childNodes);
   }
 
   function renderReadmeSection() {

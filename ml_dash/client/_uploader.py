@@ -216,6 +216,16 @@ class Uploader:
         run.connected.wait(run.settings["connect_wait"])
         return run
 
+    def detach_all(self) -> None:
+        """Stop every run's task (tests use it so one test's retries do not outlive it)."""
+        self.by_store.clear()
+
+        def cancel() -> None:
+            for task in list(self.tasks):
+                task.cancel()
+
+        self.call_soon(cancel)
+
     def _after_write(self, touched: set) -> None:
         # Runs on the writer thread: only flag and wake, no I/O.
         if self.closed or os.getpid() != self.pid:
@@ -273,4 +283,10 @@ def attach_uploader(exp: Any) -> RemoteRun:
             _UPLOADER = Uploader()
         uploader = _UPLOADER
     return uploader.attach(exp)
+
+
+def detach_all() -> None:
+    """Stop uploading for every experiment of this process (used by tests between cases)."""
+    if _UPLOADER is not None and _UPLOADER.pid == os.getpid():
+        _UPLOADER.detach_all()
 

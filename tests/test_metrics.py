@@ -125,3 +125,33 @@ def test_many_rows_exact(make_exp):
     rows = exp.metrics.read()
     assert [r["step"] for r in rows] == list(range(200_000))
     assert rows[-1]["metrics"]["v"] == 199_999 * 0.5
+
+
+def test_caller_never_touches_disk(make_exp, monkeypatch):
+    """``metrics.log`` performs no write/open on the calling thread: the writer thread does all I/O."""
+    import threading
+
+    exp = make_exp()
+    exp.metrics.log(step=-1, loss=0.0)
+    exp.flush()
+    caller = threading.get_ident()
+    io_on_caller = []
+    real_write, real_open = os.write, os.open
+
+    def spy_write(fd, data):
+        if threading.get_ident() == caller:
+            io_on_caller.append("write")
+        return real_write(fd, data)
+
+    def spy_open(*args, **kwargs):
+        if threading.get_ident() == caller:
+            io_on_caller.append("open")
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(os, "write", spy_write)
+    monkeypatch.setattr(os, "open", spy_open)
+    for i in range(50_000):
+        exp.metrics.log(step=i, loss=0.5, acc=0.75, lr=0.001)
+    monkeypatch.undo()
+    assert io_on_caller == []
+    assert len(exp.metrics.read()) == 50_001

@@ -43,3 +43,17 @@ def test_unsupported_database_urls_are_config_errors(tmp_path):
         open_storage("postgresql://localhost/db", str(tmp_path / "x"))
     with pytest.raises(ConfigError, match="unsupported"):
         open_storage("mysql://x", str(tmp_path / "x"))
+
+
+def test_server_subcommand_mounts_on_a_parent_parser(capsys):
+    """add_server_subcommand wires `ml-dash server ...` to server_main (here refusing a tokenless public bind)."""
+    import argparse
+
+    from ml_dash.server._cli import add_server_subcommand
+
+    parser = argparse.ArgumentParser(prog="ml-dash")
+    add_server_subcommand(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["server", "--host", "0.0.0.0", "--port", "8123", "--data", "d", "--token", "a=x,y"])
+    assert (args.port, args.data, args.token) == (8123, "d", ["a=x,y"])
+    assert args.func(argparse.Namespace(**{**vars(args), "token": None})) == 2
+    assert "refusing to bind" in capsys.readouterr().err

@@ -5,6 +5,7 @@ import gzip
 import math
 
 import msgpack
+from yarl import URL
 
 from .conftest import MSGPACK, metric_batch, new_experiment, new_run, packb, post_batch
 
@@ -195,3 +196,11 @@ async def test_msgpack_answers_on_request(client):
                                headers={**MSGPACK, "Accept": "application/msgpack"})
     assert answer.content_type == "application/msgpack"
     assert msgpack.unpackb(await answer.read())["created"] is True
+
+
+async def test_metric_names_with_slashes_are_percent_encoded(client):
+    """A metric named 'train/loss' is read at metrics/train%2Floss."""
+    experiment_id = await new_experiment(client)
+    await post_batch(client, experiment_id, metric_batch(0, 1, range(3), name="train/loss"))
+    answer = await client.get(URL(f"/api/v1/experiments/{experiment_id}/metrics/train%2Floss", encoded=True))
+    assert answer.status == 200 and (await answer.json())["name"] == "train/loss"

@@ -86,13 +86,12 @@ class RemoteRun:
 
     def run_ended(self, status: str, error: str | None) -> None:
         """Wait for the upload up to ``ML_DASH_UPLOAD_TIMEOUT``; then say what is pending and return."""
+        if self.parked:
+            return  # the server refused this run; the error was reported when it happened
         self.finished.clear()
         self.uploader.call_soon(self._on_ended, status.upper(), error, time.time())
         timeout = self.settings["timeout"]
-        if self.finished.wait(timeout):
-            return
-        if self.parked:
-            logger.error("ml-dash: the upload of %s stopped: %s; the run is complete locally", self.path, self.parked)
+        if self.finished.wait(timeout) or self.parked:
             return
         pending = self.sync.state.pending_bytes()
         parts = [f"{n} bytes of {stream}" for stream, n in pending.items() if n]

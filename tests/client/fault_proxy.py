@@ -1,0 +1,87 @@
+"""A fault-injecting HTTP proxy for tests: forwards to a real server, but on a seeded fraction of requests answers
+500/429/503 (with ``Retry-After``), cuts the connection before forwarding, or forwards and then cuts the connection so
+the server applied the request but the client never hears the answer (the case only idempotency can save)."""
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+import threading
+import time
+
+import aiohttp
+from aiohttp import web
+
+FAULTS = ("500", "429", "503", "cut_before", "cut_after")
+_FORWARDED_HEADERS = ("Content-Type", "Content-Encoding", "Authorization", "Accept")
+
+
+class FaultProxy:
+    def __init__(self, upstream: str, fault_rate: float = 0.3, faults=FAULTS, retry_after: str = "0.05",
+                 seed: int = 1234, stall_after: int | None = None) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.fault_rate = fault_rate
+        self.faults = tuple(faults)
+        self.retry_after = retry_after
+        self.stall_after = stall_after  # after this many requests, hold every further request unanswered
+        self.rng = random.Random(seed)
+        self.injected: collections.Counter = collections.Counter()
+        self.log: list[tuple[float, str, str, str]] = []  # (monotonic time, method, path, outcome)
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._stall = None
+
+    def __enter__(self) -> "FaultProxy":
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    async def _start(self) -> None:
+        self._session = aiohttp.ClientSession()
+        self._stall = asyncio.Event()
+        app = web.Application(client_max_size=64 << 20)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def _stop(self) -> None:
+        self._stall.set()
+        await self._runner.cleanup()
+        await self._session.close()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        count = len(self.log)
+        if self.stall_after is not None and count >= self.stall_after:
+            self.log.append((time.monotonic(), request.method, request.path, "stalled"))
+            await self._stall.wait()
+            raise ConnectionResetError("proxy stopped")
+        fault = self.rng.choice(self.faults) if self.rng.random() < self.fault_rate else None
+        self.log.append((time.monotonic(), request.method, request.path, fault or "ok"))
+        if fault:
+            self.injected[fault] += 1
+        if fault in ("500", "429", "503"):
+            headers = {"Retry-After": self.retry_after} if fault != "500" else {}
+            return web.json_response({"error": f"injected {fault}"}, status=int(fault), headers=headers)
+        if fault == "cut_before":
+            request.transport.close()
+            return web.Response()
+        headers = {k: request.headers[k] for k in _FORWARDED_HEADERS if k in request.headers}
+        async with self._session.request(request.method, self.upstream + request.path_qs, data=body,
+                                         headers=headers) as answer:
+            payload = await answer.read()
+            status, content_type = answer.status, answer.headers.get("Content-Type", "application/json")
+        if fault == "cut_after":
+            request.transport.close()
+            return web.Response()
+        return web.Response(status=status, body=payload, headers={"Content-Type": content_type})

@@ -1,0 +1,128 @@
+import json
+import os
+
+from ml_dash.server.testing import free_port, running_server
+from ml_dash.testing import read_run
+
+from .conftest import server_view
+from .fault_proxy import FaultProxy
+
+
+def log_run(exp, n, start=0, params=True):
+    """Log ``n`` metric points (steps start..start+n-1) and one log line per 1000 points."""
+    if params:
+        exp.params.set(lr=0.001, model={"layers": 50})
+    for i in range(start, start + n):
+        exp.metrics.log(step=i, loss=1.0 / (i + 1))
+        if i % 1000 == 0:
+            exp.info(f"step {i}")
+
+
+def assert_mirrored(base_url, exp, expected_steps):
+    """The server holds exactly what the local files hold: every step once, same params, logs and files."""
+    local = read_run(exp.local_path)
+    view = server_view(base_url, exp.experiment_id)
+    assert len(local["metrics"]) == len(expected_steps)
+    assert sorted(view["steps"]) == sorted(expected_steps)
+    assert len(view["steps"]) == len(set(view["steps"]))
+    assert view["params"] == local["params"]
+    assert sorted(view["logs"]) == sorted(entry["message"] for entry in local["logs"])
+    return view
+
+
+def test_100k_points_reach_the_server_exactly(make_exp, server, remote_env):
+    """100k points, params, logs and a file logged with the server up: the server's counts equal the local ones."""
+    exp = make_exp("big", remote=server)
+    assert exp.experiment_id is not None  # the constructor waited the few ms the create takes
+    with exp.run():
+        log_run(exp, 100_000)
+        exp.metrics.log(step=100_000, loss=float("nan"))
+        exp.files.save({"final": "results"}, "results.json")
+        exp.files.save(b"x" * 300_000, "checkpoints/model.bin")
+    view = assert_mirrored(server, exp, list(range(100_001)))
+    assert view["files"] == {"results.json": os.path.getsize(exp.local_path + "/files/results.json"),
+                             "checkpoints/model.bin": 300_000}
+    assert exp.run_id is not None
+    assert [(r["id"], r["status"]) for r in view["runs"]] == [(exp.run_id, "COMPLETED")]
+
+
+def test_failed_run_status_and_error_follow_the_data(make_exp, server, remote_env):
+    """A failing run reaches the server as FAILED with its error, after all of its data."""
+    exp = make_exp("fails", remote=server)
+    try:
+        with exp.run():
+            log_run(exp, 5000)
+            raise RuntimeError("CUDA out of memory")
+    except RuntimeError:
+        pass
+    view = assert_mirrored(server, exp, list(range(5000)))
+    assert view["runs"][0]["status"] == "FAILED"
+    assert "CUDA out of memory" in view["runs"][0]["error"]
+
+
+def test_a_second_run_of_the_same_experiment_appends_without_duplicates(make_exp, server, remote_env):
+    """Re-running the same experiment (new process state, same files) sends only the new lines, as a new run."""
+    first = make_exp("again", remote=server)
+    with first.run():
+        log_run(first, 3000)
+    second = make_exp("again", remote=server)
+    with second.run():
+        log_run(second, 2000, start=3000, params=False)
+    assert second.experiment_id == first.experiment_id
+    view = assert_mirrored(server, second, list(range(5000)))
+    assert [r["status"] for r in view["runs"]] == ["COMPLETED", "COMPLETED"]
+
+
+def test_server_stopped_mid_run_then_restarted_exactly_once(make_exp, tmp_path, remote_env):
+    """The server goes away mid-run and comes back on the same data dir: every point arrives exactly once."""
+    port = free_port()
+    data = tmp_path / "server-data"
+    with running_server(data, port=port) as url:
+        exp = make_exp("restart", remote=url)
+        exp.run()
+        log_run(exp, 20_000)
+        exp.flush()
+    log_run(exp, 30_000, start=20_000, params=False)  # logged while the server is down
+    exp.flush()
+    with running_server(data, port=port) as url:
+        exp.complete()  # waits (ML_DASH_UPLOAD_TIMEOUT=30) for the retries to get through
+        view = assert_mirrored(url, exp, list(range(50_000)))
+        assert view["runs"][0]["status"] == "COMPLETED"
+
+
+def test_faults_on_a_fraction_of_requests_exactly_once(make_exp, server, remote_env):
+    """500/429/503, connections cut before and after the server applied a batch: still exactly once."""
+    remote_env(UPLOAD_BATCH_EVENTS=1000, RETRY_BASE=0.001, RETRY_CAP=0.005)
+    with FaultProxy(server, fault_rate=0.3, retry_after="0.02") as proxy:
+        exp = make_exp("faulty", remote=proxy.url)
+        with exp.run():
+            log_run(exp, 40_000)
+            exp.files.save({"a": 1}, "a.json")
+    view = assert_mirrored(server, exp, list(range(40_000)))
+    assert view["files"] == {"a.json": os.path.getsize(exp.local_path + "/files/a.json")}
+    assert view["runs"][0]["status"] == "COMPLETED"
+    assert set(proxy.injected) == {"500", "429", "503", "cut_before", "cut_after"}
+    # Retry-After honoured: the request after a 429/503 came no sooner than the server asked.
+    for (t0, _m, _p, outcome), (t1, *_rest) in zip(proxy.log, proxy.log[1:]):
+        if outcome in ("429", "503"):
+            assert t1 - t0 >= 0.02 * 0.9
+
+
+def test_token_is_sent_as_bearer_and_a_refusal_is_reported(make_exp, tmp_path, remote_env, caplog):
+    """With ML_DASH_TOKEN the upload works on a server with auth; a wrong token stops the upload with an error."""
+    with running_server(tmp_path / "auth-data", tokens=["secret"]) as url:
+        remote_env(TOKEN="secret")
+        exp = make_exp("auth", remote=url)
+        with exp.run():
+            log_run(exp, 1000)
+        from .conftest import get_json
+
+        steps = get_json(f"{url}/api/v1/experiments/{exp.experiment_id}/metrics/loss", token="secret")["steps"]
+        assert steps == list(range(1000))
+        remote_env(TOKEN="wrong")
+        bad = make_exp("auth-bad", remote=url)
+        with bad.run():
+            log_run(bad, 10)
+    assert bad.experiment_id is None
+    assert any("401" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    assert json.loads(open(bad.local_path + "/.ml-logger.meta.json").read())["status"] == "completed"

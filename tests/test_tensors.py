@@ -1,4 +1,6 @@
 """Tensors and numpy arrays as metric values: exact values, and nothing on the calling thread that syncs a device."""
+import math
+import os
 import subprocess
 import sys
 import threading
@@ -8,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import REPO  # noqa: E402
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SYNCING = ("item", "cpu", "numpy", "tolist")
 
@@ -150,3 +152,29 @@ def test_importing_ml_dash_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_tensors_never_sync_on_caller(make_exp, sync_calls):
+    """CUDA tensors (default and side streams, changed in place afterwards): no sync on the caller, exact values."""
+    exp = make_exp()
+    side = torch.cuda.Stream()
+    logged, collected = [], []
+    a = torch.randn(2048, 2048, device="cuda")
+    for i in range(100):
+        with torch.cuda.stream(side if i % 2 else torch.cuda.current_stream()):
+            loss = (a @ a).mean() / (i + 1)  # a real kernel: the copy is still in flight when log() returns
+            exp.metrics.log(step=i, loss=loss, flag=loss > 0)
+            exp.metrics.collect(loss=loss, n=torch.tensor([i], device="cuda"))
+            logged.append(loss.clone())
+            collected.append(loss.clone())
+            loss.add_(1000.0)  # must not reach the logged value
+    exp.metrics.flush(_aggregation="mean", step=100)
+    caller_calls = on_caller(sync_calls)
+    torch.cuda.synchronize()
+    assert caller_calls == []
+    rows = exp.metrics.read()
+    assert [r["metrics"]["loss"] for r in rows[:100]] == [t.item() for t in logged]
+    assert [r["metrics"]["flag"] for r in rows[:100]] == [t.item() > 0 for t in logged]
+    values = [t.item() for t in collected]
+    assert rows[100]["metrics"] == {"loss": math.fsum(values) / len(values), "n": 49.5}

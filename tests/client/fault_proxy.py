@@ -31,6 +31,7 @@ class FaultProxy:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._stall = None
+        self.stalled = threading.Event()  # set once a request is being held (the client is mid-upload)
 
     def __enter__(self) -> "FaultProxy":
         self._thread.start()
@@ -64,6 +65,7 @@ class FaultProxy:
         count = len(self.log)
         if self.stall_after is not None and count >= self.stall_after:
             self.log.append((time.monotonic(), request.method, request.path, "stalled"))
+            self.stalled.set()
             await self._stall.wait()
             raise ConnectionResetError("proxy stopped")
         fault = self.rng.choice(self.faults) if self.rng.random() < self.fault_rate else None

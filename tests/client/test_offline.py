@@ -1,0 +1,127 @@
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+from ml_dash.client._sync import format_summary, sync_paths
+from ml_dash.server.testing import free_port
+from ml_dash.testing import read_run
+
+from .conftest import find_experiment_id, server_view
+from .fault_proxy import FaultProxy
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def child_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_DASH_", "ML_LOGGER_"))}
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    env.update({f"ML_DASH_{k}": str(v) for k, v in extra.items()})
+    return env
+
+
+def ml_dash_sync(*args):
+    return subprocess.run([sys.executable, "-m", "ml_dash.cli", "sync", "--no-progress", *args],
+                          capture_output=True, text=True, timeout=60, env=child_env(), cwd=REPO)
+
+
+TRAIN = textwrap.dedent("""
+    import sys, time
+    from ml_dash import Experiment
+    exp = Experiment(namespace="alice", workspace="proj", prefix="{prefix}", local_root={root!r})
+    exp.run()
+    exp.params.set(lr=0.1)
+    for i in range({n}):
+        exp.metrics.log(step=i, loss=i * 0.5)
+        if i % 1000 == 0:
+            exp.info(f"step {{i}}")
+    exp.files.save(b"weights" * 1000, "model.bin")
+    exp.flush()
+    print("FLUSHED", flush=True)
+    {after}
+""")
+
+
+def test_server_unreachable_from_the_start_run_completes_locally_with_one_warning(tmp_path):
+    """No server listening: the run completes locally, exit is bounded, one warning says so and names ml-dash sync."""
+    root = str(tmp_path / "logs")
+    code = TRAIN.format(prefix="offline", root=root, n=20_000, after="exp.complete()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                          env=child_env(REMOTE=f"http://127.0.0.1:{free_port()}", UPLOAD_TIMEOUT=0.5))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("cannot reach the server") == 1, done.stderr
+    assert "ml-dash sync" in done.stderr
+    run = read_run(os.path.join(root, "alice", "proj", "offline"))
+    assert len(run["metrics"]) == 20_000 and run["meta"]["status"] == "completed"
+
+
+def test_client_killed_mid_upload_then_ml_dash_sync_exactly_once(tmp_path, server):
+    """SIGKILL while batches are in flight, then `ml-dash sync`: every point, log, param and file once."""
+    root = str(tmp_path / "logs")
+    with FaultProxy(server, fault_rate=0.0, stall_after=6) as proxy:
+        code = TRAIN.format(prefix="killed", root=root, n=50_000, after="time.sleep(600)")
+        child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=tmp_path,
+                                 env=child_env(REMOTE=proxy.url, UPLOAD_BATCH_EVENTS=2000, UPLOAD_INTERVAL=0.01))
+        try:
+            assert child.stdout.readline().strip() == "FLUSHED"
+            assert proxy.stalled.wait(30), proxy.log  # a request is held mid-flight: the upload is not finished
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(30)
+    path = os.path.join(root, "alice", "proj", "killed")
+    experiment_id = find_experiment_id(server, "killed")
+    assert len(server_view(server, experiment_id)["steps"]) < 50_000  # it was killed mid-upload
+
+    done = ml_dash_sync(root, "--remote", server)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 experiment(s)" in done.stdout
+    local = read_run(path)
+    view = server_view(server, experiment_id)
+    assert sorted(view["steps"]) == list(range(50_000))
+    assert view["params"] == local["params"]
+    assert sorted(view["logs"]) == sorted(entry["message"] for entry in local["logs"])
+    assert view["files"] == {"model.bin": 7000}
+    assert view["runs"][0]["status"] == "RUNNING"  # killed: nobody ended the run
+
+    again = ml_dash_sync(root, "--remote", server)
+    assert again.returncode == 0 and "0 events and 0 files sent" in again.stdout, again.stdout
+
+
+def test_offline_runs_sync_with_summary_and_torn_tail(make_exp, tmp_path, server):
+    """Runs logged without a server sync later; a torn last line (crash mid-write) is skipped, not a blocker."""
+    done = make_exp("done")
+    with done.run():
+        done.params.set(epochs=3)
+        for i in range(3000):
+            done.metrics.log(step=i, loss=1.0)
+        done.files.save({"k": 1}, "out.json")
+    failed = make_exp("failed", directory="sweep/a")
+    try:
+        with failed.run():
+            failed.metrics.log(step=0, loss=float("inf"))
+            raise ValueError("diverged")
+    except ValueError:
+        pass
+    with open(os.path.join(failed.local_path, "metrics.jsonl"), "ab") as f:
+        f.write(b'{"timestamp": 1.0, "step": 1, "metr')  # torn by a crash
+
+    results = sync_paths([str(tmp_path / ".ml-logger")], server, show_progress=False, attempts=2)
+    by_prefix = {os.path.basename(r.path): r for r in results}
+    assert by_prefix["done"].events == {"parameters": 1, "metrics": 3000, "logs": 0}
+    assert by_prefix["done"].files == 1 and by_prefix["done"].run_status == "COMPLETED"
+    assert by_prefix["failed"].events["metrics"] == 1 and by_prefix["failed"].run_status == "FAILED"
+    assert all(r.error is None for r in results)
+    summary = format_summary(results)
+    assert "2 experiment(s), 3002 events and 1 files sent, 0 failed" in summary
+
+    view = server_view(server, find_experiment_id(server, "failed"))
+    assert view["steps"] == [0] and "diverged" in view["runs"][0]["error"]
+    again = sync_paths([str(tmp_path / ".ml-logger")], server, show_progress=False, attempts=2)
+    assert all(sum(r.events.values()) == 0 and r.files == 0 for r in again)
+
+
+def test_sync_without_a_remote_is_a_usage_error(tmp_path):
+    """`ml-dash sync` with no --remote and no ML_DASH_REMOTE exits 2 with a hint."""
+    done = ml_dash_sync(str(tmp_path))
+    assert done.returncode == 2 and "--remote" in done.stderr

@@ -300,6 +300,25 @@ class SQLiteStorage(Storage):
         values[(kinds == VALUE_KIND_NULL) | (kinds == VALUE_KIND_NAN)] = np.nan
         return Series(steps, values, kinds)
 
+    async def metric_step_times(self, experiment_id, name, max_points):
+        def query() -> tuple[np.ndarray, np.ndarray] | None:
+            conn = self._rconn
+            pk = self._experiment_pk(conn, experiment_id)
+            row = conn.execute("SELECT pk FROM metric_names WHERE experiment_pk = ? AND name = ?", (pk, name)).fetchone()
+            if row is None:
+                return None
+            where = "name_pk = ? AND step IS NOT NULL AND timestamp IS NOT NULL"
+            count = conn.execute(f"SELECT COUNT(*) FROM metrics WHERE {where}", (row[0],)).fetchone()[0]
+            stride = max(1, -(-count // max(1, max_points)))
+            # Every stride-th point in step order, plus the last one so the mapping covers the whole series.
+            pairs = conn.execute(
+                f"SELECT step, timestamp FROM (SELECT step, timestamp, ROW_NUMBER() OVER (ORDER BY step, rowid) - 1 AS i "
+                f"FROM metrics WHERE {where}) WHERE i % ? = 0 OR i = ? - 1", (row[0], stride, count)).fetchall()
+            points = np.array(pairs, dtype=np.float64).reshape(-1, 2)
+            return points[:, 0], points[:, 1]
+
+        return await self._read(query)
+
     async def logs(self, experiment_id, level, limit):
         def query() -> list[dict[str, Any]]:
             pk = self._experiment_pk(self._rconn, experiment_id)

@@ -110,6 +110,15 @@ class Storage(abc.ABC):
                             step_max: float | None) -> Series | None:
         """The series in step order, None when the experiment has no metric of that name."""
 
+    async def metric_step_times(self, experiment_id: str, name: str,
+                                max_points: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """About ``max_points`` (step, timestamp) pairs spread evenly over the series, first and last included.
+
+        The dashboard draws a wall-time axis by interpolating between them, so series answers need no timestamps.
+        None when there is no metric of that name. Optional for a backend: the dashboard then offers only steps.
+        """
+        raise NotImplementedError
+
     @abc.abstractmethod
     async def logs(self, experiment_id: str, level: str | None, limit: int | None) -> list[dict[str, Any]]: ...
 

@@ -159,7 +159,8 @@ class MetricChart {
     this.xMode = xMode;
     this.title = title;
     this.stepRange = null;  // null: whole series; [min, max]: zoomed in
-    this.loaded = [];  // last answers, used to map a wall-time zoom back to steps
+    this.loaded = [];  // last answers
+    this.stepTimes = [];  // per series: {steps, timestamps} anchors for the wall-time axis
     this.renders = 0;
     this.requestNumber = 0;
     this.plotted = false;
@@ -179,18 +180,32 @@ class MetricChart {
       varDefs.push(`$e${i}: ID!`, `$m${i}: String!`);
       variables[`e${i}`] = s.experimentId;
       variables[`m${i}`] = s.metric;
-      fields.push(`s${i}: experiment(id: $e${i}) { metric(name: $m${i}, maxPoints: $maxPoints, stepMin: $stepMin, stepMax: $stepMax) { count steps timestamps values min max } }`);
+      fields.push(`s${i}: experiment(id: $e${i}) { metric(name: $m${i}, maxPoints: $maxPoints, stepMin: $stepMin, stepMax: $stepMax) { count steps values min max } }`);
     });
-    const data = await api.graphql(`query Series(${varDefs.join(", ")}) { ${fields.join(" ")} }`, variables);
+    const [data, stepTimes] = await Promise.all([
+      api.graphql(`query Series(${varDefs.join(", ")}) { ${fields.join(" ")} }`, variables),
+      this.xMode === "time" ? this.fetchStepTimes() : null,
+    ]);
     if (number !== this.requestNumber) return;  // a newer request (zoom, live refresh) superseded this one
-    this.loaded = this.series.map((s, i) => (data[`s${i}`] && data[`s${i}`].metric) || { count: 0, steps: [], timestamps: [], values: [] });
+    this.loaded = this.series.map((s, i) => (data[`s${i}`] && data[`s${i}`].metric) || { count: 0, steps: [], values: [] });
+    if (stepTimes) this.stepTimes = stepTimes;
     this.draw();
+  }
+
+  // Series answers carry steps only; a few thousand (step, time) anchors place every point on a wall-time axis.
+  fetchStepTimes() {
+    return Promise.all(this.series.map((s) => api.rest(
+      `/experiments/${encodeURIComponent(s.experimentId)}/step-times?name=${encodeURIComponent(s.metric)}&max_points=2000`)
+      .catch(() => ({ steps: [], timestamps: [] }))));
   }
 
   draw() {
     const traces = this.series.map((s, i) => {
       const m = this.loaded[i];
-      const x = this.xMode === "time" ? m.timestamps.map((t) => (t === null ? null : t * 1000)) : m.steps;
+      const x = this.xMode === "time" ? m.steps.map((step) => {
+        const t = interpolate(this.stepTimes[i] ? this.stepTimes[i].steps : [], this.stepTimes[i] ? this.stepTimes[i].timestamps : [], step);
+        return t === null ? null : t * 1000;
+      }) : m.steps;
       return { type: "scatter", mode: m.values.length < 2 ? "markers" : "lines", name: s.label || s.metric, x, y: m.values,
                connectgaps: false, line: { width: 1.5 }, hovertemplate: "%{y}<extra>%{fullData.name}</extra>" };
     });
@@ -230,31 +245,45 @@ class MetricChart {
     this.load();
   }
 
-  // Wall-time zoom: the server filters by step, so find the steps whose timestamps fall inside the visible window.
+  // Wall-time zoom: the server filters by step, so turn the visible time window back into a step range.
   stepsWithin(t0, t1) {
     let lo = Infinity, hi = -Infinity;
-    for (const m of this.loaded) {
-      m.timestamps.forEach((t, i) => {
-        const step = m.steps[i];
-        if (t === null || step === null) return;
-        if (t >= t0 && t <= t1) { lo = Math.min(lo, step); hi = Math.max(hi, step); }
-      });
+    for (const anchors of this.stepTimes) {
+      const a = interpolate(anchors.timestamps, anchors.steps, t0), b = interpolate(anchors.timestamps, anchors.steps, t1);
+      if (a !== null) lo = Math.min(lo, Math.floor(a));
+      if (b !== null) hi = Math.max(hi, Math.ceil(b));
     }
-    // Widen by one bucket on each side: the envelope only holds some of the steps near the edges.
-    return lo <= hi ? [lo - 1, hi + 1] : this.stepRange;
+    return lo <= hi ? [lo, hi] : this.stepRange;
   }
 
   setXMode(mode) {
     this.xMode = mode;
     this.stepRange = null;
     this.xRange = null;
-    if (this.loaded.length) this.draw();
+    return this.load();
   }
 
   destroy() {
     this.requestNumber++;
     Plotly.purge(this.container);
   }
+}
+
+// Piecewise-linear y(x) through sorted anchors xs → ys, extended linearly past both ends; null without anchors.
+function interpolate(xs, ys, x) {
+  if (x === null || x === undefined || !xs.length) return null;
+  if (xs.length === 1) return ys[0];
+  let lo = 0, hi = xs.length - 1;
+  if (x <= xs[0]) hi = 1;
+  else if (x >= xs[hi]) lo = hi - 1;
+  else {
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (xs[mid] <= x) lo = mid; else hi = mid;
+    }
+  }
+  const span = xs[hi] - xs[lo];
+  return span ? ys[lo] + ((x - xs[lo]) * (ys[hi] - ys[lo])) / span : ys[lo];
 }
 
 function toMillis(value) {
@@ -701,7 +730,7 @@ async function experimentView(main, experimentId) {
     xSelect.value = state.xMode;
     xSelect.addEventListener("change", () => {
       state.xMode = xSelect.value;
-      for (const chart of state.charts.values()) chart.setXMode(state.xMode);
+      for (const chart of state.charts.values()) chart.setXMode(state.xMode).catch(console.error);
     });
     metricsSection.replaceChildren(el("h2", {}, "Metrics"), el("div", { class: "toolbar" }, xSelect,
       el("span", { class: "muted" }, "drag to zoom (fetches full resolution), double-click to reset")));
@@ -902,7 +931,7 @@ async function compareView(main, ids, initialMetric) {
     history.replaceState(null, "", `#/compare?ids=${ids.join(",")}&metric=${encodeURIComponent(metric)}`);
     draw();
   });
-  xSelect.addEventListener("change", () => chart && chart.setXMode(xSelect.value));
+  xSelect.addEventListener("change", () => chart && chart.setXMode(xSelect.value).catch(console.error));
   draw();
   return { destroy() { if (chart) chart.destroy(); } };
 }

@@ -5,46 +5,53 @@ runs there; those happen on the writer thread.
 
 * ``metrics.log(loss=t)`` — ``capture``: a CPU tensor is detached and cloned (the caller may change it in place
   later); a CUDA tensor is copied with ``non_blocking=True`` into a pinned host buffer on the tensor's current
-  stream and a CUDA event is recorded after the copy. The writer waits on that event, then reads the buffer.
+  stream, and numbered. The writer, before reading a buffer, synchronises the device from its own thread once per
+  batch (covering every copy numbered before) — no CUDA event per call, which would cost the caller more.
 * ``metrics.collect(loss=t)`` — ``keep``: a detached clone stays on its device (an asynchronous kernel, no copy).
   ``metrics.flush()`` — ``defer_rows``: the kept tensors are stacked per (device, dtype) on the device and copied
-  to the host once, with one event; the writer waits once and puts the values back into the rows before it
+  to the host once; the writer waits once and puts the values back into the rows before it
   aggregates. One device-to-host copy per flush, not one per batch.
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
 
-_EVENT_ATTR = "_ml_dash_event"  # set on a pinned host tensor whose copy from the device may still be in flight
-_EVENT_POOL: list = []  # recorded-and-waited-on events, reused (list.pop/append are atomic under the GIL)
-_EVENT_POOL_MAX = 256
-
-
-def _event() -> Any:
-    try:
-        return _EVENT_POOL.pop()
-    except IndexError:
-        return torch.cuda.Event()
-
-
-def _release_event(event: Any) -> None:
-    if len(_EVENT_POOL) < _EVENT_POOL_MAX:
-        _EVENT_POOL.append(event)
+_SEQ_ATTR = "_ml_dash_seq"  # set on a pinned host tensor whose copy from a CUDA device may still be in flight
+_SEQ = itertools.count(1)  # numbers the copies the callers start: next() is atomic under the GIL
+_CUDA_DEVICES: set = set()  # devices copies were started from (the writer synchronises these)
+_synced_below = 0  # writer side: every copy numbered below this has landed
 
 
 def _to_host_async(t: Any) -> Any:
-    """Start copying device tensor ``t`` to the host; returns the host tensor (with an event when on CUDA)."""
+    """Start copying device tensor ``t`` to the host; returns the host tensor (numbered when on CUDA).
+
+    No CUDA event per copy: the writer, on meeting a copy not yet known to have landed, synchronises the devices
+    once from its own thread, which covers every copy started before — they are all in stream order before it.
+    """
     if t.device.type == "cuda":
         buf = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
         buf.copy_(t, non_blocking=True)  # enqueued on the current stream of t's device, after whatever produced t
-        event = _event()
-        event.record(torch.cuda.current_stream(t.device))
-        setattr(buf, _EVENT_ATTR, event)
+        device = t.device
+        if device not in _CUDA_DEVICES:
+            _CUDA_DEVICES.add(device)
+        setattr(buf, _SEQ_ATTR, next(_SEQ))  # numbered after the copy was enqueued
         return buf
     # Other accelerators (mps, xpu, ...): an asynchronous clone on the device; the writer copies it (and waits).
     return t.clone()
+
+
+def _wait_for_copies(seq: int) -> None:
+    """Writer side: make sure the copy numbered ``seq`` has landed (one device synchronisation per batch or so)."""
+    global _synced_below
+    if seq < _synced_below:
+        return
+    below = next(_SEQ)  # every copy numbered below this was enqueued before the synchronisation that follows
+    for device in list(_CUDA_DEVICES):
+        torch.cuda.synchronize(device)  # blocks this (writer) thread only; the GIL is released while waiting
+    _synced_below = below
 
 
 def capture(tensor: Any) -> Any:
@@ -63,7 +70,8 @@ def keep(key: str, tensor: Any, where: str = "metrics.collect") -> Any:
         raise TypeError(f"{where}: {key}= must be a 0-d or 1-element tensor; got shape {tuple(tensor.shape)}")
     if tensor.device.type == "meta":
         raise TypeError(f"{where}: {key}= is on the meta device and has no value to log")
-    return tensor.detach().reshape(()).clone()
+    t = tensor.detach()
+    return (t.reshape(()) if t.dim() else t).clone()
 
 
 class DeferredRows:
@@ -112,21 +120,19 @@ def defer_rows(rows: list) -> DeferredRows:
 
 def _host(tensor: Any) -> Any:
     """Writer side: ``tensor`` as a CPU tensor whose data has arrived (waits on the device if needed)."""
-    event = getattr(tensor, _EVENT_ATTR, None)
-    if event is not None:
-        event.synchronize()  # the non-blocking copy into this pinned buffer has landed
-        delattr(tensor, _EVENT_ATTR)
-        _release_event(event)
-    t = tensor.detach()
-    return t if t.device.type == "cpu" else t.cpu()
+    seq = getattr(tensor, _SEQ_ATTR, None)
+    if seq is not None:
+        _wait_for_copies(seq)
+        return tensor
+    return tensor if tensor.device.type == "cpu" else tensor.detach().cpu()
 
 
 def tensor_to_python(tensor: Any, allow_many: bool = False) -> Any:
     """Writer side: a tensor's value as Python numbers; waiting on the device is allowed here."""
     try:
         t = _host(tensor)
-        if allow_many and t.numel() != 1:
-            return t.tolist()
-        return t.reshape(()).item() if t.numel() == 1 else t.tolist()
+        if t.numel() == 1:
+            return t.item()  # any shape with one element
+        return t.tolist()
     except RuntimeError as exc:  # a device error must drop this value, not the writer's whole batch
         raise ValueError(f"could not read a tensor: {exc}") from exc

@@ -1,0 +1,201 @@
+"""The dashboard in a real headless Chromium against a real ml-dash server on 127.0.0.1.
+
+Waits are Playwright waits on selectors or page functions; charts mark themselves ``data-state="ready"`` and count
+their renders in ``data-renders`` so a test can wait for "drawn again" without sleeping.
+"""
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+
+from dashboard_seed import Server, seed_big_series, seed_demo
+from ml_dash.server.testing import running_server
+
+BIG_POINTS = 1_000_000
+SPIKE_STEP = 654_321
+SPIKE_VALUE = 50.0
+
+# Max of a Plotly graph div's first trace, and its number of points, read from the data Plotly actually drew.
+TRACE_STATS = """(selector) => {
+  const graph = document.querySelector(selector);
+  const y = graph.data[0].y.filter((v) => v !== null);
+  return { points: graph.data[0].y.length, max: Math.max(...y), traces: graph.data.length,
+           xs: graph.data[0].x, count: Number(graph.dataset.count.split(",")[0]) };
+}"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with running_server(tmp_path_factory.mktemp("dashboard-server")) as base_url:
+        client = Server(base_url)
+        seeded = seed_demo(client)
+        seeded["big"] = seed_big_series(client, BIG_POINTS, SPIKE_STEP, SPIKE_VALUE)
+        yield base_url, client, seeded
+
+
+def wait_for_charts(page, count: int) -> None:
+    page.wait_for_function(f"document.querySelectorAll('.chart[data-state=ready]').length === {count}")
+
+
+def test_index_and_assets_are_served(server):
+    base_url, _, _ = server
+    with urllib.request.urlopen(base_url + "/") as answer:
+        assert b'<main id="main">' in answer.read()
+    for path in ("/static/app.js", "/static/app.css", "/static/vendor/plotly.min.js"):
+        with urllib.request.urlopen(base_url + path) as answer:
+            assert answer.status == 200 and len(answer.read()) > 1000, path
+
+
+def test_experiment_page_draws_one_chart_per_metric(server, page):
+    base_url, _, seeded = server
+    page.goto(f"{base_url}/#/exp/{seeded['resnet-lr0.01'].id}")
+    wait_for_charts(page, 5)  # lr, train.acc, train.loss, val.acc, val.loss
+    groups = page.eval_on_selector_all(".metric-group", "gs => gs.map(g => [g.dataset.group, "
+                                       "[...g.querySelectorAll('.chart')].map(c => c.dataset.metric)])")
+    assert groups == [["", ["lr"]], ["train", ["train.acc", "train.loss"]], ["val", ["val.acc", "val.loss"]]]
+    for chart in page.query_selector_all(".chart"):
+        # Plotly draws each trace as an SVG path; one trace per chart, with a non-empty path.
+        traces = chart.query_selector_all(".scatterlayer .trace")
+        assert len(traces) == 1
+        assert len(traces[0].query_selector("path.js-line").get_attribute("d")) > 20
+    assert page.eval_on_selector('.chart[data-metric="val.loss"]', "c => c.data[0].y.length") == 30
+
+    assert "ResNet-50 sweep" in page.inner_text("#readme")
+    page.fill("#param-search", "layers")
+    assert page.eval_on_selector_all("#parameters tr[data-key]", "rs => rs.map(r => r.dataset.key)") == ["model.layers"]
+    assert page.inner_text('#parameters .params-group[data-group="model"] h3').lower() == "model"
+
+    page.select_option("#log-level", "WARNING")
+    page.wait_for_function("[...document.querySelectorAll('#log-lines .log-line')].every(l => l.dataset.level === 'WARNING')")
+    assert "warm-up skipped" in page.inner_text("#log-lines")
+    assert '"lr": 0.01' in page.inner_text("#log-lines").replace(":0.01", ": 0.01")
+
+    page.click('#files tr[data-path="config.json"] button')
+    page.wait_for_selector("#file-preview pre.json")
+    assert '"layers": 50' in page.inner_text("#file-preview")
+    page.click('#files tr[data-path="plots/confusion.png"] button')
+    page.wait_for_function("(() => { const i = document.querySelector('#file-preview img'); return i && i.naturalWidth === 96; })()")
+
+
+def test_wall_time_axis(server, page):
+    base_url, _, seeded = server
+    page.goto(f"{base_url}/#/exp/{seeded['resnet-lr0.01'].id}")
+    wait_for_charts(page, 5)
+    page.select_option("#x-axis", "time")
+    page.wait_for_function("document.querySelector('.chart[data-metric=\"train.loss\"]')._fullLayout.xaxis.type === 'date'")
+    xs = page.eval_on_selector('.chart[data-metric="train.loss"]', "c => c.data[0].x")
+    assert xs[0] > 1e12  # epoch milliseconds, not steps
+    assert xs[-1] - xs[0] == pytest.approx(299 * 2000, abs=1)  # 300 steps seeded 2 s apart
+
+
+def test_runs_table_filters_sorts_and_links(server, page):
+    base_url, _, _ = server
+    page.goto(f"{base_url}/#/ws/alice/vision")
+    page.wait_for_selector("#runs-table tbody tr")
+    prefixes = lambda: page.eval_on_selector_all("#runs-table tbody tr", "rs => rs.map(r => r.dataset.prefix)")
+    assert sorted(prefixes()) == ["resnet-live", "resnet-lr0.001", "resnet-lr0.01", "resnet-lr0.1", "vit-small"]
+    header = page.eval_on_selector_all("#runs-table th", "hs => hs.map(h => h.dataset.column)")
+    assert {"status", "prefix", "started", "duration", "hostname", "param:lr", "param:model.layers",
+            "metric:train.loss"} <= set(header)
+    assert page.locator('#runs-table tr[data-prefix="resnet-live"] .status-RUNNING .pulse').count() == 1
+
+    page.fill("#runs-filter", "lr = 0.001")
+    page.wait_for_function("document.querySelectorAll('#runs-table tbody tr').length === 1")
+    assert prefixes() == ["resnet-lr0.001"]
+    page.fill("#runs-filter", "model.layers > 50")
+    page.wait_for_function("document.querySelectorAll('#runs-table tbody tr').length === 1")
+    assert prefixes() == ["resnet-lr0.1"]
+    page.fill("#runs-filter", "model.layers >= 34, optimizer = sgd")
+    page.wait_for_function("document.querySelectorAll('#runs-table tbody tr').length === 3")
+    page.fill("#runs-filter", "no_such_param = 1")
+    page.wait_for_selector("#runs-filter-error:has-text('no column')")
+
+    page.fill("#runs-filter", "")
+    page.click('#runs-table th[data-column="param:lr"]')  # ascending
+    assert prefixes() == ["vit-small", "resnet-lr0.001", "resnet-live", "resnet-lr0.01", "resnet-lr0.1"]
+    page.click('#runs-table th[data-column="param:lr"]')  # descending
+    assert prefixes()[0] == "resnet-lr0.1"
+
+    page.click('#runs-table tr[data-prefix="vit-small"] a')
+    page.wait_for_selector("#exp-header h1:has-text('vit-small') .status-FAILED")
+
+
+def test_navigator_search(server, page):
+    base_url, _, _ = server
+    page.goto(f"{base_url}/#/")
+    page.wait_for_selector("#nav-tree a[data-experiment]", state="attached")
+    page.fill("#nav-search", "language model")  # matches bob's readme only
+    page.wait_for_function("document.querySelectorAll('#nav-tree a[data-experiment]').length === 1")
+    assert page.inner_text("#nav-tree a[data-experiment]").strip() == "gpt-tiny"
+    page.fill("#nav-search", "resnet-lr")
+    page.wait_for_function("document.querySelectorAll('#nav-tree a[data-experiment]').length === 3")
+
+
+def test_compare_two_runs_overlays_them(server, page):
+    base_url, _, _ = server
+    page.goto(f"{base_url}/#/ws/alice/vision?dir=sweeps/resnet")
+    page.wait_for_selector("#runs-table tbody tr")
+    assert page.locator("#runs-table tbody tr").count() == 4  # the baselines/ directory is outside the subtree
+    page.check('#runs-table tr[data-prefix="resnet-lr0.001"] .select-row')
+    page.check('#runs-table tr[data-prefix="resnet-lr0.1"] .select-row')
+    page.click("#compare-button")
+    page.wait_for_selector("#compare-chart[data-state=ready]")
+    page.select_option("#compare-metric", "train.loss")
+    page.wait_for_function("(() => { const c = document.querySelector('#compare-chart'); "
+                           "return c.dataset.state === 'ready' && c.data && c.data.length === 2 && c.data[0].y.length === 300; })()")
+    assert page.locator("#compare-chart .scatterlayer .trace").count() == 2
+    names = page.eval_on_selector("#compare-chart", "c => c.data.map(t => t.name)")
+    # The legend keys each run by prefix plus only the parameters that differ between them.
+    assert names == ["resnet-lr0.001 (lr=0.001, model.layers=18, model.name=resnet18)",
+                     "resnet-lr0.1 (lr=0.1, model.layers=101, model.name=resnet101)"]
+    assert page.locator("#compare-chart .legendtext").count() == 2
+
+
+def test_live_run_updates_without_reload(server, page):
+    base_url, _, seeded = server
+    live = seeded["resnet-live"]
+    page.goto(f"{base_url}/#/exp/{live.id}")
+    wait_for_charts(page, 5)
+    page.wait_for_selector("#exp-header[data-live=on] .status-RUNNING .pulse")
+    page.wait_for_selector("#live-indicator:not([hidden])")
+    before = page.eval_on_selector('.chart[data-metric="train.loss"]', "c => Math.max(...c.data[0].x)")
+    assert before == 149
+    page.evaluate("window.__sameDocument = true")  # vanishes if the page reloads
+
+    live.metrics([(step, {"train.loss": 0.5, "train.acc": 0.8}) for step in range(150, 180)])
+    live.log("INFO", "epoch 2 done")
+    page.wait_for_function("Math.max(...document.querySelector('.chart[data-metric=\"train.loss\"]').data[0].x) === 179")
+    page.wait_for_selector("#log-lines :text('epoch 2 done')")
+
+    live.finish("COMPLETED")
+    page.wait_for_selector("#exp-header .status-COMPLETED")
+    page.wait_for_selector("#live-indicator", state="hidden")
+    assert page.evaluate("window.__sameDocument") is True
+
+
+def test_million_point_series_is_downsampled_and_keeps_its_spike(server, page):
+    base_url, _, seeded = server
+    page.goto(f"{base_url}/#/exp/{seeded['big'].id}")
+    wait_for_charts(page, 1)
+    stats = page.evaluate(TRACE_STATS, ".chart")
+    width = page.eval_on_selector(".chart", "c => c.clientWidth")
+    assert stats["count"] == BIG_POINTS
+    assert stats["traces"] == 1
+    assert stats["points"] <= 2 * width < BIG_POINTS  # about one min/max pair per pixel
+    assert stats["max"] == SPIKE_VALUE  # min/max envelope: the one-point spike survives
+    assert page.locator(".chart .scatterlayer .trace path.js-line").count() == 1
+
+    # Zoom to 201 steps around the spike: the chart refetches that range at full resolution.
+    renders = int(page.get_attribute(".chart", "data-renders"))
+    page.evaluate(f"Plotly.relayout(document.querySelector('.chart'), {{'xaxis.range': [{SPIKE_STEP - 100}, {SPIKE_STEP + 100}]}})")
+    page.wait_for_function(f"Number(document.querySelector('.chart').dataset.renders) > {renders}")
+    zoomed = page.evaluate(TRACE_STATS, ".chart")
+    assert zoomed["xs"] == list(range(SPIKE_STEP - 100, SPIKE_STEP + 101))
+    assert zoomed["max"] == SPIKE_VALUE
+
+    # Double-click reset (autorange) goes back to the whole-series envelope.
+    renders = int(page.get_attribute(".chart", "data-renders"))
+    page.evaluate("Plotly.relayout(document.querySelector('.chart'), {'xaxis.autorange': true})")
+    page.wait_for_function(f"Number(document.querySelector('.chart').dataset.renders) > {renders}")
+    assert page.evaluate(TRACE_STATS, ".chart")["count"] == BIG_POINTS

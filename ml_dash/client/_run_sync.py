@@ -22,8 +22,9 @@ class Parked(Exception):
     """The server refused something that retrying cannot fix (auth, validation): stop syncing this run."""
 
 
-def read_batch(path: str, start: int, max_events: int, max_bytes: int) -> tuple[list[dict], int]:
-    """Whole lines from ``start``: at most ``max_events`` records / about ``max_bytes``; returns (records, end).
+def read_batch(path: str, start: int, max_events: int, max_bytes: int) -> tuple[list[dict], int, bool]:
+    """Whole lines from ``start``: at most ``max_events`` records / about ``max_bytes``; returns (records, end, full),
+    ``full`` meaning a cap was reached (more may follow at once).
 
     Unlike a plain reader, ``end`` also moves over blank or corrupt complete lines, so a torn line left by a crash
     never stalls the stream; an unterminated tail is left for later (the writer may be finishing it)."""
@@ -36,14 +37,15 @@ def read_batch(path: str, start: int, max_events: int, max_bytes: int) -> tuple[
                 f.seek(start)
                 data = f.read(window)
         except FileNotFoundError:
-            return [], start
+            return [], start, False
         cut = data.rfind(b"\n")
         if cut >= 0 or len(data) < window:
             break
         window *= 2  # a single line longer than the window: take it whole
+    full = len(data) >= window
     records, offset = [], start
     if cut < 0:
-        return records, start
+        return records, start, False
     for line in data[:cut + 1].split(b"\n")[:-1]:
         offset += len(line) + 1
         if line.strip():
@@ -57,8 +59,8 @@ def read_batch(path: str, start: int, max_events: int, max_bytes: int) -> tuple[
                     decode_metrics(metrics)  # "NaN"/"Infinity" text in JSONL travels as real floats in msgpack
                 records.append(record)
         if len(records) >= max_events:
-            break
-    return records, offset
+            return records, offset, True
+    return records, offset, full
 
 
 def changed_files(files_dir: str, known: dict[str, list[int]]) -> list[str]:
@@ -134,7 +136,7 @@ class RunSync:
         """Send the next batch of ``stream``; ``True`` if it was full (more is waiting: do not pause)."""
         path = os.path.join(self.state.directory, f"{stream}.jsonl")
         start = self.state.acked[stream]
-        events, end = read_batch(path, start, self.max_events, self.max_bytes)
+        events, end, full = read_batch(path, start, self.max_events, self.max_bytes)
         if end == start:
             return False
         current = self.state.current_run()
@@ -153,7 +155,7 @@ class RunSync:
                 return True
             raise
         self._acked(stream, int(answer.get("acked", end)), int(answer.get("stored", 0)))
-        return len(events) >= self.max_events or end - start >= self.max_bytes
+        return full
 
     def _acked(self, stream: str, acked: int, stored: int) -> None:
         before = self.state.acked[stream]

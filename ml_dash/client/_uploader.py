@@ -102,9 +102,10 @@ class RemoteRun:
         if n_files:
             parts.append(f"{n_files} file(s)")
         parts.append("the run's final status")
-        logger.warning("ml-dash: upload to %s not finished after %.3gs: %s pending. Nothing is lost (it is on disk); "
-                       "the upload goes on while this process runs, and `ml-dash sync %s` finishes it.",
-                       self.remote, timeout, ", ".join(parts), self.path)
+        pending_text = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+        logger.warning("ml-dash: upload to %s not finished after %.3gs: %s still to send. Nothing is lost (it is on "
+                       "disk); the upload goes on while this process runs, and `ml-dash sync %s` finishes it.",
+                       self.remote, timeout, pending_text, self.path)
 
     # -- on the uploader's loop -------------------------------------------------------------------------------
     def _on_started(self, started_at: float) -> None:

@@ -215,6 +215,13 @@ class MetricChart {
       xaxis: { title: { text: this.xMode === "time" ? "" : "step" }, type: this.xMode === "time" ? "date" : "linear" },
       yaxis: { autorange: true }, uirevision: this.xMode, hovermode: "x",
     };
+    // A constant series would get an arbitrary ±1 range around it, which reads as "zero"; centre it instead.
+    const lows = this.loaded.map((m) => m.min).filter((v) => v !== null && v !== undefined);
+    const highs = this.loaded.map((m) => m.max).filter((v) => v !== null && v !== undefined);
+    if (lows.length && Math.min(...lows) === Math.max(...highs)) {
+      const v = lows[0], pad = Math.abs(v) * 0.5 || 1;
+      layout.yaxis = { range: [v - pad, v + pad] };
+    }
     if (this.stepRange && this.xRange) layout.xaxis.range = this.xRange;
     else layout.xaxis.autorange = true;
     const config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
@@ -266,6 +273,7 @@ class MetricChart {
   destroy() {
     this.requestNumber++;
     Plotly.purge(this.container);
+    delete this.container.dataset.state;
   }
 }
 

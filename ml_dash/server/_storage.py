@@ -1,4 +1,4 @@
-"""The storage interface every backend implements (SQLite today, PostgreSQL later), and the one way to open one.
+"""The storage interface every backend implements (SQLite, PostgreSQL), and the one way to open one.
 
 All SQL lives behind this interface. Records cross it as plain dicts with snake_case keys so that routes and the
 GraphQL schema never depend on a backend. Events handed to ``apply_batch`` are already validated by ``_ingest``.
@@ -134,7 +134,7 @@ class Storage(abc.ABC):
 
 
 def open_storage(db_url: str | None, default_sqlite_path: str) -> Storage:
-    """Pick a backend from a URL: none or ``sqlite:///path`` → SQLite; PostgreSQL is a later issue."""
+    """Pick a backend from a URL: none or ``sqlite:///path`` → SQLite; ``postgresql://`` / ``postgres://`` → PostgreSQL."""
     from ._config import ConfigError
 
     if db_url is None or db_url in ("", "sqlite://"):
@@ -142,9 +142,12 @@ def open_storage(db_url: str | None, default_sqlite_path: str) -> Storage:
     elif db_url.startswith("sqlite:///"):
         path = db_url[len("sqlite:///"):]
     elif db_url.startswith(("postgres://", "postgresql://")):
-        raise ConfigError("the PostgreSQL backend is not implemented yet; use the default SQLite (omit --db)")
+        from ._postgres import PostgresStorage
+
+        return PostgresStorage(db_url)
     else:
-        raise ConfigError(f"unsupported --db URL {db_url!r}; expected sqlite:///path/to/file.sqlite3")
+        raise ConfigError(f"unsupported --db URL {db_url!r}; expected sqlite:///path/to/file.sqlite3 or "
+                          "postgresql://user:password@host/database")
     from ._sqlite import SQLiteStorage
 
     return SQLiteStorage(path)

@@ -36,11 +36,12 @@ def test_bad_token_entries_and_loopback_detection():
 
 
 def test_unsupported_database_urls_are_config_errors(tmp_path):
-    """PostgreSQL is not implemented yet and other schemes are rejected, each with a clear message."""
+    """postgresql:// and postgres:// pick PostgreSQL (nothing connects until open); other schemes are rejected."""
+    from ml_dash.server._postgres import PostgresStorage
     from ml_dash.server._storage import open_storage
 
-    with pytest.raises(ConfigError, match="PostgreSQL"):
-        open_storage("postgresql://localhost/db", str(tmp_path / "x"))
+    for url in ("postgresql://localhost/db", "postgres://u:p@h:5432/db?search_path=s"):
+        assert isinstance(open_storage(url, str(tmp_path / "x")), PostgresStorage)
     with pytest.raises(ConfigError, match="unsupported"):
         open_storage("mysql://x", str(tmp_path / "x"))
 

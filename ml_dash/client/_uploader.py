@@ -58,10 +58,10 @@ class RemoteRun:
         self.connected = threading.Event()  # the experiment id is known, or the first attempt failed
         self.finished = threading.Event()  # everything, final status included, is on the server
         self.parked: str | None = None
-        exp_ref = weakref.ref(exp)
+        self.exp_ref = weakref.ref(exp)
 
         def on_ids(experiment_id: str | None, run_id: str | None) -> None:
-            exp = exp_ref()
+            exp = self.exp_ref()
             if exp is not None:
                 exp._set_remote_ids(experiment_id, run_id)
 
@@ -175,6 +175,7 @@ class Uploader:
         self.loop = asyncio.new_event_loop()
         self.session: aiohttp.ClientSession | None = None
         self.by_store: dict[Any, RemoteRun] = {}
+        self.by_path: dict[str, RemoteRun] = {}
         self.tasks: set[asyncio.Task] = set()
         self.warned: set[str] = set()
         self.closed = False
@@ -203,8 +204,18 @@ class Uploader:
             pass  # the loop is closed: the process is exiting
 
     def attach(self, exp: Any) -> RemoteRun:
+        existing = self.by_path.get(exp.local_path)
+        if existing is not None and existing.remote == exp.remote.rstrip("/") and not existing.parked:
+            # The same directory again (a new Experiment object for a re-run): one task and one state per directory,
+            # so two tasks never race over the same offsets.
+            existing.exp_ref = weakref.ref(exp)
+            self.by_store[exp._store] = existing
+            state = existing.sync.state
+            exp._set_remote_ids(state.experiment_id if existing.sync.ready else None, None)
+            return existing
         run = RemoteRun(self, exp, upload_settings())
         self.by_store[exp._store] = run
+        self.by_path[exp.local_path] = run
 
         def start() -> None:
             task = self.loop.create_task(run.main())
@@ -219,6 +230,7 @@ class Uploader:
     def detach_all(self) -> None:
         """Stop every run's task (tests use it so one test's retries do not outlive it)."""
         self.by_store.clear()
+        self.by_path.clear()
 
         def cancel() -> None:
             for task in list(self.tasks):

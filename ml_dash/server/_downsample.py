@@ -10,6 +10,8 @@ import numpy as np
 
 from ._storage import VALUE_KIND_NAN, Series
 
+_BLOCK = 1 << 18
+
 
 def minmax_indices(values: np.ndarray, max_points: int) -> np.ndarray:
     """Indices (ascending) of the points to keep from ``values`` (float64, NaN = no number)."""
@@ -18,30 +20,32 @@ def minmax_indices(values: np.ndarray, max_points: int) -> np.ndarray:
         raise ValueError("max_points must be positive")
     if n <= max_points:
         return np.arange(n)
-    starts = np.linspace(0, n, max_points + 1).astype(np.int64)[:-1]
-    numeric = ~np.isnan(values)
-    # NaN must never win a comparison: +inf for the min search, -inf for the max search.
-    low = np.where(numeric, values, np.inf)
-    high = np.where(numeric, values, -np.inf)
-    mins = np.minimum.reduceat(low, starts)
-    maxs = np.maximum.reduceat(high, starts)
-    bucket = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, n)))
-    keep_min = _first_hit_per_bucket(numeric & (low == mins[bucket]), starts)
-    keep_max = _first_hit_per_bucket(numeric & (high == maxs[bucket]), starts)
-    # Buckets without any number have no hit; keep their first point instead.
-    empty = ~np.logical_or.reduceat(numeric, starts)
-    return np.unique(np.concatenate([keep_min, keep_max, starts[empty]]))
+    # max_points buckets of consecutive points: the first n % max_points are one point wider. Each group of equal
+    # width is a 2-D view of ``values``, so argmin/argmax run along rows without copying or a Python loop.
+    width, wide = divmod(n, max_points)
+    split = wide * (width + 1)
+    kept = [_bucket_extremes(values[:split].reshape(wide, width + 1), 0),
+            _bucket_extremes(values[split:].reshape(max_points - wide, width), split)]
+    return np.unique(np.concatenate(kept))
 
 
-def _first_hit_per_bucket(hit: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """For each bucket, the first index where ``hit`` is true (buckets without a hit are skipped)."""
-    positions = np.flatnonzero(hit)
-    if len(positions) == 0:
-        return positions
-    first = np.searchsorted(positions, starts)
-    ends = np.append(starts[1:], len(hit))
-    candidates = positions[np.minimum(first, len(positions) - 1)]
-    return candidates[(first < len(positions)) & (candidates < ends)]
+def _bucket_extremes(rows: np.ndarray, offset: int) -> np.ndarray:
+    """Per row, the positions (plus ``offset``) of its min and max number; a row of only NaN keeps its first point."""
+    if rows.size == 0:
+        return np.empty(0, np.int64)
+    starts = offset + np.arange(len(rows), dtype=np.int64) * rows.shape[1]
+    low, high = rows.argmin(axis=1), rows.argmax(axis=1)
+    # argmin/argmax stop at a row's first NaN. Only such rows are searched again: fmin/fmax skip NaN, and the first
+    # point equal to the result is the extreme. A row of only NaN matches nowhere and so keeps its first point.
+    bad = np.flatnonzero(np.isnan(rows[np.arange(len(rows)), low]))
+    # In slices of about _BLOCK values: large fresh temporaries cost more in page faults here than the math.
+    step = max(1, _BLOCK // rows.shape[1])
+    for first in range(0, len(bad), step):
+        which = bad[first:first + step]
+        sub = rows[which]
+        low[which] = (sub == np.fmin.reduce(sub, axis=1)[:, None]).argmax(axis=1)
+        high[which] = (sub == np.fmax.reduce(sub, axis=1)[:, None]).argmax(axis=1)
+    return np.concatenate([starts + low, starts + high])
 
 
 def series_result(name: str, series: Series, max_points: int | None, nonfinite_as_text: bool) -> dict:
@@ -52,7 +56,6 @@ def series_result(name: str, series: Series, max_points: int | None, nonfinite_a
     carry them) answers null.
     """
     values = series.values
-    finite = np.isfinite(values)
     keep = minmax_indices(values, max_points) if max_points is not None else slice(None)
     kept_values, kept_kinds = values[keep], series.kinds[keep]
     out_values = kept_values.tolist()
@@ -68,6 +71,17 @@ def series_result(name: str, series: Series, max_points: int | None, nonfinite_a
         "count": int(len(values)),
         "steps": [None if s != s else int(s) for s in steps.tolist()],
         "values": out_values,
-        "min": float(values[finite].min()) if finite.any() else None,
-        "max": float(values[finite].max()) if finite.any() else None,
+        "min": _finite_extreme(values, np.fmin),
+        "max": _finite_extreme(values, np.fmax),
     }
+
+
+def _finite_extreme(values: np.ndarray, pick: np.ufunc) -> float | None:
+    """The smallest (``np.fmin``) or largest (``np.fmax``) finite value; None when there is none."""
+    if len(values) == 0:
+        return None
+    found = pick.reduce(values)  # fmin/fmax skip NaN at full speed
+    if np.isinf(found):  # an infinity was logged: only then pay for a finite-only copy
+        finite = values[np.isfinite(values)]
+        found = pick.reduce(finite) if len(finite) else np.nan
+    return None if np.isnan(found) else float(found)

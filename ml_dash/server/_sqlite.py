@@ -17,13 +17,16 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 import orjson
 
+from ._chunks import COLUMNS, EncodedChunk, decode_chunks, encode_chunk, merge_encoded, step_order, to_series
 from ._errors import NotFound, StreamConflict
 from ._sqlite_schema import migrate
 from ._storage import (VALUE_KIND_BOOL, VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_KIND_NUMBER, BatchResult, Series,
                        Storage)
 
 T = TypeVar("T")
-_POINT_DTYPE = np.dtype([("step", np.float64), ("value", np.float64), ("kind", np.int8)])
+# A live run sends a batch about every second: merging small tails keeps a long run at a few hundred chunks, and
+# caps what one batch rewrites at about MERGE_BELOW * 25 bytes.
+MERGE_BELOW = 4096
 
 _EXPERIMENT_SELECT = """
 SELECT e.pk, e.id, e.namespace, e.workspace, e.directory, e.prefix, e.readme, e.created_at,
@@ -276,48 +279,55 @@ class SQLiteStorage(Storage):
         return await self._read(query)
 
     async def metric_series(self, experiment_id, name, step_min, step_max):
-        return await self._read(self._metric_series_sync, experiment_id, name, step_min, step_max)
+        return await self._read(self._snapshot, self._metric_series_sync, experiment_id, name, step_min, step_max)
+
+    def _snapshot(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run several reads in one transaction, so a batch committed meanwhile is seen wholly or not at all."""
+        self._rconn.execute("BEGIN")
+        try:
+            return fn(*args)
+        finally:
+            self._rconn.execute("COMMIT")
+
+    def _series_row(self, experiment_id: str, name: str) -> tuple[int, bool] | None:
+        pk = self._experiment_pk(self._rconn, experiment_id)
+        row = self._rconn.execute("SELECT pk, ordered FROM metric_names WHERE experiment_pk = ? AND name = ?",
+                                  (pk, name)).fetchone()
+        return None if row is None else (row[0], bool(row[1]))
 
     def _metric_series_sync(self, experiment_id, name, step_min, step_max) -> Series | None:
-        conn = self._rconn
-        pk = self._experiment_pk(conn, experiment_id)
-        row = conn.execute("SELECT pk FROM metric_names WHERE experiment_pk = ? AND name = ?", (pk, name)).fetchone()
-        if row is None:
+        found = self._series_row(experiment_id, name)
+        if found is None:
             return None
-        # Three numeric columns straight into one structured numpy array: per-row Python objects are the cost of a
-        # 1M-point read, so NULLs are folded away in SQL (value NULL is already told apart by kind; a NULL step
-        # sets bit 4 of the kind column).
-        sql = "SELECT IFNULL(step, 0), IFNULL(value, 0.0), kind + 16 * (step IS NULL) FROM metrics WHERE name_pk = ?"
-        args = [row[0]]
+        name_pk, ordered = found
+        # Only the chunks overlapping the step range (index on name_pk, step_max, step_min), in stored order.
+        sql, args = 'SELECT steps, "values", kinds FROM metric_chunks WHERE name_pk = ?', [name_pk]
         if step_min is not None:
-            sql, args = sql + " AND step >= ?", [*args, step_min]
+            sql, args = sql + " AND step_max >= ?", [*args, step_min]
         if step_max is not None:
-            sql, args = sql + " AND step <= ?", [*args, step_max]
-        points = np.fromiter(conn.execute(sql + " ORDER BY step, rowid", args), dtype=_POINT_DTYPE)
-        kinds = points["kind"] & 15
-        steps, values = points["step"], points["value"]
-        steps[points["kind"] >= 16] = np.nan
-        values[(kinds == VALUE_KIND_NULL) | (kinds == VALUE_KIND_NAN)] = np.nan
-        return Series(steps, values, kinds)
+            sql, args = sql + " AND step_min <= ?", [*args, step_max]
+        steps, values, kinds = decode_chunks(self._rconn.execute(sql + " ORDER BY pk", args))
+        return to_series(steps, values, kinds, step_min, step_max, ordered)
 
     async def metric_step_times(self, experiment_id, name, max_points):
         def query() -> tuple[np.ndarray, np.ndarray] | None:
-            conn = self._rconn
-            pk = self._experiment_pk(conn, experiment_id)
-            row = conn.execute("SELECT pk FROM metric_names WHERE experiment_pk = ? AND name = ?", (pk, name)).fetchone()
-            if row is None:
+            found = self._series_row(experiment_id, name)
+            if found is None:
                 return None
-            where = "name_pk = ? AND step IS NOT NULL AND timestamp IS NOT NULL"
-            count = conn.execute(f"SELECT COUNT(*) FROM metrics WHERE {where}", (row[0],)).fetchone()[0]
-            stride = max(1, -(-count // max(1, max_points)))
+            steps, stamps = decode_chunks(self._rconn.execute(
+                "SELECT steps, timestamps FROM metric_chunks WHERE name_pk = ? ORDER BY pk", (found[0],)),
+                ("steps", "timestamps"))
+            known = ~(np.isnan(steps) | np.isnan(stamps))
+            steps, stamps = steps[known], stamps[known]
+            order = None if found[1] else step_order(steps)
+            if order is not None:
+                steps, stamps = steps[order], stamps[order]
             # Every stride-th point in step order, plus the last one so the mapping covers the whole series.
-            pairs = conn.execute(
-                f"SELECT step, timestamp FROM (SELECT step, timestamp, ROW_NUMBER() OVER (ORDER BY step, rowid) - 1 AS i "
-                f"FROM metrics WHERE {where}) WHERE i % ? = 0 OR i = ? - 1", (row[0], stride, count)).fetchall()
-            points = np.array(pairs, dtype=np.float64).reshape(-1, 2)
-            return points[:, 0], points[:, 1]
+            stride = max(1, -(-len(steps) // max(1, max_points)))
+            pick = np.unique(np.append(np.arange(0, len(steps), stride), len(steps) - 1)) if len(steps) else []
+            return steps[pick], stamps[pick]
 
-        return await self._read(query)
+        return await self._read(self._snapshot, query)
 
     async def logs(self, experiment_id, level, limit):
         def query() -> list[dict[str, Any]]:
@@ -362,24 +372,47 @@ class SQLiteStorage(Storage):
 
 
 def _insert_metrics(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | None, events: list[dict]) -> int:
-    name_pks: dict[str, int] = {}
-    last: dict[str, tuple[Any, int]] = {}
-    rows = []
+    """One chunk per metric name in the batch; a small tail chunk of the same run absorbs it instead."""
+    points: dict[str, list[tuple[Any, Any, Any]]] = {}
     for event in events:
         step, timestamp = event.get("step"), event.get("timestamp")
         for name, value in event["metrics"].items():
-            name_pk = name_pks.get(name)
-            if name_pk is None:
-                conn.execute("INSERT OR IGNORE INTO metric_names (experiment_pk, name) VALUES (?, ?)",
-                             (experiment_pk, name))
-                name_pk = name_pks[name] = conn.execute(
-                    "SELECT pk FROM metric_names WHERE experiment_pk = ? AND name = ?", (experiment_pk, name)).fetchone()[0]
-            encoded = last[name] = encode_value(value)
-            rows.append((name_pk, step, timestamp, *encoded, run_pk))
-    conn.executemany("INSERT INTO metrics (name_pk, step, timestamp, value, kind, run_pk) VALUES (?, ?, ?, ?, ?, ?)", rows)
-    conn.executemany("UPDATE metric_names SET last_value = ?, last_kind = ? WHERE pk = ?",
-                     [(*last[name], pk) for name, pk in name_pks.items()])
+            points.setdefault(name, []).append((step, timestamp, value))
+    for name, named in points.items():
+        chunk = encode_chunk(named)
+        conn.execute("INSERT OR IGNORE INTO metric_names (experiment_pk, name) VALUES (?, ?)", (experiment_pk, name))
+        name_pk, step_hi, ordered, tail_pk = conn.execute(
+            "SELECT pk, step_hi, ordered, tail_pk FROM metric_names WHERE experiment_pk = ? AND name = ?",
+            (experiment_pk, name)).fetchone()
+        tail = conn.execute('SELECT pk, steps, "values", kinds, timestamps FROM metric_chunks WHERE pk = ? '
+                            "AND n < ? AND run_pk IS ?", (tail_pk, MERGE_BELOW, run_pk)).fetchone()
+        state = chunk_row(conn, name_pk, run_pk, chunk, step_hi, ordered, tail)
+        step, timestamp, value = named[-1]
+        conn.execute("UPDATE metric_names SET last_value = ?, last_kind = ?, last_step = ?, last_timestamp = ?, "
+                     "step_hi = ?, ordered = ?, tail_pk = ? WHERE pk = ?",
+                     (*encode_value(value), step, timestamp, *state, name_pk))
     return len(events)
+
+
+def chunk_row(conn: sqlite3.Connection, name_pk: int, run_pk: int | None, chunk: EncodedChunk, step_hi: float | None,
+              ordered: int, tail: tuple | None = None) -> tuple[float | None, int, int]:
+    """Store ``chunk`` as the series' newest chunk row, or with ``tail`` (its row: pk and BLOBs) appended to it.
+
+    Returns the series' new (step_hi, ordered, tail_pk). The merged row gets a fresh pk, so readers (and caches)
+    that saw the old tail learn from its disappearance that it grew.
+    """
+    still_ordered = ordered and chunk.ordered and (step_hi is None or chunk.step_min >= step_hi)
+    if chunk.step_max is not None:
+        step_hi = chunk.step_max if step_hi is None else max(step_hi, chunk.step_max)
+    stored = chunk
+    if tail is not None:
+        conn.execute("DELETE FROM metric_chunks WHERE pk = ?", (tail[0],))
+        stored = merge_encoded(dict(zip(COLUMNS, tail[1:])), chunk)
+    cursor = conn.execute('INSERT INTO metric_chunks (name_pk, run_pk, n, step_min, step_max, steps, "values", kinds, '
+                          "timestamps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          (name_pk, run_pk, stored.n, stored.step_min, stored.step_max, stored.steps, stored.values,
+                           stored.kinds, stored.timestamps))
+    return step_hi, int(still_ordered), cursor.lastrowid
 
 
 def _insert_parameters(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | None, events: list[dict]) -> int:

@@ -3,8 +3,36 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from typing import Callable
 
-MIGRATIONS: list[tuple[int, str]] = [
+from ._chunks import encode_chunk
+
+CHUNK_POINTS = 65_536  # points per chunk when converting old rows: big enough to read fast, small to rewrite
+
+
+def _points_to_chunks(conn: sqlite3.Connection) -> None:
+    """Version 2: per-point ``metrics`` rows become columnar chunks in stored order, then the old table goes."""
+    from ._sqlite import chunk_row, decode_value
+
+    for (name_pk,) in conn.execute("SELECT pk FROM metric_names").fetchall():
+        rows = conn.execute("SELECT step, timestamp, value, kind, run_pk FROM metrics WHERE name_pk = ? ORDER BY rowid",
+                            (name_pk,)).fetchall()
+        runs = [r[4] for r in rows]
+        start, state = 0, (None, 1, None)  # (step_hi, ordered, tail_pk) as apply_batch keeps them
+        while start < len(rows):
+            end = min(start + CHUNK_POINTS, len(rows))
+            end = start + next((i for i, r in enumerate(runs[start:end]) if r != runs[start]), end - start)
+            chunk = encode_chunk([(s, t, decode_value(v, k)) for s, t, v, k, _ in rows[start:end]])
+            state = chunk_row(conn, name_pk, runs[start], chunk, *state[:2])
+            start = end
+        if rows:
+            step, stamp = rows[-1][0], rows[-1][1]
+            conn.execute("UPDATE metric_names SET last_step = ?, last_timestamp = ?, step_hi = ?, ordered = ?, "
+                         "tail_pk = ? WHERE pk = ?", (step, stamp, *state, name_pk))
+    conn.execute("DROP TABLE metrics")
+
+
+MIGRATIONS: list[tuple[int, str | Callable[[sqlite3.Connection], None]]] = [
     (1, """
     CREATE TABLE experiments (
         pk INTEGER PRIMARY KEY,
@@ -61,6 +89,26 @@ MIGRATIONS: list[tuple[int, str]] = [
         PRIMARY KEY (experiment_pk, path)
     ) WITHOUT ROWID;
     """),
+    (2, """
+    -- Columnar metrics (see _chunks.py): one row per metric name per batch, and a small tail chunk absorbs the next batch.
+    -- AUTOINCREMENT: pk never comes back after a tail is replaced, so a reader can tell new chunks by pk alone.
+    CREATE TABLE metric_chunks (
+        pk INTEGER PRIMARY KEY AUTOINCREMENT,
+        name_pk INTEGER NOT NULL REFERENCES metric_names(pk),
+        run_pk INTEGER, n INTEGER NOT NULL, step_min REAL, step_max REAL,
+        steps BLOB NOT NULL, "values" BLOB NOT NULL, kinds BLOB NOT NULL, timestamps BLOB NOT NULL
+    );
+    -- A step-range read takes the chunks with step_max >= lo and step_min <= hi of one name from the index alone.
+    CREATE INDEX metric_chunks_range ON metric_chunks (name_pk, step_max, step_min);
+    -- Per series: the last point (last_metrics, live reads), the highest step and whether every point so far came in
+    -- step order (then reads skip the sort), and the newest chunk (the merge target and the cache's change marker).
+    ALTER TABLE metric_names ADD COLUMN last_step INTEGER;
+    ALTER TABLE metric_names ADD COLUMN last_timestamp REAL;
+    ALTER TABLE metric_names ADD COLUMN step_hi REAL;
+    ALTER TABLE metric_names ADD COLUMN ordered INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE metric_names ADD COLUMN tail_pk INTEGER
+    """),
+    (3, _points_to_chunks),
 ]
 
 
@@ -73,9 +121,12 @@ def migrate(conn: sqlite3.Connection) -> int:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in sql.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            if callable(sql):
+                sql(conn)
+            else:
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
             conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
             conn.execute("COMMIT")
         except BaseException:

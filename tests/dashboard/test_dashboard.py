@@ -5,6 +5,7 @@ their renders in ``data-renders`` so a test can wait for "drawn again" without s
 """
 from __future__ import annotations
 
+import os
 import urllib.request
 
 import pytest
@@ -199,3 +200,27 @@ def test_million_point_series_is_downsampled_and_keeps_its_spike(server, page):
     page.evaluate("Plotly.relayout(document.querySelector('.chart'), {'xaxis.autorange': true})")
     page.wait_for_function(f"Number(document.querySelector('.chart').dataset.renders) > {renders}")
     assert page.evaluate(TRACE_STATS, ".chart")["count"] == BIG_POINTS
+
+
+def test_run_logged_by_the_client_library_shows_up(server, page, tmp_path, monkeypatch):
+    """End to end: Experiment(remote=...) uploads, and the dashboard draws what the client logged."""
+    from ml_dash import Experiment
+
+    base_url, _, _ = server
+    for var in [v for v in os.environ if v.startswith(("ML_DASH_", "ML_LOGGER_"))]:
+        monkeypatch.delenv(var)
+    exp = Experiment(namespace="carol", workspace="client", prefix="from-library", remote=base_url,
+                     local_root=str(tmp_path / ".ml-logger"))
+    with exp.run():
+        exp.params.set(lr=0.002, model={"layers": 8})
+        for step in range(50):
+            exp.metrics.log(step=step, **{"train.loss": 1.0 / (step + 1), "val.acc": step / 50})
+        exp.info("done")
+
+    page.goto(f"{base_url}/#/ws/carol/client")
+    page.wait_for_selector('#runs-table tr[data-prefix="from-library"] .status-COMPLETED')
+    page.click('#runs-table tr[data-prefix="from-library"] a')
+    wait_for_charts(page, 2)
+    assert page.eval_on_selector('.chart[data-metric="train.loss"]', "c => c.data[0].y.length") == 50
+    assert page.locator(".chart .scatterlayer .trace").count() == 2
+    page.wait_for_selector("#log-lines :text('done')")

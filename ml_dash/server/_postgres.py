@@ -21,10 +21,10 @@ import asyncpg
 import numpy as np
 import orjson
 
+from ._chunks import decode_chunks, encode_chunk, merge_encoded, step_order, to_series
 from ._errors import NotFound, StreamConflict
 from ._postgres_schema import migrate
-from ._storage import (VALUE_KIND_BOOL, VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_KIND_NUMBER, BatchResult, Series,
-                       Storage)
+from ._storage import VALUE_KIND_BOOL, VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_KIND_NUMBER, BatchResult, Storage
 
 _EXPERIMENT_SELECT = """
 SELECT e.pk, e.id, e.namespace, e.workspace, e.directory, e.prefix, e.readme, e.created_at,
@@ -36,6 +36,9 @@ LEFT JOIN runs r ON r.pk = (SELECT MAX(pk) FROM runs WHERE experiment_pk = e.pk)
 """
 _RUN_COLUMNS = "id, status, hostname, started_at, ended_at, error"
 _INT64 = (-(2**63), 2**63)
+# A live run sends a batch about every second: merging small tails keeps a long run at a few hundred chunks, and
+# caps what one batch rewrites at about MERGE_BELOW * 25 bytes (the same rule as SQLite).
+MERGE_BELOW = 4096
 
 
 class PostgresStorage(Storage):
@@ -202,54 +205,47 @@ class PostgresStorage(Storage):
         return {name: _decode_last(num, integer, kind) for name, num, integer, kind in rows}
 
     async def _chunks(self, experiment_id: str, name: str, columns: str, step_min=None, step_max=None):
-        """The metric's chunk rows in insertion order (None when no such metric), skipping chunks outside the range."""
+        """(ordered, chunk rows in stored order) of a series, skipping chunks outside the step range; None if no such
+        metric. One transaction (REPEATABLE READ) so a batch committed meanwhile is seen wholly or not at all."""
         async with self._pool.acquire() as conn:
             pk = await self._experiment_pk(conn, experiment_id)
-            name_pk = await conn.fetchval("SELECT pk FROM metric_names WHERE experiment_pk = $1 AND name = $2", pk, name)
-            if name_pk is None:
-                return None
-            sql, args = f"SELECT {columns} FROM metric_chunks WHERE name_pk = $1", [name_pk]
-            if step_min is not None:
-                args.append(float(step_min))
-                sql += f" AND step_max >= ${len(args)}"
-            if step_max is not None:
-                args.append(float(step_max))
-                sql += f" AND step_min <= ${len(args)}"
-            return await conn.fetch(sql + " ORDER BY pk", *args)
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                row = await conn.fetchrow("SELECT pk, ordered FROM metric_names WHERE experiment_pk = $1 AND name = $2",
+                                          pk, name)
+                if row is None:
+                    return None
+                sql, args = f"SELECT {columns} FROM metric_chunks WHERE name_pk = $1", [row["pk"]]
+                if step_min is not None:
+                    args.append(float(step_min))
+                    sql += f" AND step_max >= ${len(args)}"
+                if step_max is not None:
+                    args.append(float(step_max))
+                    sql += f" AND step_min <= ${len(args)}"
+                return row["ordered"], await conn.fetch(sql + " ORDER BY pk", *args)
 
     async def metric_series(self, experiment_id, name, step_min, step_max):
-        rows = await self._chunks(experiment_id, name, "steps, vals, kinds", step_min, step_max)
-        if rows is None:
+        found = await self._chunks(experiment_id, name, "steps, vals, kinds", step_min, step_max)
+        if found is None:
             return None
-        steps, values, kinds = _concat(rows, ("<f8", "<f8", "i1"))
-        keep = None
-        if step_min is not None:
-            keep = steps >= step_min  # NaN steps (no step) fall out of any range, as SQL's NULL does
-        if step_max is not None:
-            keep = (steps <= step_max) if keep is None else keep & (steps <= step_max)
-        if keep is not None:
-            steps, values, kinds = steps[keep], values[keep], kinds[keep]
-        order = _step_order(steps)
-        if order is not None:
-            steps, values, kinds = steps[order], values[order], kinds[order]
-        return Series(steps, values, kinds)
+        ordered, rows = found
+        steps, values, kinds = decode_chunks(rows)
+        return to_series(steps, values, kinds, step_min, step_max, ordered)
 
     async def metric_step_times(self, experiment_id, name, max_points):
-        rows = await self._chunks(experiment_id, name, "steps, timestamps")
-        if rows is None:
+        found = await self._chunks(experiment_id, name, "steps, timestamps")
+        if found is None:
             return None
-        steps, times = _concat(rows, ("<f8", "<f8"))
-        keep = ~np.isnan(steps) & ~np.isnan(times)
-        steps, times = steps[keep], times[keep]
-        order = _step_order(steps)
+        ordered, rows = found
+        steps, stamps = decode_chunks(rows, ("steps", "timestamps"))
+        known = ~(np.isnan(steps) | np.isnan(stamps))
+        steps, stamps = steps[known], stamps[known]
+        order = None if ordered else step_order(steps)
         if order is not None:
-            steps, times = steps[order], times[order]
-        count = len(steps)
-        stride = max(1, -(-count // max(1, max_points)))
-        picked = np.arange(0, count, stride)
-        if count and picked[-1] != count - 1:
-            picked = np.append(picked, count - 1)
-        return steps[picked], times[picked]
+            steps, stamps = steps[order], stamps[order]
+        # Every stride-th point in step order, plus the last one so the mapping covers the whole series.
+        stride = max(1, -(-len(steps) // max(1, max_points)))
+        pick = np.unique(np.append(np.arange(0, len(steps), stride), len(steps) - 1)) if len(steps) else []
+        return steps[pick], stamps[pick]
 
     async def logs(self, experiment_id, level, limit):
         async with self._pool.acquire() as conn:
@@ -295,33 +291,60 @@ class PostgresStorage(Storage):
 # --- batch rows: built (and validated) before the transaction, written inside it with one multi-row INSERT each ---
 
 class _MetricRows:
+    """One chunk per metric name in the batch; a small tail chunk of the same run absorbs it instead (as in SQLite)."""
+
     def __init__(self, events: list[dict], experiment_pk: int, run_pk: int | None) -> None:
         self.experiment_pk, self.run_pk = experiment_pk, run_pk
-        self.chunks = encode_metric_events(events)
+        points: dict[str, list[tuple[Any, Any, Any]]] = {}
+        for event in events:
+            step, timestamp = event.get("step"), event.get("timestamp")
+            for name, value in event["metrics"].items():
+                points.setdefault(name, []).append((step, timestamp, value))
+        # Sorted: every batch locks its names' rows in the same order, so two batches cannot deadlock.
+        self.names = sorted(points)
+        self.chunks = [encode_chunk(points[name]) for name in self.names]
+        self.lasts = [_encode_last(points[name][-1][2]) for name in self.names]
         self.count = len(events)
 
     async def write(self, conn: asyncpg.Connection) -> int:
-        if not self.chunks:
+        if not self.names:
             return self.count
-        names = sorted(self.chunks)  # a fixed lock order, so two batches upserting the same names cannot deadlock
-        lasts = [self.chunks[n].last for n in names]
-        # One upsert creates the names (race-free across workers) and records the latest value of each.
-        rows = await conn.fetch(
-            "INSERT INTO metric_names AS m (experiment_pk, name, last_num, last_int, last_kind) "
-            "SELECT $1, * FROM unnest($2::text[], $3::float8[], $4::int8[], $5::int2[]) "
-            "ON CONFLICT (experiment_pk, name) DO UPDATE SET last_num = EXCLUDED.last_num, "
-            "last_int = EXCLUDED.last_int, last_kind = EXCLUDED.last_kind RETURNING name, pk",
-            self.experiment_pk, names, [x[0] for x in lasts], [x[1] for x in lasts], [x[2] for x in lasts])
-        name_pks = {name: pk for name, pk in rows}
-        chunks = [self.chunks[n] for n in names]
-        await conn.execute(
+        # Create the names (race-free across workers) and lock their rows; read each series' state.
+        state = {r["name"]: r for r in await conn.fetch(
+            "INSERT INTO metric_names (experiment_pk, name) SELECT $1, unnest($2::text[]) "
+            "ON CONFLICT (experiment_pk, name) DO UPDATE SET name = EXCLUDED.name "
+            "RETURNING name, pk, step_hi, ordered, tail_pk", self.experiment_pk, self.names)}
+        name_pks = [state[n]["pk"] for n in self.names]
+        # Small tails of the same run are taken out and come back merged with the new points, under a fresh pk.
+        tails = {r["name_pk"]: r for r in await conn.fetch(
+            f"DELETE FROM metric_chunks WHERE pk = ANY($1::int8[]) AND n < {MERGE_BELOW} "
+            "AND run_pk IS NOT DISTINCT FROM $2 RETURNING name_pk, steps, vals, kinds, timestamps",
+            [state[n]["tail_pk"] for n in self.names if state[n]["tail_pk"] is not None], self.run_pk)}
+        stored, step_his, ordered = [], [], []
+        for name, name_pk, chunk in zip(self.names, name_pks, self.chunks):
+            hi, was_ordered = state[name]["step_hi"], state[name]["ordered"]
+            ordered.append(bool(was_ordered and chunk.ordered and (hi is None or chunk.step_min >= hi)))
+            if chunk.step_max is not None:
+                hi = chunk.step_max if hi is None else max(hi, chunk.step_max)
+            step_his.append(hi)
+            tail = tails.get(name_pk)
+            stored.append(chunk if tail is None else merge_encoded(
+                {"steps": tail["steps"], "values": tail["vals"], "kinds": tail["kinds"],
+                 "timestamps": tail["timestamps"]}, chunk))
+        new_pks = dict(await conn.fetch(
             "INSERT INTO metric_chunks (name_pk, run_pk, n, step_min, step_max, steps, vals, kinds, timestamps) "
             "SELECT name_pk, $1, n, step_min, step_max, steps, vals, kinds, timestamps FROM unnest("
             "$2::int8[], $3::int4[], $4::float8[], $5::float8[], $6::bytea[], $7::bytea[], $8::bytea[], $9::bytea[]) "
-            "AS c(name_pk, n, step_min, step_max, steps, vals, kinds, timestamps)",
-            self.run_pk, [name_pks[n] for n in names], [c.n for c in chunks], [c.step_min for c in chunks],
-            [c.step_max for c in chunks], [c.steps for c in chunks], [c.values for c in chunks],
-            [c.kinds for c in chunks], [c.timestamps for c in chunks])
+            "AS c(name_pk, n, step_min, step_max, steps, vals, kinds, timestamps) RETURNING name_pk, pk",
+            self.run_pk, name_pks, [c.n for c in stored], [c.step_min for c in stored], [c.step_max for c in stored],
+            [c.steps for c in stored], [c.values for c in stored], [c.kinds for c in stored],
+            [c.timestamps for c in stored]))
+        await conn.execute(
+            "UPDATE metric_names m SET last_num = u.num, last_int = u.int, last_kind = u.kind, step_hi = u.hi, "
+            "ordered = u.ordered, tail_pk = u.tail FROM unnest($1::int8[], $2::float8[], $3::int8[], $4::int2[], "
+            "$5::float8[], $6::bool[], $7::int8[]) AS u(pk, num, int, kind, hi, ordered, tail) WHERE m.pk = u.pk",
+            name_pks, [x[0] for x in self.lasts], [x[1] for x in self.lasts], [x[2] for x in self.lasts],
+            step_his, ordered, [new_pks[pk] for pk in name_pks])
         return self.count
 
 
@@ -352,65 +375,7 @@ class _LogRows:
         return len(self.columns[0])
 
 
-# --- metric chunk encoding (numpy arrays as little-endian bytes) ---
-
-class _Chunk:
-    __slots__ = ("n", "step_min", "step_max", "steps", "values", "kinds", "timestamps", "last")
-
-
-def encode_metric_events(events: list[dict]) -> dict[str, _Chunk]:
-    """Validated metric events → one chunk per metric name, plus each name's last value as (num, int, kind)."""
-    columns: dict[str, tuple[list, list, list, list]] = {}
-    for event in events:
-        step, timestamp = event.get("step"), event.get("timestamp")
-        step = math.nan if step is None else step
-        timestamp = math.nan if timestamp is None else timestamp
-        for name, value in event["metrics"].items():
-            column = columns.get(name)
-            if column is None:
-                column = columns[name] = ([], [], [], [])
-            column[0].append(step)
-            column[1].append(value)
-            column[3].append(timestamp)
-    chunks = {}
-    for name, (steps, raw, _, timestamps) in columns.items():
-        chunk = _Chunk()
-        values, kinds = _encode_values(raw)
-        step_array = np.array(steps, dtype="<f8")
-        chunk.n = len(steps)
-        finite = step_array[~np.isnan(step_array)]
-        chunk.step_min = float(finite.min()) if len(finite) else None
-        chunk.step_max = float(finite.max()) if len(finite) else None
-        chunk.steps, chunk.values, chunk.kinds = step_array.tobytes(), values.tobytes(), kinds.tobytes()
-        chunk.timestamps = np.array(timestamps, dtype="<f8").tobytes()
-        chunk.last = _encode_last(raw[-1])
-        chunks[name] = chunk
-    return chunks
-
-
-def _encode_values(raw: list) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        values = np.array(raw, dtype="<f8")  # the common case: numbers only (no None / bool objects)
-        if all(type(v) is not bool for v in raw):
-            kinds = np.where(np.isnan(values), VALUE_KIND_NAN, VALUE_KIND_NUMBER).astype("i1")
-            return values, kinds
-    except (TypeError, ValueError):
-        pass
-    values = np.empty(len(raw), dtype="<f8")
-    kinds = np.empty(len(raw), dtype="i1")
-    for i, value in enumerate(raw):
-        if value is None:
-            values[i], kinds[i] = math.nan, VALUE_KIND_NULL
-        elif value is True or value is False:
-            values[i], kinds[i] = float(value), VALUE_KIND_BOOL
-        elif type(value) not in (int, float):
-            raise TypeError(f"cannot store a metric value of type {type(value).__name__}")
-        elif value != value:
-            values[i], kinds[i] = math.nan, VALUE_KIND_NAN
-        else:
-            values[i], kinds[i] = value, VALUE_KIND_NUMBER
-    return values, kinds
-
+# --- last values: exact 64-bit ints beside floats ---
 
 def _encode_last(value: Any) -> tuple[float | None, int | None, int]:
     if value is None:
@@ -434,21 +399,3 @@ def _decode_last(num: float | None, integer: int | None, kind: int) -> Any:
     if kind == VALUE_KIND_NULL:
         return None
     return integer if integer is not None else num
-
-
-def _concat(rows: list, dtypes: tuple[str, ...]) -> tuple[np.ndarray, ...]:
-    """Chunk rows' byte columns (little-endian) → one fresh native array per column."""
-    out = []
-    for i, dtype in enumerate(dtypes):
-        native = np.dtype(dtype).newbyteorder("=")
-        parts = [np.frombuffer(row[i], dtype=dtype) for row in rows]
-        out.append(np.concatenate(parts).astype(native, copy=False) if parts else np.empty(0, dtype=native))
-    return tuple(out)
-
-
-def _step_order(steps: np.ndarray) -> np.ndarray | None:
-    """A stable permutation into step order (no-step points first, as SQL sorts NULL), or None when already sorted."""
-    key = np.where(np.isnan(steps), -np.inf, steps)
-    if len(key) < 2 or bool(np.all(key[1:] >= key[:-1])):
-        return None
-    return np.argsort(key, kind="stable")

@@ -34,16 +34,19 @@ MIGRATIONS: list[tuple[int, str]] = [
         PRIMARY KEY (experiment_pk, stream_id)
     );
     -- One row per (experiment, metric name), with the latest value: last_int keeps 64-bit ints exact, last_num the
-    -- rest, last_kind tells number/bool/null/NaN apart (see _storage.VALUE_KIND_*).
+    -- rest, last_kind tells number/bool/null/NaN apart (see _storage.VALUE_KIND_*). step_hi and ordered (every point
+    -- so far came in step order: reads skip the sort) and tail_pk (the newest chunk, which a small next batch of the
+    -- same run is merged into) are kept as in SQLite. A batch locks its names' rows, so a series has one writer.
     CREATE TABLE metric_names (
         pk BIGSERIAL PRIMARY KEY,
         experiment_pk BIGINT NOT NULL REFERENCES experiments(pk),
         name TEXT NOT NULL,
         last_num DOUBLE PRECISION, last_int BIGINT, last_kind SMALLINT,
+        step_hi DOUBLE PRECISION, ordered BOOLEAN NOT NULL DEFAULT TRUE, tail_pk BIGINT,
         UNIQUE (experiment_pk, name)
     );
     -- Columnar chunks: one row per (batch, metric name) holding little-endian arrays (see _chunks): float64 steps
-    -- (NaN: no step), float64 values, int8 kinds, float64 timestamps. step_min/step_max (NULL when the chunk has no
+    -- (NaN: no step), float64 values (column vals), int8 kinds, float64 timestamps. step_min/step_max (NULL when the chunk has no
     -- step) let a step-range read skip whole chunks; a 1M-point series is a few dozen rows.
     CREATE TABLE metric_chunks (
         pk BIGSERIAL PRIMARY KEY,

@@ -11,8 +11,8 @@ from ._config import ConfigError, ServerConfig
 def add_server_subcommand(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     parser = subparsers.add_parser("server", help="run the ml-dash server (REST ingest + GraphQL)",
                                    description="Run the ml-dash server. Settings fall back to ML_DASH_HOST, "
-                                               "ML_DASH_PORT, ML_DASH_DATA, ML_DASH_DB, ML_DASH_TOKENS and "
-                                               "ML_DASH_TOKENS_FILE.")
+                                               "ML_DASH_PORT, ML_DASH_DATA, ML_DASH_DB, ML_DASH_WORKERS, "
+                                               "ML_DASH_TOKENS and ML_DASH_TOKENS_FILE.")
     add_server_arguments(parser)
     parser.set_defaults(func=server_main)
     return parser
@@ -22,7 +22,10 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="address to bind (default 127.0.0.1; anything else requires tokens)")
     parser.add_argument("--port", type=int, help="port to listen on (default 8000; 0 picks a free one)")
     parser.add_argument("--data", help="data directory for the database and files (default ./ml-dash-data)")
-    parser.add_argument("--db", help="database URL (default: SQLite inside --data; sqlite:///path also accepted)")
+    parser.add_argument("--db", help="database URL: postgresql://user:password@host/db, or sqlite:///path "
+                                     "(default: SQLite inside --data)")
+    parser.add_argument("--workers", type=int, help="worker processes sharing the port (default 1; PostgreSQL "
+                                                    "recommended above 1)")
     parser.add_argument("--token", action="append", metavar="TOKEN[=NS1,NS2]",
                         help="accept this bearer token, optionally limited to namespaces; repeatable")
     parser.add_argument("--tokens-file", help="file with one TOKEN[=NS1,NS2] per line ('#' starts a comment)")
@@ -35,12 +38,17 @@ def server_main(args: argparse.Namespace) -> int:
 
     try:
         config = ServerConfig.resolve(host=args.host, port=args.port, data_dir=args.data, db_url=args.db,
-                                      tokens=args.token, tokens_file=args.tokens_file)
+                                      tokens=args.token, tokens_file=args.tokens_file,
+                                      workers=getattr(args, "workers", None))
     except (ConfigError, OSError, ValueError) as exc:
         print(f"ml-dash server: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     auth = f"{len(config.tokens)} token(s)" if config.tokens else "no authentication (loopback only)"
+    if config.workers > 1:
+        from ._workers import serve_workers
+
+        return serve_workers(config, banner=f"[data: {config.data_dir}, {auth}]")
     # print=... announces the bound address on stdout, which running_server() reads to learn a port-0 choice.
     web.run_app(create_app(config), host=config.host, port=config.port, access_log=None,
                 print=lambda line: print(f"{line} [data: {config.data_dir}, {auth}]", flush=True))

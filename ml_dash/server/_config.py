@@ -31,6 +31,7 @@ class ServerConfig:
     max_events: int = 100_000
     max_name_length: int = 256
     max_file_bytes: int = 16 * 1024**3
+    workers: int = 1  # processes serving one port (SO_REUSEPORT); see _workers
 
     @classmethod
     def resolve(
@@ -41,6 +42,7 @@ class ServerConfig:
         db_url: str | None = None,
         tokens: Iterable[str] | None = None,
         tokens_file: str | None = None,
+        workers: int | None = None,
         **limits: int,
     ) -> "ServerConfig":
         """Build a config from explicit arguments, falling back to ``ML_DASH_*`` variables and defaults."""
@@ -54,6 +56,7 @@ class ServerConfig:
             data_dir=setting("DATA", data_dir, DEFAULT_DATA_DIR),
             db_url=setting("DB", db_url, None),
             tokens=table,
+            workers=setting("WORKERS", workers, 1, int),
             **limits,
         )
         config.check()
@@ -65,6 +68,8 @@ class ServerConfig:
 
     def check(self) -> None:
         """Refuse configurations that would expose data: a non-loopback bind without any token."""
+        if self.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {self.workers}")
         if not self.tokens and not is_loopback(self.host):
             raise ConfigError(
                 f"refusing to bind {self.host!r} without authentication: anyone on the network could read and write "

@@ -66,11 +66,13 @@ async def test_step_times_sample_the_whole_series(storage):
     assert np.array_equal(stamps, steps + 1000.0)
 
 
-async def test_small_batches_are_merged_into_few_chunks(tmp_path):
+async def test_small_batches_are_merged_into_few_chunks(tmp_path, monkeypatch):
     """SQLite: a live run's one-point batches collect in a tail chunk instead of one row each."""
-    from ml_dash.server._sqlite import MERGE_BELOW, SQLiteStorage
+    from ml_dash.server import _sqlite
 
-    storage = SQLiteStorage(str(tmp_path / "db.sqlite3"))
+    MERGE_BELOW = 16  # each batch is an fsync'd transaction: keep the test short
+    monkeypatch.setattr(_sqlite, "MERGE_BELOW", MERGE_BELOW)
+    storage = _sqlite.SQLiteStorage(str(tmp_path / "db.sqlite3"))
     await storage.open()
     try:
         experiment_id = await new_series(storage, [[(s, float(s))] for s in range(MERGE_BELOW + 10)])

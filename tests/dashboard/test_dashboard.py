@@ -10,8 +10,14 @@ import urllib.request
 
 import pytest
 
-from dashboard_seed import Server, seed_big_series, seed_demo
-from ml_dash.server.testing import running_server
+# Skipped here, not in conftest.py, where pytest would report a module-level skip as an error.
+if not os.path.exists("/usr/bin/chromium"):
+    pytest.skip("/usr/bin/chromium is absent (apt-get install -y chromium)", allow_module_level=True)
+pytest.importorskip("playwright.sync_api")
+pytest.importorskip("plotly")
+
+from dashboard_seed import Server, seed_big_series, seed_demo  # noqa: E402
+from ml_dash.server.testing import running_server  # noqa: E402
 
 BIG_POINTS = 1_000_000
 SPIKE_STEP = 654_321

@@ -1,23 +1,33 @@
-"""Server ingest benchmark: a real ``ml-dash server`` subprocess on loopback, SQLite in a temp dir.
+"""Server ingest benchmark: real ``ml-dash server`` subprocesses on loopback, SQLite and PostgreSQL, 1/2/4 workers.
 
-Measures (1) metric points/s ingested from N concurrent clients sending msgpack batches on their own streams, with
-p50/p99 batch latency, and (2) milliseconds to serve one long series downsampled to a fixed number of buckets, over
-REST and GraphQL. Defaults run in well under two minutes; raise the flags to scale up.
+Measures, for each backend and worker count, (1) metric points/s ingested from N concurrent clients sending msgpack
+batches on their own streams, with p50/p99 batch latency, and (2) per backend (one worker) milliseconds to serve one
+long series downsampled to a fixed number of buckets, over REST and GraphQL. PostgreSQL needs a URL whose role may
+create schemas (``--postgres`` or ML_DASH_TEST_POSTGRES, as printed by scripts/services.sh); each measurement uses a
+fresh schema, dropped afterwards. Without one the PostgreSQL column is skipped with a message. The default run takes
+well under three minutes on two cores; raise the flags to scale up.
 
-    python benchmarks/server_ingest.py [--clients 4] [--batches 50] [--batch-size 5000] [--series-points 1000000]
+    python benchmarks/server_ingest.py [--clients 8] [--batches 10] [--batch-size 5000] [--workers 1,2,4]
+                                       [--series-points 1000000] [--backends sqlite,postgresql] [--postgres URL]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
+import uuid
 
 import aiohttp
 import msgpack
 
-from ml_dash.server.testing import running_server
+from ml_dash.server.testing import free_port
 
 MSGPACK = {"Content-Type": "application/msgpack"}
 
@@ -82,33 +92,126 @@ async def serve_series(base: str, points: int, buckets: int, repeats: int) -> tu
     return statistics.median(rest) * 1000, statistics.median(gql) * 1000
 
 
-async def main(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory() as data_dir, running_server(data_dir) as base:
-        elapsed, latencies = await ingest(base, args.clients, args.batches, args.batch_size)
-        rest_ms, gql_ms = await serve_series(base, args.series_points, args.buckets, args.repeats)
+@contextlib.contextmanager
+def postgres_schema(url: str):
+    """A fresh schema in ``url``'s database, as a URL whose connections use it; dropped afterwards."""
+    import asyncpg
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}search_path={schema}"
+    finally:
+        asyncio.run(run(f"DROP SCHEMA {schema} CASCADE"))
+
+
+@contextlib.contextmanager
+def server(backend: str, workers: int, postgres_url: str | None):
+    """``python -m ml_dash.server --workers N`` on a free loopback port over a fresh database; yields its base URL."""
+    with tempfile.TemporaryDirectory() as data_dir, contextlib.ExitStack() as stack:
+        db = stack.enter_context(postgres_schema(postgres_url)) if backend == "postgresql" else None
+        port = free_port()
+        command = [sys.executable, "-m", "ml_dash.server", "--port", str(port), "--data", data_dir,
+                   "--workers", str(workers)] + (["--db", db] if db else [])
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_DASH_", "ML_LOGGER_"))}
+        log = stack.enter_context(tempfile.TemporaryFile())
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"server did not start:\n{log.read().decode(errors='replace')}")
+                try:
+                    with urllib.request.urlopen(base + "/health", timeout=1):
+                        break
+                except OSError:
+                    time.sleep(0.05)
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def postgres_available(url: str | None) -> str | None:
+    """None when PostgreSQL can be used, else why not."""
+    if not url:
+        return "no PostgreSQL URL (pass --postgres or set ML_DASH_TEST_POSTGRES; see scripts/services.sh)"
+    try:
+        import asyncpg
+
+        async def probe() -> None:
+            conn = await asyncpg.connect(url, timeout=5)
+            await conn.close()
+
+        asyncio.run(probe())
+    except Exception as exc:  # any reason at all: report it and go on with SQLite
+        return f"cannot connect to {url}: {exc}"
+    return None
+
+
+def main(args: argparse.Namespace) -> None:
+    backends = args.backends.split(",")
+    if "postgresql" in backends:
+        reason = postgres_available(args.postgres)
+        if reason is not None:
+            print(f"skipping PostgreSQL: {reason}", file=sys.stderr)
+            backends.remove("postgresql")
+    workers = [int(w) for w in args.workers.split(",")]
     points = args.clients * args.batches * args.batch_size
-    latencies.sort()
-    p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
-    rows = [
-        ("clients x batches x points/batch", f"{args.clients} x {args.batches} x {args.batch_size}"),
-        ("points ingested", f"{points:,}"),
-        ("ingest wall time", f"{elapsed:.2f} s"),
-        ("ingest rate", f"{points / elapsed:,.0f} points/s"),
-        ("batch latency p50 / p99", f"{statistics.median(latencies) * 1000:.1f} / {p99 * 1000:.1f} ms"),
-        (f"{args.series_points:,}-point series -> {args.buckets} buckets, REST", f"{rest_ms:.1f} ms (median)"),
-        (f"{args.series_points:,}-point series -> {args.buckets} buckets, GraphQL", f"{gql_ms:.1f} ms (median)"),
-    ]
-    width = max(len(label) for label, _ in rows)
-    for label, value in rows:
-        print(f"{label:<{width}}  {value}")
+    ingest_rows, series_rows = {}, {}
+    for backend in backends:
+        for n in workers:
+            with server(backend, n, args.postgres) as base:
+                elapsed, latencies = asyncio.run(ingest(base, args.clients, args.batches, args.batch_size))
+            latencies.sort()
+            p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+            ingest_rows[backend, n] = (points / elapsed, statistics.median(latencies) * 1000, p99 * 1000)
+            print(f"  {backend}, {n} worker(s): {points / elapsed:,.0f} points/s", file=sys.stderr, flush=True)
+        if args.series_points:
+            with server(backend, 1, args.postgres) as base:
+                series_rows[backend] = asyncio.run(serve_series(base, args.series_points, args.buckets, args.repeats))
+    print(f"ingest: {args.clients} clients x {args.batches} batches x {args.batch_size} points "
+          f"= {points:,} points per cell (msgpack, one stream and metric per client, keep-alive connections)")
+    header = "| workers | " + " | ".join(f"{b} points/s | {b} p50 / p99 batch ms" for b in backends) + " |"
+    print(header)
+    print("|" + "---|" * (1 + 2 * len(backends)))
+    for n in workers:
+        cells = []
+        for backend in backends:
+            rate, p50, p99 = ingest_rows[backend, n]
+            cells += [f"{rate:,.0f}", f"{p50:.1f} / {p99:.1f}"]
+        print(f"| {n} | " + " | ".join(cells) + " |")
+    if series_rows:
+        print(f"\n{args.series_points:,}-point series -> {args.buckets} buckets (median of {args.repeats}, 1 worker)")
+        print("| backend | REST ms | GraphQL ms |\n|---|---|---|")
+        for backend, (rest_ms, gql_ms) in series_rows.items():
+            print(f"| {backend} | {rest_ms:.1f} | {gql_ms:.1f} |")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--batches", type=int, default=50, help="batches per client")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--batches", type=int, default=10, help="batches per client")
     parser.add_argument("--batch-size", type=int, default=5000, help="metric points per batch")
-    parser.add_argument("--series-points", type=int, default=1_000_000)
+    parser.add_argument("--workers", default="1,2,4", help="comma-separated worker counts")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--postgres", default=os.environ.get("ML_DASH_TEST_POSTGRES"),
+                        help="PostgreSQL URL (default: ML_DASH_TEST_POSTGRES)")
+    parser.add_argument("--series-points", type=int, default=1_000_000, help="0 skips the series read")
     parser.add_argument("--buckets", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
-    asyncio.run(main(parser.parse_args()))
+    main(parser.parse_args())

@@ -300,13 +300,15 @@ class SQLiteStorage(Storage):
         if found is None:
             return None
         name_pk, ordered = found
-        # Only the chunks overlapping the step range (index on name_pk, step_max, step_min), in stored order.
-        sql, args = 'SELECT steps, "values", kinds FROM metric_chunks WHERE name_pk = ?', [name_pk]
+        # Only the chunks overlapping the step range (index on name_pk, step_max, step_min), put back in stored
+        # order here: an ORDER BY would make SQLite copy every BLOB through its sorter first.
+        sql, args = 'SELECT pk, steps, "values", kinds FROM metric_chunks WHERE name_pk = ?', [name_pk]
         if step_min is not None:
             sql, args = sql + " AND step_max >= ?", [*args, step_min]
         if step_max is not None:
             sql, args = sql + " AND step_min <= ?", [*args, step_max]
-        steps, values, kinds = decode_chunks(self._rconn.execute(sql + " ORDER BY pk", args))
+        rows = sorted(self._rconn.execute(sql, args).fetchall())
+        steps, values, kinds = decode_chunks(row[1:] for row in rows)
         return to_series(steps, values, kinds, step_min, step_max, ordered)
 
     async def metric_step_times(self, experiment_id, name, max_points):
@@ -314,9 +316,9 @@ class SQLiteStorage(Storage):
             found = self._series_row(experiment_id, name)
             if found is None:
                 return None
-            steps, stamps = decode_chunks(self._rconn.execute(
-                "SELECT steps, timestamps FROM metric_chunks WHERE name_pk = ? ORDER BY pk", (found[0],)),
-                ("steps", "timestamps"))
+            rows = sorted(self._rconn.execute("SELECT pk, steps, timestamps FROM metric_chunks WHERE name_pk = ?",
+                                              (found[0],)).fetchall())
+            steps, stamps = decode_chunks((row[1:] for row in rows), ("steps", "timestamps"))
             known = ~(np.isnan(steps) | np.isnan(stamps))
             steps, stamps = steps[known], stamps[known]
             order = None if found[1] else step_order(steps)

@@ -1,0 +1,117 @@
+"""Series read benchmark: milliseconds to read a long metric series and min/max-downsample it for a chart.
+
+Ingests a 1M- and a 10M-point series straight through the storage API (SQLite in a temp dir), then times, median of
+``--repeats``: the storage read plus ``_downsample`` to ``--buckets`` buckets, a zoom to 1% of the steps at full
+resolution, and the same 1M read through the GraphQL endpoint of a real server subprocess. Runs in about a minute.
+
+    python benchmarks/series_read.py [--points 1000000 10000000] [--buckets 1000] [--repeats 5]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from ml_dash.server._downsample import series_result
+from ml_dash.server._sqlite import SQLiteStorage
+from ml_dash.server.testing import running_server
+
+BATCH = 100_000
+# The goals of issues 3 and 5, and what the one-row-per-point layout took before (1M points, 1000 buckets).
+GOALS = {1_000_000: "≤ 100 ms (was 700-1400 ms)", 10_000_000: "well under 1 s"}
+
+
+async def ingest(storage: SQLiteStorage, prefix: str, points: int) -> str:
+    """One series of ``points`` points in batches of ``BATCH``, with a single spike that every answer must keep.
+
+    The event dicts are built once and re-stepped per batch: building 10M dicts would dominate the run.
+    """
+    experiment_id, _ = await storage.create_experiment("bench", "w", "", prefix, None, None)
+    events = [{"timestamp": 0.0, "step": 0, "metrics": {"loss": 1.0 / (1 + i % 1000)}} for i in range(BATCH)]
+    for first in range(0, points, BATCH):
+        size = min(BATCH, points - first)
+        for i, event in enumerate(events[:size]):
+            event["step"], event["timestamp"] = first + i, 1.7e9 + first + i
+        spike = points // 2 - first
+        if 0 <= spike < size:
+            events[spike]["metrics"] = {"loss": 1e3}
+        await storage.apply_batch(experiment_id, None, "metrics", "s", first, first + size, events[:size])
+        if 0 <= spike < size:
+            events[spike]["metrics"] = {"loss": 1.0}
+    return experiment_id
+
+
+async def time_storage(storage: SQLiteStorage, experiment_id: str, points: int, buckets: int,
+                       repeats: int) -> dict[str, float]:
+    async def chart() -> None:
+        series = await storage.metric_series(experiment_id, "loss", None, None)
+        answer = series_result("loss", series, buckets, nonfinite_as_text=True)
+        assert answer["count"] == points and 1e3 in answer["values"] and len(answer["values"]) <= 2 * buckets
+
+    async def zoom() -> None:
+        low = points // 2 - points // 200
+        series = await storage.metric_series(experiment_id, "loss", low, low + points // 100 - 1)
+        answer = series_result("loss", series, None, nonfinite_as_text=True)
+        assert answer["count"] == points // 100 and 1e3 in answer["values"]
+
+    return {"storage + downsample": await median_ms(chart, repeats), "zoom 1% (full res)": await median_ms(zoom, repeats)}
+
+
+async def median_ms(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        await fn()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times) * 1e3
+
+
+def time_graphql(base_url: str, experiment_id: str, points: int, buckets: int, repeats: int) -> float:
+    body = json.dumps({"query": "query($id: ID!, $n: Int) { experiment(id: $id) { metric(name: \"loss\", maxPoints: $n)"
+                                " { count steps values min max } } }",
+                       "variables": {"id": experiment_id, "n": buckets}}).encode()
+    times = []
+    for _ in range(repeats):
+        request = urllib.request.Request(base_url + "/graphql", body, {"Content-Type": "application/json"})
+        began = time.perf_counter()
+        with urllib.request.urlopen(request) as answer:
+            metric = json.loads(answer.read())["data"]["experiment"]["metric"]
+        times.append(time.perf_counter() - began)
+        assert metric["count"] == points and metric["max"] == 1e3
+    return statistics.median(times) * 1e3
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--buckets", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as data_dir:
+        storage = SQLiteStorage(str(Path(data_dir) / "ml-dash.sqlite3"))  # the file the server opens below
+        await storage.open()
+        ids = {}
+        for points in args.points:
+            began = time.perf_counter()
+            ids[points] = await ingest(storage, f"series-{points}", points)
+            print(f"ingested {points:,} points in {time.perf_counter() - began:.1f} s", flush=True)
+            for what, ms in (await time_storage(storage, ids[points], points, args.buckets, args.repeats)).items():
+                rows.append((f"{points:,}", what, ms, GOALS.get(points, "") if "downsample" in what else ""))
+        await storage.close()
+        with running_server(data_dir) as base_url:
+            points = min(args.points)
+            ms = time_graphql(base_url, ids[points], points, args.buckets, args.repeats)
+            rows.append((f"{points:,}", "HTTP GraphQL metric(maxPoints)", ms, GOALS.get(points, "")))
+    print(f"\n{'points':>12}  {'read (' + str(args.buckets) + ' buckets)':<32} {'median ms':>10}  goal")
+    for points, what, ms, goal in rows:
+        print(f"{points:>12}  {what:<32} {ms:>10.1f}  {goal}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

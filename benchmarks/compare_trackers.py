@@ -685,6 +685,7 @@ def orchestrate(args) -> int:
     results: dict[str, list[dict]] = {n: [] for n in run}
     errors: dict[str, str] = {}
     t_all = time.perf_counter()
+    load_start = os.getloadavg()
     for rep in range(args.reps):
         order = run[rep % len(run):] + run[:rep % len(run)] if run else []
         for n in order:
@@ -716,6 +717,7 @@ def orchestrate(args) -> int:
     if not args.keep and not args.workdir:
         shutil.rmtree(root, ignore_errors=True)
     total_s = time.perf_counter() - t_all
+    args.load = (load_start, os.getloadavg())  # other work on the machine skews p99 and wall times
 
     # ---- aggregate: the median over reps of each per-rep number
     rows = []
@@ -770,7 +772,7 @@ def orchestrate(args) -> int:
         with open(os.path.join(args.results_dir, "compare_trackers.md"), "w") as f:
             f.write(md)
         with open(os.path.join(args.results_dir, "compare_trackers.json"), "w") as f:
-            json.dump({"date": date, "machine": _machine(), "versions": versions, "args": vars(args),
+            json.dump({"date": date, "machine": _machine(), "versions": versions, "args": vars(args), "cmd": sys.argv,
                        "skipped": skipped, "errors": errors, "rows": rows,
                        "per_rep": {n: results[n] for n in run}}, f, indent=1, default=str)
         png = os.path.join(args.results_dir, "compare_trackers.png")
@@ -792,7 +794,10 @@ def _markdown(rows, base, skipped, errors, versions, date, args, total_s) -> str
     L.append(f"- Workload: {args.steps:,} steps × 3 scalars (`loss`, `acc`, `lr`), {args.reps} rep(s), each tracker in a "
              f"fresh process, order rotated every rep; numbers are the median over reps. Loop cap {args.max_loop_s:g} s "
              f"(a tracker that hits it logs fewer steps: marked *capped*).")
-    L.append(f"- Whole run: {total_s:.0f} s.\n")
+    la = getattr(args, "load", None)
+    load = (f"; 1-min load average {la[0][0]:.1f} at the start, {la[1][0]:.1f} at the end ({os.cpu_count()} cores: "
+            f"anything above ~1 beyond the benchmark itself means other work competed)") if la else ""
+    L.append(f"- Whole run: {total_s:.0f} s{load}.\n")
     L.append("| tracker | steps | median µs/step | p99 µs/step | × ml-dash (median) | loop s | finish s | "
              "CPU µs/step (tree) | disk B/step | peak RSS MiB | every step stored? | caller syncs/step (tensor) |")
     L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
@@ -902,7 +907,7 @@ def main(argv=None) -> int:
     p.add_argument("--only", default="", help="comma-separated subset of: " + ",".join(ORDER))
     p.add_argument("--sync-steps", type=int, default=200, help="steps of the tensor/GPU-sync pass (0: skip it)")
     p.add_argument("--max-loop-s", type=float, default=90.0, help="stop a tracker's loop after this many seconds")
-    p.add_argument("--mlflow-steps", type=int, default=3000,
+    p.add_argument("--mlflow-steps", type=int, default=2000,
                    help="steps for the two MLflow runs (its sqlite store costs ~5 ms CPU a step; 0: --steps)")
     p.add_argument("--worker-timeout", type=float, default=600.0)
     p.add_argument("--results-dir", default=os.path.join(HERE, "results"), help="'' to write nothing")

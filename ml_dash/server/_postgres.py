@@ -12,6 +12,7 @@ Metrics are columnar chunks (one row per batch and metric name, numpy arrays as 
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 import uuid
@@ -22,7 +23,7 @@ import numpy as np
 import orjson
 
 from ._chunks import decode_chunks, encode_chunk, merge_encoded, step_order, to_series
-from ._errors import NotFound, StreamConflict
+from ._errors import BadRequest, NotFound, StreamConflict
 from ._postgres_schema import migrate
 from ._storage import VALUE_KIND_BOOL, VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_KIND_NUMBER, BatchResult, Storage
 
@@ -286,6 +287,26 @@ class PostgresStorage(Storage):
                 rows = await conn.fetch("SELECT path, size, sha256 FROM files WHERE experiment_pk = $1 AND path = $2",
                                         pk, path)
         return [dict(row) for row in rows]
+
+
+def _data_errors_as_400(method):
+    """PostgreSQL refuses some text SQLite takes (NUL characters): a client's bad input is a 400, never a 500."""
+    @functools.wraps(method)
+    async def wrapper(*args, **kwargs):
+        try:
+            return await method(*args, **kwargs)
+        except asyncpg.exceptions.CharacterNotInRepertoireError:
+            raise BadRequest("text must not contain NUL characters") from None
+        except asyncpg.exceptions.DataError as exc:
+            raise BadRequest(f"value rejected by the database: {exc}") from None
+
+    return wrapper
+
+
+for _name in ("create_experiment", "get_experiment", "list_experiments", "list_workspaces", "create_run", "get_run",
+              "update_run", "list_runs", "apply_batch", "stream_offsets", "parameter_ops", "metric_names",
+              "last_metrics", "metric_series", "metric_step_times", "logs", "put_file", "get_file", "list_files"):
+    setattr(PostgresStorage, _name, _data_errors_as_400(getattr(PostgresStorage, _name)))
 
 
 # --- batch rows: built (and validated) before the transaction, written inside it with one multi-row INSERT each ---

@@ -100,3 +100,16 @@ async def test_logs_and_parameters_keep_order(storage):
     await storage.apply_batch(experiment_id, None, "parameters", "p", 0, 1, params)
     ops = await storage.parameter_ops(experiment_id)
     assert [op["data"]["b"] for op in ops] == list(range(300)) and list(ops[0]["data"]) == ["b", "a"]
+
+
+async def test_nul_characters_are_a_bad_request_not_a_server_error(client):
+    """PostgreSQL cannot store NUL in text: every backend answers 400 or stores it, never 500."""
+    from .conftest import metric_batch, new_experiment, post_batch
+
+    experiment_id = await new_experiment(client)
+    answer = await post_batch(client, experiment_id, metric_batch(0, 1, range(1), name="bad\x00name"))
+    assert answer.status in (200, 400), await answer.text()
+    logs = {"run_id": None, "stream": "logs", "stream_id": "l", "start": 0, "end": 1,
+            "events": [{"timestamp": 1.0, "level": "INFO", "message": "a\x00b"}]}
+    assert (await post_batch(client, experiment_id, logs)).status in (200, 400)
+    assert (await client.get(f"/api/v1/experiments/{experiment_id}/metrics/x%00y")).status in (200, 400, 404)

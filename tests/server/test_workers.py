@@ -145,3 +145,13 @@ def test_sigterm_stops_every_worker(tmp_path):
     for pid in seen:
         with pytest.raises(ProcessLookupError):
             os.kill(int(pid), 0)
+
+
+def test_workers_setting_resolves_from_flag_and_environment(monkeypatch):
+    from ml_dash.server._config import ConfigError, ServerConfig
+
+    monkeypatch.setenv("ML_DASH_WORKERS", "3")
+    assert ServerConfig.resolve().workers == 3
+    assert ServerConfig.resolve(workers=2).workers == 2
+    with pytest.raises(ConfigError, match="workers"):
+        ServerConfig.resolve(workers=0)

@@ -142,7 +142,7 @@ class RemoteRun:
             except Exception:  # a bug or a local I/O error: keep going, but never spin
                 failures += 1
                 logger.exception("ml-dash: upload round for %s failed", self.path)
-                await asyncio.sleep(min(30.0, 0.5 * 2 ** failures))
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
                 continue
             if self.sync.ready:
                 self.connected.set()

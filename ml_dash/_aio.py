@@ -117,25 +117,6 @@ def start_writer_task(p: Pipeline) -> threading.Thread | None:
     return owner
 
 
-def _drain_chunk(p: Pipeline, limit: int) -> bool:
-    """``Pipeline._drain`` for at most ``limit`` events; ``True`` if more are waiting. Never holds the lock across an await."""
-    queue = p.queue
-    with p._lock:
-        n = min(len(queue), limit)
-        batch, barriers = [], []
-        for _ in range(n):
-            event = queue.popleft()
-            (barriers if event[1] == BARRIER else batch).append(event)
-        if batch:
-            p.sink.export(batch)
-        for event in barriers:
-            event[2].set()
-        if p._blocked:
-            with p._room:
-                p._room.notify_all()
-    return bool(queue)
-
-
 async def _writer(p: Pipeline, wake: _LoopWake, owner: threading.Thread) -> None:
     limit = max(1, min(p.batch_size, CHUNK))
     try:
@@ -148,7 +129,7 @@ async def _writer(p: Pipeline, wake: _LoopWake, owner: threading.Thread) -> None
             wake.clear()
             p._wake_pending = False
             try:
-                while _drain_chunk(p, limit):
+                while p._drain(limit):
                     await asyncio.sleep(0)  # let the loop's other tasks run between chunks
                 if p.sink.has_pending:  # lines a full disk refused last time
                     with p._lock:

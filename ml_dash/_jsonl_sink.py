@@ -13,7 +13,7 @@ from typing import Callable
 
 import orjson
 
-from ._pipeline import METRIC, METRIC_AGG, RECORD
+from ._pipeline import METRIC, METRIC_AGG, METRIC_CONVERT, RECORD
 from ._values import TEXT_TO_NONFINITE, clean_metrics, json_safe, metric_to_python
 
 logger = logging.getLogger("ml_dash")
@@ -22,11 +22,20 @@ STREAM_FILES = {"metrics": "metrics.jsonl", "parameters": "parameters.jsonl", "l
 _OPTS = orjson.OPT_APPEND_NEWLINE
 
 
+STORES: list["LocalStore"] = []  # index = LocalStore.key
+
+
 class LocalStore:
-    """One experiment's directory as seen by the writer: lazily opened append-only files."""
+    """One experiment's directory as seen by the writer: lazily opened append-only files.
+
+    Events name their store by ``key`` (an int), not by reference: a queued tuple of atomic values is untracked by
+    Python's cyclic GC after its first young collection, so a long queue costs full collections nothing.
+    """
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
+        self.key = len(STORES)
+        STORES.append(self)
         self.dropped = 0  # events dropped by the ``drop`` back-pressure policy
         self._fds: dict[str, int] = {}
         self._pending: dict[str, list[bytes]] = {}  # lines that could not be written yet (disk full, ...)
@@ -108,6 +117,19 @@ def _aggregate(rows: list, how: str, step, extra: dict, namespace: str | None) -
     return (step if step is not None else last_step), clean_metrics(out, namespace)
 
 
+def _plain_finite(metrics: dict) -> bool:
+    """True when every value is a finite int/float/bool, checked by one C-level ``sum`` instead of a Python loop.
+
+    Any NaN or infinity makes the sum non-finite; None, strings and tensors make it raise or change its type; numpy
+    scalars change its type. All of those take ``clean_metrics``. (Finite values whose sum overflows do too: harmless.)
+    """
+    try:
+        total = sum(metrics.values())
+    except TypeError:
+        return False
+    return (type(total) is float or type(total) is int) and total - total == 0
+
+
 def _encode_line(record: dict) -> bytes:
     try:
         return orjson.dumps(record, option=_OPTS)
@@ -138,34 +160,43 @@ class JsonlSink:
         self._stores_with_pending: set[LocalStore] = set()
 
     def export(self, batch: list) -> None:
+        stores = STORES
         by_file: dict[tuple[LocalStore, str], list[bytes]] = {}
-        metric_rows: dict[LocalStore, list[dict]] = {}  # encoded per store with one orjson call
+        metric_rows: dict[int, list[dict]] = {}  # per store key; encoded with one orjson call each
+        last_key, rows = None, []
         for event in batch:
-            store, kind = event[0], event[1]
             try:
-                if kind == METRIC:
-                    rows = metric_rows.get(store)
-                    if rows is None:
-                        rows = metric_rows[store] = []
-                    rows.append({"timestamp": event[2], "step": event[3], "metrics": clean_metrics(event[4], event[5])})
-                    continue
-                if kind == METRIC_AGG:
+                kind = event[1]
+                if kind == METRIC or kind == METRIC_CONVERT:
+                    key = event[0]
+                    if key != last_key:  # consecutive events usually share a store: skip the dict lookup
+                        rows = metric_rows.get(key)
+                        if rows is None:
+                            rows = metric_rows[key] = []
+                        last_key = key
+                    metrics = event[4]
+                    if kind == METRIC_CONVERT or event[5] is not None or not _plain_finite(metrics):
+                        metrics = clean_metrics(metrics, event[5])
+                    rows.append({"timestamp": event[2], "step": event[3], "metrics": metrics})
+                elif kind == METRIC_AGG:
                     rows_in, how, extra, namespace = event[4]
                     step, metrics = _aggregate(rows_in, how, event[3], extra, namespace)
                     if metrics:
-                        metric_rows.setdefault(store, []).append({"timestamp": event[2], "step": step, "metrics": metrics})
-                    continue
-                stream, line = event[2], _encode_line(event[3])  # RECORD: a ready JSON record (parameters, logs)
+                        metric_rows.setdefault(event[0], []).append({"timestamp": event[2], "step": step, "metrics": metrics})
+                        last_key = None
+                else:  # RECORD: a ready JSON record (parameters, logs)
+                    by_file.setdefault((stores[event[0]], event[2]), []).append(_encode_line(event[3]))
             except Exception as exc:  # a bug must not kill the writer; say what was lost
                 logger.error("ml-dash: dropped an event that could not be encoded: %r", exc)
-                continue
-            by_file.setdefault((store, stream), []).append(line)
-        for store, rows in metric_rows.items():
-            by_file[(store, "metrics")] = _encode_metric_rows(rows)
+        for key, rows in metric_rows.items():
+            by_file[(stores[key], "metrics")] = _encode_metric_rows(rows)
         for store in list(self._stores_with_pending):
             for stream in list(store._pending):
                 by_file.setdefault((store, stream), [])
         self._write(by_file)
+
+    def count_drop(self, store_key: int) -> None:
+        STORES[store_key].dropped += 1
 
     def _write(self, by_file: dict) -> None:
         error = None

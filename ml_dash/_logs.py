@@ -29,7 +29,7 @@ class LogManager:
             if type(v) not in _SCALARS or (type(v) is float and v - v != 0.0):
                 context[k] = to_jsonable(v, "logs.log", k)
         record = {"timestamp": _time(), "level": level_name, "message": message, "context": context}
-        PIPELINE.queue.append((self._store, RECORD, "logs", record, None, None))
+        PIPELINE.queue.append((self._store.key, RECORD, "logs", record, None, None))
         if len(PIPELINE.queue) >= PIPELINE.threshold:
             PIPELINE.slow_path()
 

@@ -5,7 +5,7 @@ from time import time as _time
 from typing import Any
 
 from ._jsonl_sink import LocalStore
-from ._pipeline import METRIC, METRIC_AGG
+from ._pipeline import METRIC, METRIC_AGG, METRIC_CONVERT
 from ._runtime import PIPELINE as _P
 from ._values import METRIC_TYPES as _TYPES, check_metric_value, check_step, decode_metrics, is_torch_tensor
 
@@ -23,11 +23,12 @@ def _check_all(metrics: dict, where: str) -> None:
 class MetricsLogger:
     """Logs time-series metrics; ``exp.metrics("train")`` logs ``train.loss`` and so on."""
 
-    __slots__ = ("_exp", "_store", "_ns", "_collected", "_children", "_tensors")
+    __slots__ = ("_exp", "_store", "_key", "_ns", "_collected", "_children", "_tensors")
 
     def __init__(self, exp: Any, store: LocalStore, namespace: str | None = None) -> None:
         self._exp = exp
         self._store = store
+        self._key = store.key
         self._ns = namespace  # "train." — applied by the writer, not here
         self._collected: list = []
         self._children: dict[str, MetricsLogger] = {}
@@ -43,13 +44,15 @@ class MetricsLogger:
 
     def log(self, step: int | None = None, **metrics: Any) -> None:
         """Log metrics now (``step`` optional). Costs about a microsecond; never touches disk, network or GPU."""
+        kind = METRIC
         for v in metrics.values():
             if type(v) not in _TYPES:
                 _check_all(metrics, "metrics.log")
+                kind = METRIC_CONVERT  # the writer converts (tensors, arrays) instead of its fast finite check
                 break
         if type(step) is not int and step is not None:
             step = check_step(step, "metrics.log")
-        _Q.append((self._store, METRIC, _time(), step, metrics, self._ns))
+        _Q.append((self._key, kind, _time(), step, metrics, self._ns))
         if len(_Q) >= _P.threshold:
             _P.slow_path()
 
@@ -85,7 +88,7 @@ class MetricsLogger:
             self._tensors = False
             rows = defer_rows(rows)  # one stack + one non-blocking copy per device and dtype
         # The writer aggregates: the caller hands over the list and goes on.
-        _Q.append((self._store, METRIC_AGG, _time(), step, (rows, _aggregation, additional_metrics, self._ns), None))
+        _Q.append((self._key, METRIC_AGG, _time(), step, (rows, _aggregation, additional_metrics, self._ns), None))
         if len(_Q) >= _P.threshold:
             _P.slow_path()
 

@@ -54,7 +54,7 @@ class ParameterManager:
 
     def _push(self, record: dict) -> None:
         # Values are converted (and so copied) here: later mutation of the caller's dicts cannot change the log.
-        PIPELINE.queue.append((self._store, RECORD, "parameters", record, None, None))
+        PIPELINE.queue.append((self._store.key, RECORD, "parameters", record, None, None))
         if len(PIPELINE.queue) >= PIPELINE.threshold:
             PIPELINE.slow_path()
 

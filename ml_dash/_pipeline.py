@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import collections
 import logging
+import operator
 import os
 import sys
 import threading
@@ -19,13 +20,16 @@ from ._config import setting
 logger = logging.getLogger("ml_dash")
 
 # Event kinds. An event is a tuple (store, kind, a, b, c, d); see _jsonl_sink.py for the payloads.
-METRIC, METRIC_AGG, RECORD, BARRIER = range(4)
+METRIC, METRIC_AGG, RECORD, BARRIER, METRIC_CONVERT = range(5)  # METRIC_CONVERT: values beyond float/int/bool/None
+_KIND = operator.itemgetter(1)
 
 
 class Sink(Protocol):
     """Where batches go. ``export`` runs on the writer thread; it must not raise for bad data."""
 
     def export(self, batch: list) -> None: ...
+
+    def count_drop(self, store_key: int) -> None: ...
 
     @property
     def has_pending(self) -> bool: ...
@@ -95,8 +99,8 @@ class Pipeline:
             event = self.queue.pop()
             if event[1] == BARRIER:  # never drop a flush barrier: someone is waiting on it
                 self.queue.append(event)
-            elif event[0] is not None:
-                event[0].dropped += 1
+            else:
+                self.sink.count_drop(event[0])
             return
         if threading.current_thread() is self._thread:  # an asyncio writer on this very thread: drain inline
             self._drain()
@@ -180,15 +184,20 @@ class Pipeline:
                 logger.exception("ml-dash writer failed")
                 self.set_error(exc)
 
-    def _drain(self) -> None:
+    def _drain(self, limit: int | None = None) -> bool:
+        """Write what is queued, in batches of at most ``limit`` (default ``batch_size``) events.
+
+        With a ``limit``, write one batch and return whether more are waiting (the asyncio writer yields between).
+        """
         queue = self.queue
+        popleft = queue.popleft
         with self._lock:
             while queue:
-                n = min(len(queue), self.batch_size)
-                batch, barriers = [], []
-                for _ in range(n):
-                    event = queue.popleft()
-                    (barriers if event[1] == BARRIER else batch).append(event)
+                batch = [popleft() for _ in range(min(len(queue), limit or self.batch_size))]
+                barriers = ()
+                if BARRIER in map(_KIND, batch):  # rare: a flush() is waiting; found by a C-level scan
+                    barriers = [e for e in batch if e[1] == BARRIER]
+                    batch = [e for e in batch if e[1] != BARRIER]
                 if batch:
                     self.sink.export(batch)
                 for event in barriers:
@@ -196,6 +205,9 @@ class Pipeline:
                 if self._blocked:
                     with self._room:
                         self._room.notify_all()
+                if limit is not None:
+                    return bool(queue)
+        return False
 
     def _at_exit(self) -> None:
         """Bounded drain at interpreter exit: report what is left instead of hanging."""

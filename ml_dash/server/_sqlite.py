@@ -6,7 +6,6 @@ writer anyway); the reader thread keeps chart reads from queueing behind ingest,
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import sqlite3
 import time
@@ -14,19 +13,15 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
-import numpy as np
 import orjson
 
-from ._chunks import COLUMNS, EncodedChunk, decode_chunks, encode_chunk, merge_encoded, step_order, to_series
 from ._errors import NotFound, StreamConflict
+from ._sqlite_metrics import (MERGE_BELOW, SQLiteMetricReads, chunk_row, decode_value, encode_value,  # noqa: F401
+                              insert_metrics)
 from ._sqlite_schema import migrate
-from ._storage import (VALUE_KIND_BOOL, VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_KIND_NUMBER, BatchResult, Series,
-                       Storage)
+from ._storage import BatchResult, Storage
 
 T = TypeVar("T")
-# A live run sends a batch about every second: merging small tails keeps a long run at a few hundred chunks, and
-# caps what one batch rewrites at about MERGE_BELOW * 25 bytes.
-MERGE_BELOW = 4096
 
 _EXPERIMENT_SELECT = """
 SELECT e.pk, e.id, e.namespace, e.workspace, e.directory, e.prefix, e.readme, e.created_at,
@@ -41,26 +36,7 @@ _EXPERIMENT_COLUMNS = ("pk", "id", "namespace", "workspace", "directory", "prefi
 _RUN_COLUMNS = ("id", "status", "hostname", "started_at", "ended_at", "error")
 
 
-def encode_value(value: Any) -> tuple[Any, int]:
-    """A validated metric value to (SQL value, kind): SQLite turns NaN into NULL, so NaN is recorded in ``kind``."""
-    if value is None:
-        return None, VALUE_KIND_NULL
-    if value is True or value is False:
-        return int(value), VALUE_KIND_BOOL
-    if value != value:
-        return None, VALUE_KIND_NAN
-    return value, VALUE_KIND_NUMBER
-
-
-def decode_value(value: Any, kind: int) -> Any:
-    if kind == VALUE_KIND_BOOL:
-        return bool(value)
-    if kind == VALUE_KIND_NAN:
-        return math.nan
-    return value  # numbers, and None for VALUE_KIND_NULL
-
-
-class SQLiteStorage(Storage):
+class SQLiteStorage(SQLiteMetricReads, Storage):
     def __init__(self, path: str) -> None:
         self.path = path
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="ml-dash-sqlite-writer")
@@ -234,7 +210,7 @@ class SQLiteStorage(Storage):
             if end <= acked:
                 return BatchResult(acked=acked, stored=0, duplicate=True)
             raise StreamConflict(f"batch starts at {start} but stream {stream_id!r} is acked up to {acked}", acked)
-        stored = {"metrics": _insert_metrics, "parameters": _insert_parameters, "logs": _insert_logs}[stream](
+        stored = {"metrics": _insert_metrics_here, "parameters": _insert_parameters, "logs": _insert_logs}[stream](
             conn, pk, run_pk, events)
         # The offset moves only from the value we read: the primary key and this WHERE make a second writer
         # (another process, a future PostgreSQL twin) fail instead of storing the same batch twice.
@@ -260,76 +236,6 @@ class SQLiteStorage(Storage):
             return [orjson.loads(r[0]) for r in rows]
 
         return await self._read(query)
-
-    async def metric_names(self, experiment_id):
-        def query() -> list[str]:
-            pk = self._experiment_pk(self._rconn, experiment_id)
-            return [r[0] for r in self._rconn.execute(
-                "SELECT name FROM metric_names WHERE experiment_pk = ? ORDER BY name", (pk,))]
-
-        return await self._read(query)
-
-    async def last_metrics(self, experiment_id):
-        def query() -> dict[str, Any]:
-            pk = self._experiment_pk(self._rconn, experiment_id)
-            rows = self._rconn.execute("SELECT name, last_value, last_kind FROM metric_names WHERE experiment_pk = ? "
-                                       "ORDER BY name", (pk,))
-            return {name: decode_value(value, kind) for name, value, kind in rows}
-
-        return await self._read(query)
-
-    async def metric_series(self, experiment_id, name, step_min, step_max):
-        return await self._read(self._snapshot, self._metric_series_sync, experiment_id, name, step_min, step_max)
-
-    def _snapshot(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run several reads in one transaction, so a batch committed meanwhile is seen wholly or not at all."""
-        self._rconn.execute("BEGIN")
-        try:
-            return fn(*args)
-        finally:
-            self._rconn.execute("COMMIT")
-
-    def _series_row(self, experiment_id: str, name: str) -> tuple[int, bool] | None:
-        pk = self._experiment_pk(self._rconn, experiment_id)
-        row = self._rconn.execute("SELECT pk, ordered FROM metric_names WHERE experiment_pk = ? AND name = ?",
-                                  (pk, name)).fetchone()
-        return None if row is None else (row[0], bool(row[1]))
-
-    def _metric_series_sync(self, experiment_id, name, step_min, step_max) -> Series | None:
-        found = self._series_row(experiment_id, name)
-        if found is None:
-            return None
-        name_pk, ordered = found
-        # Only the chunks overlapping the step range (index on name_pk, step_max, step_min), put back in stored
-        # order here: an ORDER BY would make SQLite copy every BLOB through its sorter first.
-        sql, args = 'SELECT pk, steps, "values", kinds FROM metric_chunks WHERE name_pk = ?', [name_pk]
-        if step_min is not None:
-            sql, args = sql + " AND step_max >= ?", [*args, step_min]
-        if step_max is not None:
-            sql, args = sql + " AND step_min <= ?", [*args, step_max]
-        rows = sorted(self._rconn.execute(sql, args).fetchall())
-        steps, values, kinds = decode_chunks(row[1:] for row in rows)
-        return to_series(steps, values, kinds, step_min, step_max, ordered)
-
-    async def metric_step_times(self, experiment_id, name, max_points):
-        def query() -> tuple[np.ndarray, np.ndarray] | None:
-            found = self._series_row(experiment_id, name)
-            if found is None:
-                return None
-            rows = sorted(self._rconn.execute("SELECT pk, steps, timestamps FROM metric_chunks WHERE name_pk = ?",
-                                              (found[0],)).fetchall())
-            steps, stamps = decode_chunks((row[1:] for row in rows), ("steps", "timestamps"))
-            known = ~(np.isnan(steps) | np.isnan(stamps))
-            steps, stamps = steps[known], stamps[known]
-            order = None if found[1] else step_order(steps)
-            if order is not None:
-                steps, stamps = steps[order], stamps[order]
-            # Every stride-th point in step order, plus the last one so the mapping covers the whole series.
-            stride = max(1, -(-len(steps) // max(1, max_points)))
-            pick = np.unique(np.append(np.arange(0, len(steps), stride), len(steps) - 1)) if len(steps) else []
-            return steps[pick], stamps[pick]
-
-        return await self._read(self._snapshot, query)
 
     async def logs(self, experiment_id, level, limit):
         def query() -> list[dict[str, Any]]:
@@ -373,50 +279,6 @@ class SQLiteStorage(Storage):
         return await self._read(query)
 
 
-def _insert_metrics(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | None, events: list[dict]) -> int:
-    """One chunk per metric name in the batch; a small tail chunk of the same run absorbs it instead."""
-    points: dict[str, list[tuple[Any, Any, Any]]] = {}
-    for event in events:
-        step, timestamp = event.get("step"), event.get("timestamp")
-        for name, value in event["metrics"].items():
-            points.setdefault(name, []).append((step, timestamp, value))
-    for name, named in points.items():
-        chunk = encode_chunk(named)
-        conn.execute("INSERT OR IGNORE INTO metric_names (experiment_pk, name) VALUES (?, ?)", (experiment_pk, name))
-        name_pk, step_hi, ordered, tail_pk = conn.execute(
-            "SELECT pk, step_hi, ordered, tail_pk FROM metric_names WHERE experiment_pk = ? AND name = ?",
-            (experiment_pk, name)).fetchone()
-        tail = conn.execute('SELECT pk, steps, "values", kinds, timestamps FROM metric_chunks WHERE pk = ? '
-                            "AND n < ? AND run_pk IS ?", (tail_pk, MERGE_BELOW, run_pk)).fetchone()
-        state = chunk_row(conn, name_pk, run_pk, chunk, step_hi, ordered, tail)
-        step, timestamp, value = named[-1]
-        conn.execute("UPDATE metric_names SET last_value = ?, last_kind = ?, last_step = ?, last_timestamp = ?, "
-                     "step_hi = ?, ordered = ?, tail_pk = ? WHERE pk = ?",
-                     (*encode_value(value), step, timestamp, *state, name_pk))
-    return len(events)
-
-
-def chunk_row(conn: sqlite3.Connection, name_pk: int, run_pk: int | None, chunk: EncodedChunk, step_hi: float | None,
-              ordered: int, tail: tuple | None = None) -> tuple[float | None, int, int]:
-    """Store ``chunk`` as the series' newest chunk row, or with ``tail`` (its row: pk and BLOBs) appended to it.
-
-    Returns the series' new (step_hi, ordered, tail_pk). The merged row gets a fresh pk, so readers (and caches)
-    that saw the old tail learn from its disappearance that it grew.
-    """
-    still_ordered = ordered and chunk.ordered and (step_hi is None or chunk.step_min >= step_hi)
-    if chunk.step_max is not None:
-        step_hi = chunk.step_max if step_hi is None else max(step_hi, chunk.step_max)
-    stored = chunk
-    if tail is not None:
-        conn.execute("DELETE FROM metric_chunks WHERE pk = ?", (tail[0],))
-        stored = merge_encoded(dict(zip(COLUMNS, tail[1:])), chunk)
-    cursor = conn.execute('INSERT INTO metric_chunks (name_pk, run_pk, n, step_min, step_max, steps, "values", kinds, '
-                          "timestamps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                          (name_pk, run_pk, stored.n, stored.step_min, stored.step_max, stored.steps, stored.values,
-                           stored.kinds, stored.timestamps))
-    return step_hi, int(still_ordered), cursor.lastrowid
-
-
 def _insert_parameters(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | None, events: list[dict]) -> int:
     conn.executemany("INSERT INTO parameters (experiment_pk, run_pk, record) VALUES (?, ?, ?)",
                      [(experiment_pk, run_pk, orjson.dumps(e).decode()) for e in events])
@@ -429,3 +291,9 @@ def _insert_logs(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | Non
                      [(experiment_pk, run_pk, e.get("timestamp"), e.get("level"), e.get("message"),
                        None if e.get("context") is None else orjson.dumps(e["context"]).decode()) for e in events])
     return len(events)
+
+
+def _insert_metrics_here(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | None, events: list[dict]) -> int:
+    # MERGE_BELOW is read from this module at each batch, so a test can monkeypatch it here (chunk_row and
+    # decode_value are imported above for _sqlite_schema's migration).
+    return insert_metrics(conn, experiment_pk, run_pk, events, MERGE_BELOW)

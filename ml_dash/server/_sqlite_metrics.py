@@ -1,0 +1,158 @@
+"""SQLite metrics: columnar chunk rows (see ``_chunks``) written per batch and read back as series.
+
+Split from ``_sqlite``: ``insert_metrics`` and ``chunk_row`` run inside the writer's transaction, and
+``SQLiteMetricReads`` is the read half of ``SQLiteStorage`` (it runs on the reader thread and connection).
+"""
+from __future__ import annotations
+
+import math
+import sqlite3
+from typing import Any, Callable, TypeVar
+
+import numpy as np
+
+from ._chunks import COLUMNS, EncodedChunk, decode_chunks, encode_chunk, merge_encoded, step_order, to_series
+from ._storage import VALUE_KIND_BOOL, VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_KIND_NUMBER, Series
+
+T = TypeVar("T")
+# A live run sends a batch about every second: merging small tails keeps a long run at a few hundred chunks, and
+# caps what one batch rewrites at about MERGE_BELOW * 25 bytes.
+MERGE_BELOW = 4096
+
+
+def encode_value(value: Any) -> tuple[Any, int]:
+    """A validated metric value to (SQL value, kind): SQLite turns NaN into NULL, so NaN is recorded in ``kind``."""
+    if value is None:
+        return None, VALUE_KIND_NULL
+    if value is True or value is False:
+        return int(value), VALUE_KIND_BOOL
+    if value != value:
+        return None, VALUE_KIND_NAN
+    return value, VALUE_KIND_NUMBER
+
+
+def decode_value(value: Any, kind: int) -> Any:
+    if kind == VALUE_KIND_BOOL:
+        return bool(value)
+    if kind == VALUE_KIND_NAN:
+        return math.nan
+    return value  # numbers, and None for VALUE_KIND_NULL
+
+
+class SQLiteMetricReads:
+    """Metric reads of ``SQLiteStorage``: needs its ``_rconn``, ``_read`` and ``_experiment_pk``."""
+
+    async def metric_names(self, experiment_id):
+        def query() -> list[str]:
+            pk = self._experiment_pk(self._rconn, experiment_id)
+            return [r[0] for r in self._rconn.execute(
+                "SELECT name FROM metric_names WHERE experiment_pk = ? ORDER BY name", (pk,))]
+
+        return await self._read(query)
+
+    async def last_metrics(self, experiment_id):
+        def query() -> dict[str, Any]:
+            pk = self._experiment_pk(self._rconn, experiment_id)
+            rows = self._rconn.execute("SELECT name, last_value, last_kind FROM metric_names WHERE experiment_pk = ? "
+                                       "ORDER BY name", (pk,))
+            return {name: decode_value(value, kind) for name, value, kind in rows}
+
+        return await self._read(query)
+
+    async def metric_series(self, experiment_id, name, step_min, step_max):
+        return await self._read(self._snapshot, self._metric_series_sync, experiment_id, name, step_min, step_max)
+
+    def _snapshot(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run several reads in one transaction, so a batch committed meanwhile is seen wholly or not at all."""
+        self._rconn.execute("BEGIN")
+        try:
+            return fn(*args)
+        finally:
+            self._rconn.execute("COMMIT")
+
+    def _series_row(self, experiment_id: str, name: str) -> tuple[int, bool] | None:
+        pk = self._experiment_pk(self._rconn, experiment_id)
+        row = self._rconn.execute("SELECT pk, ordered FROM metric_names WHERE experiment_pk = ? AND name = ?",
+                                  (pk, name)).fetchone()
+        return None if row is None else (row[0], bool(row[1]))
+
+    def _metric_series_sync(self, experiment_id, name, step_min, step_max) -> Series | None:
+        found = self._series_row(experiment_id, name)
+        if found is None:
+            return None
+        name_pk, ordered = found
+        # Only the chunks overlapping the step range (index on name_pk, step_max, step_min), put back in stored
+        # order here: an ORDER BY would make SQLite copy every BLOB through its sorter first.
+        sql, args = 'SELECT pk, steps, "values", kinds FROM metric_chunks WHERE name_pk = ?', [name_pk]
+        if step_min is not None:
+            sql, args = sql + " AND step_max >= ?", [*args, step_min]
+        if step_max is not None:
+            sql, args = sql + " AND step_min <= ?", [*args, step_max]
+        rows = sorted(self._rconn.execute(sql, args).fetchall())
+        steps, values, kinds = decode_chunks(row[1:] for row in rows)
+        return to_series(steps, values, kinds, step_min, step_max, ordered)
+
+    async def metric_step_times(self, experiment_id, name, max_points):
+        def query() -> tuple[np.ndarray, np.ndarray] | None:
+            found = self._series_row(experiment_id, name)
+            if found is None:
+                return None
+            rows = sorted(self._rconn.execute("SELECT pk, steps, timestamps FROM metric_chunks WHERE name_pk = ?",
+                                              (found[0],)).fetchall())
+            steps, stamps = decode_chunks((row[1:] for row in rows), ("steps", "timestamps"))
+            known = ~(np.isnan(steps) | np.isnan(stamps))
+            steps, stamps = steps[known], stamps[known]
+            order = None if found[1] else step_order(steps)
+            if order is not None:
+                steps, stamps = steps[order], stamps[order]
+            # Every stride-th point in step order, plus the last one so the mapping covers the whole series.
+            stride = max(1, -(-len(steps) // max(1, max_points)))
+            pick = np.unique(np.append(np.arange(0, len(steps), stride), len(steps) - 1)) if len(steps) else []
+            return steps[pick], stamps[pick]
+
+        return await self._read(self._snapshot, query)
+
+
+def insert_metrics(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | None, events: list[dict],
+                   merge_below: int = MERGE_BELOW) -> int:
+    """One chunk per metric name in the batch; a small tail chunk of the same run absorbs it instead."""
+    points: dict[str, list[tuple[Any, Any, Any]]] = {}
+    for event in events:
+        step, timestamp = event.get("step"), event.get("timestamp")
+        for name, value in event["metrics"].items():
+            points.setdefault(name, []).append((step, timestamp, value))
+    for name, named in points.items():
+        chunk = encode_chunk(named)
+        conn.execute("INSERT OR IGNORE INTO metric_names (experiment_pk, name) VALUES (?, ?)", (experiment_pk, name))
+        name_pk, step_hi, ordered, tail_pk = conn.execute(
+            "SELECT pk, step_hi, ordered, tail_pk FROM metric_names WHERE experiment_pk = ? AND name = ?",
+            (experiment_pk, name)).fetchone()
+        tail = conn.execute('SELECT pk, steps, "values", kinds, timestamps FROM metric_chunks WHERE pk = ? '
+                            "AND n < ? AND run_pk IS ?", (tail_pk, merge_below, run_pk)).fetchone()
+        state = chunk_row(conn, name_pk, run_pk, chunk, step_hi, ordered, tail)
+        step, timestamp, value = named[-1]
+        conn.execute("UPDATE metric_names SET last_value = ?, last_kind = ?, last_step = ?, last_timestamp = ?, "
+                     "step_hi = ?, ordered = ?, tail_pk = ? WHERE pk = ?",
+                     (*encode_value(value), step, timestamp, *state, name_pk))
+    return len(events)
+
+
+def chunk_row(conn: sqlite3.Connection, name_pk: int, run_pk: int | None, chunk: EncodedChunk, step_hi: float | None,
+              ordered: int, tail: tuple | None = None) -> tuple[float | None, int, int]:
+    """Store ``chunk`` as the series' newest chunk row, or with ``tail`` (its row: pk and BLOBs) appended to it.
+
+    Returns the series' new (step_hi, ordered, tail_pk). The merged row gets a fresh pk, so readers (and caches)
+    that saw the old tail learn from its disappearance that it grew.
+    """
+    still_ordered = ordered and chunk.ordered and (step_hi is None or chunk.step_min >= step_hi)
+    if chunk.step_max is not None:
+        step_hi = chunk.step_max if step_hi is None else max(step_hi, chunk.step_max)
+    stored = chunk
+    if tail is not None:
+        conn.execute("DELETE FROM metric_chunks WHERE pk = ?", (tail[0],))
+        stored = merge_encoded(dict(zip(COLUMNS, tail[1:])), chunk)
+    cursor = conn.execute('INSERT INTO metric_chunks (name_pk, run_pk, n, step_min, step_max, steps, "values", kinds, '
+                          "timestamps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          (name_pk, run_pk, stored.n, stored.step_min, stored.step_max, stored.steps, stored.values,
+                           stored.kinds, stored.timestamps))
+    return step_hi, int(still_ordered), cursor.lastrowid

@@ -22,9 +22,10 @@ import asyncpg
 import numpy as np
 import orjson
 
-from ._chunks import decode_chunks, encode_chunk, merge_encoded, step_order, to_series
+from ._chunks import decode_chunks, encode_chunk, merge_encoded, step_order
 from ._errors import BadRequest, NotFound, StreamConflict
 from ._postgres_schema import migrate
+from ._series_cache import EXISTS, STATE, SeriesCache, read_series, run_async
 from ._storage import VALUE_KIND_BOOL, VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_KIND_NUMBER, BatchResult, Storage
 
 _EXPERIMENT_SELECT = """
@@ -50,6 +51,7 @@ class PostgresStorage(Storage):
         self.min_size, self.max_size = min_size, max_size
         self._pool: asyncpg.Pool | None = None
         self._experiment_pks: dict[str, int] = {}  # id → pk never changes once made, so caching it is safe
+        self._series_cache = SeriesCache.from_env()  # per process; checked against the database on every read
 
     async def open(self) -> None:
         self._pool = await asyncpg.create_pool(self.url, min_size=self.min_size, max_size=self.max_size)
@@ -225,12 +227,29 @@ class PostgresStorage(Storage):
                 return row["ordered"], await conn.fetch(sql + " ORDER BY pk", *args)
 
     async def metric_series(self, experiment_id, name, step_min, step_max):
-        found = await self._chunks(experiment_id, name, "steps, vals, kinds", step_min, step_max)
-        if found is None:
-            return None
-        ordered, rows = found
-        steps, values, kinds = decode_chunks(rows)
-        return to_series(steps, values, kinds, step_min, step_max, ordered)
+        reader = read_series(self._series_cache, (experiment_id, name), step_min, step_max)
+        async with self._pool.acquire() as conn:
+            pk = await self._experiment_pk(conn, experiment_id)
+            # One REPEATABLE READ snapshot for the cache check and the chunks, as in _chunks.
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                return await run_async(reader, functools.partial(self._series_query, conn, pk, name))
+
+    @staticmethod
+    async def _series_query(conn: asyncpg.Connection, experiment_pk: int, name: str, what: str, *args: Any) -> Any:
+        """Answer one query of ``_series_cache.read_series``."""
+        if what == STATE:
+            row = await conn.fetchrow("SELECT pk, ordered, tail_pk FROM metric_names WHERE experiment_pk = $1 "
+                                      "AND name = $2", experiment_pk, name)
+            return None if row is None else tuple(row)
+        if what == EXISTS:
+            return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM metric_chunks WHERE pk = $1)", *args)
+        name_pk, after, step_min, step_max = args
+        sql, params = "SELECT pk, steps, vals, kinds FROM metric_chunks WHERE name_pk = $1", [name_pk]
+        for clause, value in (("pk > $", after), ("step_max >= $", step_min), ("step_min <= $", step_max)):
+            if value is not None:
+                params.append(value if clause.startswith("pk") else float(value))
+                sql += f" AND {clause}{len(params)}"
+        return await conn.fetch(sql + " ORDER BY pk", *params)
 
     async def metric_step_times(self, experiment_id, name, max_points):
         found = await self._chunks(experiment_id, name, "steps, timestamps")

@@ -18,6 +18,7 @@ import orjson
 from ._errors import NotFound, StreamConflict
 from ._sqlite_metrics import (MERGE_BELOW, SQLiteMetricReads, chunk_row, decode_value, encode_value,  # noqa: F401
                               insert_metrics)
+from ._series_cache import SeriesCache
 from ._sqlite_schema import migrate
 from ._storage import BatchResult, Storage
 
@@ -43,6 +44,7 @@ class SQLiteStorage(SQLiteMetricReads, Storage):
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="ml-dash-sqlite-reader")
         self._wconn: sqlite3.Connection | None = None
         self._rconn: sqlite3.Connection | None = None
+        self._series_cache = SeriesCache.from_env()  # per process; checked against the database on every read
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves so a batch is exactly one transaction.

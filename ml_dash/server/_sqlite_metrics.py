@@ -11,7 +11,8 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-from ._chunks import COLUMNS, EncodedChunk, decode_chunks, encode_chunk, merge_encoded, step_order, to_series
+from ._chunks import COLUMNS, EncodedChunk, decode_chunks, encode_chunk, merge_encoded, step_order
+from ._series_cache import EXISTS, STATE, read_series, run_sync
 from ._storage import VALUE_KIND_BOOL, VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_KIND_NUMBER, Series
 
 T = TypeVar("T")
@@ -77,20 +78,26 @@ class SQLiteMetricReads:
         return None if row is None else (row[0], bool(row[1]))
 
     def _metric_series_sync(self, experiment_id, name, step_min, step_max) -> Series | None:
-        found = self._series_row(experiment_id, name)
-        if found is None:
-            return None
-        name_pk, ordered = found
-        # Only the chunks overlapping the step range (index on name_pk, step_max, step_min), put back in stored
-        # order here: an ORDER BY would make SQLite copy every BLOB through its sorter first.
-        sql, args = 'SELECT pk, steps, "values", kinds FROM metric_chunks WHERE name_pk = ?', [name_pk]
-        if step_min is not None:
-            sql, args = sql + " AND step_max >= ?", [*args, step_min]
-        if step_max is not None:
-            sql, args = sql + " AND step_min <= ?", [*args, step_max]
-        rows = sorted(self._rconn.execute(sql, args).fetchall())
-        steps, values, kinds = decode_chunks(row[1:] for row in rows)
-        return to_series(steps, values, kinds, step_min, step_max, ordered)
+        reader = read_series(self._series_cache, (experiment_id, name), step_min, step_max)
+        return run_sync(reader, lambda what, *args: self._series_query(experiment_id, name, what, *args))
+
+    def _series_query(self, experiment_id: str, name: str, what: str, *args: Any) -> Any:
+        """Answer one query of ``_series_cache.read_series`` (inside the caller's snapshot)."""
+        if what == STATE:
+            pk = self._experiment_pk(self._rconn, experiment_id)
+            return self._rconn.execute("SELECT pk, ordered, tail_pk FROM metric_names WHERE experiment_pk = ? "
+                                       "AND name = ?", (pk, name)).fetchone()
+        if what == EXISTS:
+            return self._rconn.execute("SELECT 1 FROM metric_chunks WHERE pk = ?", args).fetchone() is not None
+        name_pk, after, step_min, step_max = args
+        # Only the chunks overlapping the step range (index on name_pk, step_max, step_min), or newer than what the
+        # cache holds, put back in stored order here: an ORDER BY would make SQLite copy every BLOB through its
+        # sorter first.
+        sql, params = 'SELECT pk, steps, "values", kinds FROM metric_chunks WHERE name_pk = ?', [name_pk]
+        for clause, value in (("pk > ?", after), ("step_max >= ?", step_min), ("step_min <= ?", step_max)):
+            if value is not None:
+                sql, params = f"{sql} AND {clause}", [*params, value]
+        return sorted(self._rconn.execute(sql, params).fetchall())
 
     async def metric_step_times(self, experiment_id, name, max_points):
         def query() -> tuple[np.ndarray, np.ndarray] | None:

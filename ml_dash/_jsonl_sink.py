@@ -13,7 +13,7 @@ from typing import Callable
 
 import orjson
 
-from ._pipeline import METRIC, METRIC_AGG, METRIC_CONVERT, RECORD
+from ._pipeline import METRIC_AGG
 from ._values import TEXT_TO_NONFINITE, clean_metrics, json_safe, metric_to_python
 
 logger = logging.getLogger("ml_dash")
@@ -23,6 +23,24 @@ _OPTS = orjson.OPT_APPEND_NEWLINE
 
 
 STORES: list["LocalStore"] = []  # index = LocalStore.key
+
+# A metric event is the caller's kwargs dict with two int items appended: ``{source: timestamp, STEP_KEY: step}``.
+# ``source`` (>= 1) indexes METRIC_SOURCES: which store, which namespace, and whether values need converting.
+STEP_KEY = 0
+METRIC_SOURCES: list[tuple[int, str | None, bool]] = [(-1, None, False)]
+
+
+def register_metric_source(store_key: int, namespace: str | None, convert: bool) -> int:
+    METRIC_SOURCES.append((store_key, namespace, convert))
+    return len(METRIC_SOURCES) - 1
+
+
+def split_metric_event(event: dict) -> tuple[int, str | None, bool, float, object]:
+    """Take the two appended items off a metric event: (store key, namespace, convert, timestamp, step)."""
+    _, step = event.popitem()
+    source, timestamp = event.popitem()
+    store_key, namespace, convert = METRIC_SOURCES[source]
+    return store_key, namespace, convert, timestamp, step
 
 
 class LocalStore:
@@ -138,6 +156,7 @@ def _encode_line(record: dict) -> bytes:
 
 
 _ROW_SEPARATOR = b'},{"timestamp":'
+_ENCODE_CHUNK = 1024
 
 
 def _encode_metric_rows(rows: list[dict]) -> list[bytes]:
@@ -162,23 +181,30 @@ class JsonlSink:
     def export(self, batch: list) -> None:
         stores = STORES
         by_file: dict[tuple[LocalStore, str], list[bytes]] = {}
-        metric_rows: dict[int, list[dict]] = {}  # per store key; encoded with one orjson call each
+        metric_rows: dict[int, list[dict]] = {}  # per store key; encoded with one orjson call per chunk
+        encoded: dict[int, list[bytes]] = {}
         last_key, rows = None, []
+        sources = METRIC_SOURCES
         for event in batch:
             try:
-                kind = event[1]
-                if kind == METRIC or kind == METRIC_CONVERT:
-                    key = event[0]
+                if type(event) is dict:  # a metric row: see split_metric_event, inlined here for speed
+                    _, step = event.popitem()
+                    source, timestamp = event.popitem()
+                    key, namespace, convert = sources[source]
                     if key != last_key:  # consecutive events usually share a store: skip the dict lookup
                         rows = metric_rows.get(key)
                         if rows is None:
                             rows = metric_rows[key] = []
                         last_key = key
-                    metrics = event[4]
-                    if kind == METRIC_CONVERT or event[5] is not None or not _plain_finite(metrics):
-                        metrics = clean_metrics(metrics, event[5])
-                    rows.append({"timestamp": event[2], "step": event[3], "metrics": metrics})
-                elif kind == METRIC_AGG:
+                    if convert or namespace is not None or not _plain_finite(event):
+                        event = clean_metrics(event, namespace)
+                    rows.append({"timestamp": timestamp, "step": step, "metrics": event})
+                    if len(rows) == _ENCODE_CHUNK:  # encode early: short-lived rows keep the GC's young generation small
+                        encoded.setdefault(key, []).extend(_encode_metric_rows(rows))
+                        rows.clear()
+                    continue
+                kind = event[1]
+                if kind == METRIC_AGG:
                     rows_in, how, extra, namespace = event[4]
                     step, metrics = _aggregate(rows_in, how, event[3], extra, namespace)
                     if metrics:
@@ -189,13 +215,14 @@ class JsonlSink:
             except Exception as exc:  # a bug must not kill the writer; say what was lost
                 logger.error("ml-dash: dropped an event that could not be encoded: %r", exc)
         for key, rows in metric_rows.items():
-            by_file[(stores[key], "metrics")] = _encode_metric_rows(rows)
+            by_file[(stores[key], "metrics")] = encoded.get(key, []) + (_encode_metric_rows(rows) if rows else [])
         for store in list(self._stores_with_pending):
             for stream in list(store._pending):
                 by_file.setdefault((store, stream), [])
         self._write(by_file)
 
-    def count_drop(self, store_key: int) -> None:
+    def count_drop(self, event: dict | tuple) -> None:
+        store_key = split_metric_event(event)[0] if type(event) is dict else event[0]
         STORES[store_key].dropped += 1
 
     def _write(self, by_file: dict) -> None:

@@ -5,7 +5,8 @@ from time import time as _time
 from typing import Any
 
 from ._jsonl_sink import LocalStore
-from ._pipeline import METRIC, METRIC_AGG, METRIC_CONVERT
+from ._jsonl_sink import STEP_KEY, register_metric_source
+from ._pipeline import METRIC_AGG
 from ._runtime import PIPELINE as _P
 from ._values import METRIC_TYPES as _TYPES, check_metric_value, check_step, decode_metrics, is_torch_tensor
 
@@ -23,13 +24,15 @@ def _check_all(metrics: dict, where: str) -> None:
 class MetricsLogger:
     """Logs time-series metrics; ``exp.metrics("train")`` logs ``train.loss`` and so on."""
 
-    __slots__ = ("_exp", "_store", "_key", "_ns", "_collected", "_children", "_tensors")
+    __slots__ = ("_exp", "_store", "_key", "_meta", "_meta_convert", "_ns", "_collected", "_children", "_tensors")
 
     def __init__(self, exp: Any, store: LocalStore, namespace: str | None = None) -> None:
         self._exp = exp
         self._store = store
         self._key = store.key
-        self._ns = namespace  # "train." — applied by the writer, not here
+        self._ns = namespace
+        self._meta = register_metric_source(store.key, namespace, convert=False)
+        self._meta_convert = register_metric_source(store.key, namespace, convert=True)  # "train." — applied by the writer, not here
         self._collected: list = []
         self._children: dict[str, MetricsLogger] = {}
         self._tensors = False  # collect() kept a tensor: flush() stacks them (ml_dash._tensors.defer_rows)
@@ -44,15 +47,19 @@ class MetricsLogger:
 
     def log(self, step: int | None = None, **metrics: Any) -> None:
         """Log metrics now (``step`` optional). Costs about a microsecond; never touches disk, network or GPU."""
-        kind = METRIC
+        meta = self._meta
         for v in metrics.values():
             if type(v) not in _TYPES:
                 _check_all(metrics, "metrics.log")
-                kind = METRIC_CONVERT  # the writer converts (tensors, arrays) instead of its fast finite check
+                meta = self._meta_convert  # the writer converts (tensors, arrays) instead of its fast finite check
                 break
         if type(step) is not int and step is not None:
             step = check_step(step, "metrics.log")
-        _Q.append((self._key, kind, _time(), step, metrics, self._ns))
+        # The event is the kwargs dict itself, with two int keys appended (never a user's: those are str). A dict
+        # of atomic values is untracked by the cyclic GC, so a long queue costs garbage collections nothing.
+        metrics[meta] = _time()
+        metrics[STEP_KEY] = step
+        _Q.append(metrics)
         if len(_Q) >= _P.threshold:
             _P.slow_path()
 

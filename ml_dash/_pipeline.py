@@ -9,7 +9,6 @@ from __future__ import annotations
 import atexit
 import collections
 import logging
-import operator
 import os
 import sys
 import threading
@@ -19,9 +18,9 @@ from ._config import setting
 
 logger = logging.getLogger("ml_dash")
 
-# Event kinds. An event is a tuple (store, kind, a, b, c, d); see _jsonl_sink.py for the payloads.
-METRIC, METRIC_AGG, RECORD, BARRIER, METRIC_CONVERT = range(5)  # METRIC_CONVERT: values beyond float/int/bool/None
-_KIND = operator.itemgetter(1)
+# Events: a metric row is a dict (see _jsonl_sink.split_metric_event); anything else is a tuple
+# (store key, kind, a, b, c, d) of one of these kinds.
+METRIC_AGG, RECORD, BARRIER = 1, 2, 3
 
 
 class Sink(Protocol):
@@ -29,7 +28,7 @@ class Sink(Protocol):
 
     def export(self, batch: list) -> None: ...
 
-    def count_drop(self, store_key: int) -> None: ...
+    def count_drop(self, event: dict | tuple) -> None: ...
 
     @property
     def has_pending(self) -> bool: ...
@@ -43,6 +42,10 @@ def _writer_kind(value: str) -> str:
     if value not in ("thread", "asyncio"):
         raise ValueError("writer must be 'thread' or 'asyncio'")
     return value
+
+
+def _is_barrier(event: object) -> bool:
+    return type(event) is tuple and event[1] == BARRIER
 
 
 def _on_full_policy(value: str) -> str:
@@ -97,10 +100,10 @@ class Pipeline:
     def _handle_full(self) -> None:
         if self.on_full == "drop":
             event = self.queue.pop()
-            if event[1] == BARRIER:  # never drop a flush barrier: someone is waiting on it
+            if _is_barrier(event):  # never drop a flush barrier: someone is waiting on it
                 self.queue.append(event)
             else:
-                self.sink.count_drop(event[0])
+                self.sink.count_drop(event)
             return
         if threading.current_thread() is self._thread:  # an asyncio writer on this very thread: drain inline
             self._drain()
@@ -144,7 +147,7 @@ class Pipeline:
         return done.wait(timeout) and self._error is None
 
     def pending(self) -> int:
-        return sum(1 for e in list(self.queue) if e[1] != BARRIER)
+        return sum(1 for e in list(self.queue) if not _is_barrier(e))
 
     # -- writer side ---------------------------------------------------------------------------------------
     def _start(self) -> None:
@@ -195,9 +198,10 @@ class Pipeline:
             while queue:
                 batch = [popleft() for _ in range(min(len(queue), limit or self.batch_size))]
                 barriers = ()
-                if BARRIER in map(_KIND, batch):  # rare: a flush() is waiting; found by a C-level scan
-                    barriers = [e for e in batch if e[1] == BARRIER]
-                    batch = [e for e in batch if e[1] != BARRIER]
+                if tuple in set(map(type, batch)):  # C-level: only tuples can be barriers; most events are dicts
+                    barriers = [e for e in batch if _is_barrier(e)]
+                    if barriers:
+                        batch = [e for e in batch if not _is_barrier(e)]
                 if batch:
                     self.sink.export(batch)
                 for event in barriers:

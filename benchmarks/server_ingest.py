@@ -17,17 +17,15 @@ import asyncio
 import contextlib
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 
 import aiohttp
 import msgpack
 
-from ml_dash.server.testing import free_port
+from ml_dash.server.testing import running_server
 
 MSGPACK = {"Content-Type": "application/msgpack"}
 
@@ -118,32 +116,7 @@ def server(backend: str, workers: int, postgres_url: str | None):
     """``python -m ml_dash.server --workers N`` on a free loopback port over a fresh database; yields its base URL."""
     with tempfile.TemporaryDirectory() as data_dir, contextlib.ExitStack() as stack:
         db = stack.enter_context(postgres_schema(postgres_url)) if backend == "postgresql" else None
-        port = free_port()
-        command = [sys.executable, "-m", "ml_dash.server", "--port", str(port), "--data", data_dir,
-                   "--workers", str(workers)] + (["--db", db] if db else [])
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_DASH_", "ML_LOGGER_"))}
-        log = stack.enter_context(tempfile.TemporaryFile())
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise RuntimeError(f"server did not start:\n{log.read().decode(errors='replace')}")
-                try:
-                    with urllib.request.urlopen(base + "/health", timeout=1):
-                        break
-                except OSError:
-                    time.sleep(0.05)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        yield stack.enter_context(running_server(data_dir, workers=workers, db=db))
 
 
 def postgres_available(url: str | None) -> str | None:

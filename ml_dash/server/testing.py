@@ -23,14 +23,25 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @contextlib.contextmanager
 def running_server(data_dir: str | os.PathLike, port: int | None = None,
-                   tokens: Iterable[str] | None = None, host: str = "127.0.0.1") -> Iterator[str]:
+                   tokens: Iterable[str] | None = None, host: str = "127.0.0.1", workers: int = 1,
+                   db: str | None = None) -> Iterator[str]:
     """Run ``python -m ml_dash.server`` on ``host:port`` (a free port by default); yield its base URL; stop it.
 
     ``tokens`` entries are ``TOKEN`` or ``TOKEN=ns1,ns2``. Waits until ``/health`` answers, so the server is ready
     when the body starts; raises ``RuntimeError`` with the server's output if it exits or never answers.
     """
+    with server_process(data_dir, port, tokens, host, workers, db) as (base_url, _process):
+        yield base_url
+
+
+@contextlib.contextmanager
+def server_process(data_dir: str | os.PathLike, port: int | None = None, tokens: Iterable[str] | None = None,
+                   host: str = "127.0.0.1", workers: int = 1,
+                   db: str | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``running_server``, also yielding the process (for tests that signal it)."""
     port = port or free_port(host)
-    command = [sys.executable, "-m", "ml_dash.server", "--host", host, "--port", str(port), "--data", str(data_dir)]
+    command = [sys.executable, "-m", "ml_dash.server", "--host", host, "--port", str(port), "--data", str(data_dir),
+               "--workers", str(workers)] + (["--db", db] if db else [])
     for token in tokens or ():
         command += ["--token", token]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_DASH_", "ML_LOGGER_"))}
@@ -40,14 +51,15 @@ def running_server(data_dir: str | os.PathLike, port: int | None = None,
     base_url = f"http://{host}:{port}"
     try:
         _wait_until_ready(process, base_url, log)
-        yield base_url
+        yield base_url, process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         log.close()
 
 

@@ -6,20 +6,15 @@ over the workers; the ``X-ML-Dash-Worker`` header proves more than one worker an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
 
 import aiohttp
 import msgpack
 import pytest
 
-from ml_dash.server.testing import free_port
+from ml_dash.server.testing import server_process
 
 from .conftest import POSTGRES_URL, postgres_schema_url
 
@@ -27,36 +22,8 @@ MSGPACK = {"Content-Type": "application/msgpack"}
 CLIENTS, BATCHES, POINTS = 4, 12, 50
 
 
-@contextlib.contextmanager
 def workers_server(data_dir, db_url: str | None, workers: int = 2):
-    port = free_port()
-    command = [sys.executable, "-m", "ml_dash.server", "--port", str(port), "--data", str(data_dir),
-               "--workers", str(workers)] + (["--db", db_url] if db_url else [])
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_DASH_", "ML_LOGGER_"))}
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"server with workers did not start:\n{log.read().decode(errors='replace')}")
-            try:
-                with urllib.request.urlopen(base + "/health", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.05)
-        yield base, process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        log.close()
+    return server_process(data_dir, db=db_url, workers=workers)
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])

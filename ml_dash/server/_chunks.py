@@ -120,3 +120,18 @@ def to_series(steps: np.ndarray, values: np.ndarray, kinds: np.ndarray, step_min
     hi = first + (len(stepped) if step_max is None else int(np.searchsorted(stepped, step_max, "right")))
     hi = max(lo, hi)
     return Series(steps[lo:hi], values[lo:hi], kinds[lo:hi])
+
+
+def step_time_anchors(rows: Iterable[Sequence[bytes]], ordered: bool,
+                      max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """About ``max_points`` (step, timestamp) pairs of a series from its (steps, timestamps) chunk columns in stored
+    order: every stride-th point in step order, plus the last one so the mapping covers the whole series."""
+    steps, stamps = decode_chunks(rows, ("steps", "timestamps"))
+    known = ~(np.isnan(steps) | np.isnan(stamps))
+    steps, stamps = steps[known], stamps[known]
+    order = None if ordered else step_order(steps)
+    if order is not None:
+        steps, stamps = steps[order], stamps[order]
+    stride = max(1, -(-len(steps) // max(1, max_points)))
+    pick = np.unique(np.append(np.arange(0, len(steps), stride), len(steps) - 1)) if len(steps) else []
+    return steps[pick], stamps[pick]

@@ -20,18 +20,10 @@ from ._sqlite_metrics import (MERGE_BELOW, SQLiteMetricReads, chunk_row, decode_
                               insert_metrics)
 from ._series_cache import SeriesCache
 from ._sqlite_schema import migrate
-from ._storage import BatchResult, Storage
+from ._storage import EXPERIMENT_SELECT, BatchResult, Storage, log_records
 
 T = TypeVar("T")
 
-_EXPERIMENT_SELECT = """
-SELECT e.pk, e.id, e.namespace, e.workspace, e.directory, e.prefix, e.readme, e.created_at,
-       COALESCE(e.hostname, r.hostname) AS hostname, r.status,
-       (SELECT MIN(started_at) FROM runs WHERE experiment_pk = e.pk) AS started_at,
-       CASE WHEN r.status != 'RUNNING' THEN r.ended_at END AS completed_at
-FROM experiments e
-LEFT JOIN runs r ON r.pk = (SELECT MAX(pk) FROM runs WHERE experiment_pk = e.pk)
-"""
 _EXPERIMENT_COLUMNS = ("pk", "id", "namespace", "workspace", "directory", "prefix", "readme", "created_at", "hostname",
                        "status", "started_at", "completed_at")
 _RUN_COLUMNS = ("id", "status", "hostname", "started_at", "ended_at", "error")
@@ -112,7 +104,7 @@ class SQLiteStorage(SQLiteMetricReads, Storage):
         return await self._write(self._transaction, body)
 
     def _experiments_sync(self, where: str, args: tuple, tail: str = "") -> list[dict[str, Any]]:
-        rows = self._rconn.execute(f"SELECT * FROM ({_EXPERIMENT_SELECT}) WHERE {where} {tail}", args).fetchall()
+        rows = self._rconn.execute(f"SELECT * FROM ({EXPERIMENT_SELECT}) WHERE {where} {tail}", args).fetchall()
         return [dict(zip(_EXPERIMENT_COLUMNS, row)) for row in rows]
 
     async def get_experiment(self, experiment_id):
@@ -248,8 +240,7 @@ class SQLiteStorage(SQLiteMetricReads, Storage):
             # The newest `limit` entries, returned oldest first like a log file.
             sql += " ORDER BY pk DESC" + (" LIMIT ?" if limit is not None else "")
             rows = self._rconn.execute(sql, [*args, limit] if limit is not None else args).fetchall()
-            return [{"timestamp": ts, "level": lv, "message": msg, "context": orjson.loads(ctx) if ctx else None}
-                    for ts, lv, msg, ctx in reversed(rows)]
+            return log_records(rows)
 
         return await self._read(query)
 

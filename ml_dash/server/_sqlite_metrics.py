@@ -11,7 +11,7 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-from ._chunks import COLUMNS, EncodedChunk, decode_chunks, encode_chunk, merge_encoded, step_order
+from ._chunks import COLUMNS, EncodedChunk, encode_chunk, merge_encoded, step_time_anchors
 from ._series_cache import EXISTS, STATE, read_series, run_sync
 from ._storage import VALUE_KIND_BOOL, VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_KIND_NUMBER, Series
 
@@ -106,16 +106,7 @@ class SQLiteMetricReads:
                 return None
             rows = sorted(self._rconn.execute("SELECT pk, steps, timestamps FROM metric_chunks WHERE name_pk = ?",
                                               (found[0],)).fetchall())
-            steps, stamps = decode_chunks((row[1:] for row in rows), ("steps", "timestamps"))
-            known = ~(np.isnan(steps) | np.isnan(stamps))
-            steps, stamps = steps[known], stamps[known]
-            order = None if found[1] else step_order(steps)
-            if order is not None:
-                steps, stamps = steps[order], stamps[order]
-            # Every stride-th point in step order, plus the last one so the mapping covers the whole series.
-            stride = max(1, -(-len(steps) // max(1, max_points)))
-            pick = np.unique(np.append(np.arange(0, len(steps), stride), len(steps) - 1)) if len(steps) else []
-            return steps[pick], stamps[pick]
+            return step_time_anchors((row[1:] for row in rows), found[1], max_points)
 
         return await self._read(self._snapshot, query)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 RUN_STATUSES = ("RUNNING", "COMPLETED", "FAILED")
 STREAMS = ("metrics", "parameters", "logs")
@@ -29,6 +30,24 @@ class Series:
     steps: np.ndarray  # float64: NaN where the point was logged without a step
     values: np.ndarray  # float64
     kinds: np.ndarray  # int8, see VALUE_KIND_*
+
+
+# The experiment record (see docs/server.md) in SQL both backends speak: status and completed_at from the latest run,
+# started_at from the earliest. Wrap it as ``SELECT * FROM (EXPERIMENT_SELECT) x WHERE ...`` to filter.
+EXPERIMENT_SELECT = """
+SELECT e.pk, e.id, e.namespace, e.workspace, e.directory, e.prefix, e.readme, e.created_at,
+       COALESCE(e.hostname, r.hostname) AS hostname, r.status,
+       (SELECT MIN(started_at) FROM runs WHERE experiment_pk = e.pk) AS started_at,
+       CASE WHEN r.status != 'RUNNING' THEN r.ended_at END AS completed_at
+FROM experiments e
+LEFT JOIN runs r ON r.pk = (SELECT MAX(pk) FROM runs WHERE experiment_pk = e.pk)
+"""
+
+
+def log_records(rows_newest_first: list) -> list[dict[str, Any]]:
+    """(timestamp, level, message, context JSON text) rows, newest first, as log dicts oldest first like a log file."""
+    return [{"timestamp": ts, "level": lv, "message": msg, "context": orjson.loads(ctx) if ctx else None}
+            for ts, lv, msg, ctx in reversed(rows_newest_first)]
 
 
 # How a stored metric value reads back: SQL has one NULL but ml-dash distinguishes null from NaN, and bools from 0/1.

@@ -250,5 +250,8 @@ class JsonlSink:
         pass
 
     def after_fork_in_child(self) -> None:
+        # Lines the parent could not write yet are the parent's to retry: a child writing them too would duplicate them.
+        for store in self._stores_with_pending:
+            store._pending.clear()
         self._stores_with_pending.clear()
 

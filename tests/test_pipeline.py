@@ -214,3 +214,29 @@ def test_flush_timeout_returns(make_exp):
     exp = make_exp()
     exp.metrics.log(step=0, x=1)
     assert exp.flush(timeout=30) is True
+
+
+def test_fork_child_does_not_rewrite_parents_unwritten_lines(make_exp, tmp_path):
+    """Lines the parent could not write yet (root unwritable) are written by the parent only, not again by a child."""
+    blocker = tmp_path / "blocked"
+    blocker.write_text("a file where a directory should be")
+    exp = make_exp(local_root=str(blocker / "root"))
+    exp.metrics.log(step=0, who=0)
+    assert exp.flush(10) is False  # the line waits in the parent's store
+    go_r, go_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            os.close(go_w)
+            os.read(go_r, 1)
+            exp.metrics.log(step=1, who=1)
+            PIPELINE.flush(10)
+        finally:
+            os._exit(0)
+    os.close(go_r)
+    blocker.unlink()
+    assert exp.flush(10) is True
+    os.write(go_w, b"x")
+    os.close(go_w)
+    os.waitpid(pid, 0)
+    assert sorted(r["step"] for r in exp.metrics.read()) == [0, 1]

@@ -132,6 +132,7 @@ class Experiment:
         except OSError:
             written = False
         self._meta.update(status=status, completed_at=time.time(), error=error, dropped_events=self._store.dropped)
+        self._meta.pop("unwritten_events", None)  # an earlier run's count must not stick to this one
         if not written:
             self._meta["unwritten_events"] = PIPELINE.pending()
         self._write_meta()

@@ -1,5 +1,6 @@
 import json
 import os
+import textwrap
 
 import pytest
 
@@ -139,3 +140,16 @@ def test_reopen_keeps_identity(make_exp):
     exp.complete()
     again = make_exp()
     assert (again.readme, again.experiment_id) == ("first", "exp_9")
+
+
+def test_run_finished_at_exit_has_no_unwritten_events(run_python, tmp_path):
+    """A run ended at exit after everything was written does not claim unwritten events in its meta file."""
+    proc = run_python(textwrap.dedent("""
+        from ml_dash import Experiment
+        exp = Experiment(namespace="a", workspace="b", prefix="c")
+        exp.run()
+        exp.metrics.log(step=0, loss=1.0)
+    """))
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads((tmp_path / ".ml-logger/a/b/c/.ml-logger.meta.json").read_text())
+    assert meta["status"] == "completed" and "unwritten_events" not in meta

@@ -17,6 +17,8 @@ from ._storage import RUN_STATUSES, STREAMS
 TEXT_TO_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 LOG_LEVELS_MAX = 32
 _INT64 = (-(2**63), 2**63)
+# Objects/arrays inside a parameter value or log context: orjson.dumps stops at 254 levels (with the record around).
+MAX_NESTING = 200
 
 
 def decode_body(raw: bytes, content_type: str) -> Any:
@@ -81,7 +83,8 @@ class Validator:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise BadRequest(f"field {key!r} must be a number")
-        return value
+        # msgpack carries integers up to 2**64-1; SQL integers stop at 2**63-1, and these are times: store a float.
+        return value if isinstance(value, float) or _INT64[0] <= value < _INT64[1] else float(value)
 
     @staticmethod
     def offset(body: dict, key: str) -> int:
@@ -108,6 +111,9 @@ class Validator:
         events = body.get("events")
         if not isinstance(events, list):
             raise BadRequest("field 'events' must be a list")
+        if events and end == start:
+            # start would still equal acked afterwards, so every replay would store the events again.
+            raise BadRequest("a batch with events must cover bytes: 'end' must be greater than 'start'")
         if len(events) > self.max_events:
             raise PayloadTooLarge(f"{len(events)} events in one batch; the limit is {self.max_events}")
         check = {"metrics": self._metric_event, "parameters": self._parameter_event, "logs": self._log_event}[stream]
@@ -180,18 +186,20 @@ def metric_value(name: str, value: Any) -> Any:
     raise BadRequest(f"metric {name!r} has a {type(value).__name__} value; expected a number, bool or null")
 
 
-def json_safe(value: Any) -> Any:
+def json_safe(value: Any, depth: int = 0) -> Any:
     """Make a parameter/context value storable as JSON: non-finite floats become the JSONL spellings."""
     if isinstance(value, float):
         if value != value:
             return "NaN"
         return value if not math.isinf(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, (dict, list)) and depth >= MAX_NESTING:
+        raise BadRequest(f"value is nested deeper than {MAX_NESTING} levels")
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
             raise BadRequest("object keys must be strings")
-        return {k: json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [json_safe(v) for v in value]
+        return [json_safe(v, depth + 1) for v in value]
     if value is None or isinstance(value, (str, int, bool)):
         return value if not isinstance(value, int) or _INT64[0] <= value < 2**64 else float(value)
     raise BadRequest(f"value of type {type(value).__name__} cannot be stored")

@@ -22,7 +22,8 @@ def find_token(tokens: TokenTable, presented: str) -> tuple[bool, frozenset[str]
     """Compare against every token in constant time per token, so response timing does not reveal a prefix."""
     match, allowed = False, None
     for token, namespaces in tokens.items():
-        if hmac.compare_digest(token.encode(), presented.encode()):
+        # Header values arrive decoded with surrogateescape: a non-UTF-8 token must compare unequal, not raise.
+        if hmac.compare_digest(token.encode(), presented.encode("utf-8", "surrogateescape")):
             match, allowed = True, namespaces
     return match, allowed
 

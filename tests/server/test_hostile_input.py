@@ -1,6 +1,8 @@
 """Hostile or odd input found by review: each case must answer 4xx (or store cleanly), never 500 or a duplicate."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from .conftest import metric_batch, new_experiment, new_run, post_batch
@@ -66,3 +68,15 @@ async def test_batch_with_events_but_empty_byte_range_is_400(client):
     assert (await client.get(f"/api/v1/experiments/{experiment_id}/metrics/loss")).status == 404
     empty = await post_batch(client, experiment_id, metric_batch(0, 0, range(0)))
     assert empty.status == 200 and await empty.json() == {"acked": 0, "stored": 0}
+
+
+async def test_non_utf8_authorization_header_is_401(make_client):
+    """A bearer token that is not valid UTF-8 is an unknown token (401), not a 500."""
+    client = await make_client(tokens={"secret": None})
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(b"GET /api/v1/experiments HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n"
+                 b"Connection: close\r\n\r\n")
+    await writer.drain()
+    status_line = (await reader.readline()).decode()
+    writer.close()
+    assert status_line.split()[1] == "401", status_line

@@ -71,6 +71,8 @@ def _experiment_node(storage: Storage, e: dict[str, Any]) -> dict[str, Any]:
         return None if series is None else series_result(name, series, maxPoints, nonfinite_as_text=False)
 
     async def logs(info, level=None, limit=None):
+        if limit is not None and limit < 1:
+            raise BadRequest("limit must be at least 1")
         return await storage.logs(experiment_id, level.upper() if level else None, limit)
 
     return {

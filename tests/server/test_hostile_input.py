@@ -80,3 +80,12 @@ async def test_non_utf8_authorization_header_is_401(make_client):
     status_line = (await reader.readline()).decode()
     writer.close()
     assert status_line.split()[1] == "401", status_line
+
+
+async def test_graphql_logs_negative_limit_is_an_error(client):
+    """GraphQL logs(limit) takes 1 or more as REST does, on every backend (SQLite would read LIMIT -1 as 'all')."""
+    experiment_id = await new_experiment(client)
+    query = "query($id: ID!) { experiment(id: $id) { logs(limit: -1) { message } } }"
+    answer = await client.post("/graphql", json={"query": query, "variables": {"id": experiment_id}})
+    body = await answer.json()
+    assert body.get("errors") and "limit" in body["errors"][0]["message"]

@@ -127,9 +127,19 @@ class Experiment:
             self.logs.warning("ml-dash dropped events because the queue was full (on_full='drop')",
                               dropped_events=self._store.dropped)
             written = PIPELINE.flush(timeout) and written
-        try:
-            self._store.sync()
-        except OSError:
+        # fsync and close the run's files while the writer is held off (it may be appending to them for another
+        # thread, and a closed descriptor's number can be reused by any file): a process running many runs one after
+        # another would otherwise run out of descriptors. A later event reopens them. Bounded by ``timeout``.
+        lock = PIPELINE._lock
+        if lock.acquire(timeout=-1 if timeout is None else timeout):
+            try:
+                self._store.sync()
+            except OSError:
+                written = False
+            finally:
+                self._store.close()
+                lock.release()
+        else:
             written = False
         self._meta.update(status=status, completed_at=time.time(), error=error, dropped_events=self._store.dropped)
         self._meta.pop("unwritten_events", None)  # an earlier run's count must not stick to this one

@@ -142,6 +142,33 @@ def test_reopen_keeps_identity(make_exp):
     assert (again.readme, again.experiment_id) == ("first", "exp_9")
 
 
+def _open_files_under(path):
+    fd_dir = "/proc/self/fd"
+    found = []
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if target.startswith(path + os.sep):
+            found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_ended_run_closes_its_files(make_exp):
+    """complete() closes the run's JSONL files (a sweep of many runs in one process must not run out of fds)."""
+    exp = make_exp()
+    with exp.run():
+        exp.params.set(lr=0.1)
+        exp.metrics.log(step=0, loss=1.0)
+        exp.info("hi")
+        assert exp.flush(10) and _open_files_under(exp.local_path)
+    assert _open_files_under(exp.local_path) == []
+    exp.metrics.log(step=1, loss=2.0)  # logging after the end reopens the file
+    assert [r["step"] for r in exp.metrics.read()] == [0, 1]
+
+
 def test_run_finished_at_exit_has_no_unwritten_events(run_python, tmp_path):
     """A run ended at exit after everything was written does not claim unwritten events in its meta file."""
     proc = run_python(textwrap.dedent("""

@@ -127,20 +127,7 @@ class Experiment:
             self.logs.warning("ml-dash dropped events because the queue was full (on_full='drop')",
                               dropped_events=self._store.dropped)
             written = PIPELINE.flush(timeout) and written
-        # fsync and close the run's files while the writer is held off (it may be appending to them for another
-        # thread, and a closed descriptor's number can be reused by any file): a process running many runs one after
-        # another would otherwise run out of descriptors. A later event reopens them. Bounded by ``timeout``.
-        lock = PIPELINE._lock
-        if lock.acquire(timeout=-1 if timeout is None else timeout):
-            try:
-                self._store.sync()
-            except OSError:
-                written = False
-            finally:
-                self._store.close()
-                lock.release()
-        else:
-            written = False
+        written = self._close_files(timeout) and written
         self._meta.update(status=status, completed_at=time.time(), error=error, dropped_events=self._store.dropped)
         self._meta.pop("unwritten_events", None)  # an earlier run's count must not stick to this one
         if not written:
@@ -150,6 +137,25 @@ class Experiment:
             PIPELINE.at_exit.remove(self._finalise_at_exit)
         if self._uploader is not None:
             self._uploader.run_ended(status, error)
+
+    def _close_files(self, timeout: float | None = None) -> bool:
+        """fsync and close the JSONL files; ``False`` if that failed or the writer was busy past ``timeout``.
+
+        Done while the writer is held off (it may be appending to them for another thread, and a closed descriptor's
+        number can be reused by any file): a process running many runs one after another would otherwise run out of
+        descriptors. A later event reopens them.
+        """
+        lock = PIPELINE._lock
+        if not lock.acquire(timeout=-1 if timeout is None else timeout):
+            return False
+        try:
+            self._store.sync()
+            return True
+        except OSError:
+            return False
+        finally:
+            self._store.close()
+            lock.release()
 
     def _finalise_at_exit(self) -> None:
         # A run still open at exit: failed if the interpreter is exiting on an uncaught exception.

@@ -16,7 +16,10 @@ from ._values import decode_metrics
 
 @contextlib.contextmanager
 def temporary_experiment(**kwargs: Any) -> Iterator[Experiment]:
-    """An ``Experiment`` rooted in a temporary directory (namespace/workspace/prefix default to ``test``)."""
+    """An ``Experiment`` rooted in a temporary directory (namespace/workspace/prefix default to ``test``).
+
+    A run still open when the block ends is completed (failed if the block raised) before the directory goes.
+    """
     with tempfile.TemporaryDirectory(prefix="ml-dash-test-") as root:
         kwargs.setdefault("namespace", "test")
         kwargs.setdefault("workspace", "test")
@@ -25,8 +28,14 @@ def temporary_experiment(**kwargs: Any) -> Iterator[Experiment]:
         exp = Experiment(**kwargs)
         try:
             yield exp
+        except BaseException as exc:
+            exp.fail(f"{type(exc).__name__}: {exc}")  # a no-op unless a run is open
+            raise
+        else:
+            exp.complete()  # a run left open would otherwise be ended at exit, recreating the deleted directory
         finally:
             exp.flush()
+            exp._close_files()
 
 
 def read_run(path: str) -> dict:

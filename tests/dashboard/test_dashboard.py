@@ -5,7 +5,9 @@ their renders in ``data-renders`` so a test can wait for "drawn again" without s
 """
 from __future__ import annotations
 
+import gzip
 import os
+import urllib.error
 import urllib.request
 
 import pytest
@@ -52,6 +54,101 @@ def test_index_and_assets_are_served(server):
     for path in ("/static/app.js", "/static/app.css", "/static/vendor/plotly.min.js"):
         with urllib.request.urlopen(base_url + path) as answer:
             assert answer.status == 200 and len(answer.read()) > 1000, path
+
+
+def fetch(url: str, **headers: str) -> tuple[int, dict, bytes]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers)) as answer:
+            return answer.status, dict(answer.headers), answer.read()
+    except urllib.error.HTTPError as error:  # urllib raises for a 304
+        return error.code, dict(error.headers), error.read()
+
+
+@pytest.mark.parametrize("path", ["/", "/static/app.js", "/static/app.css", "/static/vendor/plotly.min.js"])
+def test_static_assets_are_gzipped_and_revalidate_to_304(server, path):
+    base_url, _, _ = server
+    status, plain_headers, plain = fetch(base_url + path)
+    assert status == 200 and "Content-Encoding" not in plain_headers
+    assert plain_headers["Vary"] == "Accept-Encoding" and plain_headers["Cache-Control"]
+
+    status, headers, body = fetch(base_url + path, **{"Accept-Encoding": "gzip, deflate, br"})
+    assert status == 200 and headers["Content-Encoding"] == "gzip" and headers["Vary"] == "Accept-Encoding"
+    assert gzip.decompress(body) == plain and len(body) < len(plain)
+    assert headers["ETag"] != plain_headers["ETag"]  # one validator per representation
+    assert headers["Cache-Control"] == plain_headers["Cache-Control"]
+
+    status, _, _ = fetch(base_url + path, **{"Accept-Encoding": "gzip", "If-None-Match": headers["ETag"]})
+    assert status == 304
+    status, _, _ = fetch(base_url + path, **{"If-None-Match": plain_headers["ETag"]})
+    assert status == 304
+    status, _, again = fetch(base_url + path, **{"Accept-Encoding": "gzip;q=0", "If-None-Match": headers["ETag"]})
+    assert status == 200 and again == plain
+    if path.endswith("plotly.min.js"):
+        assert "max-age" in headers["Cache-Control"]
+    else:  # fixed URLs: a new release must show on the next load
+        assert headers["Cache-Control"] == "no-cache"
+
+
+def test_static_paths_outside_the_static_folder_are_not_served(server):
+    base_url, _, _ = server
+    for path in ("/static/../_dashboard.py", "/static/%2e%2e/_dashboard.py", "/static/nope.js"):
+        assert fetch(base_url + path)[0] == 404, path
+
+
+def hold(page, url_glob: str, predicate=lambda request: True) -> list:
+    """Routes matching requests into a list instead of answering them; the test continues them later."""
+    held: list = []
+    page.route(url_glob, lambda route: held.append(route) if predicate(route.request) else route.continue_())
+    return held
+
+
+def wait_until(page, condition, what: str) -> None:
+    """Let the page run (its network events are dispatched meanwhile) until ``condition()`` holds."""
+    for _ in range(400):
+        if condition():
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def is_series_request(request) -> bool:
+    return request.method == "POST" and "query Series" in (request.post_data or "")
+
+
+def test_data_requests_and_page_do_not_wait_for_plotly(server, page):
+    """plotly.min.js held back by the test: the page still asks for its data and renders everything but the charts."""
+    base_url, _, seeded = server
+    held_plotly = hold(page, "**/static/vendor/plotly.min.js")
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append("series" if is_series_request(request) else request.url))
+    page.goto(f"{base_url}/#/exp/{seeded['resnet-lr0.01'].id}")
+
+    wait_until(page, lambda: sent.count("series") == 5, "the five charts' series requests")
+    assert held_plotly, "plotly was never requested"
+    page.wait_for_selector("#exp-header h1:has-text('resnet-lr0.01')")
+    page.wait_for_selector("#parameters tr[data-key='model.layers']")
+    page.wait_for_selector("#log-lines .log-line[data-level=INFO]")
+    page.wait_for_selector("#nav-tree a[data-experiment]", state="attached")
+    # Everything above happened while plotly.min.js was still unanswered.
+    assert page.evaluate("typeof window.Plotly") == "undefined"
+    assert page.locator(".chart[data-state=ready]").count() == 0
+
+    for route in held_plotly:
+        route.continue_()
+    wait_for_charts(page, 5)
+    assert page.locator(".chart .scatterlayer .trace").count() == 5
+
+
+def test_charts_of_a_page_request_their_series_in_parallel(server, page):
+    """No series answer is given until every chart has asked: one-after-another requests would never get there."""
+    base_url, _, seeded = server
+    held = hold(page, "**/graphql", is_series_request)
+    page.goto(f"{base_url}/#/exp/{seeded['resnet-lr0.01'].id}")
+    wait_until(page, lambda: len(held) == 5, "five series requests in flight at once")
+    assert page.locator(".chart[data-state=ready]").count() == 0
+    for route in held:
+        route.continue_()
+    wait_for_charts(page, 5)
 
 
 def test_experiment_page_draws_one_chart_per_metric(server, page):

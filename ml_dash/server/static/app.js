@@ -149,6 +149,28 @@ const api = {
 
 // ---------------------------------------------------------------- charts
 
+// plotly.min.js is 4.8 MB: index.html only preloads it (download, no execution), and it runs when the first chart has
+// sent its series request, so the browser evaluates it while the server reads. Only drawing waits for it; the
+// navigator, tables, headers and logs never do.
+const PLOTLY_URL = "/static/vendor/plotly.min.js";
+let plotlyPromise = null;
+
+function loadPlotly() {
+  if (!plotlyPromise) {
+    plotlyPromise = new Promise((resolve, reject) => {
+      if (window.Plotly) { resolve(window.Plotly); return; }
+      const failed = () => reject(new Error(
+        `the chart library did not load: install the server extra (pip install 'ml-dash[server]') so ${PLOTLY_URL} exists`));
+      const script = el("script", { src: PLOTLY_URL, async: true });
+      script.addEventListener("load", () => (window.Plotly ? resolve(window.Plotly) : failed()));
+      script.addEventListener("error", failed);
+      document.head.append(script);
+    });
+    plotlyPromise.catch(() => { plotlyPromise = null; });  // a later chart may try again
+  }
+  return plotlyPromise;
+}
+
 // A chart of one or more metric series: each series is {experimentId, metric, label}. It asks the server for about
 // one min/max bucket per horizontal pixel, so a spike anywhere in a 10M-point series still shows; zooming asks again
 // for just the visible step range, which at that scale is the full-resolution data.
@@ -182,9 +204,11 @@ class MetricChart {
       variables[`m${i}`] = s.metric;
       fields.push(`s${i}: experiment(id: $e${i}) { metric(name: $m${i}, maxPoints: $maxPoints, stepMin: $stepMin, stepMax: $stepMax) { count steps values min max } }`);
     });
+    // The requests leave first (in this same task); only then may plotly start evaluating.
     const [data, stepTimes] = await Promise.all([
       api.graphql(`query Series(${varDefs.join(", ")}) { ${fields.join(" ")} }`, variables),
       this.xMode === "time" ? this.fetchStepTimes() : null,
+      loadPlotly(),
     ]);
     if (number !== this.requestNumber) return;  // a newer request (zoom, live refresh) superseded this one
     this.loaded = this.series.map((s, i) => (data[`s${i}`] && data[`s${i}`].metric) || { count: 0, steps: [], values: [] });
@@ -272,7 +296,7 @@ class MetricChart {
 
   destroy() {
     this.requestNumber++;
-    Plotly.purge(this.container);
+    if (this.plotted) Plotly.purge(this.container);
     delete this.container.dataset.state;
   }
 }
@@ -303,12 +327,14 @@ function toMillis(value) {
 
 const navigator_ = {
   experiments: [],
+  loaded: false,
   openNodes: new Set(JSON.parse(sessionStorage.getItem("mlDashOpen") || "[]")),
   query: "",
 
   async refresh() {
     const data = await api.graphql(`{ experiments(limit: 10000) { id namespace workspace directory prefix readme status } }`);
     this.experiments = data.experiments;
+    this.loaded = true;
     this.render();
   },
 
@@ -333,6 +359,7 @@ const navigator_ = {
   },
 
   render() {
+    if (!this.loaded) return;  // refresh() renders once the list arrives
     const query = this.query.toLowerCase();
     const matches = query
       ? this.experiments.filter((e) => e.prefix.toLowerCase().includes(query) || (e.readme || "").toLowerCase().includes(query))
@@ -389,6 +416,7 @@ const navigator_ = {
 // ---------------------------------------------------------------- views
 
 let currentView = null;  // {destroy()} of the view on screen, so timers and charts stop when we navigate away
+let navigatorReady = null;  // the navigator's first load; only the home view (built from its list) waits for it
 
 function setBreadcrumbs(...parts) {
   const nav = document.getElementById("breadcrumbs");
@@ -420,7 +448,7 @@ async function route() {
     if (parts[0] === "exp" && parts[1]) currentView = await experimentView(main, parts[1]);
     else if (parts[0] === "ws" && parts.length >= 3) currentView = await runsView(main, parts[1], parts[2], query.get("dir") || "", query.get("filter") || "");
     else if (parts[0] === "compare") currentView = await compareView(main, (query.get("ids") || "").split(",").filter(Boolean), query.get("metric"));
-    else currentView = homeView(main);
+    else { await navigatorReady; currentView = homeView(main); }
   } catch (error) {
     main.append(el("p", { class: "error" }, `Could not load this view: ${error.message}`));
     console.error(error);
@@ -758,8 +786,9 @@ async function experimentView(main, experimentId) {
         state.charts.set(name, chart);
       }
     }
-    // Layout first, then load: each chart asks for as many points as it has pixels.
-    requestAnimationFrame(() => { for (const chart of state.charts.values()) chart.load().catch(showChartError(chart)); });
+    // The charts are in the document, so each can read its width (one layout) and ask for as many points as it has
+    // pixels. All of the page's series requests leave together, in this task, before any answer is awaited.
+    for (const chart of state.charts.values()) chart.load().catch(showChartError(chart));
   }
 
   function showChartError(chart) {
@@ -932,7 +961,7 @@ async function compareView(main, ids, initialMetric) {
     select.value = metric;
     const withMetric = experiments.filter((e) => e.metricNames.includes(metric));
     chart = new MetricChart(chartDiv, withMetric.map((e) => ({ experimentId: e.id, metric, label: labelOf(e) })), { xMode: xSelect.value });
-    requestAnimationFrame(() => chart.load().catch((error) => { chartDiv.textContent = `Could not load: ${error.message}`; }));
+    chart.load().catch((error) => { chartDiv.textContent = `Could not load: ${error.message}`; });
   }
   select.addEventListener("change", () => {
     metric = select.value;
@@ -953,12 +982,11 @@ document.getElementById("nav-search").addEventListener("input", (event) => {
 window.addEventListener("hashchange", route);
 
 (async function start() {
-  if (typeof Plotly === "undefined") {
-    document.getElementById("main").replaceChildren(el("p", { class: "error" }, "The chart library did not load: install the server extra (pip install 'ml-dash[server]') so /static/vendor/plotly.min.js exists."));
-    return;
-  }
-  try { await navigator_.refresh(); } catch (error) { console.error(error); }
+  // The navigator's list and the view's own requests go out together; neither waits for the other or for plotly.
+  navigatorReady = navigator_.refresh().catch(console.error);
   await route();
+  // A page without charts still readies plotly for the next view, once it has rendered.
+  loadPlotly().catch(console.error);
   // New experiments appear in the navigator without a reload.
   setInterval(() => navigator_.refresh().catch(console.error), 10000);
 })();

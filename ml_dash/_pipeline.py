@@ -207,7 +207,7 @@ class Pipeline:
                     barriers = [e for e in batch if _is_barrier(e)]
                     if barriers:
                         batch = [e for e in batch if not _is_barrier(e)]
-                if batch:
+                if batch or self.sink.has_pending:  # retry held-back lines before releasing a flush barrier
                     self.sink.export(batch)
                 for event in barriers:
                     event[2].set()

@@ -240,3 +240,15 @@ def test_fork_child_does_not_rewrite_parents_unwritten_lines(make_exp, tmp_path)
     os.close(go_w)
     os.waitpid(pid, 0)
     assert sorted(r["step"] for r in exp.metrics.read()) == [0, 1]
+
+
+def test_flush_retries_held_back_lines_once_the_disk_recovers(make_exp, tmp_path):
+    """flush() after the root became writable writes the held-back lines before returning, with nothing new logged."""
+    blocker = tmp_path / "blocked"
+    blocker.write_text("a file where a directory should be")
+    exp = make_exp(local_root=str(blocker / "root"))
+    exp.metrics.log(step=0, loss=1.0)
+    assert exp.flush(10) is False
+    blocker.unlink()
+    assert exp.flush(10) is True
+    assert [r["step"] for r in exp.metrics.read()] == [0]

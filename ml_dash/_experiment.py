@@ -158,12 +158,14 @@ class Experiment:
             lock.release()
 
     def _finalise_at_exit(self) -> None:
-        # A run still open at exit: failed if the interpreter is exiting on an uncaught exception.
+        # A run still open at exit: failed if the interpreter is exiting on an uncaught exception. Its last events
+        # (the drop warning) get the exit timeout too, unless the drain at exit already ran out of it.
+        timeout = PIPELINE.exit_timeout if PIPELINE.exit_drained else 0
         uncaught = getattr(sys, "last_value", None)
         if uncaught is not None:
-            self._end("failed", f"{type(uncaught).__name__}: {uncaught}", timeout=0)
+            self._end("failed", f"{type(uncaught).__name__}: {uncaught}", timeout=timeout)
         else:
-            self._end("completed", None, timeout=0)
+            self._end("completed", None, timeout=timeout)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything logged so far is in the local files; ``False`` if ``timeout`` ran out."""

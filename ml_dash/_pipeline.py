@@ -65,6 +65,7 @@ class Pipeline:
         self.exit_timeout = setting("EXIT_TIMEOUT", None, 10.0, float)
         self.writer = setting("WRITER", None, "thread", _writer_kind)  # "asyncio": see ml_dash/_aio.py
         self.at_exit: list[Callable[[], None]] = []  # experiments finalising at exit, run after the drain
+        self.exit_drained = True  # False once the drain at exit timed out: finalisers then wait for nothing more
         self._reset_threading()
         self._atexit_registered = False
         self._exited = False
@@ -223,7 +224,8 @@ class Pipeline:
         if self._exited:
             return
         self._exited = True
-        if self._thread is not None and not self.flush(self.exit_timeout):
+        self.exit_drained = self._thread is None or self.flush(self.exit_timeout)
+        if not self.exit_drained:
             print(f"ml-dash: {self.pending()} events were still pending after {self.exit_timeout:.0f}s at exit "
                   "and were not written (writer stuck?)", file=sys.stderr)
         for finalise in list(self.at_exit):

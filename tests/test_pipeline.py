@@ -242,6 +242,32 @@ def test_fork_child_does_not_rewrite_parents_unwritten_lines(make_exp, tmp_path)
     assert sorted(r["step"] for r in exp.metrics.read()) == [0, 1]
 
 
+def test_drop_warning_of_run_ended_at_exit_is_written(run_python, tmp_path):
+    """A run ended at exit with drops writes its WARNING line, and its meta file does not claim unwritten events."""
+    proc = run_python(textwrap.dedent("""
+        import threading
+        from ml_dash import Experiment
+        from ml_dash._jsonl_sink import LocalStore
+        gate = threading.Event()
+        original = LocalStore.append
+        def slow_append(self, stream, lines):
+            gate.wait()
+            return original(self, stream, lines)
+        LocalStore.append = slow_append
+        exp = Experiment(namespace="a", workspace="b", prefix="c")
+        exp.run()
+        for i in range(5000):
+            exp.metrics.log(step=i, loss=i)
+        gate.set()
+    """), env={"ML_DASH_QUEUE_SIZE": "100", "ML_DASH_ON_FULL": "drop"})
+    assert proc.returncode == 0, proc.stderr
+    root = tmp_path / ".ml-logger/a/b/c"
+    meta = json.loads((root / ".ml-logger.meta.json").read_text())
+    assert meta["status"] == "completed" and meta["dropped_events"] > 0 and "unwritten_events" not in meta
+    warning = [l for l in read_jsonl(str(root / "logs.jsonl")) if l["level"] == "WARNING"]
+    assert warning and warning[0]["context"]["dropped_events"] == meta["dropped_events"]
+
+
 def test_flush_retries_held_back_lines_once_the_disk_recovers(make_exp, tmp_path):
     """flush() after the root became writable writes the held-back lines before returning, with nothing new logged."""
     blocker = tmp_path / "blocked"

@@ -108,6 +108,7 @@ class FileManager:
 
     def save_pkl(self, data: Any, filename: str) -> str:
         """Save as pickle, adding ``.pkl`` unless the name already ends in it."""
+        filename = check_segments("filename", filename)
         return self.save(data, filename if filename.endswith((".pkl", ".pickle")) else filename + ".pkl")
 
     def load(self, filename: str) -> Any:
@@ -142,6 +143,7 @@ class FileManager:
 
     def load_torch(self, filename: str) -> Any:
         """Load a PyTorch checkpoint, adding ``.pt`` when the name has no extension."""
+        filename = check_segments("filename", filename)
         return self.load(filename if os.path.splitext(filename)[1] else filename + ".pt")
 
     def exists(self, filename: str) -> bool:

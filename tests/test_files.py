@@ -86,3 +86,12 @@ def test_atomic_save_leaves_old_file_on_failure(make_exp):
         exp.files.save({"v": Unjsonable()}, "state.json")
     assert exp.files.load("state.json") == {"v": 1}
     assert exp.files.list() == ["state.json"]
+
+
+@pytest.mark.parametrize("method", ["save_pkl", "load_torch"])
+def test_non_str_filename_names_the_argument(make_exp, method):
+    """save_pkl/load_torch with a non-str filename raise TypeError naming filename, like save/load."""
+    files = make_exp().files
+    args = ({"a": 1}, 123) if method == "save_pkl" else (123,)
+    with pytest.raises(TypeError, match="filename"):
+        getattr(files, method)(*args)

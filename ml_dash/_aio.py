@@ -19,7 +19,7 @@ import logging
 import threading
 from typing import Any
 
-from ._pipeline import BARRIER, Pipeline
+from ._pipeline import Pipeline
 from ._runtime import PIPELINE
 
 logger = logging.getLogger("ml_dash")
@@ -59,14 +59,11 @@ async def flush_async(timeout: float | None = None, pipeline: Pipeline = PIPELIN
     ``False`` if ``timeout`` ran out first or the writer reports an error (as ``flush()``).
     """
     p = pipeline
-    if p._thread is None and not p.queue:
+    if p.all_written():
         return True
     loop = asyncio.get_running_loop()
     future = loop.create_future()
-    p.queue.append((None, BARRIER, _LoopSignal(loop, future), None, None, None))
-    if p._thread is None:
-        p._start()
-    p._wake.set()
+    p.post_barrier(_LoopSignal(loop, future))
     try:
         await asyncio.wait_for(future, timeout)
     except asyncio.TimeoutError:
@@ -131,9 +128,6 @@ async def _writer(p: Pipeline, wake: _LoopWake, owner: threading.Thread) -> None
             try:
                 while p._drain(limit):
                     await asyncio.sleep(0)  # let the loop's other tasks run between chunks
-                if p.sink.has_pending:  # lines a full disk refused last time
-                    with p._lock:
-                        p.sink.export([])
             except Exception as exc:  # never let the writer die: flushes would wait forever
                 logger.exception("ml-dash writer failed")
                 p.set_error(exc)

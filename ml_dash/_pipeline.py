@@ -135,22 +135,31 @@ class Pipeline:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything logged before this call is written; ``False`` if ``timeout`` ran out first."""
-        if self._thread is None and not self.queue:
-            return True
-        if not self.queue and self._error is None and self._lock.acquire(blocking=False):
-            # Nothing queued, nothing held back by an error, no drain in progress (events leave the queue only under
-            # the lock): all written. Without this, flush(0) — how runs still open at exit end — always timed out.
-            self._lock.release()
+        if self.all_written():
             return True
         if threading.current_thread() is self._thread:
             self._drain()
             return True
         done = threading.Event()
-        self.queue.append((None, BARRIER, done, None, None, None))
+        self.post_barrier(done)
+        return done.wait(timeout) and self._error is None
+
+    def all_written(self) -> bool:
+        """Nothing queued, nothing held back by an error, no drain in progress (events leave the queue only under
+        the lock). Without this check, flush(0) — how runs still open at exit end — would always time out."""
+        if self._thread is None and not self.queue:
+            return True
+        if not self.queue and self._error is None and self._lock.acquire(blocking=False):
+            self._lock.release()
+            return True
+        return False
+
+    def post_barrier(self, signal: object) -> None:
+        """Queue a flush barrier: the writer calls ``signal.set()`` once everything queued before it is written."""
+        self.queue.append((None, BARRIER, signal, None, None, None))
         if self._thread is None:
             self._start()
         self._wake.set()
-        return done.wait(timeout) and self._error is None
 
     def pending(self) -> int:
         return sum(1 for e in list(self.queue) if not _is_barrier(e))
@@ -186,9 +195,6 @@ class Pipeline:
             self._wake_pending = False
             try:
                 self._drain()
-                if self.sink.has_pending:  # lines a full disk refused last time
-                    with self._lock:
-                        self.sink.export([])
             except BaseException as exc:  # never let the writer die: the caller would block forever
                 logger.exception("ml-dash writer failed")
                 self.set_error(exc)
@@ -217,6 +223,8 @@ class Pipeline:
                         self._room.notify_all()
                 if limit is not None:
                     return bool(queue)
+            if self.sink.has_pending:  # nothing new queued, but lines a full disk refused last time
+                self.sink.export([])
         return False
 
     def _at_exit(self) -> None:

@@ -112,12 +112,12 @@ class Experiment:
             self._uploader.run_started(self._meta["started_at"])
 
     def complete(self) -> None:
-        """Mark the run completed (after everything logged has been written)."""
-        self._end("completed", None)
+        """Mark the run completed, after everything logged has been written (waiting at most ML_DASH_COMPLETE_TIMEOUT)."""
+        self._end("completed", None, PIPELINE.complete_timeout)
 
     def fail(self, error: Any = None) -> None:
-        """Mark the run failed with ``error`` (after everything logged has been written)."""
-        self._end("failed", "" if error is None else str(error))
+        """Mark the run failed with ``error``, after everything logged has been written (bounded like ``complete``)."""
+        self._end("failed", "" if error is None else str(error), PIPELINE.complete_timeout)
 
     def _end(self, status: str, error: str | None, timeout: float | None = None) -> None:
         if self._meta.get("status") != "running" or os.getpid() != self._owner_pid:
@@ -132,6 +132,9 @@ class Experiment:
         self._meta.pop("unwritten_events", None)  # an earlier run's count must not stick to this one
         if not written:
             self._meta["unwritten_events"] = PIPELINE.pending()
+            if timeout:  # at exit (timeout 0) the exit hook has already said what was left
+                print(f"ml-dash: {self._meta['unwritten_events']} events were not written within {timeout:g}s when the "
+                      f"run ended; they stay queued and the exit hook tries again", file=sys.stderr)
         self._write_meta()
         if self._finalise_at_exit in PIPELINE.at_exit:
             PIPELINE.at_exit.remove(self._finalise_at_exit)

@@ -63,6 +63,7 @@ class Pipeline:
         self.interval = setting("FLUSH_INTERVAL", None, 0.2, float)
         self.on_full = setting("ON_FULL", None, "block", _on_full_policy)
         self.exit_timeout = setting("EXIT_TIMEOUT", None, 10.0, float)
+        self.complete_timeout = setting("COMPLETE_TIMEOUT", None, 120.0, float)  # complete()/fail() never hang
         self.writer = setting("WRITER", None, "thread", _writer_kind)  # "asyncio": see ml_dash/_aio.py
         self.at_exit: list[Callable[[], None]] = []  # experiments finalising at exit, run after the drain
         self.exit_drained = True  # False once the drain at exit timed out: finalisers then wait for nothing more
@@ -80,6 +81,7 @@ class Pipeline:
         self._wake_pending = False
         self._room = threading.Condition(threading.Lock())
         self._blocked = 0
+        self._in_flight = 0
         self._error: BaseException | None = None
         self._reported_error: str | None = None
 
@@ -162,7 +164,8 @@ class Pipeline:
         self._wake.set()
 
     def pending(self) -> int:
-        return sum(1 for e in list(self.queue) if not _is_barrier(e))
+        """Events logged but not yet in the files: queued, or in the writer's hands."""
+        return self._in_flight + sum(1 for e in list(self.queue) if not _is_barrier(e))
 
     # -- writer side ---------------------------------------------------------------------------------------
     def _start(self) -> None:
@@ -215,7 +218,9 @@ class Pipeline:
                     if barriers:
                         batch = [e for e in batch if not _is_barrier(e)]
                 if batch or self.sink.has_pending:  # retry held-back lines before releasing a flush barrier
+                    self._in_flight = len(batch)
                     self.sink.export(batch)
+                    self._in_flight = 0
                 for event in barriers:
                     event[2].set()
                 if self._blocked:

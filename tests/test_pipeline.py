@@ -278,3 +278,23 @@ def test_flush_retries_held_back_lines_once_the_disk_recovers(make_exp, tmp_path
     blocker.unlink()
     assert exp.flush(10) is True
     assert [r["step"] for r in exp.metrics.read()] == [0]
+
+
+def test_complete_is_bounded_when_writer_is_stuck(run_python, tmp_path):
+    """If the disk hangs, complete() returns after ML_DASH_COMPLETE_TIMEOUT and records what was not written."""
+    proc = run_python(textwrap.dedent("""
+        import threading
+        from ml_dash import Experiment
+        from ml_dash._jsonl_sink import LocalStore
+        LocalStore.append = lambda self, stream, lines: threading.Event().wait()  # a write that never returns
+        exp = Experiment(namespace="a", workspace="b", prefix="c")
+        exp.run()
+        for i in range(100):
+            exp.metrics.log(step=i, loss=i)
+        exp.complete()
+        print("returned", flush=True)
+    """), env={"ML_DASH_COMPLETE_TIMEOUT": "1", "ML_DASH_EXIT_TIMEOUT": "1"}, timeout=60)
+    assert proc.returncode == 0 and "returned" in proc.stdout
+    meta = json.loads((tmp_path / ".ml-logger/a/b/c/.ml-logger.meta.json").read_text())
+    assert meta["status"] == "completed" and meta["unwritten_events"] > 0
+    assert "were not written within" in proc.stderr

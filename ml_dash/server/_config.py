@@ -87,12 +87,19 @@ def is_loopback(host: str) -> bool:
 
 
 def parse_token_entry(entry: str) -> tuple[str, frozenset[str] | None]:
-    """``TOKEN`` grants every namespace; ``TOKEN=ns1,ns2`` limits the token to those namespaces."""
-    token, sep, namespaces = entry.strip().partition("=")
+    """``TOKEN`` grants every namespace; ``TOKEN=ns1,ns2`` limits the token to those namespaces.
+
+    Split at the last ``=``: a token may contain ``=`` itself (base64 padding, ``abc==``), and namespace names never
+    do. An entry ending in ``=`` is a plain token, not a token limited to nothing.
+    """
+    token, sep, namespaces = entry.strip().rpartition("=")
+    if not sep or not namespaces.strip():
+        token = entry.strip()
+        if not token:
+            raise ConfigError(f"empty token in {entry!r}")
+        return token, None
     if not token:
         raise ConfigError(f"empty token in {entry!r}")
-    if not sep:
-        return token, None
     allowed = frozenset(ns.strip() for ns in namespaces.split(",") if ns.strip())
     if not allowed:
         raise ConfigError(f"token entry {entry!r} names no namespace after '='")

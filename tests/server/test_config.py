@@ -25,12 +25,19 @@ def test_tokens_from_flag_file_and_environment(monkeypatch, tmp_path):
                              "env-limited": frozenset({"carol"})}
 
 
+def test_tokens_may_contain_equals_signs():
+    """A base64 token ending in '=' stays whole; the last '=' followed by names limits a token that contains '='."""
+    assert parse_token_entry("abc==") == ("abc==", None)
+    assert parse_token_entry("abc===alice,bob") == ("abc==", frozenset({"alice", "bob"}))
+    assert parse_token_entry("tok=alice") == ("tok", frozenset({"alice"}))
+
+
 def test_bad_token_entries_and_loopback_detection():
     """Empty tokens or namespace lists are rejected; loopback detection covers IPv4, IPv6 and localhost."""
     with pytest.raises(ConfigError):
         parse_token_entry("=alice")
     with pytest.raises(ConfigError):
-        parse_token_entry("tok=")
+        parse_token_entry("  ")
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.org")
 

@@ -2,7 +2,8 @@
 
 Ingests a 1M- and a 10M-point series straight through the storage API (SQLite in a temp dir), then times, median of
 ``--repeats``: the storage read plus ``_downsample`` to ``--buckets`` buckets and a zoom to 1% of the steps at full
-resolution, each cold (series cache emptied first) and warm (cached, unchanged); a live read (10 points appended
+resolution, each cold (series cache emptied first) and warm (cached, unchanged); the chart read cold from the chunks'
+block summaries ("cold, summaries": ``metric_series(max_points=...)``, no point decoded); a live read (10 points appended
 before each read, which then decodes only the new tail); and the 1M chart read through the GraphQL endpoint of a real
 server subprocess (a fresh process: its first read is cold, later ones warm). Runs in about a minute.
 
@@ -56,8 +57,10 @@ async def time_storage(storage: SQLiteStorage, experiment_id: str, points: int, 
     key = (experiment_id, "loss")
     count = points
 
-    async def chart() -> None:
-        series = await storage.metric_series(experiment_id, "loss", None, None)
+    async def chart(summaries: bool = True) -> None:
+        # With max_points the storage may answer from block summaries (a cold read then decodes no point); without
+        # it, every point is decoded and downsampled here (the full path, and what fills the series cache).
+        series = await storage.metric_series(experiment_id, "loss", None, None, buckets if summaries else None)
         answer = series_result("loss", series, buckets, nonfinite_as_text=True)
         assert answer["count"] == count and 1e3 in answer["values"] and len(answer["values"]) <= 2 * buckets
 
@@ -80,9 +83,13 @@ async def time_storage(storage: SQLiteStorage, experiment_id: str, points: int, 
         await storage.apply_batch(experiment_id, None, "metrics", "s", offsets["s"], offsets["s"] + 10, events)
         count += 10
 
-    times = {"storage + downsample, cold": await median_ms(cold(chart), repeats),
+    async def full_chart() -> None:
+        await chart(summaries=False)
+
+    times = {"storage + downsample, cold": await median_ms(cold(full_chart), repeats),
+             "cold, summaries": await median_ms(cold(chart), repeats),
              "zoom 1% (full res), cold": await median_ms(cold(zoom), repeats)}
-    await chart()  # fill the cache
+    await full_chart()  # fill the cache
     times["storage + downsample, warm"] = await median_ms(chart, repeats)
     times["zoom 1% (full res), warm"] = await median_ms(zoom, repeats)
     times["live: +10 points, then read"] = await median_ms(chart, repeats, before=live_append)

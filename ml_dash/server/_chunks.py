@@ -12,6 +12,10 @@ column         dtype     meaning
 ``timestamps`` ``<f8``   wall time, NaN when the event had none
 =============  ========  =====================================================
 
+Beside them, ``summary`` holds per block of ``BLOCK`` points (in step order within the chunk) the points with the
+smallest and largest value, the block's first point and its finite extremes (``SUMMARY_DTYPE``): a chart of a whole
+series is drawn from these (``_summaries``) without decoding the points themselves.
+
 Reading a series is ``np.frombuffer`` over the chunks' BLOBs: no Python object per point, which is what made the
 one-row-per-point layout slow. The API is four functions: ``encode_chunk`` (points → row fields), ``decode_chunks``
 (rows → arrays), ``merge_encoded`` (append points to a stored chunk, to compact small live batches) and
@@ -42,6 +46,60 @@ class EncodedChunk:
     kinds: bytes
     timestamps: bytes
     ordered: bool  # steps present and non-decreasing, so the chunk needs no sort when read alone
+    summary: bytes = b""  # block summaries (``summarize``), empty only for chunks built without them
+
+
+# Block summaries: one record per BLOCK points of a chunk in step order (the last block may be shorter). ``lo``/``hi``:
+# the point with the smallest/largest non-NaN value (infinities count, as in ``_downsample``; ties: the first), its
+# position in the chunk (step order) and step; -1 and NaN when the block holds only null/NaN. ``first``: the block's
+# first point (a block of only null/NaN is drawn as that point, kind included). ``fin_lo``/``fin_hi``: the smallest and
+# largest finite value (NaN when none), for an answer's ``min``/``max``.
+BLOCK = 512
+SUMMARY_DTYPE = np.dtype([
+    ("lo_pos", "<i4"), ("hi_pos", "<i4"), ("lo_step", "<f8"), ("lo_value", "<f8"), ("hi_step", "<f8"),
+    ("hi_value", "<f8"), ("first_step", "<f8"), ("first_value", "<f8"), ("first_kind", "i1"), ("fin_lo", "<f8"),
+    ("fin_hi", "<f8"),
+])
+
+
+def summarize(steps: np.ndarray, values: np.ndarray, kinds: np.ndarray, ordered: bool = False) -> np.ndarray:
+    """The block summaries (``SUMMARY_DTYPE``) of a chunk's points given in stored order; positions count in step
+    order (``to_series``'s order), which is stored order when ``ordered``."""
+    order = None if ordered else step_order(steps)
+    if order is not None:
+        steps, values, kinds = steps[order], values[order], kinds[order]
+    n = len(values)
+    blocks = -(-n // BLOCK)
+    out = np.zeros(blocks, SUMMARY_DTYPE)
+    if not blocks:
+        return out
+    # Pad to whole blocks with NaN: a 2-D view then gives every block's extremes in one vectorised pass.
+    padded = np.full(blocks * BLOCK, np.nan)
+    padded[:n] = values
+    rows = padded.reshape(blocks, BLOCK)
+    starts = np.arange(blocks, dtype=np.int64) * BLOCK
+    lo, hi = np.fmin.reduce(rows, axis=1), np.fmax.reduce(rows, axis=1)
+    empty = np.isnan(lo)
+    lo_pos = np.where(empty, -1, starts + (rows == lo[:, None]).argmax(axis=1))
+    hi_pos = np.where(empty, -1, starts + (rows == hi[:, None]).argmax(axis=1))
+    out["lo_pos"], out["hi_pos"] = lo_pos, hi_pos
+    out["lo_value"], out["hi_value"] = lo, hi
+    out["lo_step"] = np.where(empty, np.nan, steps[np.maximum(lo_pos, 0)])
+    out["hi_step"] = np.where(empty, np.nan, steps[np.maximum(hi_pos, 0)])
+    out["first_step"], out["first_value"], out["first_kind"] = steps[starts], values[starts], kinds[starts]
+    finite_lo, finite_hi = lo, hi
+    if np.isinf(lo).any() or np.isinf(hi).any():  # an infinity was logged: only then pay for a finite-only pass
+        finite = np.where(np.isfinite(rows), rows, np.nan)
+        finite_lo, finite_hi = np.fmin.reduce(finite, axis=1), np.fmax.reduce(finite, axis=1)
+    out["fin_lo"], out["fin_hi"] = finite_lo, finite_hi
+    return out
+
+
+def decode_summary(blob: bytes | None, n: int) -> np.ndarray | None:
+    """A chunk's stored summary, or None when it is missing or does not fit a chunk of ``n`` points."""
+    if blob is None or len(blob) != -(-n // BLOCK) * SUMMARY_DTYPE.itemsize:
+        return None
+    return np.frombuffer(blob, SUMMARY_DTYPE)
 
 
 def encode_chunk(points: Sequence[tuple[Any, Any, Any]]) -> EncodedChunk:
@@ -65,12 +123,13 @@ def _kind(value: Any) -> int:
 
 def _encode_arrays(steps: np.ndarray, values: np.ndarray, kinds: np.ndarray, stamps: np.ndarray) -> EncodedChunk:
     stepped = steps[~np.isnan(steps)]
+    ordered = len(stepped) == len(steps) and bool(np.all(steps[1:] >= steps[:-1]))
     return EncodedChunk(
         n=len(steps),
         step_min=float(stepped.min()) if len(stepped) else None,
         step_max=float(stepped.max()) if len(stepped) else None,
         steps=steps.tobytes(), values=values.tobytes(), kinds=kinds.tobytes(), timestamps=stamps.tobytes(),
-        ordered=len(stepped) == len(steps) and bool(np.all(steps[1:] >= steps[:-1])),
+        ordered=ordered, summary=summarize(steps, values, kinds, ordered).tobytes(),
     )
 
 

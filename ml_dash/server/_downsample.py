@@ -6,11 +6,87 @@ points come back. A bucket holding only null/NaN values keeps its first point so
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from ._storage import VALUE_KIND_NAN, Series
+from ._chunks import BLOCK, SUMMARY_DTYPE
+from ._storage import VALUE_KIND_NAN, VALUE_KIND_NUMBER, Series
 
 _BLOCK = 1 << 18
+# A downsampled read is answered from block summaries (``envelope``) when a bucket spans at least this many blocks.
+MIN_BLOCKS_PER_BUCKET = 4
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A range already downsampled from block summaries: the kept points in step order, plus what ``series_result``
+    would have computed from all of them (``count``, finite ``min``/``max``)."""
+
+    steps: np.ndarray
+    values: np.ndarray
+    kinds: np.ndarray
+    count: int
+    min: float | None
+    max: float | None
+
+
+def use_summaries(count: int, max_points: int | None) -> bool:
+    """Whether ``count`` points in ``max_points`` buckets are wide enough for the summary path."""
+    return max_points is not None and count >= max_points * MIN_BLOCKS_PER_BUCKET * BLOCK
+
+
+def envelope(parts: list[tuple[np.ndarray, int]], count: int, max_points: int) -> Envelope:
+    """Min/max buckets of a range of ``count`` points from the block summaries of its consecutive pieces (chunks, or
+    the in-range slice of an edge chunk): ``(records, offset)``, ``records`` of ``SUMMARY_DTYPE`` with positions
+    relative to the piece, ``offset`` the position of the piece's first point in the range; pieces in step order.
+
+    Buckets are the same ``max_points`` runs of consecutive points as ``minmax_indices``. Each block's min point and
+    max point go to the bucket that holds that point, and a bucket keeps the smallest and the largest of what it got
+    (ties: the first). Every answer point is a stored point, and the range's extremes always survive (each is its
+    block's extreme, hence its bucket's); the approximation is only that a bucket's own extreme can be missed when
+    it lies in a block that straddles the bucket edge and whose extreme is on the other side. A bucket that got no
+    number (only null/NaN in its blocks) keeps the first point of the first block starting in it, so gaps show.
+    """
+    records = np.concatenate([r for r, _ in parts]) if parts else np.zeros(0, SUMMARY_DTYPE)
+    offsets = np.concatenate([np.full(len(r), off, np.int64) for r, off in parts]) if parts else np.zeros(0, np.int64)
+    starts = offsets + (np.concatenate([np.arange(len(r), dtype=np.int64) * BLOCK for r, _ in parts]) if parts
+                        else np.zeros(0, np.int64))
+    width, wide = divmod(count, max_points)
+    split = wide * (width + 1)
+
+    def bucket(pos: np.ndarray) -> np.ndarray:
+        return np.where(pos < split, pos // (width + 1), wide + (pos - split) // max(width, 1))
+
+    has = records["lo_pos"] >= 0
+    pos_parts, step_parts, value_parts, kind_parts = [], [], [], []
+    covered = np.zeros(max_points, bool)
+    for side, sign in (("lo", 1.0), ("hi", -1.0)):
+        pos = offsets[has] + records[side + "_pos"][has]
+        values = records[side + "_value"][has]
+        b = bucket(pos)
+        order = np.lexsort((pos, sign * values, b))  # by bucket, then best value, then first position
+        b_sorted = b[order]
+        first = order[np.flatnonzero(np.r_[True, b_sorted[1:] != b_sorted[:-1]])] if len(order) else order
+        covered[b[first]] = True
+        pos_parts.append(pos[first])
+        step_parts.append(records[side + "_step"][has][first])
+        value_parts.append(values[first])
+        kind_parts.append(np.full(len(first), VALUE_KIND_NUMBER, np.int8))
+    if not covered.all() and len(records):
+        b = bucket(starts)
+        fresh = np.flatnonzero(~covered[b] & np.r_[True, b[1:] != b[:-1]])  # first block starting in an empty bucket
+        pos_parts.append(starts[fresh])
+        step_parts.append(records["first_step"][fresh])
+        value_parts.append(records["first_value"][fresh])
+        kind_parts.append(records["first_kind"][fresh])
+    pos = np.concatenate(pos_parts)
+    keep_pos, keep = np.unique(pos, return_index=True)
+    fin_lo, fin_hi = np.fmin.reduce(records["fin_lo"]) if len(records) else np.nan, \
+        np.fmax.reduce(records["fin_hi"]) if len(records) else np.nan
+    return Envelope(np.concatenate(step_parts)[keep], np.concatenate(value_parts)[keep],
+                    np.concatenate(kind_parts)[keep].astype(np.int8), count,
+                    None if np.isnan(fin_lo) else float(fin_lo), None if np.isnan(fin_hi) else float(fin_hi))
 
 
 def minmax_indices(values: np.ndarray, max_points: int) -> np.ndarray:
@@ -56,7 +132,10 @@ def series_result(name: str, series: Series, max_points: int | None, nonfinite_a
     carry them) answers null.
     """
     values = series.values
-    keep = minmax_indices(values, max_points) if max_points is not None else slice(None)
+    if isinstance(series, Envelope):  # already downsampled (from block summaries), with its count/min/max
+        keep = slice(None)
+    else:
+        keep = minmax_indices(values, max_points) if max_points is not None else slice(None)
     kept_values, kept_kinds = values[keep], series.kinds[keep]
     out_values = kept_values.tolist()
     for i in np.flatnonzero(~np.isfinite(kept_values)).tolist():
@@ -68,11 +147,12 @@ def series_result(name: str, series: Series, max_points: int | None, nonfinite_a
     steps = series.steps[keep]
     return {
         "name": name,
-        "count": int(len(values)),
+        "count": None,  # filled below (keeps the key order of answers)
         "steps": [None if s != s else int(s) for s in steps.tolist()],
         "values": out_values,
-        "min": _finite_extreme(values, np.fmin),
-        "max": _finite_extreme(values, np.fmax),
+        **({"count": series.count, "min": series.min, "max": series.max} if isinstance(series, Envelope) else
+           {"count": int(len(values)), "min": _finite_extreme(values, np.fmin),
+            "max": _finite_extreme(values, np.fmax)}),
     }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from ._chunks import encode_chunk, merge_encoded, step_time_anchors
-from ._series_cache import EXISTS, STATE, read_series, run_async
+from ._series_cache import EXISTS, POINTS, STATE, SUMMARIES, read_series, run_async
 from ._storage import VALUE_KIND_BOOL, VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_KIND_NUMBER
 
 _INT64 = (-(2**63), 2**63)
@@ -57,8 +57,8 @@ class PostgresMetricReads:
                     sql += f" AND step_min <= ${len(args)}"
                 return row["ordered"], await conn.fetch(sql + " ORDER BY pk", *args)
 
-    async def metric_series(self, experiment_id, name, step_min, step_max):
-        reader = read_series(self._series_cache, (experiment_id, name), step_min, step_max)
+    async def metric_series(self, experiment_id, name, step_min, step_max, max_points=None):
+        reader = read_series(self._series_cache, (experiment_id, name), step_min, step_max, max_points)
         async with self._pool.acquire() as conn:
             pk = await self._experiment_pk(conn, experiment_id)
             # One REPEATABLE READ snapshot for the cache check and the chunks, as in _chunks.
@@ -74,6 +74,17 @@ class PostgresMetricReads:
             return None if row is None else tuple(row)
         if what == EXISTS:
             return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM metric_chunks WHERE pk = $1)", *args)
+        if what == POINTS:
+            return await conn.fetch("SELECT pk, steps, vals, kinds FROM metric_chunks WHERE pk = ANY($1::int8[]) "
+                                    "ORDER BY pk", list(args[0]))
+        if what == SUMMARIES:
+            name_pk, step_min, step_max = args
+            sql, params = "SELECT pk, n, step_min, step_max, summary FROM metric_chunks WHERE name_pk = $1", [name_pk]
+            for clause, value in (("step_max >= $", step_min), ("step_min <= $", step_max)):
+                if value is not None:
+                    params.append(float(value))
+                    sql += f" AND {clause}{len(params)}"
+            return await conn.fetch(sql + " ORDER BY pk", *params)
         name_pk, after, step_min, step_max = args
         sql, params = "SELECT pk, steps, vals, kinds FROM metric_chunks WHERE name_pk = $1", [name_pk]
         for clause, value in (("pk > $", after), ("step_max >= $", step_min), ("step_min <= $", step_max)):
@@ -132,13 +143,14 @@ class MetricRows:
                 {"steps": tail["steps"], "values": tail["vals"], "kinds": tail["kinds"],
                  "timestamps": tail["timestamps"]}, chunk))
         new_pks = dict(await conn.fetch(
-            "INSERT INTO metric_chunks (name_pk, run_pk, n, step_min, step_max, steps, vals, kinds, timestamps) "
-            "SELECT name_pk, $1, n, step_min, step_max, steps, vals, kinds, timestamps FROM unnest("
-            "$2::int8[], $3::int4[], $4::float8[], $5::float8[], $6::bytea[], $7::bytea[], $8::bytea[], $9::bytea[]) "
-            "AS c(name_pk, n, step_min, step_max, steps, vals, kinds, timestamps) RETURNING name_pk, pk",
+            "INSERT INTO metric_chunks (name_pk, run_pk, n, step_min, step_max, steps, vals, kinds, timestamps, "
+            "summary) SELECT name_pk, $1, n, step_min, step_max, steps, vals, kinds, timestamps, summary FROM unnest("
+            "$2::int8[], $3::int4[], $4::float8[], $5::float8[], $6::bytea[], $7::bytea[], $8::bytea[], $9::bytea[], "
+            "$10::bytea[]) AS c(name_pk, n, step_min, step_max, steps, vals, kinds, timestamps, summary) "
+            "RETURNING name_pk, pk",
             self.run_pk, name_pks, [c.n for c in stored], [c.step_min for c in stored], [c.step_max for c in stored],
             [c.steps for c in stored], [c.values for c in stored], [c.kinds for c in stored],
-            [c.timestamps for c in stored]))
+            [c.timestamps for c in stored], [c.summary for c in stored]))
         await conn.execute(
             "UPDATE metric_names m SET last_num = u.num, last_int = u.int, last_kind = u.kind, step_hi = u.hi, "
             "ordered = u.ordered, tail_pk = u.tail FROM unnest($1::int8[], $2::float8[], $3::int8[], $4::int2[], "

@@ -6,10 +6,24 @@ advisory lock (keyed by the current schema) while it reads the version and appli
 from __future__ import annotations
 
 import time
+from typing import Awaitable, Callable
 
 import asyncpg
+import numpy as np
 
-MIGRATIONS: list[tuple[int, str]] = [
+from ._chunks import COLUMNS, DTYPES, summarize
+
+async def _chunk_summaries(conn: asyncpg.Connection) -> None:
+    """Version 2: a ``summary`` column per chunk (see ``_chunks.summarize``), computed for every existing chunk."""
+    await conn.execute("ALTER TABLE metric_chunks ADD COLUMN summary BYTEA")
+    for pk in [r[0] for r in await conn.fetch("SELECT pk FROM metric_chunks ORDER BY pk")]:  # one chunk at a time
+        row = await conn.fetchrow("SELECT steps, vals, kinds FROM metric_chunks WHERE pk = $1", pk)
+        steps, values, kinds = (np.frombuffer(blob, DTYPES[c]) for blob, c in zip(row, COLUMNS))
+        await conn.execute("UPDATE metric_chunks SET summary = $1 WHERE pk = $2",
+                           summarize(steps, values, kinds).tobytes(), pk)
+
+
+MIGRATIONS: list[tuple[int, str | Callable[[asyncpg.Connection], Awaitable[None]]]] = [
     (1, """
     CREATE TABLE experiments (
         pk BIGSERIAL PRIMARY KEY,
@@ -77,6 +91,7 @@ MIGRATIONS: list[tuple[int, str]] = [
         PRIMARY KEY (experiment_pk, path)
     );
     """),
+    (2, _chunk_summaries),
 ]
 
 # pg_advisory_lock key: fixed namespace for ml-dash, hashed with the schema so test schemas do not serialise.
@@ -95,7 +110,10 @@ async def migrate(conn: asyncpg.Connection) -> int:
             if version <= current:
                 continue
             async with conn.transaction():
-                await conn.execute(sql)  # simple-query protocol: several statements at once
+                if callable(sql):
+                    await sql(conn)
+                else:
+                    await conn.execute(sql)  # simple-query protocol: several statements at once
                 await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2)", version, time.time())
             current = version
         return current

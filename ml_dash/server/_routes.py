@@ -168,12 +168,12 @@ async def metric_names(request: web.Request) -> web.Response:
 async def metric(request: web.Request) -> web.Response:
     experiment = await authorized_experiment(request)
     name = request.match_info["name"]
+    max_points = int_query(request, "max_points", None, 1, MAX_QUERY_POINTS)
     series = await request.app[STORAGE_KEY].metric_series(
         experiment["id"], name, int_query(request, "step_min", None, -(2**63), 2**63 - 1),
-        int_query(request, "step_max", None, -(2**63), 2**63 - 1))
+        int_query(request, "step_max", None, -(2**63), 2**63 - 1), max_points)
     if series is None:
         raise NotFound(f"no metric {name!r} in experiment {experiment['id']!r}")
-    max_points = int_query(request, "max_points", None, 1, MAX_QUERY_POINTS)
     return respond(request, series_result(name, series, max_points, nonfinite_as_text=True))
 
 

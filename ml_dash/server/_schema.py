@@ -67,7 +67,7 @@ def _experiment_node(storage: Storage, e: dict[str, Any]) -> dict[str, Any]:
     async def metric(info, name, maxPoints=None, stepMin=None, stepMax=None):
         if maxPoints is not None and maxPoints < 1:
             raise BadRequest("maxPoints must be at least 1")
-        series = await storage.metric_series(experiment_id, name, stepMin, stepMax)
+        series = await storage.metric_series(experiment_id, name, stepMin, stepMax, maxPoints)
         return None if series is None else series_result(name, series, maxPoints, nonfinite_as_text=False)
 
     async def logs(info, level=None, limit=None):

@@ -32,7 +32,8 @@ from typing import Any, Awaitable, Callable, Generator, Sequence
 
 import numpy as np
 
-from ._chunks import DTYPES, decode_chunks, step_order, to_series
+from ._chunks import DTYPES, decode_chunks, decode_summary, step_order, summarize, to_series
+from ._downsample import envelope, use_summaries
 from ._storage import Series
 
 ENV = "ML_DASH_SERIES_CACHE_MB"
@@ -43,6 +44,9 @@ STATE = "state"  # () → None (no such metric) or (name_pk, ordered, tail_pk)
 EXISTS = "exists"  # (chunk_pk,) → whether that chunk row still exists
 CHUNKS = "chunks"  # (name_pk, after_pk | None, step_min, step_max) → rows (pk, steps, values, kinds) in pk order,
 #                    only pk > after_pk, only chunks overlapping the step range (None: unbounded)
+SUMMARIES = "summaries"  # (name_pk, step_min, step_max) → rows (pk, n, step_min, step_max, summary) in pk order,
+#                          only chunks overlapping the step range
+POINTS = "points"  # (chunk pks,) → rows (pk, steps, values, kinds) of those chunks, in pk order
 _COLUMNS = ("steps", "values", "kinds")
 _POINT_BYTES = sum(DTYPES[c].itemsize for c in _COLUMNS)
 
@@ -183,8 +187,13 @@ def _same_prefix(buffer: _Buffer, start: int, stop: int, parts: Sequence[np.ndar
 
 
 def read_series(cache: SeriesCache | None, key: tuple[str, str], step_min: float | None,
-                step_max: float | None) -> Reader:
-    """The series ``key`` as ``Storage.metric_series`` answers it; a generator of queries (see the module doc)."""
+                step_max: float | None, max_points: int | None = None) -> Reader:
+    """The series ``key`` as ``Storage.metric_series`` answers it; a generator of queries (see the module doc).
+
+    With ``max_points``, a range wide enough for it (``_downsample.use_summaries``) of a series logged in step order
+    is answered, unless the cache holds it unchanged, as an ``Envelope`` built from the chunks' block summaries:
+    only the summaries and the chunks cut by the range's edges are read, never the other points.
+    """
     state = yield (STATE,)
     if state is None:
         return None
@@ -195,6 +204,10 @@ def read_series(cache: SeriesCache | None, key: tuple[str, str], step_min: float
         entry = None
     if entry is not None and entry.tail_pk == tail_pk:
         return entry.series(step_min, step_max)  # nothing was written since: no BLOB read at all
+    if max_points is not None and ordered and tail_pk is not None:
+        found = yield from _summary_read(name_pk, step_min, step_max, max_points)
+        if found is not None:
+            return found
     ranged = step_min is not None or step_max is not None
     if cache is not None and tail_pk is not None and (entry is not None or not ranged):
         drop = 0
@@ -207,6 +220,34 @@ def read_series(cache: SeriesCache | None, key: tuple[str, str], step_min: float
     rows = yield (CHUNKS, name_pk, None, step_min, step_max)
     steps, values, kinds = decode_chunks((row[1], row[2], row[3]) for row in rows)
     return to_series(steps, values, kinds, step_min, step_max, bool(ordered))
+
+
+def _summary_read(name_pk: int, step_min: float | None, step_max: float | None, max_points: int) -> Reader:
+    """The ``Envelope`` of a series in step order (every chunk ordered, chunks in pk order = step order), or None
+    when the range is too narrow for summaries or a chunk lacks one (the caller then reads points)."""
+    rows = yield (SUMMARIES, name_pk, step_min, step_max)
+    if not rows or not use_summaries(sum(row[1] for row in rows), max_points):
+        return None
+    summaries = [decode_summary(row[4], row[1]) for row in rows]
+    if any(summary is None for summary in summaries):
+        return None
+    edges = [row[0] for row in rows if (step_min is not None and row[2] < step_min)
+             or (step_max is not None and row[3] > step_max)]
+    points = {row[0]: row for row in ((yield (POINTS, edges)) if edges else [])}
+    parts, count = [], 0
+    for row, summary in zip(rows, summaries):
+        if row[0] in points:  # cut by the range: summarise its in-range points afresh
+            steps, values, kinds = decode_chunks([tuple(points[row[0]])[1:]])
+            cut = to_series(steps, values, kinds, step_min, step_max, ordered=True)
+            summary, n = summarize(cut.steps, cut.values, cut.kinds, ordered=True), len(cut.steps)
+        else:
+            n = row[1]
+        if n:
+            parts.append((summary, count))
+            count += n
+    if not use_summaries(count, max_points):
+        return None
+    return envelope(parts, count, max_points)
 
 
 def run_sync(reader: Reader, answer: Callable[..., Any]) -> Series | None:

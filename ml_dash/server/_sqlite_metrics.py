@@ -12,7 +12,7 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 
 from ._chunks import COLUMNS, EncodedChunk, encode_chunk, merge_encoded, step_time_anchors
-from ._series_cache import EXISTS, STATE, read_series, run_sync
+from ._series_cache import EXISTS, POINTS, STATE, SUMMARIES, read_series, run_sync
 from ._storage import VALUE_KIND_BOOL, VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_KIND_NUMBER, Series
 
 T = TypeVar("T")
@@ -60,8 +60,9 @@ class SQLiteMetricReads:
 
         return await self._read(query)
 
-    async def metric_series(self, experiment_id, name, step_min, step_max):
-        return await self._read(self._snapshot, self._metric_series_sync, experiment_id, name, step_min, step_max)
+    async def metric_series(self, experiment_id, name, step_min, step_max, max_points=None):
+        return await self._read(self._snapshot, self._metric_series_sync, experiment_id, name, step_min, step_max,
+                                max_points)
 
     def _snapshot(self, fn: Callable[..., T], *args: Any) -> T:
         """Run several reads in one transaction, so a batch committed meanwhile is seen wholly or not at all."""
@@ -77,8 +78,8 @@ class SQLiteMetricReads:
                                   (pk, name)).fetchone()
         return None if row is None else (row[0], bool(row[1]))
 
-    def _metric_series_sync(self, experiment_id, name, step_min, step_max) -> Series | None:
-        reader = read_series(self._series_cache, (experiment_id, name), step_min, step_max)
+    def _metric_series_sync(self, experiment_id, name, step_min, step_max, max_points=None) -> Series | None:
+        reader = read_series(self._series_cache, (experiment_id, name), step_min, step_max, max_points)
         return run_sync(reader, lambda what, *args: self._series_query(experiment_id, name, what, *args))
 
     def _series_query(self, experiment_id: str, name: str, what: str, *args: Any) -> Any:
@@ -89,6 +90,17 @@ class SQLiteMetricReads:
                                        "AND name = ?", (pk, name)).fetchone()
         if what == EXISTS:
             return self._rconn.execute("SELECT 1 FROM metric_chunks WHERE pk = ?", args).fetchone() is not None
+        if what == POINTS:
+            pks = list(args[0])
+            return sorted(self._rconn.execute('SELECT pk, steps, "values", kinds FROM metric_chunks WHERE pk IN '
+                                              f"({', '.join('?' * len(pks))})", pks).fetchall())
+        if what == SUMMARIES:
+            name_pk, step_min, step_max = args
+            sql, params = "SELECT pk, n, step_min, step_max, summary FROM metric_chunks WHERE name_pk = ?", [name_pk]
+            for clause, value in (("step_max >= ?", step_min), ("step_min <= ?", step_max)):
+                if value is not None:
+                    sql, params = f"{sql} AND {clause}", [*params, value]
+            return sorted(self._rconn.execute(sql, params).fetchall())
         name_pk, after, step_min, step_max = args
         # Only the chunks overlapping the step range (index on name_pk, step_max, step_min), or newer than what the
         # cache holds, put back in stored order here: an ORDER BY would make SQLite copy every BLOB through its
@@ -136,7 +148,7 @@ def insert_metrics(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | N
 
 
 def chunk_row(conn: sqlite3.Connection, name_pk: int, run_pk: int | None, chunk: EncodedChunk, step_hi: float | None,
-              ordered: int, tail: tuple | None = None) -> tuple[float | None, int, int]:
+              ordered: int, tail: tuple | None = None, summary: bool = True) -> tuple[float | None, int, int]:
     """Store ``chunk`` as the series' newest chunk row, or with ``tail`` (its row: pk and BLOBs) appended to it.
 
     Returns the series' new (step_hi, ordered, tail_pk). The merged row gets a fresh pk, so readers (and caches)
@@ -149,8 +161,11 @@ def chunk_row(conn: sqlite3.Connection, name_pk: int, run_pk: int | None, chunk:
     if tail is not None:
         conn.execute("DELETE FROM metric_chunks WHERE pk = ?", (tail[0],))
         stored = merge_encoded(dict(zip(COLUMNS, tail[1:])), chunk)
-    cursor = conn.execute('INSERT INTO metric_chunks (name_pk, run_pk, n, step_min, step_max, steps, "values", kinds, '
-                          "timestamps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                          (name_pk, run_pk, stored.n, stored.step_min, stored.step_max, stored.steps, stored.values,
-                           stored.kinds, stored.timestamps))
+    # ``summary=False`` only for migration 3, which runs before migration 4 adds the column (and backfills it).
+    columns, fields = ('name_pk, run_pk, n, step_min, step_max, steps, "values", kinds, timestamps',
+                       [name_pk, run_pk, stored.n, stored.step_min, stored.step_max, stored.steps, stored.values,
+                        stored.kinds, stored.timestamps])
+    if summary:
+        columns, fields = columns + ", summary", [*fields, stored.summary]
+    cursor = conn.execute(f"INSERT INTO metric_chunks ({columns}) VALUES ({', '.join('?' * len(fields))})", fields)
     return step_hi, int(still_ordered), cursor.lastrowid

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import sqlite3
 import time
+
+import numpy as np
 from typing import Callable
 
-from ._chunks import encode_chunk
+from ._chunks import COLUMNS, DTYPES, encode_chunk, summarize
 
 CHUNK_POINTS = 65_536  # points per chunk when converting old rows: big enough to read fast, small to rewrite
 
@@ -23,13 +25,22 @@ def _points_to_chunks(conn: sqlite3.Connection) -> None:
             end = min(start + CHUNK_POINTS, len(rows))
             end = start + next((i for i, r in enumerate(runs[start:end]) if r != runs[start]), end - start)
             chunk = encode_chunk([(s, t, decode_value(v, k)) for s, t, v, k, _ in rows[start:end]])
-            state = chunk_row(conn, name_pk, runs[start], chunk, *state[:2])
+            state = chunk_row(conn, name_pk, runs[start], chunk, *state[:2], summary=False)  # column: version 4
             start = end
         if rows:
             step, stamp = rows[-1][0], rows[-1][1]
             conn.execute("UPDATE metric_names SET last_step = ?, last_timestamp = ?, step_hi = ?, ordered = ?, "
                          "tail_pk = ? WHERE pk = ?", (step, stamp, *state, name_pk))
     conn.execute("DROP TABLE metrics")
+
+
+def _chunk_summaries(conn: sqlite3.Connection) -> None:
+    """Version 4: a ``summary`` BLOB per chunk (see ``_chunks.summarize``), computed for every existing chunk."""
+    conn.execute("ALTER TABLE metric_chunks ADD COLUMN summary BLOB")
+    for (pk,) in conn.execute("SELECT pk FROM metric_chunks").fetchall():  # one chunk in memory at a time
+        row = conn.execute('SELECT steps, "values", kinds FROM metric_chunks WHERE pk = ?', (pk,)).fetchone()
+        steps, values, kinds = (np.frombuffer(blob, DTYPES[c]) for blob, c in zip(row, COLUMNS))
+        conn.execute("UPDATE metric_chunks SET summary = ? WHERE pk = ?", (summarize(steps, values, kinds).tobytes(), pk))
 
 
 MIGRATIONS: list[tuple[int, str | Callable[[sqlite3.Connection], None]]] = [
@@ -109,6 +120,7 @@ MIGRATIONS: list[tuple[int, str | Callable[[sqlite3.Connection], None]]] = [
     ALTER TABLE metric_names ADD COLUMN tail_pk INTEGER
     """),
     (3, _points_to_chunks),
+    (4, _chunk_summaries),
 ]
 
 

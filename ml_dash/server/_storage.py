@@ -126,8 +126,12 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def metric_series(self, experiment_id: str, name: str, step_min: float | None,
-                            step_max: float | None) -> Series | None:
-        """The series in step order, None when the experiment has no metric of that name."""
+                            step_max: float | None, max_points: int | None = None) -> Series | None:
+        """The series in step order, None when the experiment has no metric of that name.
+
+        ``max_points``: the answer will be downsampled to that many buckets (``_downsample.series_result``), so a
+        backend may return an ``_downsample.Envelope`` (already downsampled, from block summaries) instead.
+        """
 
     async def metric_step_times(self, experiment_id: str, name: str,
                                 max_points: int) -> tuple[np.ndarray, np.ndarray] | None:

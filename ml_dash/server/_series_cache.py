@@ -191,7 +191,7 @@ def read_series(cache: SeriesCache | None, key: tuple[str, str], step_min: float
     """The series ``key`` as ``Storage.metric_series`` answers it; a generator of queries (see the module doc).
 
     With ``max_points``, a range wide enough for it (``_downsample.use_summaries``) of a series logged in step order
-    is answered, unless the cache holds it unchanged, as an ``Envelope`` built from the chunks' block summaries:
+    is answered, unless the cache holds it (then brought up to date), as an ``Envelope`` built from the chunks' block summaries:
     only the summaries and the chunks cut by the range's edges are read, never the other points.
     """
     state = yield (STATE,)
@@ -204,7 +204,8 @@ def read_series(cache: SeriesCache | None, key: tuple[str, str], step_min: float
         entry = None
     if entry is not None and entry.tail_pk == tail_pk:
         return entry.series(step_min, step_max)  # nothing was written since: no BLOB read at all
-    if max_points is not None and ordered and tail_pk is not None:
+    # A stale entry (a live run) is cheaper to bring up to date from its new chunks than to re-read every summary.
+    if max_points is not None and ordered and tail_pk is not None and entry is None:
         found = yield from _summary_read(name_pk, step_min, step_max, max_points)
         if found is not None:
             return found

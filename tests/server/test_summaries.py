@@ -118,9 +118,12 @@ async def test_cache_and_summaries_agree(storage):
     warm = await storage.metric_series(experiment_id, "m", None, None, 20)
     assert not isinstance(warm, Envelope)  # an unchanged cached series is served from memory
     _check_against_full(series_result("m", cold, 20, True), series_result("m", warm, 20, True), stored)
-    # Appended since: the summaries answer again, and agree with a full read of the new state.
+    # Appended since: the cache or the summaries answer, and agree with a full read of the new state.
     await new_batch(storage, experiment_id, len(batches), [(s, 2000.0 if s == n + 5 else 1.0) for s in range(n, n + 9)])
     stored.update({s: (2000.0 if s == n + 5 else 1.0) for s in range(n, n + 9)})
+    live = await storage.metric_series(experiment_id, "m", None, None, 20)
+    assert not isinstance(live, Envelope)  # the cached entry is brought up to date from the new chunk
+    storage._series_cache.discard((experiment_id, "m"))
     live = await storage.metric_series(experiment_id, "m", None, None, 20)
     assert isinstance(live, Envelope) and live.count == n + 9 and live.max == 2000.0
     full = await storage.metric_series(experiment_id, "m", None, None)

@@ -96,7 +96,8 @@ class SQLiteMetricReads:
                                               f"({', '.join('?' * len(pks))})", pks).fetchall())
         if what == SUMMARIES:
             name_pk, step_min, step_max = args
-            sql, params = "SELECT pk, n, step_min, step_max, summary FROM metric_chunks WHERE name_pk = ?", [name_pk]
+            sql, params = ("SELECT chunk_pk, n, step_min, step_max, summary FROM metric_summaries WHERE name_pk = ?",
+                           [name_pk])
             for clause, value in (("step_max >= ?", step_min), ("step_min <= ?", step_max)):
                 if value is not None:
                     sql, params = f"{sql} AND {clause}", [*params, value]
@@ -160,12 +161,17 @@ def chunk_row(conn: sqlite3.Connection, name_pk: int, run_pk: int | None, chunk:
     stored = chunk
     if tail is not None:
         conn.execute("DELETE FROM metric_chunks WHERE pk = ?", (tail[0],))
+        if summary:
+            conn.execute("DELETE FROM metric_summaries WHERE chunk_pk = ?", (tail[0],))
         stored = merge_encoded(dict(zip(COLUMNS, tail[1:])), chunk)
-    # ``summary=False`` only for migration 3, which runs before migration 4 adds the column (and backfills it).
-    columns, fields = ('name_pk, run_pk, n, step_min, step_max, steps, "values", kinds, timestamps',
-                       [name_pk, run_pk, stored.n, stored.step_min, stored.step_max, stored.steps, stored.values,
-                        stored.kinds, stored.timestamps])
+    cursor = conn.execute('INSERT INTO metric_chunks (name_pk, run_pk, n, step_min, step_max, steps, "values", kinds, '
+                          "timestamps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          (name_pk, run_pk, stored.n, stored.step_min, stored.step_max, stored.steps, stored.values,
+                           stored.kinds, stored.timestamps))
+    # The summary in its own table, same transaction (``summary=False`` only for migration 3, which runs before
+    # migrations 4 and 5 compute and move them).
     if summary:
-        columns, fields = columns + ", summary", [*fields, stored.summary]
-    cursor = conn.execute(f"INSERT INTO metric_chunks ({columns}) VALUES ({', '.join('?' * len(fields))})", fields)
+        conn.execute("INSERT INTO metric_summaries (chunk_pk, name_pk, n, step_min, step_max, summary) "
+                     "VALUES (?, ?, ?, ?, ?, ?)", (cursor.lastrowid, name_pk, stored.n, stored.step_min,
+                                                   stored.step_max, stored.summary))
     return step_hi, int(still_ordered), cursor.lastrowid

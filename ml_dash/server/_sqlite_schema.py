@@ -43,6 +43,27 @@ def _chunk_summaries(conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE metric_chunks SET summary = ? WHERE pk = ?", (summarize(steps, values, kinds).tobytes(), pk))
 
 
+def _summaries_table(conn: sqlite3.Connection) -> None:
+    """Version 5: summaries move to their own table, so reading them never walks a chunk's point BLOBs.
+
+    Version 4 added ``summary`` by ALTER TABLE, i.e. as each row's last column, behind the point BLOBs in overflow
+    pages: SQLite followed every row's overflow chain to reach it. The column is dropped (SQLite >= 3.35; older
+    libraries leave it, unused and no longer written).
+    """
+    conn.execute("""CREATE TABLE metric_summaries (
+        chunk_pk INTEGER PRIMARY KEY,
+        name_pk INTEGER NOT NULL REFERENCES metric_names(pk),
+        n INTEGER NOT NULL, step_min REAL, step_max REAL, summary BLOB NOT NULL
+    )""")
+    conn.execute("CREATE INDEX metric_summaries_range ON metric_summaries (name_pk, step_max, step_min)")
+    conn.execute("INSERT INTO metric_summaries (chunk_pk, name_pk, n, step_min, step_max, summary) "
+                 "SELECT pk, name_pk, n, step_min, step_max, summary FROM metric_chunks WHERE summary IS NOT NULL")
+    if sqlite3.sqlite_version_info >= (3, 35, 0):
+        conn.execute("ALTER TABLE metric_chunks DROP COLUMN summary")
+    else:
+        conn.execute("UPDATE metric_chunks SET summary = NULL")
+
+
 MIGRATIONS: list[tuple[int, str | Callable[[sqlite3.Connection], None]]] = [
     (1, """
     CREATE TABLE experiments (
@@ -121,6 +142,7 @@ MIGRATIONS: list[tuple[int, str | Callable[[sqlite3.Connection], None]]] = [
     """),
     (3, _points_to_chunks),
     (4, _chunk_summaries),
+    (5, _summaries_table),
 ]
 
 

@@ -170,8 +170,9 @@ async def test_sqlite_migration_backfills_summaries(tmp_path):
     finally:
         await storage.close()
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT summary FROM metric_chunks").fetchone()[0] == chunk.summary
-    assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == 4
+    assert conn.execute("SELECT chunk_pk, summary FROM metric_summaries").fetchall() == [(1, chunk.summary)]
+    assert "summary" not in [r[1] for r in conn.execute("PRAGMA table_info(metric_chunks)")]
+    assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == MIGRATIONS[-1][0]
 
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL tests need ML_DASH_TEST_POSTGRES=postgresql://...")

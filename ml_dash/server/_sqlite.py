@@ -1,13 +1,16 @@
-"""SQLite backend: WAL mode, one writer thread and one reader thread, each owning its own connection.
+"""SQLite backend: WAL mode, one writer thread and a small pool of reader threads, each owning its own connection.
 
 sqlite3 calls block, so they run off the event loop. A single writer thread serialises transactions (SQLite allows one
-writer anyway); the reader thread keeps chart reads from queueing behind ingest, which WAL makes safe.
+writer anyway); the reader threads (``ML_DASH_SQLITE_READERS``, default 3) keep chart reads from queueing behind
+ingest or behind each other, which WAL makes safe. Each reader thread has its own query-only connection, and every
+read runs in one transaction on it, so a read sees one snapshot: a batch committed meanwhile wholly or not at all.
 """
 from __future__ import annotations
 
 import asyncio
 import os
 import sqlite3
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -29,18 +32,52 @@ _EXPERIMENT_COLUMNS = ("pk", "id", "namespace", "workspace", "directory", "prefi
 _RUN_COLUMNS = ("id", "status", "hostname", "started_at", "ended_at", "error")
 
 
+READERS_ENV = "ML_DASH_SQLITE_READERS"
+DEFAULT_READERS = 3
+
+
+def _reader_count() -> int:
+    raw = os.environ.get(READERS_ENV, "").strip()
+    try:
+        count = int(raw) if raw else DEFAULT_READERS
+    except ValueError:
+        count = 0
+    if count < 1:
+        from ._config import ConfigError
+
+        raise ConfigError(f"{READERS_ENV} must be a positive number of reader threads, got {raw!r}")
+    return count
+
+
 class SQLiteStorage(SQLiteMetricReads, Storage):
     def __init__(self, path: str) -> None:
         self.path = path
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="ml-dash-sqlite-writer")
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix="ml-dash-sqlite-reader")
+        self._reader = ThreadPoolExecutor(_reader_count(), thread_name_prefix="ml-dash-sqlite-reader")
         self._wconn: sqlite3.Connection | None = None
-        self._rconn: sqlite3.Connection | None = None
+        self._local = threading.local()  # each reader thread's own connection
+        self._rconns: list[sqlite3.Connection] = []
+        self._rconns_lock = threading.Lock()
         self._series_cache = SeriesCache.from_env()  # per process; checked against the database on every read
 
-    def _connect(self) -> sqlite3.Connection:
+    @property
+    def _rconn(self) -> sqlite3.Connection:
+        """The calling reader thread's connection, opened on its first read (query-only: writes stay on the writer)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect(reader=True)
+            self._local.conn = conn
+            with self._rconns_lock:
+                self._rconns.append(conn)
+        return conn
+
+    def _connect(self, reader: bool = False) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves so a batch is exactly one transaction.
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        if reader:
+            conn.execute("PRAGMA query_only=ON")  # the database is in WAL mode already (the writer set it)
+            conn.execute("PRAGMA busy_timeout=10000")
+            return conn
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")  # an acked batch must survive a power cut, not just a crash
         conn.execute("PRAGMA foreign_keys=ON")
@@ -51,22 +88,26 @@ class SQLiteStorage(SQLiteMetricReads, Storage):
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         self._wconn = self._connect()
         migrate(self._wconn)
-        self._rconn = self._connect()
 
     async def open(self) -> None:
         await self._write(lambda: self._open_sync())
 
     async def close(self) -> None:
-        for executor, conn in ((self._reader, self._rconn), (self._writer, self._wconn)):
-            if conn is not None:
-                await asyncio.get_running_loop().run_in_executor(executor, conn.close)
-            executor.shutdown(wait=True)
+        self._reader.shutdown(wait=True)  # no read in flight: their connections can be closed from here
+        with self._rconns_lock:
+            for conn in self._rconns:
+                conn.close()
+            self._rconns.clear()
+        if self._wconn is not None:
+            await asyncio.get_running_loop().run_in_executor(self._writer, self._wconn.close)
+        self._writer.shutdown(wait=True)
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._reader, fn, *args)
+        """Run ``fn`` on a reader thread, in one read transaction (a snapshot) of that thread's connection."""
+        return await asyncio.get_running_loop().run_in_executor(self._reader, self._snapshot, fn, *args)
 
     def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._wconn

@@ -41,7 +41,8 @@ def decode_value(value: Any, kind: int) -> Any:
 
 
 class SQLiteMetricReads:
-    """Metric reads of ``SQLiteStorage``: needs its ``_rconn``, ``_read`` and ``_experiment_pk``."""
+    """Metric reads of ``SQLiteStorage``: needs its ``_rconn`` (the reader thread's connection), ``_read`` (runs on a
+    reader thread, in one snapshot) and ``_experiment_pk``."""
 
     async def metric_names(self, experiment_id):
         def query() -> list[str]:
@@ -61,16 +62,21 @@ class SQLiteMetricReads:
         return await self._read(query)
 
     async def metric_series(self, experiment_id, name, step_min, step_max, max_points=None):
-        return await self._read(self._snapshot, self._metric_series_sync, experiment_id, name, step_min, step_max,
-                                max_points)
+        return await self._read(self._metric_series_sync, experiment_id, name, step_min, step_max, max_points)
 
     def _snapshot(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run several reads in one transaction, so a batch committed meanwhile is seen wholly or not at all."""
-        self._rconn.execute("BEGIN")
+        """Run several reads in one transaction, so a batch committed meanwhile is seen wholly or not at all.
+
+        ``_read`` runs every read through here, on the reader thread's own connection.
+        """
+        conn = self._rconn
+        if conn.in_transaction:
+            return fn(*args)
+        conn.execute("BEGIN")
         try:
             return fn(*args)
         finally:
-            self._rconn.execute("COMMIT")
+            conn.execute("COMMIT")
 
     def _series_row(self, experiment_id: str, name: str) -> tuple[int, bool] | None:
         pk = self._experiment_pk(self._rconn, experiment_id)
@@ -121,7 +127,7 @@ class SQLiteMetricReads:
                                               (found[0],)).fetchall())
             return step_time_anchors((row[1:] for row in rows), found[1], max_points)
 
-        return await self._read(self._snapshot, query)
+        return await self._read(query)
 
 
 def insert_metrics(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | None, events: list[dict],

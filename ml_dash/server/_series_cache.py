@@ -22,6 +22,11 @@ are dropped from the cached arrays and read again as part of the merged chunk. A
 
 The read logic is written once, as a generator that yields queries (``STATE``, ``EXISTS``, ``CHUNKS``) and gets their
 answers back; ``run_sync`` and ``run_async`` drive it with a backend's query function.
+
+Downsampled answers built from block summaries (``Envelope``, a few thousand points) are kept too, in a small LRU
+(``ENVELOPES`` entries) keyed by (series, name_pk, tail_pk, step range, max_points): the same rules make
+``(name_pk, tail_pk)`` name one state of the series, so a repeated chart read of an unchanged big series that is not
+held in full costs one small query, and any write to it (a new tail pk) simply stops matching the old answers.
 """
 from __future__ import annotations
 
@@ -33,11 +38,12 @@ from typing import Any, Awaitable, Callable, Generator, Sequence
 import numpy as np
 
 from ._chunks import DTYPES, decode_chunks, decode_summary, step_order, summarize, to_series
-from ._downsample import envelope, use_summaries
+from ._downsample import Envelope, envelope, use_summaries
 from ._storage import Series
 
 ENV = "ML_DASH_SERIES_CACHE_MB"
 DEFAULT_MB = 256
+ENVELOPES = 64  # downsampled answers kept (each ~2 * max_points points)
 
 # Queries the read generator yields, and what it expects back:
 STATE = "state"  # () → None (no such metric) or (name_pk, ordered, tail_pk)
@@ -101,6 +107,7 @@ class SeriesCache:
         self.max_bytes = max_bytes
         self.bytes = 0
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self._envelopes: OrderedDict[tuple, Envelope] = OrderedDict()
         self._lock = threading.Lock()  # SQLite reads on a thread, PostgreSQL on the loop: keep both honest
 
     @classmethod
@@ -126,10 +133,30 @@ class SeriesCache:
             return entry
 
     def discard(self, key: tuple[str, str]) -> None:
+        """Forget the series ``key``: its decoded points and its downsampled answers."""
         with self._lock:
             entry = self._entries.pop(key, None)
             if entry is not None:
                 self.bytes -= entry.nbytes
+            for found in [k for k in self._envelopes if k[0] == key]:
+                del self._envelopes[found]
+
+    def envelope(self, key: tuple) -> Envelope | None:
+        """A downsampled answer kept under ``key`` (series, name_pk, tail_pk, step_min, step_max, max_points)."""
+        with self._lock:
+            found = self._envelopes.get(key)
+            if found is not None:
+                self._envelopes.move_to_end(key)
+            return found
+
+    def keep_envelope(self, key: tuple, found: Envelope) -> None:
+        for array in (found.steps, found.values, found.kinds):
+            array.flags.writeable = False  # shared by every later reader
+        with self._lock:
+            self._envelopes[key] = found
+            self._envelopes.move_to_end(key)
+            while len(self._envelopes) > ENVELOPES:
+                self._envelopes.popitem(last=False)
 
     def _store(self, key: tuple[str, str], base: _Entry | None, entry: _Entry) -> None:
         """Put ``entry`` in place of ``base``; if another read replaced ``base`` meanwhile, keep that one."""
@@ -206,8 +233,14 @@ def read_series(cache: SeriesCache | None, key: tuple[str, str], step_min: float
         return entry.series(step_min, step_max)  # nothing was written since: no BLOB read at all
     # A stale entry (a live run) is cheaper to bring up to date from its new chunks than to re-read every summary.
     if max_points is not None and ordered and tail_pk is not None and entry is None:
+        kept = (key, name_pk, tail_pk, step_min, step_max, max_points)
+        found = None if cache is None else cache.envelope(kept)
+        if found is not None:
+            return found  # the same answer for the same state of the series: no summary read
         found = yield from _summary_read(name_pk, step_min, step_max, max_points)
         if found is not None:
+            if cache is not None:
+                cache.keep_envelope(kept, found)
             return found
     ranged = step_min is not None or step_max is not None
     if cache is not None and tail_pk is not None and (entry is not None or not ranged):

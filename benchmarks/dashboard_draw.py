@@ -13,7 +13,9 @@ from the page's navigation start (``performance.timeOrigin``):
 - drawn: the first animation frame at which the chart's SVG trace (``.scatterlayer .trace path.js-line``) exists,
   and req→drawn, the same from the moment the chart's request left;
 
-cold (fresh server, empty series cache, fresh browser context) and warm (median of ``--reloads`` reloads). Then the
+cold (fresh server, empty series cache, fresh browser context: plotly.min.js downloaded and compiled), warm (median
+of ``--reloads`` reloads) and new (the same browser opening the page again after the server restarted on the same
+port: browser caches warm, server caches empty — a returning user opening a run nobody has looked at). Then the
 same GraphQL query per series alone, against a fresh server (cold, first read) and again (warm), to separate the
 server's share from queueing. Checks that every drawn trace's maximum is the spike. About a minute on 2 cores.
 
@@ -31,7 +33,7 @@ import urllib.request
 from pathlib import Path
 
 from ml_dash.server._sqlite import SQLiteStorage
-from ml_dash.server.testing import running_server
+from ml_dash.server.testing import free_port, running_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -176,7 +178,8 @@ def main() -> None:
         experiment_id = asyncio.run(seed(data_dir))
         print(f"seeded {sum(SERIES.values()):,} points in {time.perf_counter() - began:.1f} s", flush=True)
 
-        with running_server(data_dir) as base_url, sync_api.sync_playwright() as playwright:
+        port = free_port("127.0.0.1")
+        with sync_api.sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             context = browser.new_context(viewport={"width": args.viewport[0], "height": args.viewport[1]})
             context.add_init_script(INIT_SCRIPT)
@@ -186,10 +189,16 @@ def main() -> None:
             series_requests: list = []
             page.on("requestfinished", lambda request: series_requests.append(request)
                     if request.url.endswith("/graphql") and request.method == "POST" else None)
-            url = f"{base_url}/#/exp/{experiment_id}"
-            cold = load_page(page, url, False, series_requests)
-            warm_runs = [load_page(page, url, True, series_requests) for _ in range(args.reloads)]
-            max_points = page.evaluate("document.querySelector('.chart').clientWidth")
+            with running_server(data_dir, port=port) as base_url:
+                url = f"{base_url}/#/exp/{experiment_id}"
+                cold = load_page(page, url, False, series_requests)
+                warm_runs = [load_page(page, url, True, series_requests) for _ in range(args.reloads)]
+                max_points = page.evaluate("document.querySelector('.chart').clientWidth")
+            # A returning visitor opening a series the server has not read since it started: the browser keeps
+            # plotly.min.js and its compiled code, the server's caches are empty (same port, so the same origin).
+            page.goto("about:blank")
+            with running_server(data_dir, port=port) as base_url:
+                revisit = load_page(page, url, False, series_requests)
             browser.close()
             assert not errors, f"uncaught errors in the page: {errors}"
 
@@ -208,7 +217,7 @@ def main() -> None:
               f" {'render':>7} {'drawn':>7} {'req→drawn':>9} {'drawn pts':>9}")
     print(header)
     for name, points in SERIES.items():
-        for label, row in (("cold", cold[name]), ("warm", warm[name])):
+        for label, row in (("cold", cold[name]), ("warm", warm[name]), ("new", revisit[name])):
             print(f"{name.split('_')[1]:>7} {label:>4} {row['scripts']:7.0f} {row['sent']:6.0f} {row['server']:7.0f} "
                   f"{row['bytes'] / 1024:7.1f}kB {row['received']:9.0f} {row['render']:7.0f} {row['drawn']:7.0f}"
                   f" {row['req_to_drawn']:9.0f} {row['drawn_points']:9.0f}")

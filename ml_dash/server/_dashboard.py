@@ -160,7 +160,31 @@ async def metric_step_times(request: web.Request) -> web.Response:
     return json_response({"steps": steps.tolist(), "timestamps": timestamps.tolist()})
 
 
+async def _prepare_assets(app: web.Application):
+    """Read and gzip the static assets in the background at start-up, so that the first visitor's page does not pay
+    for compressing plotly.min.js (~150 ms of CPU) while its chart data requests are being answered."""
+    async def prepare() -> None:
+        paths = [STATIC_DIR / name for name in ("index.html", "app.js", "app.css")]
+        plotly_path = plotly_js_path()
+        if plotly_path is not None:
+            paths.append(plotly_path)
+        for path in paths:
+            try:
+                await _asset(path)
+            except web.HTTPNotFound:
+                pass
+
+    task = asyncio.create_task(prepare(), name="ml-dash-prepare-assets")
+    yield
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
 def setup_dashboard(app: web.Application) -> None:
+    app.cleanup_ctx.append(_prepare_assets)
     app.router.add_get("/api/v1/experiments/{experiment_id}/step-times", metric_step_times)
     app.router.add_get("/", index)
     # Registered before the catch-all so that it wins the /static/ prefix for this one path.

@@ -56,6 +56,7 @@ class _Asset:
 
 
 _assets: dict[Path, _Asset] = {}
+ASSETS_PREPARED_KEY = web.AppKey("assets_prepared", asyncio.Task)
 _asset_locks: dict[Path, asyncio.Lock] = {}
 
 
@@ -174,7 +175,7 @@ async def _prepare_assets(app: web.Application):
             except web.HTTPNotFound:
                 pass
 
-    task = asyncio.create_task(prepare(), name="ml-dash-prepare-assets")
+    task = app[ASSETS_PREPARED_KEY] = asyncio.create_task(prepare(), name="ml-dash-prepare-assets")
     yield
     task.cancel()
     try:

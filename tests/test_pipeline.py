@@ -95,9 +95,8 @@ def test_exit_is_bounded_when_writer_is_stuck(run_python):
     assert "still pending" in proc.stderr
 
 
-def test_drop_policy_counts_and_reports(run_python, tmp_path):
-    """With on_full=drop and a tiny queue, drops are counted in the meta file and a WARNING log line."""
-    proc = run_python(textwrap.dedent("""
+# Logs 5000 rows into a 100-event queue while the writer is held at its first append, then lets it go.
+OVERFLOW_WHILE_WRITER_WAITS = textwrap.dedent("""
         import threading
         from ml_dash import Experiment
         from ml_dash._jsonl_sink import LocalStore
@@ -112,8 +111,13 @@ def test_drop_policy_counts_and_reports(run_python, tmp_path):
         for i in range(5000):
             exp.metrics.log(step=i, loss=i)
         gate.set()
-        exp.complete()
-    """), env={"ML_DASH_QUEUE_SIZE": "100", "ML_DASH_ON_FULL": "drop"})
+""")
+DROP_ENV = {"ML_DASH_QUEUE_SIZE": "100", "ML_DASH_ON_FULL": "drop"}
+
+
+def test_drop_policy_counts_and_reports(run_python, tmp_path):
+    """With on_full=drop and a tiny queue, drops are counted in the meta file and a WARNING log line."""
+    proc = run_python(OVERFLOW_WHILE_WRITER_WAITS + "exp.complete()\n", env=DROP_ENV)
     assert proc.returncode == 0, proc.stderr
     root = tmp_path / ".ml-logger/a/b/c"
     meta = json.loads((root / ".ml-logger.meta.json").read_text())
@@ -244,22 +248,7 @@ def test_fork_child_does_not_rewrite_parents_unwritten_lines(make_exp, tmp_path)
 
 def test_drop_warning_of_run_ended_at_exit_is_written(run_python, tmp_path):
     """A run ended at exit with drops writes its WARNING line, and its meta file does not claim unwritten events."""
-    proc = run_python(textwrap.dedent("""
-        import threading
-        from ml_dash import Experiment
-        from ml_dash._jsonl_sink import LocalStore
-        gate = threading.Event()
-        original = LocalStore.append
-        def slow_append(self, stream, lines):
-            gate.wait()
-            return original(self, stream, lines)
-        LocalStore.append = slow_append
-        exp = Experiment(namespace="a", workspace="b", prefix="c")
-        exp.run()
-        for i in range(5000):
-            exp.metrics.log(step=i, loss=i)
-        gate.set()
-    """), env={"ML_DASH_QUEUE_SIZE": "100", "ML_DASH_ON_FULL": "drop"})
+    proc = run_python(OVERFLOW_WHILE_WRITER_WAITS, env=DROP_ENV)
     assert proc.returncode == 0, proc.stderr
     root = tmp_path / ".ml-logger/a/b/c"
     meta = json.loads((root / ".ml-logger.meta.json").read_text())

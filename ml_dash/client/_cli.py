@@ -17,6 +17,9 @@ def add_sync_subcommand(subparsers) -> None:
     p.add_argument("--token", help="bearer token for servers with auth (default: $ML_DASH_TOKEN)")
     p.add_argument("--attempts", type=int, default=8, help="attempts per request before giving up (default 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-mark-crashed", action="store_true",
+                   help="leave RUNNING a run whose process on this host is gone without complete() or fail() "
+                        "(by default it is marked FAILED once its data is uploaded)")
     p.set_defaults(func=run_sync)
 
 
@@ -30,6 +33,6 @@ def run_sync(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     token = setting("TOKEN", args.token, None)
     results = sync_paths(args.paths, remote, token, show_progress=not args.no_progress and sys.stderr.isatty(),
-                         attempts=max(1, args.attempts))
+                         attempts=max(1, args.attempts), mark_crashed=not args.no_mark_crashed)
     print(format_summary(results))
     return 1 if not results or any(r.error for r in results) else 0

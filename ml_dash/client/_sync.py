@@ -9,6 +9,7 @@ import aiohttp
 import orjson
 
 from .._experiment import META_FILE
+from ._crashed import crash_check, crash_error, last_write, mark_meta_failed
 from ._http import Api
 from ._retry import Backoff, GiveUp, Retrier
 from ._run_sync import Parked, RunSync
@@ -24,6 +25,8 @@ class SyncResult:
     run_status: str | None = None  # the latest run's status as the server now has it
     error: str | None = None
     experiment_id: str | None = None
+    marked_failed: str | None = None  # the error text, if this sync marked a crashed run FAILED
+    note: str | None = None  # why a run whose meta says running was left RUNNING
 
 
 def find_experiments(paths: list[str]) -> list[str]:
@@ -59,8 +62,43 @@ def prepare_state(directory: str) -> tuple[SyncState, dict]:
     return state, meta
 
 
+async def _drain(sync: RunSync) -> str | None:
+    """Step until everything is on the server; the error that stopped it, or ``None``."""
+    try:
+        stalled = 0
+        while True:
+            behind = await sync.step()
+            if not behind and sync.finished():
+                return None
+            stalled = 0 if behind else stalled + 1
+            if stalled > 3:  # not behind yet not finished: nothing more this sync can do
+                return "could not finish (see the log above)"
+    except (Parked, GiveUp) as exc:
+        return str(exc)
+
+
+async def _end_if_crashed(sync: RunSync, state: SyncState, meta: dict, result: SyncResult) -> None:
+    """A run whose meta still says running after all its data is on the server: FAILED if its process is provably
+    gone (locally in the meta file, then on the server, after the data), else a note saying why it stays RUNNING."""
+    run = state.current_run()
+    if meta.get("status") != "running" or run is None or run["started_at"] != meta.get("started_at"):
+        return
+    crashed, why = crash_check(meta)
+    if not crashed:
+        result.note = why
+        return
+    error, ended_at = crash_error(meta), last_write(result.path, meta)
+    if not mark_meta_failed(result.path, meta, error, ended_at):
+        result.note = "its meta file changed or could not be written during the sync"
+        return
+    run.update(status="FAILED", error=error, ended_at=ended_at)
+    state.save()  # a failed status push is sent by the next sync (the meta now says failed too)
+    result.error = await _drain(sync)
+    result.marked_failed = error
+
+
 async def _sync_all(directories: list[str], remote: str, token: str | None, progress, attempts: int,
-                    backoff: Backoff) -> list[SyncResult]:
+                    backoff: Backoff, mark_crashed: bool = True) -> list[SyncResult]:
     results = []
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=120)
     async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -75,18 +113,9 @@ async def _sync_all(directories: list[str], remote: str, token: str | None, prog
             api = Api(session, remote, token, lambda: Retrier(backoff=backoff, max_attempts=attempts))
             identity = {k: meta.get(k) for k in ("namespace", "workspace", "prefix", "directory", "readme", "hostname")}
             sync = RunSync(api, state, identity, on_acked=lambda stream, n: progress.update(max(0, n)))
-            try:
-                stalled = 0
-                while True:
-                    behind = await sync.step()
-                    if not behind and sync.finished():
-                        break
-                    stalled = 0 if behind else stalled + 1
-                    if stalled > 3:  # not behind yet not finished: nothing more this sync can do
-                        result.error = "could not finish (see the log above)"
-                        break
-            except (Parked, GiveUp) as exc:
-                result.error = str(exc)
+            result.error = await _drain(sync)
+            if mark_crashed and result.error is None:
+                await _end_if_crashed(sync, state, meta, result)
             result.events = dict(sync.sent)
             result.files = sync.files_sent
             result.statuses = sync.statuses_sent
@@ -97,8 +126,11 @@ async def _sync_all(directories: list[str], remote: str, token: str | None, prog
 
 
 def sync_paths(paths: list[str], remote: str, token: str | None = None, show_progress: bool = True,
-               attempts: int = 8, backoff: Backoff | None = None) -> list[SyncResult]:
-    """Upload every experiment under ``paths`` to ``remote``; returns one result per experiment."""
+               attempts: int = 8, backoff: Backoff | None = None, mark_crashed: bool = True) -> list[SyncResult]:
+    """Upload every experiment under ``paths`` to ``remote``; returns one result per experiment.
+
+    With ``mark_crashed``, a run whose meta says running but whose process on this host is provably gone is marked
+    FAILED (locally and on the server) once its data is uploaded; see ``_crashed``."""
     from tqdm import tqdm
 
     directories = find_experiments(paths)
@@ -112,7 +144,8 @@ def sync_paths(paths: list[str], remote: str, token: str | None = None, show_pro
         except OSError:
             pass
     with tqdm(total=total, unit="B", unit_scale=True, desc="ml-dash sync", disable=not show_progress) as bar:
-        return asyncio.run(_sync_all(directories, remote, token, bar, attempts, backoff or Backoff(base=0.5, cap=10.0)))
+        return asyncio.run(_sync_all(directories, remote, token, bar, attempts, backoff or Backoff(base=0.5, cap=10.0),
+                                       mark_crashed))
 
 
 def format_summary(results: list[SyncResult]) -> str:
@@ -125,8 +158,14 @@ def format_summary(results: list[SyncResult]) -> str:
         name = r.path if len(r.path) <= 48 else "…" + r.path[-47:]
         counts = " ".join(f"{r.events.get(s, 0):>10}" for s in STREAMS)
         lines.append(f"{name:<48} {counts} {r.files:>6} {str(r.run_status or '-'):>11}  {r.error or 'ok'}")
+    for r in results:
+        if r.marked_failed:
+            lines.append(f"marked FAILED: {r.path}: {r.marked_failed}")
+        elif r.note:
+            lines.append(f"left RUNNING: {r.path}: {r.note}")
     sent = sum(sum(r.events.values()) for r in results)
     failed = sum(1 for r in results if r.error)
+    marked = sum(1 for r in results if r.marked_failed)
     lines.append(f"{len(results)} experiment(s), {sent} events and {sum(r.files for r in results)} files sent, "
-                 f"{failed} failed")
+                 f"{failed} failed" + (f", {marked} crashed run(s) marked FAILED" if marked else ""))
     return "\n".join(lines)

@@ -57,7 +57,7 @@ def test_server_unreachable_from_the_start_run_completes_locally_with_one_warnin
 
 
 def test_client_killed_mid_upload_then_ml_dash_sync_exactly_once(tmp_path, server):
-    """SIGKILL while batches are in flight, then `ml-dash sync`: every point, log, param and file once."""
+    """SIGKILL while batches are in flight, then `ml-dash sync`: every point, log, param and file once; run FAILED."""
     root = str(tmp_path / "logs")
     with FaultProxy(server, fault_rate=0.0, stall_after=6) as proxy:
         code = TRAIN.format(prefix="killed", root=root, n=50_000, after="time.sleep(600)")
@@ -82,7 +82,10 @@ def test_client_killed_mid_upload_then_ml_dash_sync_exactly_once(tmp_path, serve
     assert view["params"] == local["params"]
     assert sorted(view["logs"]) == sorted(entry["message"] for entry in local["logs"])
     assert view["files"] == {"model.bin": 7000}
-    assert view["runs"][0]["status"] == "RUNNING"  # killed: nobody ended the run
+    run = view["runs"][0]  # killed: nobody ended the run, so sync marked it (same host, pid gone)
+    assert run["status"] == "FAILED" and f"process {child.pid} on " in run["error"], run
+    assert local["meta"]["status"] == "failed" and local["meta"]["error"] == run["error"]
+    assert "marked FAILED: " + path in done.stdout
 
     again = ml_dash_sync(root, "--remote", server)
     assert again.returncode == 0 and "0 events and 0 files sent" in again.stdout, again.stdout

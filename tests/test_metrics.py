@@ -36,6 +36,25 @@ def test_nonfinite_round_trip(make_exp):
         assert '"NaN"' in f.read()  # valid JSON, documented spelling
 
 
+def test_special_values_inside_a_long_batch(make_exp):
+    """Non-finite, None, numpy and huge values amid thousands of plain rows: every row is written exactly."""
+    exp = make_exp()
+    specials = {700: {"loss": math.nan}, 1500: {"loss": None}, 2100: {"loss": np.float32(0.5)},
+                2500: {"loss": -math.inf}, 2900: {"loss": 2**70}, 3100: {"nullity": 1.0}}
+    for i in range(3500):
+        exp.metrics.log(step=i, **specials.get(i, {"loss": i / 8}))
+    rows = exp.metrics.read()
+    assert [r["step"] for r in rows] == list(range(3500))
+    for i, row in enumerate(rows):
+        expected = specials.get(i, {"loss": i / 8})
+        got = row["metrics"]
+        assert list(got) == list(expected)
+        if i == 700:
+            assert math.isnan(got["loss"])
+        else:
+            assert got == {k: float(v) if isinstance(v, np.floating) or v == 2**70 else v for k, v in expected.items()}
+
+
 def test_numpy_and_python_types(make_exp):
     """numpy scalars, 0-d and 1-element arrays, ints and bools are accepted and converted."""
     exp = make_exp()

@@ -13,7 +13,8 @@ import aiohttp
 from aiohttp import web
 
 FAULTS = ("500", "429", "503", "cut_before", "cut_after")
-_FORWARDED_HEADERS = ("Content-Type", "Content-Encoding", "Authorization", "Accept")
+# Not Content-Encoding: aiohttp has already inflated a gzip body when the proxy reads it.
+_FORWARDED_HEADERS = ("Content-Type", "Authorization", "Accept")
 
 
 class FaultProxy:
@@ -27,6 +28,7 @@ class FaultProxy:
         self.rng = random.Random(seed)
         self.injected: collections.Counter = collections.Counter()
         self.log: list[tuple[float, str, str, str]] = []  # (monotonic time, method, path, outcome)
+        self.encodings: collections.Counter = collections.Counter()  # Content-Encoding of request bodies ("" = none)
         self.url = ""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -62,6 +64,8 @@ class FaultProxy:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
+        if body:
+            self.encodings[request.headers.get("Content-Encoding", "")] += 1
         count = len(self.log)
         if self.stall_after is not None and count >= self.stall_after:
             self.log.append((time.monotonic(), request.method, request.path, "stalled"))

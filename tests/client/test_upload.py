@@ -108,6 +108,18 @@ def test_faults_on_a_fraction_of_requests_exactly_once(make_exp, server, remote_
             assert t1 - t0 >= 0.02 * 0.9
 
 
+def test_gzip_request_bodies_arrive_exactly(make_exp, server, remote_env):
+    """With UPLOAD_GZIP=on, large batches travel gzipped and the server still holds every point once."""
+    remote_env(UPLOAD_GZIP="on")
+    with FaultProxy(server, fault_rate=0.0) as proxy:
+        exp = make_exp("gzipped", remote=proxy.url)
+        with exp.run():
+            log_run(exp, 30_000)
+    assert_mirrored(server, exp, list(range(30_000)))
+    assert proxy.encodings["gzip"] >= 1  # the metric batches (> 64 KiB); small requests go as they are
+    assert proxy.encodings[""] >= 1
+
+
 def test_token_is_sent_as_bearer_and_a_refusal_is_reported(make_exp, tmp_path, remote_env, caplog):
     """With ML_DASH_TOKEN the upload works on a server with auth; a wrong token stops the upload with an error."""
     with running_server(tmp_path / "auth-data", tokens=["secret"]) as url:

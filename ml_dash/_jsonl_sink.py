@@ -14,7 +14,7 @@ from typing import Callable
 import orjson
 
 from ._pipeline import METRIC_AGG
-from ._values import TEXT_TO_NONFINITE, clean_metrics, json_safe, metric_to_python
+from ._values import TEXT_TO_NONFINITE, clean_metrics, json_safe, metric_to_python, resolve_deferred
 
 logger = logging.getLogger("ml_dash")
 
@@ -216,8 +216,9 @@ class JsonlSink:
                     if metrics:
                         metric_rows.setdefault(event[0], []).append({"timestamp": event[2], "step": step, "metrics": metrics})
                         last_key = None
-                else:  # RECORD: a ready JSON record (parameters, logs)
-                    by_file.setdefault((stores[event[0]], event[2]), []).append(_encode_line(event[3]))
+                else:  # RECORD: a JSON record (parameters, logs); event[4]: it holds tensors still to be read
+                    record = resolve_deferred(event[3]) if event[4] else event[3]
+                    by_file.setdefault((stores[event[0]], event[2]), []).append(_encode_line(record))
             except Exception as exc:  # a bug must not kill the writer; say what was lost
                 logger.error("ml-dash: dropped an event that could not be encoded: %r", exc)
         for key, rows in metric_rows.items():

@@ -25,11 +25,12 @@ class LogManager:
         level_name = level.upper() if isinstance(level, str) else level
         if level_name not in LEVELS:
             raise ValueError(f"logs.log: level must be one of {', '.join(LEVELS)}; got {level!r}")
+        deferred: list = []  # tensors: read by the writer, never here (that could wait on a GPU)
         for k, v in context.items():
             if type(v) not in _SCALARS or (type(v) is float and v - v != 0.0):
-                context[k] = to_jsonable(v, "logs.log", k)
+                context[k] = to_jsonable(v, "logs.log", k, deferred)
         record = {"timestamp": _time(), "level": level_name, "message": message, "context": context}
-        PIPELINE.queue.append((self._store.key, RECORD, "logs", record, None, None))
+        PIPELINE.queue.append((self._store.key, RECORD, "logs", record, bool(deferred), None))
         if len(PIPELINE.queue) >= PIPELINE.threshold:
             PIPELINE.slow_path()
 

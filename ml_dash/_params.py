@@ -52,27 +52,34 @@ class ParameterManager:
         self._exp = exp
         self._store = store
 
-    def _push(self, record: dict) -> None:
+    def _push(self, record: dict, deferred: list) -> None:
         # Values are converted (and so copied) here: later mutation of the caller's dicts cannot change the log.
-        PIPELINE.queue.append((self._store.key, RECORD, "parameters", record, None, None))
+        # Tensors among them were cloned, not read: the writer reads them (``deferred`` says it must look).
+        PIPELINE.queue.append((self._store.key, RECORD, "parameters", record, bool(deferred), None))
         if len(PIPELINE.queue) >= PIPELINE.threshold:
             PIPELINE.slow_path()
 
     def set(self, **params: Any) -> None:
         """Replace all parameters."""
-        self._push({"timestamp": _time(), "operation": "set", "data": to_jsonable(params, "params.set", "params")})
+        deferred: list = []
+        self._push({"timestamp": _time(), "operation": "set", "data": to_jsonable(params, "params.set", "params", deferred)},
+                   deferred)
 
     log = set
 
     def extend(self, **params: Any) -> None:
         """Deep-merge into the existing parameters."""
-        self._push({"timestamp": _time(), "operation": "extend", "data": to_jsonable(params, "params.extend", "params")})
+        deferred: list = []
+        self._push({"timestamp": _time(), "operation": "extend",
+                    "data": to_jsonable(params, "params.extend", "params", deferred)}, deferred)
 
     def update(self, key: str, value: Any) -> None:
         """Set one parameter; ``key`` may use dot notation (``"model.layers"``)."""
         if not isinstance(key, str) or not key or any(part == "" for part in key.split(".")):
             raise ValueError(f"params.update: key must be a non-empty dotted name, got {key!r}")
-        self._push({"timestamp": _time(), "operation": "update", "key": key, "value": to_jsonable(value, "params.update", key)})
+        deferred: list = []
+        self._push({"timestamp": _time(), "operation": "update", "key": key,
+                    "value": to_jsonable(value, "params.update", key, deferred)}, deferred)
 
     def read(self) -> dict:
         """The current parameters, replayed from parameters.jsonl (so another process sees the same)."""

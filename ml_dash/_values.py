@@ -105,8 +105,35 @@ def check_step(step: Any, where: str) -> Any:
     raise TypeError(f"{where}: step= must be an int or None, got {type(step).__name__}")
 
 
-def to_jsonable(value: Any, where: str, key: str) -> Any:
-    """Deep-convert a parameter/context value to plain JSON types; ``TypeError`` names the offending key path."""
+class DeferredTensor:
+    """A tensor inside a parameter/log record, captured on the caller (detached clone, no device sync) and turned
+    into numbers by the writer thread (``resolve_deferred``)."""
+
+    __slots__ = ("tensor", "where", "key")
+
+    def __init__(self, tensor: Any, where: str, key: str) -> None:
+        self.tensor, self.where, self.key = tensor, where, key
+
+
+def resolve_deferred(value: Any) -> Any:
+    """Writer side: ``value`` with every ``DeferredTensor`` inside replaced by its numbers (waiting on the device)."""
+    if type(value) is DeferredTensor:
+        from ._tensors import tensor_to_python
+
+        return to_jsonable(tensor_to_python(value.tensor, allow_many=True), value.where, value.key)
+    if type(value) is dict:
+        return {k: resolve_deferred(v) for k, v in value.items()}
+    if type(value) is list:
+        return [resolve_deferred(v) for v in value]
+    return value
+
+
+def to_jsonable(value: Any, where: str, key: str, deferred: list | None = None) -> Any:
+    """Deep-convert a parameter/context value to plain JSON types; ``TypeError`` names the offending key path.
+
+    With a ``deferred`` list, torch tensors are not read here (that could wait on a GPU): each becomes a
+    ``DeferredTensor`` (also appended to the list) for the writer to resolve.
+    """
     t = type(value)
     if t is str or t is int or t is bool or value is None:
         return value
@@ -117,15 +144,23 @@ def to_jsonable(value: Any, where: str, key: str) -> Any:
         for k, v in value.items():
             if not isinstance(k, str):
                 raise TypeError(f"{where}: keys must be str; {key}.{k!r} is {type(k).__name__}")
-            out[k] = to_jsonable(v, where, f"{key}.{k}")
+            out[k] = to_jsonable(v, where, f"{key}.{k}", deferred)
         return out
     if isinstance(value, (list, tuple)):
-        return [to_jsonable(v, where, f"{key}[{i}]") for i, v in enumerate(value)]
+        return [to_jsonable(v, where, f"{key}[{i}]", deferred) for i, v in enumerate(value)]
     if isinstance(value, (np.generic,)) or (isinstance(value, np.ndarray) and value.ndim == 0):
         return to_jsonable(value.item(), where, key)
     if isinstance(value, np.ndarray):
         return to_jsonable(value.tolist(), where, key)
     if is_torch_tensor(value):
+        if value.dtype.is_complex or value.device.type == "meta":
+            raise TypeError(f"{where}: {key}= is a {value.dtype} tensor on {value.device}, which has no JSON value")
+        if deferred is not None:
+            from ._tensors import capture
+
+            placeholder = DeferredTensor(capture(value), where, key)
+            deferred.append(placeholder)
+            return placeholder
         from ._tensors import tensor_to_python
 
         return to_jsonable(tensor_to_python(value, allow_many=True), where, key)

@@ -143,6 +143,29 @@ def test_bad_tensors_are_rejected_on_the_caller(make_exp):
         exp.metrics.collect(z=torch.tensor(1 + 2j))
 
 
+def test_tensors_in_log_context_and_params_are_read_by_the_writer(make_exp, sync_calls):
+    """Tensors in a log line's context and in parameters are read on the writer thread and stored as numbers."""
+    exp = make_exp()
+    grad_norm = torch.tensor(0.25)
+    exp.info("step done", grad_norm=grad_norm, per_layer=[torch.tensor([1.5, 2.0]), 3], nested={"t": torch.tensor(7)})
+    exp.params.set(lr=torch.tensor(0.5, dtype=torch.float64), sched={"warmup": torch.tensor(100)})
+    exp.params.update("model.scale", torch.tensor([0.125]))
+    grad_norm.add_(1.0)  # changed in place after logging: the log keeps the logged value
+    assert exp.flush()
+    assert on_caller(sync_calls) == []
+    assert exp.logs.read()[-1]["context"] == {"grad_norm": 0.25, "per_layer": [[1.5, 2.0], 3], "nested": {"t": 7}}
+    assert exp.params.read() == {"lr": 0.5, "sched": {"warmup": 100}, "model": {"scale": 0.125}}
+
+
+def test_complex_tensor_in_log_context_is_rejected_on_the_caller(make_exp):
+    """A tensor with no JSON value raises TypeError naming the key; earlier lines are kept."""
+    exp = make_exp()
+    exp.info("before")
+    with pytest.raises(TypeError, match="z="):
+        exp.info("bad", z=torch.tensor(1 + 2j))
+    assert [entry["message"] for entry in exp.logs.read()] == ["before"]
+
+
 def test_importing_ml_dash_does_not_import_torch():
     """`import ml_dash` (and logging plain numbers) never imports torch."""
     code = ("import sys, tempfile, ml_dash\n"

@@ -1,4 +1,4 @@
-"""``exp.metrics``: the hot path. A call checks value types, appends one tuple and compares one length."""
+"""``exp.metrics``: the hot path. A call checks value types, appends its kwargs dict and compares one length."""
 from __future__ import annotations
 
 from time import time as _time

@@ -10,12 +10,12 @@ from aiohttp import web
 from ._auth import auth_middleware
 from ._config import ServerConfig
 from ._errors import BrokenBody, ServerError
-from ._files import BlobStore
+from ._files import FileStore, open_file_store
 from ._storage import Storage, open_storage
 
 CONFIG_KEY = web.AppKey("config", ServerConfig)
 STORAGE_KEY = web.AppKey("storage", Storage)
-BLOBS_KEY = web.AppKey("blobs", BlobStore)
+BLOBS_KEY = web.AppKey("blobs", FileStore)
 
 log = logging.getLogger("ml_dash.server")
 
@@ -56,7 +56,7 @@ def create_app(config: ServerConfig | None = None, storage: Storage | None = Non
     app = web.Application(middlewares=[error_middleware, auth_middleware(config.tokens)],
                           client_max_size=config.max_body_bytes)
     app[CONFIG_KEY] = config
-    app[BLOBS_KEY] = BlobStore(config.data_dir)
+    app[BLOBS_KEY] = open_file_store(config)
 
     async def storage_lifecycle(app: web.Application) -> AsyncIterator[None]:
         app[STORAGE_KEY] = storage or open_storage(config.db_url, config.sqlite_path)
@@ -64,7 +64,13 @@ def create_app(config: ServerConfig | None = None, storage: Storage | None = Non
         yield
         await app[STORAGE_KEY].close()
 
+    async def files_lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await app[BLOBS_KEY].open()
+        yield
+        await app[BLOBS_KEY].close()
+
     app.cleanup_ctx.append(storage_lifecycle)
+    app.cleanup_ctx.append(files_lifecycle)
     setup_routes(app)
     setup_graphql(app)
     setup_dashboard(app)

@@ -12,7 +12,8 @@ def add_server_subcommand(subparsers: "argparse._SubParsersAction") -> argparse.
     parser = subparsers.add_parser("server", help="run the ml-dash server (REST ingest + GraphQL)",
                                    description="Run the ml-dash server. Settings fall back to ML_DASH_HOST, "
                                                "ML_DASH_PORT, ML_DASH_DATA, ML_DASH_DB, ML_DASH_WORKERS, "
-                                               "ML_DASH_TOKENS and ML_DASH_TOKENS_FILE.")
+                                               "ML_DASH_FILES, ML_DASH_S3_ENDPOINT, ML_DASH_TOKENS and "
+                                               "ML_DASH_TOKENS_FILE.")
     add_server_arguments(parser)
     parser.set_defaults(func=server_main)
     return parser
@@ -26,6 +27,11 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
                                      "(default: SQLite inside --data)")
     parser.add_argument("--workers", type=int, help="worker processes sharing the port (default 1; PostgreSQL "
                                                     "recommended above 1)")
+    parser.add_argument("--files", metavar="s3://BUCKET[/PREFIX]",
+                        help="store uploaded files in an S3-compatible bucket (needs ml-dash[s3]; credentials and "
+                             "region from the AWS_* variables or ~/.aws; default: blobs/ inside --data)")
+    parser.add_argument("--s3-endpoint", metavar="URL",
+                        help="S3-compatible endpoint for --files, e.g. http://minio:9000 (default: AWS S3)")
     parser.add_argument("--token", action="append", metavar="TOKEN[=NS1,NS2]",
                         help="accept this bearer token, optionally limited to namespaces; repeatable")
     parser.add_argument("--tokens-file", help="file with one TOKEN[=NS1,NS2] per line ('#' starts a comment)")
@@ -39,19 +45,25 @@ def server_main(args: argparse.Namespace) -> int:
     try:
         config = ServerConfig.resolve(host=args.host, port=args.port, data_dir=args.data, db_url=args.db,
                                       tokens=args.token, tokens_file=args.tokens_file,
-                                      workers=getattr(args, "workers", None))
+                                      workers=getattr(args, "workers", None), files=getattr(args, "files", None),
+                                      s3_endpoint=getattr(args, "s3_endpoint", None))
     except (ConfigError, OSError, ValueError) as exc:
         print(f"ml-dash server: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     auth = f"{len(config.tokens)} token(s)" if config.tokens else "no authentication (loopback only)"
+    where = f"data: {config.data_dir}" + (f", files: {config.files}" if config.files else "")
     if config.workers > 1:
         from ._workers import serve_workers
 
-        return serve_workers(config, banner=f"[data: {config.data_dir}, {auth}]")
+        return serve_workers(config, banner=f"[{where}, {auth}]")
     # print=... announces the bound address on stdout, which running_server() reads to learn a port-0 choice.
-    web.run_app(create_app(config), host=config.host, port=config.port, access_log=None,
-                print=lambda line: print(f"{line} [data: {config.data_dir}, {auth}]", flush=True))
+    try:
+        web.run_app(create_app(config), host=config.host, port=config.port, access_log=None,
+                    print=lambda line: print(f"{line} [{where}, {auth}]", flush=True))
+    except ConfigError as exc:  # found at startup, e.g. an unreachable --files bucket
+        print(f"ml-dash server: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

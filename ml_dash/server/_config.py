@@ -1,8 +1,10 @@
 """Server configuration: every setting resolves as argument → ``ML_DASH_<NAME>`` environment variable → default."""
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -32,6 +34,8 @@ class ServerConfig:
     max_name_length: int = 256
     max_file_bytes: int = 16 * 1024**3
     workers: int = 1  # processes serving one port (SO_REUSEPORT); see _workers
+    files: str | None = None  # None: blobs under data_dir; "s3://bucket/prefix": an S3-compatible store (_s3_files)
+    s3_endpoint: str | None = None  # e.g. http://minio:9000; None: AWS S3 (region etc. from boto3's own chain)
 
     @classmethod
     def resolve(
@@ -43,6 +47,8 @@ class ServerConfig:
         tokens: Iterable[str] | None = None,
         tokens_file: str | None = None,
         workers: int | None = None,
+        files: str | None = None,
+        s3_endpoint: str | None = None,
         **limits: int,
     ) -> "ServerConfig":
         """Build a config from explicit arguments, falling back to ``ML_DASH_*`` variables and defaults."""
@@ -57,6 +63,8 @@ class ServerConfig:
             db_url=setting("DB", db_url, None),
             tokens=table,
             workers=setting("WORKERS", workers, 1, int),
+            files=setting("FILES", files, None),
+            s3_endpoint=setting("S3_ENDPOINT", s3_endpoint, None),
             **limits,
         )
         config.check()
@@ -70,11 +78,41 @@ class ServerConfig:
         """Refuse configurations that would expose data: a non-loopback bind without any token."""
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
+        self.check_files()
         if not self.tokens and not is_loopback(self.host):
             raise ConfigError(
                 f"refusing to bind {self.host!r} without authentication: anyone on the network could read and write "
                 "experiments. Pass --token TOKEN, --tokens-file FILE or set ML_DASH_TOKENS, or bind 127.0.0.1."
             )
+
+    def check_files(self) -> None:
+        """``--files`` is unset or ``s3://bucket[/prefix]`` (then boto3 must be installed); ``--s3-endpoint`` an URL."""
+        if self.files is not None:
+            parse_s3_url(self.files)
+        if self.s3_endpoint is not None:
+            if self.files is None:
+                raise ConfigError("--s3-endpoint (ML_DASH_S3_ENDPOINT) is only used with --files s3://bucket/prefix")
+            if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", self.s3_endpoint):
+                raise ConfigError(f"--s3-endpoint must be an http:// or https:// URL such as http://minio:9000, "
+                                  f"got {self.s3_endpoint!r}")
+        if self.files is not None and importlib.util.find_spec("boto3") is None:
+            raise ConfigError(f"--files {self.files} needs boto3: pip install 'ml-dash[s3]'")
+
+
+# S3 and its usual clones: 3-63 characters, letters, digits, '.', '-' (and '_' for older buckets).
+_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]")
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` → ``("bucket", "some/prefix")`` (prefix may be empty) or ``ConfigError``."""
+    scheme, sep, rest = url.partition("://")
+    bucket, _, prefix = rest.partition("/")
+    segments = [s for s in prefix.split("/") if s]
+    if (not sep or scheme.lower() != "s3" or not _BUCKET.fullmatch(bucket) or any(s in (".", "..") for s in segments)
+            or any(c in url for c in "\x00\\?#") or any(c.isspace() for c in url)):
+        raise ConfigError(f"--files (ML_DASH_FILES) must be s3://bucket or s3://bucket/prefix (or unset: files under "
+                          f"--data), got {url!r}")
+    return bucket, "/".join(segments)
 
 
 def is_loopback(host: str) -> bool:

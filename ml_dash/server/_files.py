@@ -1,5 +1,8 @@
 """Content-addressed blob store: file bytes live under ``<data>/blobs/ab/cdef…`` named by their SHA-256.
 
+``--files s3://bucket/prefix`` puts them in an S3-compatible bucket instead (``_s3_files``); both implement
+``FileStore``, which is all the routes use.
+
 No request path ever reaches the filesystem: paths only name database rows; the bytes are found by hash. Paths are
 still validated so that a stored name is one a client could safely recreate on its own disk.
 """
@@ -9,8 +12,11 @@ import asyncio
 import hashlib
 import os
 import tempfile
-from typing import AsyncIterator
+from typing import AsyncIterator, Mapping, Protocol
 
+from aiohttp import web
+
+from ._config import ServerConfig, parse_s3_url
 from ._errors import BadRequest, PayloadTooLarge
 
 MAX_PATH_LENGTH = 1024
@@ -30,32 +36,91 @@ def check_file_path(path: str) -> str:
     return "/".join(segments)
 
 
+class FileStore(Protocol):
+    """Where file bytes live, by SHA-256; routes only see this (local directory: ``BlobStore``; S3: ``_s3_files``)."""
+
+    async def open(self) -> None:
+        """Check the store is usable (called once at app startup)."""
+
+    async def put(self, chunks: AsyncIterator[bytes], max_bytes: int) -> tuple[str, int]:
+        """Store the streamed bytes (at most ``max_bytes``, else ``PayloadTooLarge``); return (sha256, size)."""
+
+    async def response(self, request: web.Request, sha256: str, headers: Mapping[str, str]) -> web.StreamResponse:
+        """The download answer for stored content ``sha256``, carrying ``headers``."""
+
+    async def close(self) -> None:
+        """Release connections (called at app cleanup)."""
+
+
+def open_file_store(config: ServerConfig) -> FileStore:
+    """The store ``config.files`` names: unset → ``<data>/blobs``; ``s3://bucket/prefix`` → S3 (imports boto3)."""
+    if config.files is None:
+        return BlobStore(config.data_dir)
+    from ._s3_files import S3BlobStore
+
+    bucket, prefix = parse_s3_url(config.files)
+    return S3BlobStore(bucket, prefix, endpoint=config.s3_endpoint, spool_dir=os.path.join(config.data_dir, "spool"))
+
+
+def check_sha256(sha256: str) -> str:
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+    return sha256
+
+
+async def spool(chunks: AsyncIterator[bytes], max_bytes: int, directory: str, fsync: bool) -> tuple[str, str, int]:
+    """Stream ``chunks`` into a new file in ``directory`` while hashing; return (temp path, sha256, size).
+
+    Over ``max_bytes`` raises ``PayloadTooLarge``; on any error the temporary file is gone.
+    """
+    os.makedirs(directory, exist_ok=True)
+    digest, size = hashlib.sha256(), 0
+    fd, tmp_path = tempfile.mkstemp(dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise PayloadTooLarge(f"file exceeds {max_bytes} bytes")
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            if fsync:
+                await asyncio.to_thread(os.fsync, out.fileno())
+        return tmp_path, digest.hexdigest(), size
+    except BaseException:
+        remove_quietly(tmp_path)
+        raise
+
+
+def remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 class BlobStore:
+    """Blobs in a local (or shared, e.g. NFS) directory: ``<root>/blobs/ab/cdef…``."""
+
     def __init__(self, root: str) -> None:
         self.root = os.path.join(root, "blobs")
         self._tmp = os.path.join(self.root, "tmp")
 
     def path_of(self, sha256: str) -> str:
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-            raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+        check_sha256(sha256)
         return os.path.join(self.root, sha256[:2], sha256[2:])
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
 
     async def put(self, chunks: AsyncIterator[bytes], max_bytes: int) -> tuple[str, int]:
         """Stream ``chunks`` to a temporary file while hashing; move it into place by hash. Returns (sha256, size)."""
-        os.makedirs(self._tmp, exist_ok=True)
-        digest, size = hashlib.sha256(), 0
-        fd, tmp_path = tempfile.mkstemp(dir=self._tmp)
+        tmp_path, sha256, size = await spool(chunks, max_bytes, self._tmp, fsync=True)
         try:
-            with os.fdopen(fd, "wb") as out:
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise PayloadTooLarge(f"file exceeds {max_bytes} bytes")
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                await asyncio.to_thread(os.fsync, out.fileno())
-            sha256 = digest.hexdigest()
             final = self.path_of(sha256)
             if os.path.exists(final):
                 os.unlink(tmp_path)  # identical content is already stored
@@ -64,6 +129,8 @@ class BlobStore:
                 os.replace(tmp_path, final)
             return sha256, size
         except BaseException:
-            if os.path.exists(tmp_path):
-                os.unlink(tmp_path)
+            remove_quietly(tmp_path)
             raise
+
+    async def response(self, request: web.Request, sha256: str, headers: Mapping[str, str]) -> web.StreamResponse:
+        return web.FileResponse(self.path_of(sha256), headers=headers)

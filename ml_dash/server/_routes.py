@@ -200,8 +200,8 @@ async def download_file(request: web.Request) -> web.StreamResponse:
     path = check_file_path(request.match_info["path"])
     experiment = await authorized_experiment(request)
     record = await request.app[STORAGE_KEY].get_file(experiment["id"], path)
-    return web.FileResponse(request.app[BLOBS_KEY].path_of(record["sha256"]),
-                            headers={"Content-Type": "application/octet-stream", "X-Content-SHA256": record["sha256"]})
+    return await request.app[BLOBS_KEY].response(
+        request, record["sha256"], {"Content-Type": "application/octet-stream", "X-Content-SHA256": record["sha256"]})
 
 
 @routes.get(EXPERIMENT + "/files")

@@ -24,26 +24,28 @@ def free_port(host: str = "127.0.0.1") -> int:
 @contextlib.contextmanager
 def running_server(data_dir: str | os.PathLike, port: int | None = None,
                    tokens: Iterable[str] | None = None, host: str = "127.0.0.1", workers: int = 1,
-                   db: str | None = None) -> Iterator[str]:
+                   db: str | None = None, args: Iterable[str] = ()) -> Iterator[str]:
     """Run ``python -m ml_dash.server`` on ``host:port`` (a free port by default); yield its base URL; stop it.
 
-    ``tokens`` entries are ``TOKEN`` or ``TOKEN=ns1,ns2``. Waits until ``/health`` answers, so the server is ready
-    when the body starts; raises ``RuntimeError`` with the server's output if it exits or never answers.
+    ``tokens`` entries are ``TOKEN`` or ``TOKEN=ns1,ns2``; ``args`` are more command-line flags (``["--files", URL]``).
+    Waits until ``/health`` answers, so the server is ready when the body starts; raises ``RuntimeError`` with the
+    server's output if it exits or never answers.
     """
-    with server_process(data_dir, port, tokens, host, workers, db) as (base_url, _process):
+    with server_process(data_dir, port, tokens, host, workers, db, args) as (base_url, _process):
         yield base_url
 
 
 @contextlib.contextmanager
 def server_process(data_dir: str | os.PathLike, port: int | None = None, tokens: Iterable[str] | None = None,
                    host: str = "127.0.0.1", workers: int = 1,
-                   db: str | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+                   db: str | None = None, args: Iterable[str] = ()) -> Iterator[tuple[str, subprocess.Popen]]:
     """``running_server``, also yielding the process (for tests that signal it)."""
     port = port or free_port(host)
     command = [sys.executable, "-m", "ml_dash.server", "--host", host, "--port", str(port), "--data", str(data_dir),
                "--workers", str(workers)] + (["--db", db] if db else [])
     for token in tokens or ():
         command += ["--token", token]
+    command += list(args)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_DASH_", "ML_LOGGER_"))}
     # Output goes to a file, not a pipe: nobody drains a pipe while the tests run, and a full one would block the server.
     log = tempfile.TemporaryFile()

@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 from typing import Any, Callable
 
@@ -51,6 +52,7 @@ class Experiment:
         self._path = os.path.join(os.path.abspath(root), *parts)
         self._meta = self._load_meta()
         self._owner_pid = os.getpid()
+        self._end_lock = threading.Lock()  # complete()/fail() from two threads: the first one ends the run
         self._store = LocalStore(self._path)
         self.params = ParameterManager(self, self._store)
         self.metrics = MetricsLogger(self, self._store)
@@ -122,6 +124,16 @@ class Experiment:
     def _end(self, status: str, error: str | None, timeout: float | None = None) -> None:
         if self._meta.get("status") != "running" or os.getpid() != self._owner_pid:
             return  # idempotent; and a forked child never ends its parent's run
+        # Bounded even at exit, where a daemon thread may be ending this run and holding the lock.
+        if not self._end_lock.acquire(timeout=-1 if timeout is None else max(timeout, 1.0)):
+            return
+        try:
+            if self._meta.get("status") == "running":  # another thread may have ended it while we waited
+                self._end_locked(status, error, timeout)
+        finally:
+            self._end_lock.release()
+
+    def _end_locked(self, status: str, error: str | None, timeout: float | None) -> None:
         written = PIPELINE.flush(timeout)
         if self._store.dropped:  # logged after the drain, so the warning itself finds room in the queue
             self.logs.warning("ml-dash dropped events because the queue was full (on_full='drop')",

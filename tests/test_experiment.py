@@ -180,3 +180,29 @@ def test_run_finished_at_exit_has_no_unwritten_events(run_python, tmp_path):
     assert proc.returncode == 0, proc.stderr
     meta = json.loads((tmp_path / ".ml-logger/a/b/c/.ml-logger.meta.json").read_text())
     assert meta["status"] == "completed" and "unwritten_events" not in meta
+
+
+def test_complete_and_fail_from_two_threads_end_the_run_once(make_exp, monkeypatch):
+    """complete() and fail() racing from two threads: one of them ends the run, the meta file is written once."""
+    import threading
+
+    from ml_dash._experiment import Experiment
+
+    writes = []
+    original = Experiment._write_meta
+    monkeypatch.setattr(Experiment, "_write_meta", lambda self: (writes.append(self._meta.get("status")), original(self)))
+    for i in range(10):
+        exp = make_exp(f"race-{i}")
+        exp.run()
+        for step in range(2000):  # something for the flush in _end to wait on, so both threads are inside it
+            exp.metrics.log(step=step, loss=1.0)
+        writes.clear()
+        gate = threading.Barrier(2)
+        threads = [threading.Thread(target=lambda: (gate.wait(), exp.complete())),
+                   threading.Thread(target=lambda: (gate.wait(), exp.fail("boom")))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(writes) == 1 and writes[0] in ("completed", "failed"), writes
+        assert exp.metrics.read()[-1]["step"] == 1999

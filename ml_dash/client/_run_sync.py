@@ -22,6 +22,17 @@ class Parked(Exception):
     """The server refused something that retrying cannot fix (auth, validation): stop syncing this run."""
 
 
+def extends_acked(path: str, acked: int) -> bool:
+    """Whether the file still holds the ``acked`` bytes the server has: at least that long, with a line ending
+    where they end (the writer only appends, so anything else means the file was replaced or truncated)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(acked - 1)
+            return f.read(1) == b"\n"
+    except FileNotFoundError:
+        return False
+
+
 def read_batch(path: str, start: int, max_events: int, max_bytes: int) -> tuple[list[dict], int, bool]:
     """Whole lines from ``start``: at most ``max_events`` records / about ``max_bytes``; returns (records, end, full),
     ``full`` meaning a cap was reached (more may follow at once).
@@ -136,6 +147,11 @@ class RunSync:
         """Send the next batch of ``stream``; ``True`` if it was full (more is waiting: do not pause)."""
         path = os.path.join(self.state.directory, f"{stream}.jsonl")
         start = self.state.acked[stream]
+        if start and not extends_acked(path, start):
+            logger.warning("ml-dash: %s no longer extends the %d bytes the server acknowledged (replaced or truncated);"
+                           " uploading its content as a new stream", path, start)
+            self.state.restart_stream(stream)
+            start = 0
         events, end, full = read_batch(path, start, self.max_events, self.max_bytes)
         if end == start:
             return False

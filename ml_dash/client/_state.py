@@ -32,6 +32,8 @@ class SyncState:
         self.remote: str | None = data.get("remote")
         self.experiment_id: str | None = data.get("experiment_id")
         self.acked: dict[str, int] = {s: int(data.get("acked", {}).get(s, 0)) for s in STREAMS}
+        # Bumped when a stream's file was replaced or truncated behind our back: its content is then a new stream.
+        self.generations: dict[str, int] = {s: int(data.get("generations", {}).get(s, 0)) for s in STREAMS}
         # Runs whose latest status the server may not know yet, oldest first; see ``Run``.
         self.runs: list[dict[str, Any]] = list(data.get("runs", []))
         # Uploaded files: relative path -> [size, mtime_ns], to skip files that did not change.
@@ -47,7 +49,14 @@ class SyncState:
 
     def stream_id(self, stream: str) -> str:
         """Stable for the life of the JSONL file: the server keys its offsets by it."""
-        return f"{self.client_id}:{stream}"
+        generation = self.generations[stream]
+        return f"{self.client_id}:{stream}" + (f":{generation}" if generation else "")
+
+    def restart_stream(self, stream: str) -> None:
+        """The file no longer extends what the server acknowledged: send it from offset 0 under a new stream id."""
+        self.generations[stream] += 1
+        self.acked[stream] = 0
+        self.save()
 
     def bind_remote(self, remote: str) -> None:
         """A different server knows nothing of what the last one acknowledged: start over for it."""
@@ -79,7 +88,7 @@ class SyncState:
     # -- persistence ----------------------------------------------------------------------------------------------
     def save(self) -> None:
         data = {"client_id": self.client_id, "remote": self.remote, "experiment_id": self.experiment_id,
-                "acked": self.acked, "runs": self.runs, "files": self.files, "saved_at": time.time()}
+                "acked": self.acked, "generations": self.generations, "runs": self.runs, "files": self.files, "saved_at": time.time()}
         try:
             atomic_write(self.path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
         except OSError:

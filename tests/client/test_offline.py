@@ -128,3 +128,24 @@ def test_sync_without_a_remote_is_a_usage_error(tmp_path):
     """`ml-dash sync` with no --remote and no ML_DASH_REMOTE exits 2 with a hint."""
     done = ml_dash_sync(str(tmp_path))
     assert done.returncode == 2 and "--remote" in done.stderr
+
+
+def test_a_truncated_stream_file_is_sent_again_as_a_new_stream(make_exp, tmp_path, server, caplog):
+    """A metrics file cut shorter than what the server acknowledged is uploaded afresh, with no garbled line."""
+    exp = make_exp("truncated")
+    with exp.run():
+        for i in range(1000):
+            exp.metrics.log(step=i, loss=1.0)
+    sync_paths([exp.local_path], server, show_progress=False, attempts=2)
+    metrics_path = os.path.join(exp.local_path, "metrics.jsonl")
+    with open(metrics_path, "r+b") as f:
+        f.truncate(0)  # e.g. a user cleared the file by hand
+    with exp.run():
+        for i in range(5000, 5010):
+            exp.metrics.log(step=i, loss=2.0)
+    with caplog.at_level("WARNING", logger="ml_dash"):
+        [result] = sync_paths([exp.local_path], server, show_progress=False, attempts=2)
+    assert result.error is None and result.events["metrics"] == 10
+    assert "no longer extends" in caplog.text
+    view = server_view(server, exp.experiment_id or find_experiment_id(server, "truncated"))
+    assert sorted(view["steps"]) == list(range(1000)) + list(range(5000, 5010))

@@ -165,42 +165,72 @@ def graphql_alone(base_url: str, experiment_id: str, name: str, max_points: int)
     return elapsed
 
 
+def chart_bundles(wanted: list[str]) -> dict[str, Path]:
+    """The plotly.js bundles to compare: ``basic`` (fetched by scripts/fetch_chart_library.py) and ``full`` (the
+    plotly package's); one that is not installed is skipped with a note."""
+    from ml_dash.server._dashboard import BASIC_BUNDLE, full_plotly_js_path
+
+    found = {"basic": BASIC_BUNDLE if BASIC_BUNDLE.is_file() else None, "full": full_plotly_js_path()}
+    bundles = {}
+    for label in wanted:
+        if found.get(label) is None:
+            print(f"skipping the {label} bundle: not installed (scripts/fetch_chart_library.py fetches the basic one)")
+        else:
+            bundles[label] = found[label]
+    if not bundles:
+        raise SystemExit("no plotly.js bundle to measure")
+    return bundles
+
+
+def load_pages(data_dir: str, experiment_id: str, chart_js: Path, args) -> tuple[dict, list, dict, int]:
+    """Cold load, warm reloads and a returning visit on a restarted server, all serving ``chart_js``."""
+    from playwright import sync_api
+
+    port = free_port("127.0.0.1")
+    server_args = ["--chart-js", str(chart_js)]
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": args.viewport[0], "height": args.viewport[1]})
+        context.add_init_script(INIT_SCRIPT)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        series_requests: list = []
+        page.on("requestfinished", lambda request: series_requests.append(request)
+                if request.url.endswith("/graphql") and request.method == "POST" else None)
+        with running_server(data_dir, port=port, args=server_args) as base_url:
+            url = f"{base_url}/#/exp/{experiment_id}"
+            cold = load_page(page, url, False, series_requests)
+            warm_runs = [load_page(page, url, True, series_requests) for _ in range(args.reloads)]
+            max_points = page.evaluate("document.querySelector('.chart').clientWidth")
+        # A returning visitor opening a series the server has not read since it started: the browser keeps
+        # plotly.js and its compiled code, the server's caches are empty (same port, so the same origin).
+        page.goto("about:blank")
+        with running_server(data_dir, port=port, args=server_args) as base_url:
+            revisit = load_page(page, url, False, series_requests)
+        browser.close()
+        assert not errors, f"uncaught errors in the page: {errors}"
+    return cold, warm_runs, revisit, max_points
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reloads", type=int, default=3, help="warm reloads (median reported)")
+    parser.add_argument("--bundles", nargs="+", default=["basic", "full"], choices=["basic", "full"],
+                        help="plotly.js bundles to measure, each with a fresh browser and servers")
     parser.add_argument("--viewport", type=int, nargs=2, default=[1400, 900], metavar=("W", "H"))
     args = parser.parse_args()
-
-    from playwright import sync_api
 
     with tempfile.TemporaryDirectory() as data_dir:
         began = time.perf_counter()
         experiment_id = asyncio.run(seed(data_dir))
         print(f"seeded {sum(SERIES.values()):,} points in {time.perf_counter() - began:.1f} s", flush=True)
 
-        port = free_port("127.0.0.1")
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            context = browser.new_context(viewport={"width": args.viewport[0], "height": args.viewport[1]})
-            context.add_init_script(INIT_SCRIPT)
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            series_requests: list = []
-            page.on("requestfinished", lambda request: series_requests.append(request)
-                    if request.url.endswith("/graphql") and request.method == "POST" else None)
-            with running_server(data_dir, port=port) as base_url:
-                url = f"{base_url}/#/exp/{experiment_id}"
-                cold = load_page(page, url, False, series_requests)
-                warm_runs = [load_page(page, url, True, series_requests) for _ in range(args.reloads)]
-                max_points = page.evaluate("document.querySelector('.chart').clientWidth")
-            # A returning visitor opening a series the server has not read since it started: the browser keeps
-            # plotly.min.js and its compiled code, the server's caches are empty (same port, so the same origin).
-            page.goto("about:blank")
-            with running_server(data_dir, port=port) as base_url:
-                revisit = load_page(page, url, False, series_requests)
-            browser.close()
-            assert not errors, f"uncaught errors in the page: {errors}"
+        bundles = chart_bundles(args.bundles)
+        results = {}
+        for label, path in bundles.items():  # each bundle in a fresh browser and fresh servers
+            results[label] = load_pages(data_dir, experiment_id, path, args)
+        max_points = next(iter(results.values()))[3]
 
         alone = {}
         for name in SERIES:  # a fresh server per series: its first read is cold, the next ones warm
@@ -209,18 +239,21 @@ def main() -> None:
                 warm = statistics.median(graphql_alone(base_url, experiment_id, name, max_points) for _ in range(3))
                 alone[name] = (first, warm)
 
-    warm = {name: {key: statistics.median(run[name][key] for run in warm_runs) for key in cold[name]}
-            for name in SERIES}
-    print(f"\nexperiment page, {args.viewport[0]}x{args.viewport[1]} viewport, charts {max_points} px wide "
-          f"(maxPoints); ms from navigation start; warm = median of {args.reloads} reloads")
-    header = (f"{'series':>7} {'load':>4} {'scripts':>7} {'sent':>6} {'server':>7} {'answer':>9} {'received':>9}"
-              f" {'render':>7} {'drawn':>7} {'req→drawn':>9} {'drawn pts':>9}")
-    print(header)
-    for name, points in SERIES.items():
-        for label, row in (("cold", cold[name]), ("warm", warm[name]), ("new", revisit[name])):
-            print(f"{name.split('_')[1]:>7} {label:>4} {row['scripts']:7.0f} {row['sent']:6.0f} {row['server']:7.0f} "
-                  f"{row['bytes'] / 1024:7.1f}kB {row['received']:9.0f} {row['render']:7.0f} {row['drawn']:7.0f}"
-                  f" {row['req_to_drawn']:9.0f} {row['drawn_points']:9.0f}")
+    for label, (cold, warm_runs, revisit, max_points) in results.items():
+        warm = {name: {key: statistics.median(run[name][key] for run in warm_runs) for key in cold[name]}
+                for name in SERIES}
+        path = bundles[label]
+        print(f"\nchart library: {label} ({path.name}, {path.stat().st_size / 1e6:.1f} MB); experiment page, "
+              f"{args.viewport[0]}x{args.viewport[1]} viewport, charts {max_points} px wide (maxPoints); ms from "
+              f"navigation start; warm = median of {args.reloads} reloads")
+        header = (f"{'series':>7} {'load':>4} {'scripts':>7} {'sent':>6} {'server':>7} {'answer':>9} {'received':>9}"
+                  f" {'render':>7} {'drawn':>7} {'req→drawn':>9} {'drawn pts':>9}")
+        print(header)
+        for name, points in SERIES.items():
+            for load, row in (("cold", cold[name]), ("warm", warm[name]), ("new", revisit[name])):
+                print(f"{name.split('_')[1]:>7} {load:>4} {row['scripts']:7.0f} {row['sent']:6.0f} {row['server']:7.0f} "
+                      f"{row['bytes'] / 1024:7.1f}kB {row['received']:9.0f} {row['render']:7.0f} {row['drawn']:7.0f}"
+                      f" {row['req_to_drawn']:9.0f} {row['drawn_points']:9.0f}")
     print("\nsame GraphQL query alone (urllib, fresh server per series), ms: first read (cold) / warm")
     for name in SERIES:
         print(f"{name.split('_')[1]:>7} {alone[name][0]:7.0f} / {alone[name][1]:.0f}")

@@ -9,3 +9,4 @@ if [ ! -x .venv/bin/python ]; then
   .venv/bin/python -m pip install -q --upgrade pip
 fi
 .venv/bin/python -m pip install -q -r requirements-dev.txt
+.venv/bin/python scripts/fetch_chart_library.py

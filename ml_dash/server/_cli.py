@@ -32,6 +32,9 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
                              "region from the AWS_* variables or ~/.aws; default: blobs/ inside --data)")
     parser.add_argument("--s3-endpoint", metavar="URL",
                         help="S3-compatible endpoint for --files, e.g. http://minio:9000 (default: AWS S3)")
+    parser.add_argument("--chart-js", metavar="PATH",
+                        help="plotly.js bundle for the dashboard (default: the basic bundle fetched by "
+                             "scripts/fetch_chart_library.py, else the plotly package's plotly.min.js)")
     parser.add_argument("--token", action="append", metavar="TOKEN[=NS1,NS2]",
                         help="accept this bearer token, optionally limited to namespaces; repeatable")
     parser.add_argument("--tokens-file", help="file with one TOKEN[=NS1,NS2] per line ('#' starts a comment)")
@@ -46,7 +49,8 @@ def server_main(args: argparse.Namespace) -> int:
         config = ServerConfig.resolve(host=args.host, port=args.port, data_dir=args.data, db_url=args.db,
                                       tokens=args.token, tokens_file=args.tokens_file,
                                       workers=getattr(args, "workers", None), files=getattr(args, "files", None),
-                                      s3_endpoint=getattr(args, "s3_endpoint", None))
+                                      s3_endpoint=getattr(args, "s3_endpoint", None),
+                                      chart_js=getattr(args, "chart_js", None))
     except (ConfigError, OSError, ValueError) as exc:
         print(f"ml-dash server: {exc}", file=sys.stderr)
         return 2

@@ -36,6 +36,7 @@ class ServerConfig:
     workers: int = 1  # processes serving one port (SO_REUSEPORT); see _workers
     files: str | None = None  # None: blobs under data_dir; "s3://bucket/prefix": an S3-compatible store (_s3_files)
     s3_endpoint: str | None = None  # e.g. http://minio:9000; None: AWS S3 (region etc. from boto3's own chain)
+    chart_js: str | None = None  # a plotly.js bundle to serve; None: the basic bundle if fetched, else plotly's full one
 
     @classmethod
     def resolve(
@@ -49,6 +50,7 @@ class ServerConfig:
         workers: int | None = None,
         files: str | None = None,
         s3_endpoint: str | None = None,
+        chart_js: str | None = None,
         **limits: int,
     ) -> "ServerConfig":
         """Build a config from explicit arguments, falling back to ``ML_DASH_*`` variables and defaults."""
@@ -65,6 +67,7 @@ class ServerConfig:
             workers=setting("WORKERS", workers, 1, int),
             files=setting("FILES", files, None),
             s3_endpoint=setting("S3_ENDPOINT", s3_endpoint, None),
+            chart_js=setting("CHART_JS", chart_js, None),
             **limits,
         )
         config.check()
@@ -79,6 +82,8 @@ class ServerConfig:
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
         self.check_files()
+        if self.chart_js is not None and not os.path.isfile(self.chart_js):
+            raise ConfigError(f"--chart-js (ML_DASH_CHART_JS): no such file {self.chart_js!r}")
         if not self.tokens and not is_loopback(self.host):
             raise ConfigError(
                 f"refusing to bind {self.host!r} without authentication: anyone on the network could read and write "

@@ -3,11 +3,12 @@
 The UI is plain HTML/CSS/JS under ``static/`` (no build step) and reads through ``/graphql`` and the REST reads of
 ``/api/v1``; live pages poll the cheap ``/streams`` offsets, which move whenever any batch lands. Its one endpoint of
 its own maps steps to wall time for the time axis (series answers carry steps only, to stay fast). The chart library
-is the ``plotly.min.js`` shipped inside the installed ``plotly`` Python package: served from there, never copied into
-this repository.
+is plotly.js: its basic bundle when set-up fetched it from npm (pinned and hash-checked, see
+``scripts/fetch_chart_library.py``), else the ``plotly.min.js`` shipped inside the installed ``plotly`` Python
+package. Neither is committed to this repository.
 
 Static files are served from memory: read once (again when the file's size or mtime changes), gzipped once for
-clients that accept it (plotly.min.js: 4.8 MB → 1.5 MB), with a strong ETag so a reload costs a 304.
+clients that accept it (full plotly.min.js: 4.8 MB → 1.5 MB; basic bundle 1.2 MB → 0.4 MB), with a strong ETag so a reload costs a 304.
 """
 from __future__ import annotations
 
@@ -21,11 +22,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ._app import STORAGE_KEY, json_response
+from ._app import CONFIG_KEY, STORAGE_KEY, json_response
 from ._errors import BadRequest, NotFound
 
 STATIC_DIR = Path(__file__).parent / "static"
 PLOTLY_URL = "/static/vendor/plotly.min.js"
+BASIC_BUNDLE = STATIC_DIR / "vendor" / "plotly-basic.min.js"  # git-ignored: fetched by scripts/fetch_chart_library.py
 
 # index.html and the app files have fixed URLs: a new release must reach browsers that hold the old one, so they are
 # revalidated on every load (a 304 while unchanged). plotly changes only with the installed package: keep it a day.
@@ -36,7 +38,20 @@ MIN_GZIP_BYTES = 512
 COMPRESSIBLE = ("text/", "application/javascript", "application/json", "image/svg+xml")
 
 
-def plotly_js_path() -> Path | None:
+def plotly_js_path(chart_js: str | None = None) -> Path | None:
+    """The chart library served at ``PLOTLY_URL``, first found of: ``chart_js`` (``--chart-js``); plotly.js's basic
+    bundle fetched at set-up time (``scripts/fetch_chart_library.py``: 1.2 MB, ~0.2 s to start in Chromium on a
+    first visit); the full ``plotly.min.js`` inside the installed ``plotly`` package (4.8 MB, ~1 s). ``None`` when
+    there is none."""
+    if chart_js:
+        path = Path(chart_js)
+        return path if path.is_file() else None
+    if BASIC_BUNDLE.is_file():
+        return BASIC_BUNDLE
+    return full_plotly_js_path()
+
+
+def full_plotly_js_path() -> Path | None:
     """Where the installed ``plotly`` package keeps its bundled ``plotly.min.js`` (None when it is not installed)."""
     try:
         import plotly
@@ -128,7 +143,7 @@ async def static_file(request: web.Request) -> web.StreamResponse:
 
 
 async def plotly_js(request: web.Request) -> web.StreamResponse:
-    path = plotly_js_path()
+    path = plotly_js_path(request.app[CONFIG_KEY].chart_js)
     if path is None:
         return web.Response(status=404, text="plotly is not installed: pip install 'ml-dash[server]'\n",
                             content_type="text/plain")
@@ -166,7 +181,7 @@ async def _prepare_assets(app: web.Application):
     for compressing plotly.min.js (~150 ms of CPU) while its chart data requests are being answered."""
     async def prepare() -> None:
         paths = [STATIC_DIR / name for name in ("index.html", "app.js", "app.css")]
-        plotly_path = plotly_js_path()
+        plotly_path = plotly_js_path(app[CONFIG_KEY].chart_js)
         if plotly_path is not None:
             paths.append(plotly_path)
         for path in paths:

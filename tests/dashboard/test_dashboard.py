@@ -89,6 +89,21 @@ def test_static_assets_are_gzipped_and_revalidate_to_304(server, path):
         assert headers["Cache-Control"] == "no-cache"
 
 
+def test_charts_draw_with_the_full_plotly_bundle_too(tmp_path, page):
+    """A server told to serve the plotly package's full plotly.min.js draws the same charts as with the basic bundle."""
+    from ml_dash.server._dashboard import full_plotly_js_path
+
+    full = full_plotly_js_path()
+    with running_server(tmp_path / "full-bundle", args=["--chart-js", str(full)]) as base_url:
+        client = Server(base_url)
+        seeded = seed_demo(client, steps=30)
+        status, _, body = fetch(base_url + "/static/vendor/plotly.min.js")
+        assert status == 200 and body == full.read_bytes()
+        page.goto(f"{base_url}/#/exp/{seeded['resnet-lr0.01'].id}")
+        wait_for_charts(page, 5)
+        assert page.locator(".chart .scatterlayer .trace path.js-line").count() == 5
+
+
 def test_static_paths_outside_the_static_folder_are_not_served(server):
     base_url, _, _ = server
     for path in ("/static/../_dashboard.py", "/static/%2e%2e/_dashboard.py", "/static/nope.js"):

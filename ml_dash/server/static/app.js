@@ -149,7 +149,8 @@ const api = {
 
 // ---------------------------------------------------------------- charts
 
-// plotly.min.js is 4.8 MB: index.html only preloads it (download, no execution), and it runs when the first chart has
+// plotly.js (1.2 MB basic bundle, or the full 4.8 MB one): index.html only preloads it (download, no execution), and
+// it runs when the first chart has
 // sent its series request, so the browser evaluates it while the server reads. Only drawing waits for it; the
 // navigator, tables, headers and logs never do.
 const PLOTLY_URL = "/static/vendor/plotly.min.js";

@@ -9,14 +9,24 @@ from ._config import ConfigError, ServerConfig
 
 
 def add_server_subcommand(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParser:
-    parser = subparsers.add_parser("server", help="run the ml-dash server (REST ingest + GraphQL)",
+    # allow_abbrev=False: else argparse reads ``copy --to`` as an ambiguous abbreviation of --token/--tokens-file.
+    parser = subparsers.add_parser("server", help="run the ml-dash server (REST ingest + GraphQL)", allow_abbrev=False,
                                    description="Run the ml-dash server. Settings fall back to ML_DASH_HOST, "
                                                "ML_DASH_PORT, ML_DASH_DATA, ML_DASH_DB, ML_DASH_WORKERS, "
                                                "ML_DASH_FILES, ML_DASH_S3_ENDPOINT, ML_DASH_TOKENS and "
                                                "ML_DASH_TOKENS_FILE.")
     add_server_arguments(parser)
     parser.set_defaults(func=server_main)
+    add_server_commands(parser)
     return parser
+
+
+def add_server_commands(parser: argparse.ArgumentParser) -> None:
+    """Subcommands beside serving: ``copy`` (SQLite → PostgreSQL). Without one, the parser runs the server."""
+    from ._copy import add_copy_subcommand
+
+    commands = parser.add_subparsers(dest="server_command", metavar="{copy}")
+    add_copy_subcommand(commands)
 
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,6 +92,10 @@ def run_server(config: ServerConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml_dash.server", description="Run the ml-dash server.")
+    parser = argparse.ArgumentParser(prog="python -m ml_dash.server", description="Run the ml-dash server.",
+                                     allow_abbrev=False)
     add_server_arguments(parser)
-    return server_main(parser.parse_args(argv))
+    parser.set_defaults(func=server_main)
+    add_server_commands(parser)
+    args = parser.parse_args(argv)
+    return args.func(args)

@@ -105,13 +105,21 @@ class Experiment:
         return wrapper
 
     def _start(self) -> None:
+        crashed = None
+        if self._uploader is not None:
+            from .client._crashed import previous_run_crashed
+
+            on_disk = self._load_meta()  # as it is now: another process may have started a run since we read it
+            crashed = previous_run_crashed(self.local_path, on_disk)
+            crashed = crashed and (on_disk.get("started_at"), *crashed)
         self._meta.update(status="running", started_at=time.time(), completed_at=None, error=None,
                           hostname=socket.gethostname(), pid=os.getpid())
         self._write_meta()
         if self._finalise_at_exit not in PIPELINE.at_exit:
             PIPELINE.at_exit.append(self._finalise_at_exit)
         if self._uploader is not None:
-            self._uploader.run_started(self._meta["started_at"])
+            # A run whose process died without ending it is ended on the server before this one starts.
+            self._uploader.run_started(self._meta["started_at"], crashed)
 
     def complete(self) -> None:
         """Mark the run completed, after everything logged has been written (waiting at most ML_DASH_COMPLETE_TIMEOUT)."""

@@ -62,9 +62,20 @@ def crash_check(meta: dict) -> tuple[bool, str]:
     return True, f"process {pid} on {host} is gone"
 
 
-def crash_error(meta: dict) -> str:
+def crash_error(meta: dict, by: str = "ml-dash sync") -> str:
     return (f"process {meta.get('pid')} on {meta.get('hostname')} ended without complete() or fail() (killed?); "
-            f"marked failed by ml-dash sync")
+            f"marked failed by {by}")
+
+
+def previous_run_crashed(directory: str, meta: dict) -> tuple[str, float] | None:
+    """When a new run starts where the meta still says ``running``: (error, ended_at) if that run's process is
+    provably gone, else ``None`` (our own process, another live one, or another host: not ours to end)."""
+    if meta.get("status") != "running" or meta.get("pid") == os.getpid():
+        return None
+    gone, _why = crash_check(meta)
+    if not gone:
+        return None
+    return crash_error(meta, "the next run in this directory"), last_write(directory, meta)
 
 
 def last_write(directory: str, meta: dict) -> float:

@@ -80,9 +80,10 @@ class RemoteRun:
         self.uploader.report_failure(self.remote, error, delay)
 
     # -- called from the user's thread ------------------------------------------------------------------------
-    def run_started(self, started_at: float) -> None:
+    def run_started(self, started_at: float, crashed: tuple[float, str, float] | None = None) -> None:
+        """A run starts; ``crashed``: (started_at, error, ended_at) of the previous run, whose process died."""
         self.finished.clear()
-        self.uploader.call_soon(self._on_started, started_at)
+        self.uploader.call_soon(self._on_started, started_at, crashed)
 
     def run_ended(self, status: str, error: str | None) -> None:
         """Wait for the upload up to ``ML_DASH_UPLOAD_TIMEOUT``; then say what is pending and return."""
@@ -108,9 +109,12 @@ class RemoteRun:
                        self.remote, timeout, pending_text, self.path)
 
     # -- on the uploader's loop -------------------------------------------------------------------------------
-    def _on_started(self, started_at: float) -> None:
+    def _on_started(self, started_at: float, crashed: tuple[float, str, float] | None) -> None:
         self.ending = False
         self.end_requested.clear()
+        previous = self.sync.state.current_run()
+        if crashed and previous is not None and previous["status"] == "RUNNING" and previous["started_at"] == crashed[0]:
+            previous.update(status="FAILED", error=crashed[1], ended_at=crashed[2])  # sent after its data, as usual
         self.sync.state.new_run(started_at, socket.gethostname())
         self.wake.set()
 

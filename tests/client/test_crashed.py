@@ -113,3 +113,32 @@ def test_process_gone_sees_reused_pids_and_zombies():
     finally:
         child.wait()
     assert process_gone(child.pid, time.time())
+
+
+def test_next_run_ends_a_killed_run_on_the_server(tmp_path, server, remote_env):
+    """A run killed with its data uploaded is marked FAILED on the server when the next run starts in its directory."""
+    root, path, pid = killed_run(tmp_path, "restarted", REMOTE=server, UPLOAD_TIMEOUT=30)
+    from ml_dash import Experiment
+
+    exp = Experiment(namespace="alice", workspace="proj", prefix="restarted", local_root=root, remote=server)
+    with exp.run():
+        exp.metrics.log(step=N, loss=0.0)
+    view = server_view(server, exp.experiment_id)
+    assert sorted(view["steps"]) == list(range(N + 1))  # the killed run's points once, and the new one
+    runs = sorted(view["runs"], key=lambda r: r["started_at"])
+    assert [r["status"] for r in runs] == ["FAILED", "COMPLETED"]
+    assert runs[0]["error"] == (f"process {pid} on {socket.gethostname()} ended without complete() or fail() "
+                                f"(killed?); marked failed by the next run in this directory")
+
+
+def test_next_run_leaves_a_live_processs_run_alone(tmp_path, server, remote_env):
+    """A meta naming a live process (another rank, say) is not ended by a new run in the same directory."""
+    root, path, _pid = killed_run(tmp_path, "shared", REMOTE=server, UPLOAD_TIMEOUT=30)
+    edit_meta(path, pid=os.getppid())  # alive: the process that runs this test suite's parent
+    from ml_dash import Experiment
+
+    exp = Experiment(namespace="alice", workspace="proj", prefix="shared", local_root=root, remote=server)
+    with exp.run():
+        exp.metrics.log(step=N, loss=0.0)
+    runs = sorted(server_view(server, exp.experiment_id)["runs"], key=lambda r: r["started_at"])
+    assert [r["status"] for r in runs] == ["RUNNING", "COMPLETED"]

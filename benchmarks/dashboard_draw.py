@@ -166,7 +166,7 @@ def graphql_alone(base_url: str, experiment_id: str, name: str, max_points: int)
 
 
 def chart_bundles(wanted: list[str]) -> dict[str, Path]:
-    """The plotly.js bundles to compare: ``basic`` (fetched by scripts/fetch_chart_library.py) and ``full`` (the
+    """The plotly.js bundles to compare: ``basic`` (fetched by `ml-dash server fetch-chart-library`) and ``full`` (the
     plotly package's); one that is not installed is skipped with a note."""
     from ml_dash.server._dashboard import BASIC_BUNDLE, full_plotly_js_path
 
@@ -174,7 +174,7 @@ def chart_bundles(wanted: list[str]) -> dict[str, Path]:
     bundles = {}
     for label in wanted:
         if found.get(label) is None:
-            print(f"skipping the {label} bundle: not installed (scripts/fetch_chart_library.py fetches the basic one)")
+            print(f"skipping the {label} bundle: not installed (`ml-dash server fetch-chart-library` fetches the basic one)")
         else:
             bundles[label] = found[label]
     if not bundles:

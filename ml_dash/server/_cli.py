@@ -22,11 +22,14 @@ def add_server_subcommand(subparsers: "argparse._SubParsersAction") -> argparse.
 
 
 def add_server_commands(parser: argparse.ArgumentParser) -> None:
-    """Subcommands beside serving: ``copy`` (SQLite → PostgreSQL). Without one, the parser runs the server."""
+    """Subcommands beside serving: ``copy`` (SQLite → PostgreSQL), ``fetch-chart-library``. Without one, the parser
+    runs the server."""
+    from ._chart_library import add_fetch_subcommand
     from ._copy import add_copy_subcommand
 
-    commands = parser.add_subparsers(dest="server_command", metavar="{copy}")
+    commands = parser.add_subparsers(dest="server_command", metavar="{copy,fetch-chart-library}")
     add_copy_subcommand(commands)
+    add_fetch_subcommand(commands)
 
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +47,7 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
                         help="S3-compatible endpoint for --files, e.g. http://minio:9000 (default: AWS S3)")
     parser.add_argument("--chart-js", metavar="PATH",
                         help="plotly.js bundle for the dashboard (default: the basic bundle fetched by "
-                             "scripts/fetch_chart_library.py, else the plotly package's plotly.min.js)")
+                             "`ml-dash server fetch-chart-library`, else the plotly package's plotly.min.js)")
     parser.add_argument("--token", action="append", metavar="TOKEN[=NS1,NS2]",
                         help="accept this bearer token, optionally limited to namespaces; repeatable")
     parser.add_argument("--tokens-file", help="file with one TOKEN[=NS1,NS2] per line ('#' starts a comment)")

@@ -4,7 +4,7 @@ The UI is plain HTML/CSS/JS under ``static/`` (no build step) and reads through 
 ``/api/v1``; live pages poll the cheap ``/streams`` offsets, which move whenever any batch lands. Its one endpoint of
 its own maps steps to wall time for the time axis (series answers carry steps only, to stay fast). The chart library
 is plotly.js: its basic bundle when set-up fetched it from npm (pinned and hash-checked, see
-``scripts/fetch_chart_library.py``), else the ``plotly.min.js`` shipped inside the installed ``plotly`` Python
+``_chart_library``), else the ``plotly.min.js`` shipped inside the installed ``plotly`` Python
 package. Neither is committed to this repository.
 
 Static files are served from memory: read once (again when the file's size or mtime changes), gzipped once for
@@ -22,12 +22,13 @@ from pathlib import Path
 
 from aiohttp import web
 
+from . import _chart_library as chart_library
 from ._app import CONFIG_KEY, STORAGE_KEY, json_response
 from ._errors import BadRequest, NotFound
 
 STATIC_DIR = Path(__file__).parent / "static"
 PLOTLY_URL = "/static/vendor/plotly.min.js"
-BASIC_BUNDLE = STATIC_DIR / "vendor" / "plotly-basic.min.js"  # git-ignored: fetched by scripts/fetch_chart_library.py
+BASIC_BUNDLE = Path(chart_library.BUNDLE)  # git-ignored: fetched at set-up time
 
 # index.html and the app files have fixed URLs: a new release must reach browsers that hold the old one, so they are
 # revalidated on every load (a 304 while unchanged). plotly changes only with the installed package: keep it a day.
@@ -40,7 +41,7 @@ COMPRESSIBLE = ("text/", "application/javascript", "application/json", "image/sv
 
 def plotly_js_path(chart_js: str | None = None) -> Path | None:
     """The chart library served at ``PLOTLY_URL``, first found of: ``chart_js`` (``--chart-js``); plotly.js's basic
-    bundle fetched at set-up time (``scripts/fetch_chart_library.py``: 1.2 MB, ~0.2 s to start in Chromium on a
+    bundle fetched at set-up time (``ml-dash server fetch-chart-library``: 1.2 MB, ~0.2 s to start in Chromium on a
     first visit); the full ``plotly.min.js`` inside the installed ``plotly`` package (4.8 MB, ~1 s). ``None`` when
     there is none."""
     if chart_js:

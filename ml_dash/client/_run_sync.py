@@ -11,7 +11,6 @@ import os
 from typing import Any, Callable
 
 from .._files import _TMP_MARK
-from .._values import decode_metrics
 from ._http import Api, Conflict, HTTPError, file_url_path
 from ._state import FINAL_STATUSES, STREAMS, SyncState
 
@@ -33,14 +32,14 @@ def extends_acked(path: str, acked: int) -> bool:
         return False
 
 
-def read_batch(path: str, start: int, max_events: int, max_bytes: int) -> tuple[list[dict], int, bool]:
-    """Whole lines from ``start``: at most ``max_events`` records / about ``max_bytes``; returns (records, end, full),
-    ``full`` meaning a cap was reached (more may follow at once).
+def read_batch(path: str, start: int, max_events: int, max_bytes: int) -> tuple[bytes, int, int, bool]:
+    """Whole lines from ``start``, as the file's bytes: at most ``max_events`` lines / about ``max_bytes``; returns
+    (lines, line count, end, full), ``full`` meaning a cap was reached (more may follow at once).
 
-    Unlike a plain reader, ``end`` also moves over blank or corrupt complete lines, so a torn line left by a crash
-    never stalls the stream; an unterminated tail is left for later (the writer may be finishing it)."""
-    import orjson
-
+    The bytes go to the server as they are (it parses them): parsing here would cost the training process about
+    2 µs of GIL time per event. An unterminated tail is left for later (the writer may be finishing it); blank or
+    corrupt complete lines travel too and the server skips them, so a torn line left by a crash never stalls the
+    stream."""
     window = max_bytes
     while True:
         try:
@@ -48,30 +47,22 @@ def read_batch(path: str, start: int, max_events: int, max_bytes: int) -> tuple[
                 f.seek(start)
                 data = f.read(window)
         except FileNotFoundError:
-            return [], start, False
+            return b"", 0, start, False
         cut = data.rfind(b"\n")
         if cut >= 0 or len(data) < window:
             break
         window *= 2  # a single line longer than the window: take it whole
-    full = len(data) >= window
-    records, offset = [], start
     if cut < 0:
-        return records, start, False
-    for line in data[:cut + 1].split(b"\n")[:-1]:
-        offset += len(line) + 1
-        if line.strip():
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                record = None
-            if isinstance(record, dict):
-                metrics = record.get("metrics")
-                if isinstance(metrics, dict):
-                    decode_metrics(metrics)  # "NaN"/"Infinity" text in JSONL travels as real floats in msgpack
-                records.append(record)
-        if len(records) >= max_events:
-            return records, offset, True
-    return records, offset, full
+        return b"", 0, start, False
+    full = len(data) >= window
+    data = data[:cut + 1]
+    count = data.count(b"\n")
+    if count > max_events:  # cut after the max_events-th line
+        position = -1
+        for _ in range(max_events):
+            position = data.index(b"\n", position + 1)
+        data, count, full = data[:position + 1], max_events, True
+    return data, count, start + len(data), full
 
 
 def changed_files(files_dir: str, known: dict[str, list[int]]) -> list[str]:
@@ -152,12 +143,12 @@ class RunSync:
                            " uploading its content as a new stream", path, start)
             self.state.restart_stream(stream)
             start = 0
-        events, end, full = read_batch(path, start, self.max_events, self.max_bytes)
+        lines, count, end, full = read_batch(path, start, self.max_events, self.max_bytes)
         if end == start:
             return False
         current = self.state.current_run()
         body = {"run_id": current["run_id"] if current else None, "stream": stream,
-                "stream_id": self.state.stream_id(stream), "start": start, "end": end, "events": events}
+                "stream_id": self.state.stream_id(stream), "start": start, "end": end, "lines": lines}
         try:
             answer = await self._call("POST", f"/experiments/{self.state.experiment_id}/batches", body)
         except Conflict as conflict:
@@ -165,8 +156,8 @@ class RunSync:
             self._acked(stream, conflict.acked, 0)
             return True
         except HTTPError as error:
-            if error.status == 413 and len(events) > 1:
-                self.max_events = max(1, len(events) // 2)
+            if error.status == 413 and count > 1:
+                self.max_events = max(1, count // 2)
                 self.max_bytes = max(1024, self.max_bytes // 2)
                 return True
             raise

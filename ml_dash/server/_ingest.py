@@ -109,6 +109,10 @@ class Validator:
         if end < start:
             raise BadRequest(f"'end' ({end}) is before 'start' ({start})")
         events = body.get("events")
+        if "lines" in body:  # the client's JSONL bytes as they are: [start, end) of its file
+            if events is not None:
+                raise BadRequest("give either 'events' or 'lines', not both")
+            events = parse_lines(body["lines"], end - start)
         if not isinstance(events, list):
             raise BadRequest("field 'events' must be a list")
         if events and end == start:
@@ -173,6 +177,28 @@ class Validator:
             raise BadRequest("'context' must be an object or null")
         out.update(level=level.upper(), message=message, context=json_safe(context))
         return out
+
+
+def parse_lines(lines: Any, size: int) -> list:
+    """The records of a batch sent as JSONL bytes (msgpack bin). Exactly ``end - start`` bytes of whole lines; blank
+    lines, lines that are not JSON objects and lines torn by a crash are skipped, as a reader of the file would."""
+    if not isinstance(lines, bytes):
+        raise BadRequest(f"field 'lines' must be bytes (msgpack bin), got {type(lines).__name__}")
+    if len(lines) != size:
+        raise BadRequest(f"field 'lines' holds {len(lines)} bytes but the batch covers {size} ('end' - 'start')")
+    if lines and not lines.endswith(b"\n"):
+        raise BadRequest("field 'lines' must end with a newline")
+    events = []
+    for line in lines.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            events.append(record)
+    return events
 
 
 def metric_value(name: str, value: Any) -> Any:

@@ -56,6 +56,38 @@ async def test_batch_replay_is_not_duplicated(client):
     assert series["count"] == 10 and series["steps"] == list(range(10))
 
 
+async def test_batch_as_jsonl_bytes_is_parsed_by_the_server(client):
+    """A batch sent as the client's JSONL bytes stores its records; blank and torn lines are skipped; replay is a no-op."""
+    experiment_id = await new_experiment(client)
+    lines = (b'{"timestamp":1.0,"step":0,"metrics":{"loss":0.5}}\n\n'
+             b'{"timestamp":2.0,"step":1,"metr{"timestamp":3.0,"step":2,"metrics":{"loss":1.5}}\n'  # torn by a crash
+             b'[1, 2]\n{"timestamp":4.0,"step":3,"metrics":{"loss":"NaN","ok":true}}\n')
+    batch = {"stream": "metrics", "stream_id": "c1:metrics", "start": 0, "end": len(lines), "lines": lines}
+    first = await post_batch(client, experiment_id, batch)
+    assert first.status == 200 and await first.json() == {"acked": len(lines), "stored": 2}
+    again = await post_batch(client, experiment_id, batch)
+    assert await again.json() == {"acked": len(lines), "stored": 0, "duplicate": True}
+    series = await (await client.get(f"/api/v1/experiments/{experiment_id}/metrics/loss")).json()
+    assert series["steps"] == [0, 3] and series["values"] == [0.5, "NaN"]  # REST spells NaN as in JSONL
+
+
+async def test_malformed_jsonl_bytes_batches_are_400(client):
+    """'lines' must be bytes covering exactly end - start, end with a newline, and not come with 'events'."""
+    experiment_id = await new_experiment(client)
+    line = b'{"timestamp":1.0,"step":0,"metrics":{"loss":0.5}}\n'
+    bad = [({"lines": line, "end": len(line) + 1}, "covers"),
+           ({"lines": line[:-1], "end": len(line) - 1}, "newline"),
+           ({"lines": line.decode(), "end": len(line)}, "bytes"),
+           ({"lines": line, "end": len(line), "events": []}, "either")]
+    for fields, message in bad:
+        batch = {"stream": "metrics", "stream_id": "c1:metrics", "start": 0, **fields}
+        answer = await post_batch(client, experiment_id, batch)
+        assert answer.status == 400 and message in (await answer.json())["error"], (fields, await answer.text())
+    answer = await post_batch(client, experiment_id, {"stream": "metrics", "stream_id": "c1:metrics", "start": 0,
+                                                      "end": len(line), "lines": line})
+    assert answer.status == 200 and (await answer.json())["stored"] == 1  # nothing was applied by the refused ones
+
+
 async def test_gap_and_overlap_are_409_with_acked(client):
     """A batch that skips ahead or overlaps the acked offset is refused with the offset to resume from."""
     experiment_id = await new_experiment(client)

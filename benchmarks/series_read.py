@@ -7,7 +7,7 @@ block summaries ("cold, summaries": ``metric_series(max_points=...)``, no point 
 before each read, which then decodes only the new tail); and the 1M chart read through the GraphQL endpoint of a real
 server subprocess (a fresh process: its first read is cold, later ones warm). Runs in about a minute.
 
-    python benchmarks/series_read.py [--points 1000000 10000000] [--buckets 1000] [--repeats 5]
+    python benchmarks/series_read.py [--points 1000000 10000000] [--buckets 1000] [--repeats 5] [--db postgresql://...]
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ml_dash.server._downsample import series_result
 from ml_dash.server._sqlite import SQLiteStorage
+from ml_dash.server._storage import open_storage
 from ml_dash.server.testing import running_server
 
 BATCH = 100_000
@@ -127,10 +128,12 @@ async def main() -> None:
     parser.add_argument("--points", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--buckets", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--db", help="a PostgreSQL URL (an empty database) to measure instead of SQLite")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as data_dir:
-        storage = SQLiteStorage(str(Path(data_dir) / "ml-dash.sqlite3"))  # the file the server opens below
+        # SQLite: the file the server opens below.
+        storage = open_storage(args.db, str(Path(data_dir) / "ml-dash.sqlite3"))
         await storage.open()
         ids = {}
         for points in args.points:
@@ -140,10 +143,11 @@ async def main() -> None:
             for what, ms in (await time_storage(storage, ids[points], points, args.buckets, args.repeats)).items():
                 rows.append((f"{points:,}", what, ms, GOALS.get(points, "") if what.startswith("storage") else ""))
         await storage.close()
-        with running_server(data_dir) as base_url:
+        with running_server(data_dir, db=args.db) as base_url:
             points = min(args.points)
             ms = time_graphql(base_url, ids[points], points, args.buckets, args.repeats)
             rows.append((f"{points:,}", "HTTP GraphQL metric(maxPoints)", ms, GOALS.get(points, "")))
+    print(f"\nbackend: {'PostgreSQL' if args.db else 'SQLite'}")
     print(f"\n{'points':>12}  {'read (' + str(args.buckets) + ' buckets)':<32} {'median ms':>10}  goal")
     for points, what, ms, goal in rows:
         print(f"{points:>12}  {what:<32} {ms:>10.1f}  {goal}")

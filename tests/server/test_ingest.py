@@ -1,0 +1,66 @@
+"""Batch validation without a server: the fast paths give exactly what the full checks give."""
+from __future__ import annotations
+
+import math
+
+import orjson
+import pytest
+
+from ml_dash.server._errors import BadRequest
+from ml_dash.server._ingest import Validator
+
+VALIDATOR = Validator(max_name_length=16, max_events=1000)
+
+
+def batch(events=None, lines=None) -> dict:
+    body = {"stream": "metrics", "stream_id": "s", "start": 0}
+    if lines is not None:
+        body.update(end=len(lines), lines=lines)
+    else:
+        body.update(end=10, events=events)
+    return VALIDATOR.batch(body)["events"]
+
+
+def test_every_event_shape_is_normalised_like_the_full_check():
+    """Plain events pass as they are; extra keys, int or missing fields, big ints and NaN text are normalised."""
+    events = [
+        {"timestamp": 1.5, "step": 1, "metrics": {"loss": 0.5, "ok": True, "n": 3, "none": None}},
+        {"timestamp": 2.0, "step": None, "metrics": {"loss": 0.25}, "extra": "dropped"},
+        {"timestamp": 3, "step": 2, "metrics": {"loss": 1.0}},
+        {"timestamp": 4.0, "metrics": {"loss": 1.0}},
+        {"timestamp": 5.0, "step": 3, "metrics": {"big": 2**70, "nan": "NaN", "inf": "-Infinity"}},
+    ]
+    out = batch(events)
+    assert out[0] == {"timestamp": 1.5, "step": 1, "metrics": {"loss": 0.5, "ok": True, "n": 3, "none": None}}
+    assert out[1] == {"timestamp": 2.0, "step": None, "metrics": {"loss": 0.25}}
+    assert out[2] == {"timestamp": 3, "step": 2, "metrics": {"loss": 1.0}}
+    assert out[3] == {"timestamp": 4.0, "step": None, "metrics": {"loss": 1.0}}
+    assert out[4]["metrics"]["big"] == float(2**70) and math.isnan(out[4]["metrics"]["nan"])
+    assert out[4]["metrics"]["inf"] == -math.inf
+
+
+@pytest.mark.parametrize("event, message", [
+    ({"timestamp": 1.0, "step": True, "metrics": {"a": 1.0}}, "step"),
+    ({"timestamp": 1.0, "step": 2**63, "metrics": {"a": 1.0}}, "step"),
+    ({"timestamp": 1.0, "step": 1, "metrics": {"a": "text"}}, "metric 'a'"),
+    ({"timestamp": 1.0, "step": 1, "metrics": {"x" * 17: 1.0}}, "metric name"),
+    ({"timestamp": 1.0, "step": 1, "metrics": {"": 1.0}}, "metric name"),
+    ({"timestamp": 1.0, "step": 1, "metrics": [1.0]}, "'metrics'"),
+    ({"timestamp": "now", "step": 1, "metrics": {"a": 1.0}}, "timestamp"),
+])
+def test_bad_events_are_refused_naming_the_field(event, message):
+    """Whatever the fast path does not accept still meets the full check and its error."""
+    with pytest.raises(BadRequest, match=message):
+        batch([event])
+
+
+def test_lines_parse_the_same_with_and_without_blank_or_torn_lines():
+    """One parse for clean JSONL; blank, torn and non-object lines fall back to line by line, same records."""
+    records = [{"timestamp": float(i), "step": i, "metrics": {"loss": i / 4}} for i in range(50)]
+    clean = b"".join(orjson.dumps(r) + b"\n" for r in records)
+    assert batch(lines=clean) == records
+    messy = clean[:200] + b"\n" + clean[200:] + b'{"timestamp": 1.0, "st\n[1]\n7\n'
+    # The inserted newline cuts a line in two halves, both dropped as torn; everything else survives.
+    parsed = batch(lines=messy)
+    assert all(r in records for r in parsed) and len(parsed) == len(records) - 1
+    assert batch(lines=b"") == []

@@ -109,9 +109,8 @@ class Experiment:
         if self._uploader is not None:
             from .client._crashed import previous_run_crashed
 
-            on_disk = self._load_meta()  # as it is now: another process may have started a run since we read it
-            crashed = previous_run_crashed(self.local_path, on_disk)
-            crashed = crashed and (on_disk.get("started_at"), *crashed)
+            # The meta as it is now: another process may have started a run since we read it.
+            crashed = previous_run_crashed(self.local_path, self._load_meta())
         self._meta.update(status="running", started_at=time.time(), completed_at=None, error=None,
                           hostname=socket.gethostname(), pid=os.getpid())
         self._write_meta()

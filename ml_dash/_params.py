@@ -52,34 +52,32 @@ class ParameterManager:
         self._exp = exp
         self._store = store
 
-    def _push(self, record: dict, deferred: list) -> None:
-        # Values are converted (and so copied) here: later mutation of the caller's dicts cannot change the log.
-        # Tensors among them were cloned, not read: the writer reads them (``deferred`` says it must look).
+    def _push(self, operation: str, where: str, path: str, field: str, value: Any, **head: Any) -> None:
+        """Queue one operation record whose ``field`` holds ``value`` converted to JSON types (errors name ``path``).
+
+        Converting here copies the value, so later mutation of the caller's dicts cannot change the log. Tensors in
+        it are cloned, not read (that could wait on a GPU): the record's flag tells the writer to read them."""
+        deferred: list = []
+        record = {"timestamp": _time(), "operation": operation, **head, field: to_jsonable(value, where, path, deferred)}
         PIPELINE.queue.append((self._store.key, RECORD, "parameters", record, bool(deferred), None))
         if len(PIPELINE.queue) >= PIPELINE.threshold:
             PIPELINE.slow_path()
 
     def set(self, **params: Any) -> None:
         """Replace all parameters."""
-        deferred: list = []
-        self._push({"timestamp": _time(), "operation": "set", "data": to_jsonable(params, "params.set", "params", deferred)},
-                   deferred)
+        self._push("set", "params.set", "params", "data", params)
 
     log = set
 
     def extend(self, **params: Any) -> None:
         """Deep-merge into the existing parameters."""
-        deferred: list = []
-        self._push({"timestamp": _time(), "operation": "extend",
-                    "data": to_jsonable(params, "params.extend", "params", deferred)}, deferred)
+        self._push("extend", "params.extend", "params", "data", params)
 
     def update(self, key: str, value: Any) -> None:
         """Set one parameter; ``key`` may use dot notation (``"model.layers"``)."""
         if not isinstance(key, str) or not key or any(part == "" for part in key.split(".")):
             raise ValueError(f"params.update: key must be a non-empty dotted name, got {key!r}")
-        deferred: list = []
-        self._push({"timestamp": _time(), "operation": "update", "key": key,
-                    "value": to_jsonable(value, "params.update", key, deferred)}, deferred)
+        self._push("update", "params.update", key, "value", value, key=key)
 
     def read(self) -> dict:
         """The current parameters, replayed from parameters.jsonl (so another process sees the same)."""

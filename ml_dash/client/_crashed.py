@@ -67,15 +67,22 @@ def crash_error(meta: dict, by: str = "ml-dash sync") -> str:
             f"marked failed by {by}")
 
 
-def previous_run_crashed(directory: str, meta: dict) -> tuple[str, float] | None:
-    """When a new run starts where the meta still says ``running``: (error, ended_at) if that run's process is
-    provably gone, else ``None`` (our own process, another live one, or another host: not ours to end)."""
+def crash_verdict(directory: str, meta: dict, by: str) -> tuple[tuple[str, float] | None, str]:
+    """``((error, ended_at), why)`` when the run ``meta`` describes provably crashed (its end time estimated from its
+    last write), else ``(None, why)``."""
+    gone, why = crash_check(meta)
+    if not gone:
+        return None, why
+    return (crash_error(meta, by), last_write(directory, meta)), why
+
+
+def previous_run_crashed(directory: str, meta: dict) -> tuple[float, str, float] | None:
+    """When a new run starts where the meta still says ``running``: (its started_at, error, ended_at) if that run's
+    process is provably gone, else ``None`` (our own process, another live one, or another host: not ours to end)."""
     if meta.get("status") != "running" or meta.get("pid") == os.getpid():
         return None
-    gone, _why = crash_check(meta)
-    if not gone:
-        return None
-    return crash_error(meta, "the next run in this directory"), last_write(directory, meta)
+    ended, _why = crash_verdict(directory, meta, "the next run in this directory")
+    return None if ended is None else (meta.get("started_at"), *ended)
 
 
 def last_write(directory: str, meta: dict) -> float:

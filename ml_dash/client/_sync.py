@@ -9,7 +9,7 @@ import aiohttp
 import orjson
 
 from .._experiment import META_FILE
-from ._crashed import crash_check, crash_error, last_write, mark_meta_failed
+from ._crashed import crash_verdict, mark_meta_failed
 from ._http import Api
 from ._retry import Backoff, GiveUp, Retrier
 from ._run_sync import Parked, RunSync
@@ -83,11 +83,11 @@ async def _end_if_crashed(sync: RunSync, state: SyncState, meta: dict, result: S
     run = state.current_run()
     if meta.get("status") != "running" or run is None or run["started_at"] != meta.get("started_at"):
         return
-    crashed, why = crash_check(meta)
-    if not crashed:
+    ended, why = crash_verdict(result.path, meta, "ml-dash sync")
+    if ended is None:
         result.note = why
         return
-    error, ended_at = crash_error(meta), last_write(result.path, meta)
+    error, ended_at = ended
     if not mark_meta_failed(result.path, meta, error, ended_at):
         result.note = "its meta file changed or could not be written during the sync"
         return

@@ -15,10 +15,16 @@ def add_server_subcommand(subparsers: "argparse._SubParsersAction") -> argparse.
                                                "ML_DASH_PORT, ML_DASH_DATA, ML_DASH_DB, ML_DASH_WORKERS, "
                                                "ML_DASH_FILES, ML_DASH_S3_ENDPOINT, ML_DASH_TOKENS and "
                                                "ML_DASH_TOKENS_FILE.")
+    configure_server_parser(parser)
+    return parser
+
+
+def configure_server_parser(parser: argparse.ArgumentParser) -> None:
+    """Serving flags, ``server_main`` as the default action, and the subcommands (``ml-dash server`` and
+    ``python -m ml_dash.server`` share it)."""
     add_server_arguments(parser)
     parser.set_defaults(func=server_main)
     add_server_commands(parser)
-    return parser
 
 
 def add_server_commands(parser: argparse.ArgumentParser) -> None:
@@ -97,8 +103,6 @@ def run_server(config: ServerConfig) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml_dash.server", description="Run the ml-dash server.",
                                      allow_abbrev=False)
-    add_server_arguments(parser)
-    parser.set_defaults(func=server_main)
-    add_server_commands(parser)
+    configure_server_parser(parser)
     args = parser.parse_args(argv)
     return args.func(args)

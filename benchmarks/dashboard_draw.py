@@ -32,7 +32,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from ml_dash.server._sqlite import SQLiteStorage
+from ml_dash.server.storage.sqlite.storage import SQLiteStorage
 from ml_dash.server.testing import free_port, running_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -168,7 +168,7 @@ def graphql_alone(base_url: str, experiment_id: str, name: str, max_points: int)
 def chart_bundles(wanted: list[str]) -> dict[str, Path]:
     """The plotly.js bundles to compare: ``basic`` (fetched by `ml-dash server fetch-chart-library`) and ``full`` (the
     plotly package's); one that is not installed is skipped with a note."""
-    from ml_dash.server._dashboard import BASIC_BUNDLE, full_plotly_js_path
+    from ml_dash.server.http.dashboard import BASIC_BUNDLE, full_plotly_js_path
 
     found = {"basic": BASIC_BUNDLE if BASIC_BUNDLE.is_file() else None, "full": full_plotly_js_path()}
     bundles = {}

@@ -20,9 +20,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from ml_dash.server._downsample import series_result
-from ml_dash.server._sqlite import SQLiteStorage
-from ml_dash.server._storage import open_storage
+from ml_dash.server.series.downsample import series_result
+from ml_dash.server.storage.sqlite.storage import SQLiteStorage
+from ml_dash.server.storage.registry import open_storage
 from ml_dash.server.testing import running_server
 
 BATCH = 100_000

@@ -1,10 +1,10 @@
 """ml-dash: experiment tracking whose logging call costs about a microsecond."""
-from ._aio import use_asyncio_writer
-from ._experiment import Experiment
-from ._files import FileManager
-from ._logs import LogManager
-from ._metrics import MetricsLogger
-from ._params import ParameterManager
+from ml_dash._experiment import Experiment
+from ml_dash._files import FileManager
+from ml_dash._logs import LogManager
+from ml_dash._metrics import MetricsLogger
+from ml_dash._params import ParameterManager
+from ml_dash.pipeline.aio import use_asyncio_writer
 
 __version__ = "0.1.0"
 __all__ = ["Experiment", "FileManager", "LogManager", "MetricsLogger", "ParameterManager", "use_asyncio_writer",

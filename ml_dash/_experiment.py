@@ -13,16 +13,16 @@ from typing import Any, Callable
 
 import orjson
 
-from ._config import setting
-from ._files import FileManager, atomic_write
-from ._jsonl_sink import LocalStore
-from ._logs import LogManager
-from ._metrics import MetricsLogger
-from ._params import ParameterManager
-from ._paths import check_segments
-from ._runtime import PIPELINE
+from ml_dash._files import FileManager
+from ml_dash._logs import LogManager
+from ml_dash._metrics import MetricsLogger
+from ml_dash._params import ParameterManager
+from ml_dash._runtime import PIPELINE
+from ml_dash._settings import setting
+from ml_dash.format.layout import META_FILE, atomic_write
+from ml_dash.format.names import check_segments
+from ml_dash.sinks.jsonl import LocalStore
 
-META_FILE = ".ml-logger.meta.json"
 logger = logging.getLogger("ml_dash")
 
 
@@ -60,7 +60,7 @@ class Experiment:
         self.files = FileManager(os.path.join(self._path, "files"))
         self._uploader = None
         if self._remote:
-            from .client import attach_uploader
+            from ml_dash.upload import attach_uploader
 
             self._uploader = attach_uploader(self)
 
@@ -107,7 +107,7 @@ class Experiment:
     def _start(self) -> None:
         crashed = None
         if self._uploader is not None:
-            from .client._crashed import previous_run_crashed
+            from ml_dash.upload.crashed import previous_run_crashed
 
             # The meta as it is now: another process may have started a run since we read it.
             crashed = previous_run_crashed(self.local_path, self._load_meta())
@@ -195,7 +195,7 @@ class Experiment:
 
     async def flush_async(self, timeout: float | None = None) -> bool:
         """``flush()`` for async code: waits for the writer without blocking the event loop."""
-        from ._aio import flush_async
+        from ml_dash.pipeline.aio import flush_async
 
         return await flush_async(timeout)
 

@@ -5,21 +5,21 @@ import io
 import json
 import os
 import pickle
-import tempfile
 from typing import Any
 
 import numpy as np
 
-from ._paths import check_segments, safe_join
+from ml_dash.format.layout import TMP_MARK as _TMP_MARK
+from ml_dash.format.layout import atomic_write
+from ml_dash.format.names import check_segments, safe_join
 
 _TEXT_EXTENSIONS = {".txt", ".md", ".csv", ".log", ".yaml", ".yml", ".html", ".toml", ".ini", ".tsv"}
-_TMP_MARK = ".ml-dash-tmp-"
 
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, (np.generic, np.ndarray)):
         return value.tolist()
-    from ._values import is_torch_tensor, to_jsonable
+    from ml_dash._values import is_torch_tensor, to_jsonable
 
     if is_torch_tensor(value):
         return to_jsonable(value, "files.save", "data")
@@ -58,25 +58,6 @@ def _encode(data: Any, extension: str) -> bytes:
     if isinstance(data, str):
         return data.encode()
     return pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def atomic_write(path: str, payload: bytes) -> None:
-    """Temp file + fsync + rename: a crash never leaves a half-written file under ``path``."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_MARK, dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 class FileManager:

@@ -4,11 +4,12 @@ from __future__ import annotations
 from time import time as _time
 from typing import Any
 
-from ._jsonl_sink import LocalStore
-from ._jsonl_sink import STEP_KEY, register_metric_source
-from ._pipeline import METRIC_AGG
-from ._runtime import PIPELINE as _P
-from ._values import METRIC_TYPES as _TYPES, check_metric_value, check_step, decode_metrics, is_torch_tensor
+from ml_dash._runtime import PIPELINE as _P
+from ml_dash._values import METRIC_TYPES as _TYPES
+from ml_dash._values import check_metric_value, check_step, is_torch_tensor
+from ml_dash.format.values import decode_metrics
+from ml_dash.pipeline.core import METRIC_AGG
+from ml_dash.sinks.jsonl import STEP_KEY, LocalStore, register_metric_source
 
 _Q = _P.queue
 _AGGREGATIONS = ("mean", "sum", "min", "max", "last")
@@ -74,7 +75,7 @@ class MetricsLogger:
 
     def _collect_slow(self, key: str, value: Any) -> Any:
         if is_torch_tensor(value):  # kept on its device; flush() copies all of them to the host at once
-            from ._tensors import keep
+            from ml_dash._tensors import keep
 
             self._tensors = True
             return keep(key, value)
@@ -90,7 +91,7 @@ class MetricsLogger:
         if not rows and not additional_metrics:
             return
         if self._tensors:
-            from ._tensors import defer_rows
+            from ml_dash._tensors import defer_rows
 
             self._tensors = False
             rows = defer_rows(rows)  # one stack + one non-blocking copy per device and dtype
@@ -101,7 +102,7 @@ class MetricsLogger:
 
     def read(self) -> list[dict]:
         """Every metrics row logged so far (this process's pending rows included), oldest first."""
-        from ._jsonl import read_jsonl
+        from ml_dash.format.jsonl import read_jsonl
 
         self._exp.flush()
         rows = read_jsonl(self._store.path("metrics"))

@@ -5,10 +5,10 @@ import copy
 from time import time as _time
 from typing import Any
 
-from ._jsonl import read_jsonl
-from ._pipeline import RECORD
-from ._runtime import PIPELINE
-from ._values import to_jsonable
+from ml_dash._runtime import PIPELINE
+from ml_dash._values import to_jsonable
+from ml_dash.format.jsonl import read_jsonl
+from ml_dash.pipeline.core import RECORD
 
 
 def deep_merge(base: dict, extra: dict) -> dict:

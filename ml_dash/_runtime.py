@@ -1,8 +1,8 @@
 """The one pipeline of this process, shared by every experiment in it."""
 from __future__ import annotations
 
-from ._jsonl_sink import JsonlSink
-from ._pipeline import Pipeline
+from ml_dash.pipeline.core import Pipeline
+from ml_dash.sinks.jsonl import JsonlSink
 
 SINK = JsonlSink()
 PIPELINE = Pipeline(SINK)

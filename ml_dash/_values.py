@@ -9,13 +9,11 @@ the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (the spellings JavaScr
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
-NONFINITE_TO_TEXT = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
-TEXT_TO_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+from ml_dash.format.values import TEXT_TO_NONFINITE, decode_metrics, nonfinite_text  # noqa: F401  (re-exported for the client)
 
 # Types accepted on the hot path without further thought. Grows as numpy scalar types are met.
 METRIC_TYPES: set[type] = {float, int, bool, type(None)}
@@ -40,17 +38,13 @@ def check_metric_value(key: str, value: Any, where: str = "metrics.log") -> Any:
     if is_torch_tensor(value):
         # numel() and dtype are metadata: reading them never synchronises a GPU.
         if value.numel() == 1 and not value.dtype.is_complex:
-            from ._tensors import capture
+            from ml_dash._tensors import capture
 
             return capture(value)
         raise TypeError(f"{where}: {key}= must be a 0-d or 1-element tensor; got shape {tuple(value.shape)}")
     if isinstance(value, (int, float)):
         return value
     raise TypeError(f"{where}: {key}= has type {type(value).__name__}; expected a number (int, float, bool, numpy scalar or 1-element tensor)")
-
-
-def nonfinite_text(value: float) -> str:
-    return NONFINITE_TO_TEXT[repr(value)]
 
 
 def metric_to_python(value: Any) -> Any:
@@ -63,7 +57,9 @@ def metric_to_python(value: Any) -> Any:
             return float(value)
         return value
     if is_torch_tensor(value):
-        from ._tensors import tensor_to_python  # torch is already imported if we see a tensor
+        from ml_dash._tensors import (
+            tensor_to_python,  # torch is already imported if we see a tensor
+        )
 
         return metric_to_python(tensor_to_python(value))
     if isinstance(value, (np.ndarray, np.generic)):
@@ -89,14 +85,6 @@ def clean_metrics(metrics: dict, namespace: str | None) -> dict:
     return metrics
 
 
-def decode_metrics(metrics: dict) -> dict:
-    """Reader side: turn the non-finite spellings back into floats."""
-    for k, v in metrics.items():
-        if type(v) is str and v in TEXT_TO_NONFINITE:
-            metrics[k] = TEXT_TO_NONFINITE[v]
-    return metrics
-
-
 def check_step(step: Any, where: str) -> Any:
     if type(step) is int or step is None:
         return step
@@ -118,7 +106,7 @@ class DeferredTensor:
 def resolve_deferred(value: Any) -> Any:
     """Writer side: ``value`` with every ``DeferredTensor`` inside replaced by its numbers (waiting on the device)."""
     if type(value) is DeferredTensor:
-        from ._tensors import tensor_to_python
+        from ml_dash._tensors import tensor_to_python
 
         return to_jsonable(tensor_to_python(value.tensor, allow_many=True), value.where, value.key)
     if type(value) is dict:
@@ -156,12 +144,12 @@ def to_jsonable(value: Any, where: str, key: str, deferred: list | None = None) 
         if value.dtype.is_complex or value.device.type == "meta":
             raise TypeError(f"{where}: {key}= is a {value.dtype} tensor on {value.device}, which has no JSON value")
         if deferred is not None:
-            from ._tensors import capture
+            from ml_dash._tensors import capture
 
             placeholder = DeferredTensor(capture(value), where, key)
             deferred.append(placeholder)
             return placeholder
-        from ._tensors import tensor_to_python
+        from ml_dash._tensors import tensor_to_python
 
         return to_jsonable(tensor_to_python(value, allow_many=True), where, key)
     for base in (bool, int, float, str):  # subclasses such as enum.IntEnum or str-based enums

@@ -9,7 +9,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ml-dash", description="ml-dash experiment tracker")
     sub = parser.add_subparsers(dest="command", required=True)
     try:
-        from .server._cli import add_server_subcommand
+        from ml_dash.server.cli import add_server_subcommand
     except ImportError as exc:  # the server extra is not installed
         missing = str(exc)
         p = sub.add_parser("server", help="run the ml-dash server (needs: pip install 'ml-dash[server]')")
@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         add_server_subcommand(sub)
     try:
-        from .client._cli import add_sync_subcommand
+        from ml_dash.upload.cli import add_sync_subcommand
     except ImportError:
         pass
     else:

@@ -8,10 +8,11 @@ from typing import Any, Iterator
 
 import orjson
 
-from ._experiment import META_FILE, Experiment
-from ._jsonl import read_jsonl
-from ._params import replay
-from ._values import decode_metrics
+from ml_dash._experiment import Experiment
+from ml_dash.format.jsonl import read_jsonl
+from ml_dash.format.layout import META_FILE
+from ml_dash.format.params import replay
+from ml_dash.format.values import decode_metrics
 
 
 @contextlib.contextmanager

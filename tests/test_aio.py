@@ -177,7 +177,7 @@ def test_asyncio_writer_writes_identical_files(run_python, tmp_path):
 TICKER = r"""
 import asyncio, json, sys
 from ml_dash import Experiment
-from ml_dash._aio import CHUNK
+from ml_dash.pipeline.aio import CHUNK
 from ml_dash._runtime import PIPELINE
 
 ticks = 0

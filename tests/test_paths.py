@@ -1,6 +1,6 @@
 import pytest
 
-from ml_dash._paths import check_segments, safe_join
+from ml_dash.format.names import check_segments, safe_join
 
 
 @pytest.mark.parametrize("value", ["a", "a/b", "a//b/", "x.y", "..a", "a..b"])

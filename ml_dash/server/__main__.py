@@ -1,6 +1,6 @@
 """``python -m ml_dash.server`` — the same as ``ml-dash server``."""
 import sys
 
-from ._cli import main
+from ml_dash.server.cli import main
 
 sys.exit(main())

@@ -12,7 +12,8 @@ import msgpack
 import pytest
 
 from ml_dash.server import ServerConfig, create_app
-from ml_dash.server._storage import Storage, open_storage
+from ml_dash.server.storage.base import Storage
+from ml_dash.server.storage.registry import open_storage
 from ml_dash.server.testing import running_server
 
 # Every storage-backed test runs on SQLite and on PostgreSQL. PostgreSQL needs ML_DASH_TEST_POSTGRES (a database URL

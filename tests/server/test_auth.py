@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from ml_dash.server._cli import main
-from ml_dash.server._config import ConfigError, ServerConfig
+from ml_dash.server.cli import main
+from ml_dash.server.config import ConfigError, ServerConfig
 
 from .conftest import metric_batch, new_experiment, post_batch
 

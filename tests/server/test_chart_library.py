@@ -5,7 +5,7 @@ import hashlib
 import io
 import tarfile
 
-from ml_dash.server import _chart_library as chart_library
+from ml_dash.server import chart_library
 
 
 def tarball(bundle: bytes) -> bytes:

@@ -6,10 +6,10 @@ import sqlite3
 
 import numpy as np
 
-from ml_dash.server._chunks import COLUMNS, decode_chunks, encode_chunk, merge_encoded, to_series
-from ml_dash.server._sqlite import SQLiteStorage
-from ml_dash.server._sqlite_schema import MIGRATIONS
-from ml_dash.server._storage import VALUE_KIND_BOOL, VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_KIND_NUMBER
+from ml_dash.server.series.chunks import COLUMNS, decode_chunks, encode_chunk, merge_encoded, to_series
+from ml_dash.server.storage.sqlite.storage import SQLiteStorage
+from ml_dash.server.storage.sqlite.migrations import MIGRATIONS
+from ml_dash.server.series.types import VALUE_KIND_BOOL, VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_KIND_NUMBER
 
 
 def test_encode_decode_keeps_values_kinds_and_missing_steps():

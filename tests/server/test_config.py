@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ml_dash.server._config import ConfigError, ServerConfig, is_loopback, parse_token_entry
+from ml_dash.server.config import ConfigError, ServerConfig, is_loopback, parse_token_entry
 
 
 def test_argument_beats_environment_beats_default(monkeypatch):
@@ -44,8 +44,8 @@ def test_bad_token_entries_and_loopback_detection():
 
 def test_unsupported_database_urls_are_config_errors(tmp_path):
     """postgresql:// and postgres:// pick PostgreSQL (nothing connects until open); other schemes are rejected."""
-    from ml_dash.server._postgres import PostgresStorage
-    from ml_dash.server._storage import open_storage
+    from ml_dash.server.storage.postgres.storage import PostgresStorage
+    from ml_dash.server.storage.registry import open_storage
 
     for url in ("postgresql://localhost/db", "postgres://u:p@h:5432/db?search_path=s"):
         assert isinstance(open_storage(url, str(tmp_path / "x")), PostgresStorage)
@@ -57,7 +57,7 @@ def test_server_subcommand_mounts_on_a_parent_parser(capsys):
     """add_server_subcommand wires `ml-dash server ...` to server_main (here refusing a tokenless public bind)."""
     import argparse
 
-    from ml_dash.server._cli import add_server_subcommand
+    from ml_dash.server.cli import add_server_subcommand
 
     parser = argparse.ArgumentParser(prog="ml-dash")
     add_server_subcommand(parser.add_subparsers(dest="command"))

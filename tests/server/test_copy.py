@@ -10,10 +10,10 @@ import sys
 import asyncpg
 import pytest
 
-from ml_dash.server._copy import CopyError, copy_database
-from ml_dash.server._downsample import Envelope, series_result
-from ml_dash.server._params import merge_parameters
-from ml_dash.server._storage import open_storage
+from ml_dash.server.storage.copy import CopyError, copy_database
+from ml_dash.server.series.downsample import Envelope, series_result
+from ml_dash.format.params import replay
+from ml_dash.server.storage.registry import open_storage
 
 from .conftest import POSTGRES_URL, postgres_schema_url
 
@@ -132,7 +132,7 @@ async def test_copy_answers_the_same_and_resumes_streams_exactly_once(tmp_path):
             assert expected[a]["series"]["loss"]["envelope"] and len(expected[a]["series"]["loss"]["full"][0]) == 15100
             assert expected[a]["last"] == {"count": 15099, "loss": _plain(_value(15099)), "ok": False}
             assert expected[b]["last"]["big"] == 2**62 + 4
-            assert merge_parameters(expected[a]["params"])["model"] == {"lr": 0.01, "layers": [1, 2], "dropout": 0.5}
+            assert replay(expected[a]["params"])["model"] == {"lr": 0.01, "layers": [1, 2], "dropout": 0.5}
 
             # The client resumes against the new server: its next batch continues the copied offset...
             r1, r2, _ = seeded["runs"]
@@ -201,7 +201,7 @@ async def test_newer_source_schema_is_refused(tmp_path):
 
 async def test_older_source_schema_is_migrated_first(tmp_path, monkeypatch):
     """An older ml-dash's database (per-point metric rows) is migrated as the server would do, then copied."""
-    from ml_dash.server import _sqlite_schema
+    from ml_dash.server.storage.sqlite import migrations as _sqlite_schema
 
     path = str(tmp_path / "ml-dash.sqlite3")
     latest = _sqlite_schema.MIGRATIONS

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import gzip
 
-from ml_dash.server import _dashboard
+from ml_dash.server.http import dashboard as _dashboard
 
 
 async def test_assets_are_prepared_at_startup_without_a_request(make_client, monkeypatch):
@@ -38,7 +38,7 @@ def test_chart_js_option_must_name_a_file(tmp_path):
     """A --chart-js path that is not a file is refused at start-up, naming the option."""
     import pytest
 
-    from ml_dash.server._config import ConfigError, ServerConfig
+    from ml_dash.server.config import ConfigError, ServerConfig
 
     with pytest.raises(ConfigError, match="--chart-js"):
         ServerConfig.resolve(data_dir=str(tmp_path), chart_js=str(tmp_path / "nope.js"))

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ml_dash.server._downsample import minmax_indices, series_result
-from ml_dash.server._storage import VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_KIND_NUMBER, Series
+from ml_dash.server.series.downsample import minmax_indices, series_result
+from ml_dash.server.series.types import VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_KIND_NUMBER, Series
 
 
 def test_short_series_is_returned_whole():

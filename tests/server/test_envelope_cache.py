@@ -1,7 +1,7 @@
 """Repeated chart reads of a big series answered from block summaries are kept per state of the series."""
 from __future__ import annotations
 
-from ml_dash.server._downsample import Envelope, series_result
+from ml_dash.server.series.downsample import Envelope, series_result
 
 
 async def add(storage, experiment_id, index, points):

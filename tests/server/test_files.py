@@ -6,8 +6,8 @@ import hashlib
 import pytest
 from yarl import URL
 
-from ml_dash.server._errors import BadRequest
-from ml_dash.server._files import check_file_path
+from ml_dash.server.errors import BadRequest
+from ml_dash.server.files.base import check_file_path
 
 from .conftest import new_experiment
 

@@ -6,8 +6,8 @@ import math
 import orjson
 import pytest
 
-from ml_dash.server._errors import BadRequest
-from ml_dash.server._ingest import Validator
+from ml_dash.server.errors import BadRequest
+from ml_dash.server.ingest import Validator
 
 VALIDATOR = Validator(max_name_length=16, max_events=1000)
 

@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from ml_dash.server._storage import open_storage
+from ml_dash.server.storage.registry import open_storage
 
 from .conftest import POSTGRES_URL, postgres_schema_url
 

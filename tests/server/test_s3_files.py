@@ -9,9 +9,9 @@ import pytest
 from yarl import URL
 
 from ml_dash.server import ServerConfig
-from ml_dash.server._cli import main as server_cli
-from ml_dash.server._config import ConfigError, parse_s3_url
-from ml_dash.server._files import open_file_store
+from ml_dash.server.cli import main as server_cli
+from ml_dash.server.config import ConfigError, parse_s3_url
+from ml_dash.server.files.registry import open_file_store
 from ml_dash.server.testing import running_server
 
 from .conftest import new_experiment

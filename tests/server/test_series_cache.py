@@ -11,7 +11,7 @@ import random
 import numpy as np
 import pytest
 
-from ml_dash.server._series_cache import ENV, SeriesCache
+from ml_dash.server.series.cache import ENV, SeriesCache
 
 
 @contextlib.asynccontextmanager

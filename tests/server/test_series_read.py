@@ -6,7 +6,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from ml_dash.server._downsample import minmax_indices, series_result
+from ml_dash.server.series.downsample import minmax_indices, series_result
 
 
 async def new_series(storage, batches):
@@ -68,7 +68,7 @@ async def test_step_times_sample_the_whole_series(storage):
 
 async def test_small_batches_are_merged_into_few_chunks(tmp_path, monkeypatch):
     """SQLite: a live run's one-point batches collect in a tail chunk instead of one row each."""
-    from ml_dash.server import _sqlite
+    from ml_dash.server.storage.sqlite import storage as _sqlite
 
     MERGE_BELOW = 16  # each batch is an fsync'd transaction: keep the test short
     monkeypatch.setattr(_sqlite, "MERGE_BELOW", MERGE_BELOW)

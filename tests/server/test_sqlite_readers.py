@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from ml_dash.server._sqlite import SQLiteStorage
+from ml_dash.server.storage.sqlite.storage import SQLiteStorage
 
 
 @pytest.fixture

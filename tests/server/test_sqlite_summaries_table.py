@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import sqlite3
 
-from ml_dash.server._chunks import encode_chunk
-from ml_dash.server._downsample import Envelope
-from ml_dash.server._sqlite import SQLiteStorage
-from ml_dash.server._sqlite_schema import MIGRATIONS
+from ml_dash.server.series.chunks import encode_chunk
+from ml_dash.server.series.downsample import Envelope
+from ml_dash.server.storage.sqlite.storage import SQLiteStorage
+from ml_dash.server.storage.sqlite.migrations import MIGRATIONS
 
 
 async def test_summary_rows_follow_chunks_through_merges(tmp_path):

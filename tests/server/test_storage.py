@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from ml_dash.server._errors import NotFound, StreamConflict
-from ml_dash.server._params import merge_parameters
+from ml_dash.server.errors import NotFound, StreamConflict
+from ml_dash.format.params import replay
 
 
 async def test_failed_batch_leaves_nothing_half_written(storage):
@@ -71,10 +71,10 @@ async def test_points_without_step_read_back_with_nan_step(storage):
     assert math.isnan(series.steps[0]) and series.steps[1] == 3 and series.values.tolist() == [2.0, 1.0]
 
 
-def test_merge_parameters_semantics():
+def test_replay_semantics():
     """set replaces everything, extend deep-merges, update writes a dotted key."""
     ops = [{"operation": "set", "data": {"a": {"b": 1}, "old": 1}},
            {"operation": "set", "data": {"a": {"b": 1, "c": 2}}},
            {"operation": "extend", "data": {"a": {"c": 3, "d": 4}}},
            {"operation": "update", "key": "a.e.f", "value": 5}]
-    assert merge_parameters(ops) == {"a": {"b": 1, "c": 3, "d": 4, "e": {"f": 5}}}
+    assert replay(ops) == {"a": {"b": 1, "c": 3, "d": 4, "e": {"f": 5}}}

@@ -7,11 +7,12 @@ import asyncpg
 import numpy as np
 import pytest
 
-from ml_dash.server._chunks import BLOCK, SUMMARY_DTYPE, encode_chunk, summarize
-from ml_dash.server._downsample import Envelope, series_result
-from ml_dash.server._sqlite import SQLiteStorage
-from ml_dash.server._sqlite_schema import MIGRATIONS
-from ml_dash.server._storage import VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_KIND_NUMBER, open_storage
+from ml_dash.server.series.chunks import BLOCK, SUMMARY_DTYPE, encode_chunk, summarize
+from ml_dash.server.series.downsample import Envelope, series_result
+from ml_dash.server.storage.sqlite.storage import SQLiteStorage
+from ml_dash.server.storage.sqlite.migrations import MIGRATIONS
+from ml_dash.server.storage.registry import open_storage
+from ml_dash.server.series.types import VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_KIND_NUMBER
 
 from .conftest import POSTGRES_URL, postgres_schema_url
 
@@ -177,7 +178,7 @@ async def test_sqlite_migration_backfills_summaries(tmp_path):
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL tests need ML_DASH_TEST_POSTGRES=postgresql://...")
 async def test_postgres_migration_backfills_summaries():
-    from ml_dash.server._postgres_schema import MIGRATIONS as PG_MIGRATIONS
+    from ml_dash.server.storage.postgres.migrations import MIGRATIONS as PG_MIGRATIONS
 
     with postgres_schema_url() as url:
         storage = open_storage(url, "unused")
@@ -198,7 +199,7 @@ async def test_postgres_migration_backfills_summaries():
                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING pk", name_pk, chunk.n, chunk.step_min,
                     chunk.step_max, chunk.steps, chunk.values, chunk.kinds, chunk.timestamps)
                 await conn.execute("UPDATE metric_names SET tail_pk = $1 WHERE pk = $2", pk, name_pk)
-                from ml_dash.server._postgres_schema import migrate
+                from ml_dash.server.storage.postgres.migrations import migrate
 
                 assert await migrate(conn) == PG_MIGRATIONS[-1][0]
                 assert await conn.fetchval("SELECT summary FROM metric_chunks WHERE pk = $1", pk) == chunk.summary

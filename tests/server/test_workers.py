@@ -115,7 +115,7 @@ def test_sigterm_stops_every_worker(tmp_path):
 
 
 def test_workers_setting_resolves_from_flag_and_environment(monkeypatch):
-    from ml_dash.server._config import ConfigError, ServerConfig
+    from ml_dash.server.config import ConfigError, ServerConfig
 
     monkeypatch.setenv("ML_DASH_WORKERS", "3")
     assert ServerConfig.resolve().workers == 3

@@ -1,0 +1,44 @@
+"""Where an experiment's data lives: ``<root>/<namespace>/<workspace>/[<directory>/]<prefix>/`` holds these files."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+META_FILE = ".ml-logger.meta.json"
+SYNC_STATE_FILE = ".ml-dash-sync.json"  # what has reached the server (written by the uploader)
+FILES_DIR = "files"
+# The three append-only streams. Parameters come first: they describe what the metrics belong to, and the uploader
+# sends streams in this order.
+STREAMS = ("parameters", "metrics", "logs")
+STREAM_FILES = {"parameters": "parameters.jsonl", "metrics": "metrics.jsonl", "logs": "logs.jsonl"}
+# Status as the meta file spells it (lower case) and as the server's runs carry it (upper case).
+RUN_STATUSES = ("RUNNING", "COMPLETED", "FAILED")
+FINAL_STATUSES = ("COMPLETED", "FAILED")
+TMP_MARK = ".ml-dash-tmp-"  # in the name of a temporary file that atomic_write has not renamed yet
+
+
+def stream_path(directory: str, stream: str) -> str:
+    return os.path.join(directory, STREAM_FILES[stream])
+
+
+def meta_path(directory: str) -> str:
+    return os.path.join(directory, META_FILE)
+
+
+def atomic_write(path: str, payload: bytes) -> None:
+    """Temp file + fsync + rename: a crash never leaves a half-written file under ``path``."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_MARK, dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

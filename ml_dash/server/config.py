@@ -1,0 +1,163 @@
+"""Server configuration: every setting resolves as argument → ``ML_DASH_<NAME>`` environment variable → default."""
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+from ml_dash._settings import setting
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_DATA_DIR = "./ml-dash-data"
+
+# A token maps to the namespaces it may touch; ``None`` means every namespace.
+TokenTable = Mapping[str, "frozenset[str] | None"]
+
+
+class ConfigError(ValueError):
+    """A configuration the server refuses to start with; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    data_dir: str = DEFAULT_DATA_DIR
+    db_url: str | None = None  # None: SQLite file inside data_dir
+    tokens: TokenTable = field(default_factory=dict)
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_events: int = 100_000
+    max_name_length: int = 256
+    max_file_bytes: int = 16 * 1024**3
+    workers: int = 1  # processes serving one port (SO_REUSEPORT); see _workers
+    files: str | None = None  # None: blobs under data_dir; "s3://bucket/prefix": an S3-compatible store (_s3_files)
+    s3_endpoint: str | None = None  # e.g. http://minio:9000; None: AWS S3 (region etc. from boto3's own chain)
+    chart_js: str | None = None  # a plotly.js bundle to serve; None: the basic bundle if fetched, else plotly's full one
+
+    @classmethod
+    def resolve(
+        cls,
+        host: str | None = None,
+        port: int | None = None,
+        data_dir: str | None = None,
+        db_url: str | None = None,
+        tokens: Iterable[str] | None = None,
+        tokens_file: str | None = None,
+        workers: int | None = None,
+        files: str | None = None,
+        s3_endpoint: str | None = None,
+        chart_js: str | None = None,
+        **limits: int,
+    ) -> "ServerConfig":
+        """Build a config from explicit arguments, falling back to ``ML_DASH_*`` variables and defaults."""
+        table: dict[str, frozenset[str] | None] = {}
+        for entry in _token_entries(tokens, tokens_file):
+            token, namespaces = parse_token_entry(entry)
+            table[token] = namespaces
+        config = cls(
+            host=setting("HOST", host, DEFAULT_HOST),
+            port=setting("PORT", port, DEFAULT_PORT, int),
+            data_dir=setting("DATA", data_dir, DEFAULT_DATA_DIR),
+            db_url=setting("DB", db_url, None),
+            tokens=table,
+            workers=setting("WORKERS", workers, 1, int),
+            files=setting("FILES", files, None),
+            s3_endpoint=setting("S3_ENDPOINT", s3_endpoint, None),
+            chart_js=setting("CHART_JS", chart_js, None),
+            **limits,
+        )
+        config.check()
+        return config
+
+    @property
+    def sqlite_path(self) -> str:
+        return os.path.join(self.data_dir, "ml-dash.sqlite3")
+
+    def check(self) -> None:
+        """Refuse configurations that would expose data: a non-loopback bind without any token."""
+        if self.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {self.workers}")
+        self.check_files()
+        if self.chart_js is not None and not os.path.isfile(self.chart_js):
+            raise ConfigError(f"--chart-js (ML_DASH_CHART_JS): no such file {self.chart_js!r}")
+        if not self.tokens and not is_loopback(self.host):
+            raise ConfigError(
+                f"refusing to bind {self.host!r} without authentication: anyone on the network could read and write "
+                "experiments. Pass --token TOKEN, --tokens-file FILE or set ML_DASH_TOKENS, or bind 127.0.0.1."
+            )
+
+    def check_files(self) -> None:
+        """``--files`` is unset or ``s3://bucket[/prefix]`` (then boto3 must be installed); ``--s3-endpoint`` an URL."""
+        if self.files is not None:
+            parse_s3_url(self.files)
+        if self.s3_endpoint is not None:
+            if self.files is None:
+                raise ConfigError("--s3-endpoint (ML_DASH_S3_ENDPOINT) is only used with --files s3://bucket/prefix")
+            if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", self.s3_endpoint):
+                raise ConfigError(f"--s3-endpoint must be an http:// or https:// URL such as http://minio:9000, "
+                                  f"got {self.s3_endpoint!r}")
+        if self.files is not None and importlib.util.find_spec("boto3") is None:
+            raise ConfigError(f"--files {self.files} needs boto3: pip install 'ml-dash[s3]'")
+
+
+# S3 and its usual clones: 3-63 characters, letters, digits, '.', '-' (and '_' for older buckets).
+_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]")
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` → ``("bucket", "some/prefix")`` (prefix may be empty) or ``ConfigError``."""
+    scheme, sep, rest = url.partition("://")
+    bucket, _, prefix = rest.partition("/")
+    segments = [s for s in prefix.split("/") if s]
+    if (not sep or scheme.lower() != "s3" or not _BUCKET.fullmatch(bucket) or any(s in (".", "..") for s in segments)
+            or any(c in url for c in "\x00\\?#") or any(c.isspace() for c in url)):
+        raise ConfigError(f"--files (ML_DASH_FILES) must be s3://bucket or s3://bucket/prefix (or unset: files under "
+                          f"--data), got {url!r}")
+    return bucket, "/".join(segments)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a hostname or "0.0.0.0"-like wildcard we cannot vouch for
+
+
+def parse_token_entry(entry: str) -> tuple[str, frozenset[str] | None]:
+    """``TOKEN`` grants every namespace; ``TOKEN=ns1,ns2`` limits the token to those namespaces.
+
+    Split at the last ``=``: a token may contain ``=`` itself (base64 padding, ``abc==``), and namespace names never
+    do. An entry ending in ``=`` is a plain token, not a token limited to nothing.
+    """
+    token, sep, namespaces = entry.strip().rpartition("=")
+    if not sep or not namespaces.strip():
+        token = entry.strip()
+        if not token:
+            raise ConfigError(f"empty token in {entry!r}")
+        return token, None
+    if not token:
+        raise ConfigError(f"empty token in {entry!r}")
+    allowed = frozenset(ns.strip() for ns in namespaces.split(",") if ns.strip())
+    if not allowed:
+        raise ConfigError(f"token entry {entry!r} names no namespace after '='")
+    return token, allowed
+
+
+def _token_entries(tokens: Iterable[str] | None, tokens_file: str | None) -> list[str]:
+    entries = list(tokens or [])
+    tokens_file = setting("TOKENS_FILE", tokens_file, None)
+    if tokens_file:
+        with open(tokens_file, encoding="utf-8") as f:
+            for line in f:
+                line = line.split("#", 1)[0].strip()
+                if line:
+                    entries.append(line)
+    # ML_DASH_TOKENS adds to (never replaces) the command line: whitespace-separated entries.
+    entries.extend(os.environ.get("ML_DASH_TOKENS", "").split())
+    return entries

@@ -1,0 +1,214 @@
+"""REST endpoints under ``/api/v1`` (see docs/protocol.md for the contract)."""
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+from aiohttp import web
+
+from ml_dash.format.layout import RUN_STATUSES
+from ml_dash.format.params import replay
+from ml_dash.server.errors import BadRequest, BrokenBody, NotFound
+from ml_dash.server.files.base import check_file_path
+from ml_dash.server.http.app import BLOBS_KEY, CONFIG_KEY, STORAGE_KEY, json_response
+from ml_dash.server.http.auth import allowed_namespaces, check_namespace
+from ml_dash.server.ingest import Validator, decode_body
+from ml_dash.server.series.downsample import series_result
+
+routes = web.RouteTableDef()
+API = "/api/v1"
+EXPERIMENT = API + "/experiments/{experiment_id}"
+MAX_QUERY_POINTS = 1_000_000
+
+
+def respond(request: web.Request, data: Any, status: int = 200) -> web.Response:
+    if "application/msgpack" in request.headers.get("Accept", ""):
+        return web.Response(body=msgpack.packb(data), status=status, content_type="application/msgpack")
+    return json_response(data, status)
+
+
+def validator(request: web.Request) -> Validator:
+    config = request.app[CONFIG_KEY]
+    return Validator(config.max_name_length, config.max_events)
+
+
+async def read_body(request: web.Request) -> Any:
+    config = request.app[CONFIG_KEY]
+    if request.content_length is not None and request.content_length > config.max_body_bytes:
+        raise web.HTTPRequestEntityTooLarge(max_size=config.max_body_bytes, actual_size=request.content_length)
+    try:
+        raw = await request.read()  # aiohttp enforces client_max_size (413) for chunked bodies without a length
+    except web.RequestPayloadError as exc:  # e.g. a body claiming gzip that is not
+        raise BrokenBody(f"malformed request body: {exc}") from None
+    return decode_body(raw, request.content_type if request.body_exists else "")
+
+
+async def authorized_experiment(request: web.Request) -> dict[str, Any]:
+    """The experiment named in the URL, after checking the token may see its namespace (404 before 403 is fine:
+    ids are unguessable random hex)."""
+    experiment = await request.app[STORAGE_KEY].get_experiment(request.match_info["experiment_id"])
+    check_namespace(allowed_namespaces(request), experiment["namespace"])
+    return experiment
+
+
+def public(experiment: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in experiment.items() if k != "pk"}
+
+
+def int_query(request: web.Request, key: str, default: int | None, lo: int, hi: int) -> int | None:
+    raw = request.query.get(key)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter {key!r} must be an integer") from None
+    if not lo <= value <= hi:
+        raise BadRequest(f"query parameter {key!r} must be between {lo} and {hi}")
+    return value
+
+
+@routes.get("/health")
+async def health(request: web.Request) -> web.Response:
+    return json_response({"ok": True, "protocol": 1})
+
+
+@routes.post(API + "/experiments")
+async def create_experiment(request: web.Request) -> web.Response:
+    v = validator(request)
+    body = v.obj(await read_body(request))
+    namespace = v.name(body, "namespace")
+    check_namespace(allowed_namespaces(request), namespace)
+    experiment_id, created = await request.app[STORAGE_KEY].create_experiment(
+        namespace, v.name(body, "workspace"), v.name(body, "directory", required=False, default="") or "",
+        v.name(body, "prefix"), v.text(body, "readme"), v.name(body, "hostname", required=False))
+    return respond(request, {"experiment_id": experiment_id, "created": created})
+
+
+@routes.get(API + "/experiments")
+async def list_experiments(request: web.Request) -> web.Response:
+    allowed = allowed_namespaces(request)
+    namespace = request.query.get("namespace") or None
+    if namespace is not None:
+        check_namespace(allowed, namespace)
+        allowed = frozenset([namespace])
+    status = request.query.get("status") or None
+    if status is not None and status not in RUN_STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(RUN_STATUSES)}")
+    found = await request.app[STORAGE_KEY].list_experiments(
+        allowed, request.query.get("workspace") or None, status,
+        int_query(request, "limit", 100, 1, 10_000), int_query(request, "offset", 0, 0, 2**62))
+    return respond(request, {"experiments": [public(e) for e in found]})
+
+
+@routes.get(EXPERIMENT)
+async def get_experiment(request: web.Request) -> web.Response:
+    experiment = await authorized_experiment(request)
+    storage, experiment_id = request.app[STORAGE_KEY], experiment["id"]
+    return respond(request, {**public(experiment),
+                             "params": replay(await storage.parameter_ops(experiment_id)),
+                             "metric_names": await storage.metric_names(experiment_id),
+                             "last_metrics": await storage.last_metrics(experiment_id),
+                             "runs": await storage.list_runs(experiment_id)})
+
+
+@routes.post(EXPERIMENT + "/runs")
+async def create_run(request: web.Request) -> web.Response:
+    v = validator(request)
+    body = v.obj(await read_body(request))
+    experiment = await authorized_experiment(request)
+    run_id = await request.app[STORAGE_KEY].create_run(
+        experiment["id"], v.name(body, "client_run_id"), v.name(body, "hostname", required=False),
+        v.number(body, "started_at"))
+    return respond(request, {"run_id": run_id})
+
+
+@routes.patch(API + "/runs/{run_id}")
+async def update_run(request: web.Request) -> web.Response:
+    v = validator(request)
+    body = v.obj(await read_body(request))
+    status, error, ended_at = v.status(body), v.text(body, "error"), v.number(body, "ended_at")
+    storage = request.app[STORAGE_KEY]
+    run = await storage.get_run(request.match_info["run_id"])
+    check_namespace(allowed_namespaces(request), run["namespace"])
+    await storage.update_run(run["id"], status, error, ended_at)
+    return respond(request, {"ok": True})
+
+
+@routes.post(EXPERIMENT + "/batches")
+async def append_batch(request: web.Request) -> web.Response:
+    batch = validator(request).batch(await read_body(request))
+    experiment = await authorized_experiment(request)
+    result = await request.app[STORAGE_KEY].apply_batch(experiment["id"], **batch)
+    answer = {"acked": result.acked, "stored": result.stored}
+    if result.duplicate:
+        answer["duplicate"] = True
+    return respond(request, answer)
+
+
+@routes.get(EXPERIMENT + "/streams")
+async def streams(request: web.Request) -> web.Response:
+    experiment = await authorized_experiment(request)
+    return respond(request, {"streams": await request.app[STORAGE_KEY].stream_offsets(experiment["id"])})
+
+
+@routes.get(EXPERIMENT + "/parameters")
+async def parameters(request: web.Request) -> web.Response:
+    experiment = await authorized_experiment(request)
+    return respond(request, replay(await request.app[STORAGE_KEY].parameter_ops(experiment["id"])))
+
+
+@routes.get(EXPERIMENT + "/metrics")
+async def metric_names(request: web.Request) -> web.Response:
+    experiment = await authorized_experiment(request)
+    return respond(request, {"names": await request.app[STORAGE_KEY].metric_names(experiment["id"])})
+
+
+@routes.get(EXPERIMENT + "/metrics/{name:.+}")
+async def metric(request: web.Request) -> web.Response:
+    experiment = await authorized_experiment(request)
+    name = request.match_info["name"]
+    max_points = int_query(request, "max_points", None, 1, MAX_QUERY_POINTS)
+    series = await request.app[STORAGE_KEY].metric_series(
+        experiment["id"], name, int_query(request, "step_min", None, -(2**63), 2**63 - 1),
+        int_query(request, "step_max", None, -(2**63), 2**63 - 1), max_points)
+    if series is None:
+        raise NotFound(f"no metric {name!r} in experiment {experiment['id']!r}")
+    return respond(request, series_result(name, series, max_points, nonfinite_as_text=True))
+
+
+@routes.get(EXPERIMENT + "/logs")
+async def logs(request: web.Request) -> web.Response:
+    experiment = await authorized_experiment(request)
+    level = (request.query.get("level") or "").upper() or None
+    found = await request.app[STORAGE_KEY].logs(experiment["id"], level, int_query(request, "limit", None, 1, 10**7))
+    return respond(request, {"logs": found})
+
+
+@routes.put(EXPERIMENT + "/files/{path:.+}")
+async def upload_file(request: web.Request) -> web.Response:
+    path = check_file_path(request.match_info["path"])
+    experiment = await authorized_experiment(request)
+    config = request.app[CONFIG_KEY]
+    sha256, size = await request.app[BLOBS_KEY].put(request.content.iter_chunked(1 << 20), config.max_file_bytes)
+    await request.app[STORAGE_KEY].put_file(experiment["id"], path, size, sha256)
+    return respond(request, {"path": path, "size": size, "sha256": sha256})
+
+
+@routes.get(EXPERIMENT + "/files/{path:.+}")
+async def download_file(request: web.Request) -> web.StreamResponse:
+    path = check_file_path(request.match_info["path"])
+    experiment = await authorized_experiment(request)
+    record = await request.app[STORAGE_KEY].get_file(experiment["id"], path)
+    return await request.app[BLOBS_KEY].response(
+        request, record["sha256"], {"Content-Type": "application/octet-stream", "X-Content-SHA256": record["sha256"]})
+
+
+@routes.get(EXPERIMENT + "/files")
+async def list_files(request: web.Request) -> web.Response:
+    experiment = await authorized_experiment(request)
+    return respond(request, {"files": await request.app[STORAGE_KEY].list_files(experiment["id"])})
+
+
+def setup_routes(app: web.Application) -> None:
+    app.add_routes(routes)

@@ -1,0 +1,139 @@
+"""The storage interface every backend implements (SQLite, PostgreSQL); ``registry`` opens one by URL.
+
+All SQL lives behind this interface. Records cross it as plain dicts with snake_case keys so that routes and the
+GraphQL schema never depend on a backend. Events handed to ``apply_batch`` are already validated by ``server.ingest``.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from ml_dash.server.series.types import Series
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    acked: int
+    stored: int
+    duplicate: bool = False
+
+
+# The experiment record (see docs/server.md) in SQL both backends speak: status and completed_at from the latest run,
+# started_at from the earliest. Wrap it as ``SELECT * FROM (EXPERIMENT_SELECT) x WHERE ...`` to filter.
+EXPERIMENT_SELECT = """
+SELECT e.pk, e.id, e.namespace, e.workspace, e.directory, e.prefix, e.readme, e.created_at,
+       COALESCE(e.hostname, r.hostname) AS hostname, r.status,
+       (SELECT MIN(started_at) FROM runs WHERE experiment_pk = e.pk) AS started_at,
+       CASE WHEN r.status != 'RUNNING' THEN r.ended_at END AS completed_at
+FROM experiments e
+LEFT JOIN runs r ON r.pk = (SELECT MAX(pk) FROM runs WHERE experiment_pk = e.pk)
+"""
+
+
+def log_records(rows_newest_first: list) -> list[dict[str, Any]]:
+    """(timestamp, level, message, context JSON text) rows, newest first, as log dicts oldest first like a log file."""
+    return [{"timestamp": ts, "level": lv, "message": msg, "context": orjson.loads(ctx) if ctx else None}
+            for ts, lv, msg, ctx in reversed(rows_newest_first)]
+
+
+class Storage(abc.ABC):
+    """Async storage API. Experiment and run ids are opaque strings; unknown ids raise ``NotFound``."""
+
+    async def open(self) -> None:
+        """Create or migrate the schema and get ready for calls."""
+
+    async def close(self) -> None:
+        """Release connections and threads."""
+
+    # experiments and runs
+    @abc.abstractmethod
+    async def create_experiment(self, namespace: str, workspace: str, directory: str, prefix: str,
+                                readme: str | None, hostname: str | None) -> tuple[str, bool]: ...
+
+    @abc.abstractmethod
+    async def get_experiment(self, experiment_id: str) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    async def list_experiments(self, namespaces: frozenset[str] | None, workspace: str | None, status: str | None,
+                               limit: int, offset: int) -> list[dict[str, Any]]:
+        """``namespaces``: only experiments in these (None: all)."""
+
+    @abc.abstractmethod
+    async def list_namespaces(self) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def list_workspaces(self, namespace: str) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def create_run(self, experiment_id: str, client_run_id: str, hostname: str | None,
+                         started_at: float | None) -> str: ...
+
+    @abc.abstractmethod
+    async def get_run(self, run_id: str) -> dict[str, Any]:
+        """The run record plus ``experiment_id`` and ``namespace`` (for authorization)."""
+
+    @abc.abstractmethod
+    async def update_run(self, run_id: str, status: str, error: str | None, ended_at: float | None) -> None: ...
+
+    @abc.abstractmethod
+    async def list_runs(self, experiment_id: str) -> list[dict[str, Any]]: ...
+
+    # ingest
+    @abc.abstractmethod
+    async def apply_batch(self, experiment_id: str, run_id: str | None, stream: str, stream_id: str, start: int,
+                          end: int, events: list[dict[str, Any]]) -> BatchResult:
+        """Store ``events`` and move the stream's acked offset from ``start`` to ``end`` in one transaction.
+
+        Replays (``end <= acked``) store nothing and report ``duplicate``; any other ``start != acked`` raises
+        ``StreamConflict``. A failure part-way leaves neither events nor offset changed.
+        """
+
+    @abc.abstractmethod
+    async def stream_offsets(self, experiment_id: str) -> dict[str, int]: ...
+
+    # reads
+    @abc.abstractmethod
+    async def parameter_ops(self, experiment_id: str) -> list[dict[str, Any]]:
+        """Parameter records in the order they were stored (merge them with ``_params.replay``)."""
+
+    @abc.abstractmethod
+    async def metric_names(self, experiment_id: str) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def last_metrics(self, experiment_id: str) -> dict[str, Any]:
+        """Name → the most recently stored value (non-finite floats as floats)."""
+
+    @abc.abstractmethod
+    async def metric_series(self, experiment_id: str, name: str, step_min: float | None,
+                            step_max: float | None, max_points: int | None = None) -> Series | None:
+        """The series in step order, None when the experiment has no metric of that name.
+
+        ``max_points``: the answer will be downsampled to that many buckets (``_downsample.series_result``), so a
+        backend may return an ``_downsample.Envelope`` (already downsampled, from block summaries) instead.
+        """
+
+    async def metric_step_times(self, experiment_id: str, name: str,
+                                max_points: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """About ``max_points`` (step, timestamp) pairs spread evenly over the series, first and last included.
+
+        The dashboard draws a wall-time axis by interpolating between them, so series answers need no timestamps.
+        None when there is no metric of that name. Optional for a backend: the dashboard then offers only steps.
+        """
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    async def logs(self, experiment_id: str, level: str | None, limit: int | None) -> list[dict[str, Any]]: ...
+
+    # files (the bytes live in the blob store; storage keeps the experiment's path → blob mapping)
+    @abc.abstractmethod
+    async def put_file(self, experiment_id: str, path: str, size: int, sha256: str) -> None: ...
+
+    @abc.abstractmethod
+    async def get_file(self, experiment_id: str, path: str) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    async def list_files(self, experiment_id: str) -> list[dict[str, Any]]: ...

@@ -1,0 +1,122 @@
+"""Versioned PostgreSQL migrations. Append new versions; never edit one that has shipped.
+
+Several server workers (or machines) may start at once against one database, so ``migrate`` holds a PostgreSQL
+advisory lock (keyed by the current schema) while it reads the version and applies what is missing.
+"""
+from __future__ import annotations
+
+import time
+from typing import Awaitable, Callable
+
+import asyncpg
+import numpy as np
+
+from ml_dash.server.series.chunks import COLUMNS, DTYPES, summarize
+
+
+async def _chunk_summaries(conn: asyncpg.Connection) -> None:
+    """Version 2: a ``summary`` column per chunk (see ``_chunks.summarize``), computed for every existing chunk."""
+    await conn.execute("ALTER TABLE metric_chunks ADD COLUMN summary BYTEA")
+    for pk in [r[0] for r in await conn.fetch("SELECT pk FROM metric_chunks ORDER BY pk")]:  # one chunk at a time
+        row = await conn.fetchrow("SELECT steps, vals, kinds FROM metric_chunks WHERE pk = $1", pk)
+        steps, values, kinds = (np.frombuffer(blob, DTYPES[c]) for blob, c in zip(row, COLUMNS))
+        await conn.execute("UPDATE metric_chunks SET summary = $1 WHERE pk = $2",
+                           summarize(steps, values, kinds).tobytes(), pk)
+
+
+MIGRATIONS: list[tuple[int, str | Callable[[asyncpg.Connection], Awaitable[None]]]] = [
+    (1, """
+    CREATE TABLE experiments (
+        pk BIGSERIAL PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        namespace TEXT NOT NULL, workspace TEXT NOT NULL, directory TEXT NOT NULL, prefix TEXT NOT NULL,
+        readme TEXT, hostname TEXT, created_at DOUBLE PRECISION NOT NULL,
+        UNIQUE (namespace, workspace, directory, prefix)
+    );
+    CREATE TABLE runs (
+        pk BIGSERIAL PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        experiment_pk BIGINT NOT NULL REFERENCES experiments(pk),
+        client_run_id TEXT NOT NULL,
+        status TEXT NOT NULL, hostname TEXT, started_at DOUBLE PRECISION, ended_at DOUBLE PRECISION, error TEXT,
+        UNIQUE (experiment_pk, client_run_id)
+    );
+    -- The acknowledged byte offset of each client stream: the heart of idempotent ingest, shared by all workers.
+    CREATE TABLE streams (
+        experiment_pk BIGINT NOT NULL REFERENCES experiments(pk),
+        stream_id TEXT NOT NULL,
+        acked BIGINT NOT NULL,
+        PRIMARY KEY (experiment_pk, stream_id)
+    );
+    -- One row per (experiment, metric name), with the latest value: last_int keeps 64-bit ints exact, last_num the
+    -- rest, last_kind tells number/bool/null/NaN apart (see _storage.VALUE_KIND_*). step_hi and ordered (every point
+    -- so far came in step order: reads skip the sort) and tail_pk (the newest chunk, which a small next batch of the
+    -- same run is merged into) are kept as in SQLite. A batch locks its names' rows, so a series has one writer.
+    CREATE TABLE metric_names (
+        pk BIGSERIAL PRIMARY KEY,
+        experiment_pk BIGINT NOT NULL REFERENCES experiments(pk),
+        name TEXT NOT NULL,
+        last_num DOUBLE PRECISION, last_int BIGINT, last_kind SMALLINT,
+        step_hi DOUBLE PRECISION, ordered BOOLEAN NOT NULL DEFAULT TRUE, tail_pk BIGINT,
+        UNIQUE (experiment_pk, name)
+    );
+    -- Columnar chunks: one row per (batch, metric name) holding little-endian arrays (see _chunks): float64 steps
+    -- (NaN: no step), float64 values (column vals), int8 kinds, float64 timestamps. step_min/step_max (NULL when the chunk has no
+    -- step) let a step-range read skip whole chunks; a 1M-point series is a few dozen rows.
+    CREATE TABLE metric_chunks (
+        pk BIGSERIAL PRIMARY KEY,
+        name_pk BIGINT NOT NULL REFERENCES metric_names(pk),
+        run_pk BIGINT,
+        n INTEGER NOT NULL,
+        step_min DOUBLE PRECISION, step_max DOUBLE PRECISION,
+        steps BYTEA NOT NULL, vals BYTEA NOT NULL, kinds BYTEA NOT NULL, timestamps BYTEA NOT NULL
+    );
+    CREATE INDEX metric_chunks_series ON metric_chunks (name_pk, pk);
+    -- Parameter records and log contexts are kept as JSON text, not JSONB, so key order survives.
+    CREATE TABLE parameters (
+        pk BIGSERIAL PRIMARY KEY,
+        experiment_pk BIGINT NOT NULL REFERENCES experiments(pk),
+        run_pk BIGINT, record TEXT NOT NULL
+    );
+    CREATE INDEX parameters_experiment ON parameters (experiment_pk, pk);
+    CREATE TABLE logs (
+        pk BIGSERIAL PRIMARY KEY,
+        experiment_pk BIGINT NOT NULL REFERENCES experiments(pk),
+        run_pk BIGINT, timestamp DOUBLE PRECISION, level TEXT, message TEXT, context TEXT
+    );
+    CREATE INDEX logs_experiment ON logs (experiment_pk, level, pk);
+    CREATE INDEX logs_experiment_pk ON logs (experiment_pk, pk);
+    CREATE TABLE files (
+        experiment_pk BIGINT NOT NULL REFERENCES experiments(pk),
+        path TEXT NOT NULL, size BIGINT NOT NULL, sha256 TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (experiment_pk, path)
+    );
+    """),
+    (2, _chunk_summaries),
+]
+
+# pg_advisory_lock key: fixed namespace for ml-dash, hashed with the schema so test schemas do not serialise.
+_LOCK_SQL = "SELECT pg_advisory_lock(hashtext('ml-dash-migrate:' || current_schema()))"
+_UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtext('ml-dash-migrate:' || current_schema()))"
+
+
+async def migrate(conn: asyncpg.Connection) -> int:
+    """Apply every migration newer than the database's version, each in its own transaction; return the version."""
+    await conn.execute(_LOCK_SQL)
+    try:
+        await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                           "(version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
+        current = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        for version, sql in MIGRATIONS:
+            if version <= current:
+                continue
+            async with conn.transaction():
+                if callable(sql):
+                    await sql(conn)
+                else:
+                    await conn.execute(sql)  # simple-query protocol: several statements at once
+                await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2)", version, time.time())
+            current = version
+        return current
+    finally:
+        await conn.execute(_UNLOCK_SQL)

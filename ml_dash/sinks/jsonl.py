@@ -1,0 +1,265 @@
+"""The local sink: encodes events with orjson and appends each file's lines with one ``write()`` per batch.
+
+Files are opened ``O_APPEND``: several processes (DDP ranks, DataLoader workers) appending to one experiment never
+interleave inside a line, because each batch of whole lines goes down in a single ``write``.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import math
+import os
+from typing import Callable
+
+import orjson
+
+from ml_dash._values import clean_metrics, json_safe, metric_to_python, resolve_deferred
+from ml_dash.format.layout import stream_path
+from ml_dash.format.values import TEXT_TO_NONFINITE
+from ml_dash.pipeline.core import METRIC_AGG
+
+logger = logging.getLogger("ml_dash")
+
+_OPTS = orjson.OPT_APPEND_NEWLINE
+
+
+STORES: list["LocalStore"] = []  # index = LocalStore.key
+
+# A metric event is the caller's kwargs dict with two int items appended: ``{source: timestamp, STEP_KEY: step}``.
+# ``source`` (>= 1) indexes METRIC_SOURCES: which store, which namespace, and whether values need converting.
+STEP_KEY = 0
+METRIC_SOURCES: list[tuple[int, str | None, bool]] = [(-1, None, False)]
+
+
+def register_metric_source(store_key: int, namespace: str | None, convert: bool) -> int:
+    METRIC_SOURCES.append((store_key, namespace, convert))
+    return len(METRIC_SOURCES) - 1
+
+
+def split_metric_event(event: dict) -> tuple[int, str | None, bool, float, object]:
+    """Take the two appended items off a metric event: (store key, namespace, convert, timestamp, step)."""
+    _, step = event.popitem()
+    source, timestamp = event.popitem()
+    store_key, namespace, convert = METRIC_SOURCES[source]
+    return store_key, namespace, convert, timestamp, step
+
+
+class LocalStore:
+    """One experiment's directory as seen by the writer: lazily opened append-only files.
+
+    Events name their store by ``key`` (an int), not by reference: a queued tuple of atomic values is untracked by
+    Python's cyclic GC after its first young collection, so a long queue costs full collections nothing.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.key = len(STORES)
+        STORES.append(self)
+        self.dropped = 0  # events dropped by the ``drop`` back-pressure policy
+        self._fds: dict[str, int] = {}
+        self._pending: dict[str, list[bytes]] = {}  # lines that could not be written yet (disk full, ...)
+
+    def path(self, stream: str) -> str:
+        return stream_path(self.directory, stream)
+
+    def append(self, stream: str, lines: list[bytes]) -> None:
+        pending = self._pending.pop(stream, None)
+        if pending:
+            lines = pending + lines
+        data = b"".join(lines)
+        try:
+            fd = self._fds.get(stream)
+            if fd is None:
+                os.makedirs(self.directory, exist_ok=True)
+                fd = self._fds[stream] = os.open(self.path(stream), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            view = memoryview(data)
+            while view:  # a regular file takes it all at once; loop only for the pathological short write
+                written = os.write(fd, view)
+                view = view[written:]
+        except OSError as exc:
+            # Keep whole lines for the next attempt: nothing logged is lost if the disk comes back.
+            self._pending[stream] = [data]
+            raise StoreError(f"{self.path(stream)}: {exc.strerror or exc}") from exc
+
+    def sync(self) -> None:
+        for fd in self._fds.values():
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                if exc.errno not in (errno.EINVAL, errno.EROFS):
+                    raise
+
+    def close(self) -> None:
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
+
+class StoreError(OSError):
+    pass
+
+
+def _aggregate(rows: list, how: str, step, extra: dict, namespace: str | None) -> tuple[object, dict]:
+    if type(rows) is not list:  # collected tensors, stacked and copied by the caller (ml_dash._tensors.DeferredRows)
+        rows = rows.resolve()
+    columns: dict[str, list] = {}
+    last_step = None
+    for row_step, metrics in rows:
+        if row_step is not None:
+            last_step = row_step
+        for k, v in metrics.items():
+            v = metric_to_python(v)
+            if isinstance(v, str):  # non-finite spelled as text; aggregate the float
+                v = TEXT_TO_NONFINITE[v]
+            if v is not None:
+                columns.setdefault(k, []).append(float(v) if type(v) is bool else v)
+    out = {}
+    for k, values in columns.items():
+        if how == "mean":
+            out[k] = math.fsum(values) / len(values)
+        elif how == "sum":
+            out[k] = math.fsum(values) if any(type(v) is float for v in values) else sum(values)
+        elif how == "min":
+            out[k] = min(values)
+        elif how == "max":
+            out[k] = max(values)
+        else:  # "last"
+            out[k] = values[-1]
+    out.update(extra)
+    return (step if step is not None else last_step), clean_metrics(out, namespace)
+
+
+def _encode_line(record: dict) -> bytes:
+    try:
+        return orjson.dumps(record, option=_OPTS)
+    except orjson.JSONEncodeError:  # e.g. an int beyond 64 bits: keep the point, as a float
+        return orjson.dumps(json_safe(record), option=_OPTS)
+
+
+_ROW_SEPARATOR = b'},{"timestamp":'
+_ENCODE_CHUNK = 256  # measured: 256-512 rows per call beat 1024 by ~12% (fewer row dicts alive at each young GC)
+
+
+def _encode_metric_rows(rows: list[dict]) -> list[bytes]:
+    """Encode many metric rows with one orjson call, then cut the JSON array into lines.
+
+    Safe because a metric row is flat — ``{"timestamp", "step", "metrics": {name: scalar}}`` — so the byte sequence
+    ``},{"timestamp":`` only occurs between rows: inside a string orjson would have escaped the quote.
+
+    Rows of plain values arrive unchecked: orjson writes NaN and ±inf as ``null``, so a chunk whose JSON holds
+    ``null`` anywhere (a non-finite value, a None, or just a name containing it) or that orjson refuses (a numpy
+    float32, an int beyond 64 bits) has its values converted and is encoded again. Checking each row's values in
+    Python instead cost the writer about a quarter of its time per row.
+    """
+    try:
+        array = orjson.dumps(rows)
+    except orjson.JSONEncodeError:
+        array = None
+    if array is None or b"null" in array:
+        for row in rows:
+            _convert_values(row["metrics"])
+        try:
+            array = orjson.dumps(rows)
+        except orjson.JSONEncodeError:
+            return [_encode_line(row) for row in rows]
+    return [array[1:-1].replace(_ROW_SEPARATOR, b'}\n{"timestamp":'), b"\n"]
+
+
+def _convert_values(metrics: dict) -> None:
+    """Non-finite floats to their text spelling, numpy scalars to Python; strings are already converted ones."""
+    for key, value in metrics.items():
+        if type(value) is not str:
+            metrics[key] = metric_to_python(value)
+
+
+class JsonlSink:
+    def __init__(self) -> None:
+        self.on_error: Callable[[BaseException | None], None] = lambda exc: None
+        self.after_write: list[Callable[[set], None]] = []  # e.g. the uploader: "new durable bytes in these stores"
+        self._stores_with_pending: set[LocalStore] = set()
+
+    def export(self, batch: list) -> None:
+        stores = STORES
+        by_file: dict[tuple[LocalStore, str], list[bytes]] = {}
+        metric_rows: dict[int, list[dict]] = {}  # per store key; encoded with one orjson call per chunk
+        encoded: dict[int, list[bytes]] = {}
+        last_key, rows = None, []
+        sources = METRIC_SOURCES
+        for event in batch:
+            try:
+                if type(event) is dict:  # a metric row: see split_metric_event, inlined here for speed
+                    _, step = event.popitem()
+                    source, timestamp = event.popitem()
+                    key, namespace, convert = sources[source]
+                    if key != last_key:  # consecutive events usually share a store: skip the dict lookup
+                        rows = metric_rows.get(key)
+                        if rows is None:
+                            rows = metric_rows[key] = []
+                        last_key = key
+                    if convert or namespace is not None:  # plain rows are checked per chunk when encoded
+                        event = clean_metrics(event, namespace)
+                    rows.append({"timestamp": timestamp, "step": step, "metrics": event})
+                    if len(rows) == _ENCODE_CHUNK:  # encode early: short-lived rows keep the GC's young generation small
+                        encoded.setdefault(key, []).extend(_encode_metric_rows(rows))
+                        rows.clear()
+                    continue
+                kind = event[1]
+                if kind == METRIC_AGG:
+                    rows_in, how, extra, namespace = event[4]
+                    step, metrics = _aggregate(rows_in, how, event[3], extra, namespace)
+                    if metrics:
+                        metric_rows.setdefault(event[0], []).append({"timestamp": event[2], "step": step, "metrics": metrics})
+                        last_key = None
+                else:  # RECORD: a JSON record (parameters, logs); event[4]: it holds tensors still to be read
+                    record = resolve_deferred(event[3]) if event[4] else event[3]
+                    by_file.setdefault((stores[event[0]], event[2]), []).append(_encode_line(record))
+            except Exception as exc:  # a bug must not kill the writer; say what was lost
+                logger.error("ml-dash: dropped an event that could not be encoded: %r", exc)
+        for key, rows in metric_rows.items():
+            by_file[(stores[key], "metrics")] = encoded.get(key, []) + (_encode_metric_rows(rows) if rows else [])
+        for store in list(self._stores_with_pending):
+            for stream in list(store._pending):
+                by_file.setdefault((store, stream), [])
+        self._write(by_file)
+
+    def count_drop(self, event: dict | tuple) -> None:
+        store_key = split_metric_event(event)[0] if type(event) is dict else event[0]
+        STORES[store_key].dropped += 1
+
+    def _write(self, by_file: dict) -> None:
+        error = None
+        touched = set()
+        for (store, stream), lines in by_file.items():
+            try:
+                store.append(stream, lines)
+                touched.add(store)
+            except StoreError as exc:
+                error = exc
+            if store.has_pending:
+                self._stores_with_pending.add(store)
+            else:
+                self._stores_with_pending.discard(store)
+        self.on_error(error)
+        for listener in self.after_write:
+            listener(touched)
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._stores_with_pending)
+
+    def shutdown(self, timeout: float | None) -> None:
+        pass
+
+    def after_fork_in_child(self) -> None:
+        # Lines the parent could not write yet are the parent's to retry: a child writing them too would duplicate them.
+        for store in self._stores_with_pending:
+            store._pending.clear()
+        self._stores_with_pending.clear()
+

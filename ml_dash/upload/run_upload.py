@@ -1,0 +1,261 @@
+"""Mirror one experiment directory to the server: the experiment, its runs, the three JSONL streams and its files.
+
+Used by the background uploader (one step at a time, paced) and by ``ml-dash sync`` (until caught up). Exactly-once:
+a batch covers the byte range ``[start, end)`` of a stream's file and the server applies it only if ``start`` is
+where it stopped; the local state only ever moves to offsets the server acknowledged.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Callable
+
+from ml_dash.format.layout import FINAL_STATUSES, STREAMS
+from ml_dash.format.layout import TMP_MARK as _TMP_MARK
+from ml_dash.upload.http import Api, Conflict, HTTPError, file_url_path
+from ml_dash.upload.state import SyncState
+
+logger = logging.getLogger("ml_dash")
+
+
+class Parked(Exception):
+    """The server refused something that retrying cannot fix (auth, validation): stop syncing this run."""
+
+
+def extends_acked(path: str, acked: int) -> bool:
+    """Whether the file still holds the ``acked`` bytes the server has: at least that long, with a line ending
+    where they end (the writer only appends, so anything else means the file was replaced or truncated)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(acked - 1)
+            return f.read(1) == b"\n"
+    except FileNotFoundError:
+        return False
+
+
+def read_batch(path: str, start: int, max_events: int, max_bytes: int) -> tuple[bytes, int, int, bool]:
+    """Whole lines from ``start``, as the file's bytes: at most ``max_events`` lines / about ``max_bytes``; returns
+    (lines, line count, end, full), ``full`` meaning a cap was reached (more may follow at once).
+
+    The bytes go to the server as they are (it parses them): parsing here would cost the training process about
+    2 µs of GIL time per event. An unterminated tail is left for later (the writer may be finishing it); blank or
+    corrupt complete lines travel too and the server skips them, so a torn line left by a crash never stalls the
+    stream."""
+    window = max_bytes
+    while True:
+        try:
+            with open(path, "rb") as f:
+                f.seek(start)
+                data = f.read(window)
+        except FileNotFoundError:
+            return b"", 0, start, False
+        cut = data.rfind(b"\n")
+        if cut >= 0 or len(data) < window:
+            break
+        window *= 2  # a single line longer than the window: take it whole
+    if cut < 0:
+        return b"", 0, start, False
+    full = len(data) >= window
+    data = data[:cut + 1]
+    count = data.count(b"\n")
+    if count > max_events:  # cut after the max_events-th line
+        position = -1
+        for _ in range(max_events):
+            position = data.index(b"\n", position + 1)
+        data, count, full = data[:position + 1], max_events, True
+    return data, count, start + len(data), full
+
+
+def changed_files(files_dir: str, known: dict[str, list[int]]) -> list[str]:
+    """Closed files (not temp files of an atomic save in progress) that are new or changed since uploaded."""
+    found = []
+    for dirpath, _dirs, names in os.walk(files_dir):
+        for name in names:
+            if _TMP_MARK in name:
+                continue
+            full = os.path.join(dirpath, name)
+            try:
+                st = os.stat(full)
+            except FileNotFoundError:
+                continue
+            rel = os.path.relpath(full, files_dir).replace(os.sep, "/")
+            if known.get(rel) != [st.st_size, st.st_mtime_ns]:
+                found.append(rel)
+    return sorted(found)
+
+
+class RunSync:
+    def __init__(self, api: Api, state: SyncState, identity: dict[str, Any], max_events: int = 50_000,
+                 max_bytes: int = 4 << 20, on_ids: Callable[[str | None, str | None], None] | None = None,
+                 on_acked: Callable[[str, int], None] | None = None) -> None:
+        self.api = api
+        self.state = state
+        self.identity = identity  # namespace, workspace, prefix, directory, readme, hostname
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.on_ids = on_ids or (lambda experiment_id, run_id: None)
+        self.on_acked = on_acked or (lambda stream, nbytes: None)
+        self.ready = False  # experiment known and server offsets read in this session
+        self.sent = {s: 0 for s in STREAMS}  # events acknowledged in this session
+        self.files_sent = 0
+        self.statuses_sent: list[str] = []
+        self.resets = 0  # consecutive re-registrations after a 404, to stop a loop against a broken server
+        state.bind_remote(api.base_url)
+
+    # -- setup ----------------------------------------------------------------------------------------------------
+    async def setup(self) -> None:
+        ident = self.identity
+        body = {k: ident[k] for k in ("namespace", "workspace", "prefix") if ident.get(k)}
+        for optional in ("directory", "readme", "hostname"):
+            if ident.get(optional):
+                body[optional] = ident[optional]
+        answer = await self._call("POST", "/experiments", body)
+        if answer["experiment_id"] != self.state.experiment_id:
+            self.state.experiment_id = answer["experiment_id"]
+            self.state.save()
+        # The server's offsets are the truth (our file may be older than its last answer, or it may have been reset).
+        offsets = (await self._call("GET", f"/experiments/{self.state.experiment_id}/streams"))["streams"]
+        self.state.acked = {s: int(offsets.get(self.state.stream_id(s), 0)) for s in STREAMS}
+        self.state.save()
+        self.ready = True
+        self.on_ids(self.state.experiment_id, None)
+
+    async def ensure_runs(self) -> None:
+        for run in self.state.runs:
+            if run["run_id"] is None:
+                body = {"client_run_id": run["client_run_id"], "started_at": run["started_at"]}
+                if run.get("hostname"):
+                    body["hostname"] = run["hostname"]
+                answer = await self._call("POST", f"/experiments/{self.state.experiment_id}/runs", body)
+                run["run_id"] = answer["run_id"]
+                run["sent_status"] = run["sent_status"] or "RUNNING"  # a new run starts RUNNING on the server
+                self.state.save()
+        current = self.state.current_run()
+        if current is not None:
+            self.on_ids(None, current["run_id"])
+
+    # -- data -----------------------------------------------------------------------------------------------------
+    async def push_stream(self, stream: str) -> bool:
+        """Send the next batch of ``stream``; ``True`` if it was full (more is waiting: do not pause)."""
+        path = os.path.join(self.state.directory, f"{stream}.jsonl")
+        start = self.state.acked[stream]
+        if start and not extends_acked(path, start):
+            logger.warning("ml-dash: %s no longer extends the %d bytes the server acknowledged (replaced or truncated);"
+                           " uploading its content as a new stream", path, start)
+            self.state.restart_stream(stream)
+            start = 0
+        lines, count, end, full = read_batch(path, start, self.max_events, self.max_bytes)
+        if end == start:
+            return False
+        current = self.state.current_run()
+        body = {"run_id": current["run_id"] if current else None, "stream": stream,
+                "stream_id": self.state.stream_id(stream), "start": start, "end": end, "lines": lines}
+        try:
+            answer = await self._call("POST", f"/experiments/{self.state.experiment_id}/batches", body)
+        except Conflict as conflict:
+            logger.debug("ml-dash: %s resumes at server offset %d (was %d)", stream, conflict.acked, start)
+            self._acked(stream, conflict.acked, 0)
+            return True
+        except HTTPError as error:
+            if error.status == 413 and count > 1:
+                self.max_events = max(1, count // 2)
+                self.max_bytes = max(1024, self.max_bytes // 2)
+                return True
+            raise
+        self._acked(stream, int(answer.get("acked", end)), int(answer.get("stored", 0)))
+        return full
+
+    def _acked(self, stream: str, acked: int, stored: int) -> None:
+        before = self.state.acked[stream]
+        self.state.acked[stream] = acked
+        self.state.save()
+        self.sent[stream] += stored
+        self.on_acked(stream, acked - before)
+
+    async def push_files(self) -> int:
+        files_dir = os.path.join(self.state.directory, "files")
+        uploaded = 0
+        for rel in changed_files(files_dir, self.state.files):
+            seen: list[int] = []
+
+            def remember(size: int, mtime_ns: int) -> None:
+                seen[:] = [size, mtime_ns]  # the version actually sent, not the one scanned a moment earlier
+
+            try:
+                await self.api.call("PUT", file_url_path(self.state.experiment_id, rel),
+                                    file_path=os.path.join(files_dir, rel), on_open=remember)
+            except FileNotFoundError:
+                continue  # deleted (or replaced and gone) since the scan
+            except HTTPError as error:
+                if error.status == 404:
+                    raise
+                # One bad file (a name the server refuses) must not stop the rest; remember it to not retry forever.
+                logger.error("ml-dash: file %s was not uploaded: %s", rel, error)
+            self.state.files[rel] = seen
+            self.state.save()
+            uploaded += 1
+            self.files_sent += 1
+        return uploaded
+
+    # -- status ---------------------------------------------------------------------------------------------------
+    def caught_up(self) -> bool:
+        """No complete line beyond what the server acknowledged (an unterminated tail is not data yet)."""
+        for stream, pending in self.state.pending_bytes().items():
+            if pending:
+                with open(os.path.join(self.state.directory, f"{stream}.jsonl"), "rb") as f:
+                    f.seek(self.state.acked[stream])
+                    if b"\n" in f.read(pending):
+                        return False
+        return True
+
+    async def push_statuses(self) -> None:
+        """Final statuses, only once every byte before them has been acknowledged (status follows the data)."""
+        if not self.caught_up():
+            return
+        for run in self.state.runs:
+            if run["run_id"] is not None and run["status"] in FINAL_STATUSES and run["sent_status"] != run["status"]:
+                body = {"status": run["status"]}
+                if run.get("error") is not None:
+                    body["error"] = run["error"]
+                if run.get("ended_at") is not None:
+                    body["ended_at"] = run["ended_at"]
+                await self._call("PATCH", f"/runs/{run['run_id']}", body)
+                run["sent_status"] = run["status"]
+                self.statuses_sent.append(run["status"])
+                self.state.forget_finished_runs()
+                self.state.save()
+
+    def finished(self) -> bool:
+        """Everything on disk is on the server, including the final status of every ended run."""
+        return self.caught_up() and not changed_files(os.path.join(self.state.directory, "files"), self.state.files) \
+            and all(r["sent_status"] == r["status"] for r in self.state.runs if r["status"] in FINAL_STATUSES)
+
+    # -- one round ------------------------------------------------------------------------------------------------
+    async def step(self, with_files: bool = True) -> bool:
+        """Setup if needed, then one batch per stream, new files and due statuses; ``True`` if more is waiting."""
+        try:
+            if not self.ready:
+                await self.setup()
+            await self.ensure_runs()
+            behind = False
+            for stream in STREAMS:
+                behind = await self.push_stream(stream) or behind
+            if with_files:
+                await self.push_files()
+            if not behind:
+                await self.push_statuses()
+            self.resets = 0
+            return behind
+        except HTTPError as error:
+            if error.status == 404 and self.resets < 3:
+                self.resets += 1
+                # The server lost the experiment or run (a wiped data dir): register again and resend from 0.
+                logger.warning("ml-dash: %s; registering the experiment again", error)
+                self.ready = False
+                self.state.bind_remote("reset:")
+                self.state.bind_remote(self.api.base_url)
+                return True
+            raise Parked(str(error)) from error
+
+    async def _call(self, method: str, path: str, body: Any = None) -> dict:
+        return await self.api.call(method, path, body)

@@ -1,0 +1,104 @@
+"""What has reached the server, persisted beside the run's files in ``.ml-dash-sync.json``.
+
+The server is the authority on what it stored (``GET …/streams``), but remembering its last answer locally lets a
+restarted process or ``ml-dash sync`` resume without re-reading from offset 0, and it keeps the identities that make
+retries idempotent: the stream ids (the server dedupes by ``(experiment, stream_id, offset)``) and each run's
+``client_run_id`` (the server returns the same run for a retried create).
+"""
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from typing import Any
+
+import orjson
+
+from ml_dash.format.layout import STREAMS, SYNC_STATE_FILE, atomic_write
+
+STATE_FILE = SYNC_STATE_FILE
+
+
+class SyncState:
+    """The sync state of one experiment directory. Only the uploader's thread (or ``ml-dash sync``) touches it."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.path = os.path.join(directory, STATE_FILE)
+        data = self._load()
+        self.client_id: str = data.get("client_id") or uuid.uuid4().hex
+        self.remote: str | None = data.get("remote")
+        self.experiment_id: str | None = data.get("experiment_id")
+        self.acked: dict[str, int] = {s: int(data.get("acked", {}).get(s, 0)) for s in STREAMS}
+        # Bumped when a stream's file was replaced or truncated behind our back: its content is then a new stream.
+        self.generations: dict[str, int] = {s: int(data.get("generations", {}).get(s, 0)) for s in STREAMS}
+        # Runs whose latest status the server may not know yet, oldest first; see ``Run``.
+        self.runs: list[dict[str, Any]] = list(data.get("runs", []))
+        # Uploaded files: relative path -> [size, mtime_ns], to skip files that did not change.
+        self.files: dict[str, list[int]] = dict(data.get("files", {}))
+
+    def _load(self) -> dict:
+        try:
+            with open(self.path, "rb") as f:
+                data = orjson.loads(f.read())
+            return data if isinstance(data, dict) else {}
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            return {}
+
+    def stream_id(self, stream: str) -> str:
+        """Stable for the life of the JSONL file: the server keys its offsets by it."""
+        generation = self.generations[stream]
+        return f"{self.client_id}:{stream}" + (f":{generation}" if generation else "")
+
+    def restart_stream(self, stream: str) -> None:
+        """The file no longer extends what the server acknowledged: send it from offset 0 under a new stream id."""
+        self.generations[stream] += 1
+        self.acked[stream] = 0
+        self.save()
+
+    def bind_remote(self, remote: str) -> None:
+        """A different server knows nothing of what the last one acknowledged: start over for it."""
+        remote = remote.rstrip("/")
+        if self.remote not in (None, remote):
+            self.experiment_id = None
+            self.acked = {s: 0 for s in STREAMS}
+            self.files = {}
+            for run in self.runs:
+                run["run_id"] = None
+                run["sent_status"] = None
+        self.remote = remote
+
+    # -- runs ---------------------------------------------------------------------------------------------------
+    def new_run(self, started_at: float, hostname: str | None) -> dict[str, Any]:
+        run = {"client_run_id": uuid.uuid4().hex, "run_id": None, "started_at": started_at, "hostname": hostname,
+               "status": "RUNNING", "error": None, "ended_at": None, "sent_status": None}
+        self.runs.append(run)
+        self.save()
+        return run
+
+    def current_run(self) -> dict[str, Any] | None:
+        return self.runs[-1] if self.runs else None
+
+    def forget_finished_runs(self) -> None:
+        """Keep only runs the server has not heard the last of, plus the latest (its id tags new batches)."""
+        self.runs = [r for r in self.runs[:-1] if r["sent_status"] != r["status"]] + self.runs[-1:]
+
+    # -- persistence ----------------------------------------------------------------------------------------------
+    def save(self) -> None:
+        data = {"client_id": self.client_id, "remote": self.remote, "experiment_id": self.experiment_id,
+                "acked": self.acked, "generations": self.generations, "runs": self.runs, "files": self.files, "saved_at": time.time()}
+        try:
+            atomic_write(self.path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        except OSError:
+            pass  # the server still knows its offsets; losing this cache costs a resync, never data
+
+    def pending_bytes(self) -> dict[str, int]:
+        """Bytes of each stream's file the server has not acknowledged."""
+        out = {}
+        for stream in STREAMS:
+            try:
+                size = os.path.getsize(os.path.join(self.directory, f"{stream}.jsonl"))
+            except FileNotFoundError:
+                size = 0
+            out[stream] = max(0, size - self.acked[stream])
+        return out

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import posixpath
+import re
 import urllib.error
 import urllib.request
 
@@ -50,10 +52,33 @@ def wait_for_charts(page, count: int) -> None:
 def test_index_and_assets_are_served(server):
     base_url, _, _ = server
     with urllib.request.urlopen(base_url + "/") as answer:
-        assert b'<main id="main">' in answer.read()
-    for path in ("/static/app.js", "/static/app.css", "/static/vendor/plotly.min.js"):
+        index = answer.read().decode()
+    assert '<main id="main">' in index
+    for path in ("/static/js/main.js", "/static/app.css", "/static/vendor/plotly.min.js"):
         with urllib.request.urlopen(base_url + path) as answer:
-            assert answer.status == 200 and len(answer.read()) > 1000, path
+            assert answer.status == 200 and len(answer.read()) > 500, path
+
+
+def test_index_preloads_every_module_of_the_app(server):
+    """index.html lists each ES module for modulepreload (so they download in parallel, not one import level per
+    round trip); that list must be exactly the modules main.js imports, directly or not."""
+    base_url, _, _ = server
+    with urllib.request.urlopen(base_url + "/") as answer:
+        index = answer.read().decode()
+    assert '<script type="module" src="/static/js/main.js"></script>' in index
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="([^"]+)">', index))
+    imported, queue = set(), ["/static/js/main.js"]
+    while queue:
+        path = queue.pop()
+        if path in imported:
+            continue
+        imported.add(path)
+        with urllib.request.urlopen(base_url + path) as answer:
+            assert answer.status == 200 and answer.headers["Content-Type"].startswith("application/javascript"), path
+            source = answer.read().decode()
+        assert source.startswith("// "), f"{path} should open with a one-line comment saying what it holds"
+        queue += [posixpath.join(posixpath.dirname(path), name) for name in re.findall(r'from "\./([\w.]+)";$', source, re.M)]
+    assert preloaded == imported
 
 
 def fetch(url: str, **headers: str) -> tuple[int, dict, bytes]:
@@ -64,7 +89,7 @@ def fetch(url: str, **headers: str) -> tuple[int, dict, bytes]:
         return error.code, dict(error.headers), error.read()
 
 
-@pytest.mark.parametrize("path", ["/", "/static/app.js", "/static/app.css", "/static/vendor/plotly.min.js"])
+@pytest.mark.parametrize("path", ["/", "/static/js/main.js", "/static/js/charts.js", "/static/app.css", "/static/vendor/plotly.min.js"])
 def test_static_assets_are_gzipped_and_revalidate_to_304(server, path):
     base_url, _, _ = server
     status, plain_headers, plain = fetch(base_url + path)

@@ -1,0 +1,21 @@
+// ml-dash dashboard entry point: a dependency-free single-page app over the server's /graphql and /api/v1 reads.
+
+import { loadPlotly } from "./charts.js";
+import { navigator_ } from "./navigator.js";
+import { route, setNavigatorReady } from "./router.js";
+
+document.getElementById("nav-search").addEventListener("input", (event) => {
+  navigator_.query = event.target.value.trim();
+  navigator_.render();
+});
+window.addEventListener("hashchange", route);
+
+(async function start() {
+  // The navigator's list and the view's own requests go out together; neither waits for the other or for plotly.
+  setNavigatorReady(navigator_.refresh().catch(console.error));
+  await route();
+  // A page without charts still readies plotly for the next view, once it has rendered.
+  loadPlotly().catch(console.error);
+  // New experiments appear in the navigator without a reload.
+  setInterval(() => navigator_.refresh().catch(console.error), 10000);
+})();

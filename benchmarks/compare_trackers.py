@@ -18,6 +18,12 @@ reported as skipped::
 """
 from __future__ import annotations
 
+# Layout (a comment, not the docstring: the docstring is --help): this file is the driver (arguments, the
+# subprocesses, aggregation, tables and chart); each tracker is an adapter in trackers/<tracker>.py behind
+# trackers/base.py's Tracker; what runs inside the worker and read-back processes (the timed loop, CPU/RSS sampling,
+# the GPU-sync counter) is trackers/harness.py. The children are this script again (--worker/--readback), so they
+# find trackers/ the way it does.
+
 import argparse
 import datetime as _dt
 import json
@@ -29,509 +35,22 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections import deque
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-KEYS = ("loss", "acc", "lr")
+# run as a script, benchmarks/ is sys.path[0] already; imported (or run with -m) it may not be
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
 
-# name -> (label, module the worker needs, what it calls per step)
-TRACKERS = {
-    "mldash": ("ml-dash (local)", "ml_dash", "exp.metrics.log(step=i, **d)"),
-    "mldash_remote": ("ml-dash (remote, local server)", "ml_dash.server.testing", "exp.metrics.log(step=i, **d), remote=URL"),
-    "wandb": ("W&B offline", "wandb", "wandb.log(d, step=i)"),
-    "mlflow": ("MLflow (sqlite, sync)", "mlflow", "mlflow.log_metrics(d, step=i)"),
-    "mlflow_async": ("MLflow (sqlite, synchronous=False)", "mlflow", "mlflow.log_metrics(d, step=i, synchronous=False)"),
-    "tensorboard": ("TensorBoard (torch SummaryWriter)", "tensorboard", "3 x writer.add_scalar(k, v, i)"),
-    "aim": ("Aim", "aim", "run.track(d, step=i)"),
-    "deque": ("baseline: deque.append(dict)", None, "q.append({'step': i, **d})"),
-    "orjson": ("baseline: orjson + buffered write", "orjson", "f.write(orjson.dumps({'step': i, **d}) + b'\\n')"),
-}
-ORDER = list(TRACKERS)
-DIST = {"ml_dash": "ml-dash", "ml_dash.server.testing": "ml-dash", "wandb": "wandb", "mlflow": "mlflow",
-        "tensorboard": "tensorboard", "aim": "aim", "orjson": "orjson"}
+from trackers import ORDER, TRACKERS, harness
 
-
-# ----------------------------------------------------------------------------------------------------------------
-# Worker side: one tracker, one fresh process.
-# ----------------------------------------------------------------------------------------------------------------
-
-class _ChildSampler:
-    """Polls this process's descendants (psutil, if present) for CPU time and RSS: a tracker's service process
-    (W&B's) may exit or be orphaned without this process waiting for it, so RUSAGE_CHILDREN alone can miss it."""
-
-    def __init__(self, interval: float = 0.02) -> None:
-        try:
-            import psutil
-        except ImportError:
-            self.psutil = None
-            return
-        self.psutil = psutil
-        self.me = psutil.Process()
-        self.cpu: dict[int, float] = {}
-        self.rss: dict[int, int] = {}
-        self.names: dict[int, str] = {}
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self.poll()
-        self.t = threading.Thread(target=self._run, name="bench-child-sampler", daemon=True)
-        self.t.start()
-
-    def poll(self) -> None:
-        if self.psutil is None:
-            return
-        try:
-            kids = self.me.children(recursive=True)
-        except self.psutil.Error:
-            return
-        for k in kids:
-            try:
-                with k.oneshot():
-                    c = k.cpu_times()
-                    cpu = c.user + c.system
-                    rss = k.memory_info().rss
-                    name = k.name()
-            except self.psutil.Error:
-                continue
-            with self._lock:
-                self.cpu[k.pid] = max(self.cpu.get(k.pid, 0.0), cpu)
-                self.rss[k.pid] = max(self.rss.get(k.pid, 0), rss)
-                self.names[k.pid] = name
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            self.poll()
-
-    def snapshot(self) -> dict[int, float]:
-        if self.psutil is None:
-            return {}
-        self.poll()
-        with self._lock:
-            return dict(self.cpu)
-
-    def stop(self) -> None:
-        if self.psutil is not None:
-            self._stop.set()
-            self.poll()
-
-
-def _cpu_self() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def _cpu_children() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def _values(i: int, n: int, tensor: bool, torch=None, w=None) -> dict:
-    if not tensor:
-        return {"loss": 1.0 / (i + 1), "acc": i / n, "lr": 1e-3 * (1.0 - i / n)}
-    # a loss as a training loop has it: a 0-d tensor that requires grad, plus two plain-tensor metrics
-    loss = (w * (1.0 / (i + 1))).sum()
-    return {"loss": loss, "acc": torch.tensor(i / n), "lr": torch.tensor(1e-3)}
-
-
-def _setup(name: str, out: str, meta: dict):
-    """Returns (log(i, d), finish()) for one tracker, writing into ``out``."""
-    if name in ("mldash", "mldash_remote"):
-        from ml_dash import Experiment
-
-        kw = {}
-        if name == "mldash_remote":
-            kw["remote"] = meta["remote_url"]
-        exp = Experiment(namespace="bench", workspace="compare", prefix="run", local_root=os.path.join(out, "ml-dash"), **kw)
-        exp.run()
-        log = exp.metrics.log
-        meta["local_path"] = exp.local_path
-        return (lambda i, d: log(step=i, **d)), exp.complete
-
-    if name == "wandb":
-        import wandb
-
-        run = wandb.init(mode="offline", dir=out, project="bench", name="run")
-        meta["run_dir"] = run.dir
-        return (lambda i, d: run.log(d, step=i)), run.finish
-
-    if name in ("mlflow", "mlflow_async"):
-        import mlflow
-
-        mlflow.set_tracking_uri("sqlite:///" + os.path.join(out, "mlflow.db"))
-        exp_id = mlflow.create_experiment("bench", artifact_location="file://" + os.path.join(out, "artifacts"))
-        run = mlflow.start_run(experiment_id=exp_id)
-        meta["run_id"] = run.info.run_id
-        meta["tracking_uri"] = mlflow.get_tracking_uri()
-        log_metrics = mlflow.log_metrics
-        if name == "mlflow":
-            return (lambda i, d: log_metrics(d, step=i)), mlflow.end_run
-
-        def finish():
-            mlflow.flush_async_logging()
-            mlflow.end_run()
-
-        return (lambda i, d: log_metrics(d, step=i, synchronous=False)), finish
-
-    if name == "tensorboard":
-        from torch.utils.tensorboard import SummaryWriter
-
-        w = SummaryWriter(log_dir=os.path.join(out, "tb"))
-        add = w.add_scalar
-
-        def log(i, d):
-            for k, v in d.items():
-                add(k, v, i)
-
-        return log, w.close
-
-    if name == "aim":
-        from aim import Run
-
-        run = Run(repo=out, experiment="bench")
-        meta["run_hash"] = run.hash
-        track = run.track
-        return (lambda i, d: track(d, step=i)), run.close
-
-    if name == "deque":
-        q: deque = deque()
-        meta["_deque"] = q
-        append = q.append
-        return (lambda i, d: append({"step": i, **d})), (lambda: None)
-
-    if name == "orjson":
-        import orjson
-
-        path = os.path.join(out, "metrics.jsonl")
-        f = open(path, "wb", buffering=1 << 16)
-        dumps, write = orjson.dumps, f.write
-        opt = orjson.OPT_SERIALIZE_NUMPY
-
-        def default(v):  # a tensor: orjson cannot encode one, so the caller must pull the number out
-            return v.item()
-
-        def log(i, d):
-            write(dumps({"step": i, **d}, default=default, option=opt) + b"\n")
-
-        return log, f.close
-
-    raise SystemExit(f"unknown tracker {name!r}")
-
-
-class _SyncCounter:
-    """Wraps the torch.Tensor methods that pull a value to the host and counts their calls per thread."""
-
-    METHODS = ("item", "cpu", "numpy", "tolist", "__float__", "__int__", "__array__")
-
-    def __init__(self, torch) -> None:
-        self.caller = threading.get_ident()
-        self.on = False
-        self.caller_calls: dict[str, int] = {}
-        self.other_calls: dict[str, int] = {}
-        T = torch.Tensor
-        for m in self.METHODS:
-            orig = getattr(T, m, None)
-            if orig is None:
-                continue
-            setattr(T, m, self._wrap(m, orig))
-
-    def _wrap(self, m, orig):
-        counter = self
-
-        def wrapper(*a, **k):
-            if counter.on:
-                d = counter.caller_calls if threading.get_ident() == counter.caller else counter.other_calls
-                d[m] = d.get(m, 0) + 1
-            return orig(*a, **k)
-
-        wrapper.__name__ = m
-        return wrapper
-
-
-def worker(args) -> None:
-    name, n, out = args.worker, args.steps, args.out
-    os.makedirs(out, exist_ok=True)
-    res: dict = {"tracker": name, "mode": args.mode}
-    meta: dict = {}
-    if name == "wandb":
-        for k, v in {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DIR": out,
-                     "WANDB_CACHE_DIR": os.path.join(out, ".cache"), "WANDB_CONFIG_DIR": os.path.join(out, ".config"),
-                     "WANDB_DATA_DIR": os.path.join(out, ".data"), "WANDB_DISABLE_GIT": "true"}.items():
-            os.environ[k] = v
-    server_cm = None
-    if name == "mldash_remote":
-        from ml_dash.server.testing import running_server
-
-        server_cm = running_server(os.path.join(out, "server-data")) if _takes_arg(running_server) else running_server()
-        srv = server_cm.__enter__()
-        meta["remote_url"] = srv if isinstance(srv, str) else getattr(srv, "url", None) or str(srv)
-
-    torch = w = counter = None
-    tensor = args.mode == "sync"
-    if tensor or name == "tensorboard":
-        import torch  # noqa: F811  (TB needs it anyway; the sync pass needs it for the tensors)
-    if tensor:
-        w = torch.ones(4, requires_grad=True)
-        counter = _SyncCounter(torch)
-
-    sampler = _ChildSampler()
-    t_setup = time.perf_counter()
-    log, finish = _setup(name, out, meta)
-    res["setup_s"] = time.perf_counter() - t_setup
-
-    cpu0, cpuc0, kids0 = _cpu_self(), _cpu_children(), sampler.snapshot()
-    durs = [0] * n
-    pc = time.perf_counter_ns
-    cap_ns = int(args.max_loop_s * 1e9)
-    if counter:
-        counter.on = True
-    t_loop = pc()
-    done = n
-    for i in range(n):
-        d = _values(i, n, tensor, torch, w)
-        t0 = pc()
-        log(i, d)
-        durs[i] = pc() - t0
-        if (i & 1023) == 1023 and pc() - t_loop > cap_ns:
-            done = i + 1
-            break
-    loop_ns = pc() - t_loop
-    if counter:
-        counter.on = False
-        res["caller_syncs"] = dict(counter.caller_calls)
-        counter.caller_calls = {}
-        counter.on = True
-    t_fin = pc()
-    finish()
-    fin_ns = pc() - t_fin
-    if counter:
-        counter.on = False
-        res["caller_syncs_finish"] = dict(counter.caller_calls)
-        res["other_thread_syncs"] = dict(counter.other_calls)
-    cpu1, cpuc1 = _cpu_self(), _cpu_children()
-    kids1 = sampler.snapshot()
-    sampler.stop()
-    if server_cm is not None:
-        try:
-            meta["server_steps"] = _server_steps(meta["remote_url"])
-        except Exception as e:  # noqa: BLE001 - reported, not fatal
-            meta["server_steps"] = f"unchecked: {type(e).__name__}: {e}"
-        server_cm.__exit__(None, None, None)
-
-    durs = sorted(durs[:done])
-    res.update(
-        steps=done, capped=done < n, loop_s=loop_ns / 1e9, finish_s=fin_ns / 1e9,
-        median_us=durs[len(durs) // 2] / 1e3, p99_us=durs[min(len(durs) - 1, int(len(durs) * 0.99))] / 1e3,
-        mean_us=sum(durs) / len(durs) / 1e3, max_us=durs[-1] / 1e3,
-    )
-    kid_delta = sum(kids1.get(p, 0.0) - kids0.get(p, 0.0) for p in kids1)
-    res["cpu_self_s"] = cpu1 - cpu0
-    res["cpu_children_s"] = max(cpuc1 - cpuc0, kid_delta)
-    res["cpu_loop_finish_s"] = res["cpu_self_s"] + res["cpu_children_s"]
-    res["rss_self_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    kid_rss = dict(sampler.rss) if sampler.psutil else {}
-    res["rss_children_mib"] = (sum(kid_rss.values()) / 2**20 if sampler.psutil
-                               else resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
-    res["child_processes"] = sorted(set(sampler.names.values())) if sampler.psutil else None
-    if name == "deque":
-        q = meta.pop("_deque")
-        res["stored_in_memory"] = sum(1 for r in q if all(k in r for k in KEYS))
-    meta.pop("_deque", None)
-    res["meta"] = meta
-    with open(os.path.join(out, "result.json"), "w") as f:
-        json.dump(res, f)
-
-
-def _server_steps(url: str) -> int:
-    """Steps with all three metrics that the ml-dash server holds for bench/compare/run (its REST API)."""
-    import urllib.error
-    import urllib.parse
-    import urllib.request
-
-    def get(path):
-        with urllib.request.urlopen(url + "/api/v1" + path, timeout=30) as r:
-            return json.loads(r.read())
-
-    exps = [e for e in get("/experiments?namespace=bench")["experiments"] if e.get("prefix") == "run"]
-    if len(exps) != 1:
-        raise RuntimeError(f"{len(exps)} experiments on the server")
-    eid = urllib.parse.quote(str(exps[0].get("id") or exps[0].get("experiment_id")))
-    steps: dict[int, set] = {}
-    for k in KEYS:
-        try:
-            series = get(f"/experiments/{eid}/metrics/{k}")
-        except urllib.error.HTTPError as e:
-            if e.code == 404:
-                continue
-            raise
-        for st in series["steps"]:
-            steps.setdefault(st, set()).add(k)
-    return _complete_steps(steps)
-
-
-def _takes_arg(fn) -> bool:
-    import inspect
-
-    try:
-        params = [p for p in inspect.signature(fn).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
-    except (TypeError, ValueError):
-        return False
-    return bool(params)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Readback: in yet another fresh process, after the worker exited, count the steps the store holds.
-# ----------------------------------------------------------------------------------------------------------------
-
-def _wandb_records(path: str):
-    """Records of a W&B ``.wandb`` file: a 7-byte header (``:W&B``, magic 0xBEE1, version), then LevelDB-log
-    framing: 32 KiB blocks of chunks with a 7-byte header (crc32, length, type FULL/FIRST/MIDDLE/LAST).
-    (wandb 0.31 no longer ships a Python reader for it; the Go core writes it.)"""
-    import struct
-
-    with open(path, "rb") as f:
-        data = f.read()
-    ident, magic, _version = struct.unpack_from("<4sHB", data, 0)
-    if ident != b":W&B" or magic != 0xBEE1:
-        raise ValueError(f"{path}: not a .wandb file")
-    block, pos, buf = 32768, 7, b""
-    while pos + 7 <= len(data):
-        left = block - pos % block
-        if left < 7:  # trailer padding at the end of a block
-            pos += left
-            continue
-        _crc, length, kind = struct.unpack_from("<IHB", data, pos)
-        pos += 7
-        chunk = data[pos:pos + length]
-        pos += length
-        if kind == 1:
-            yield chunk
-        elif kind == 2:
-            buf = chunk
-        elif kind == 3:
-            buf += chunk
-        elif kind == 4:
-            yield buf + chunk
-            buf = b""
-        elif kind == 0 and length == 0:
-            continue
-        else:
-            raise ValueError(f"{path}: bad chunk type {kind} at {pos}")
-
-
-def _complete_steps(step_keys: dict[int, set]) -> int:
-    return sum(1 for ks in step_keys.values() if all(k in ks for k in KEYS))
-
-
-def readback(name: str, out: str) -> dict:
-    with open(os.path.join(out, "result.json")) as f:
-        meta = json.load(f)["meta"]
-    steps: dict[int, set] = {}
-    how = ""
-    if name in ("mldash", "mldash_remote"):
-        from ml_dash import Experiment
-
-        exp = Experiment(namespace="bench", workspace="compare", prefix="run", local_root=os.path.join(out, "ml-dash"))
-        for row in exp.metrics.read():
-            steps.setdefault(row.get("step"), set()).update((row.get("metrics") or {}).keys())
-        how = "exp.metrics.read()"
-        if name == "mldash_remote":
-            local = _complete_steps(steps)
-            srv = meta.get("server_steps")
-            if not isinstance(srv, int):
-                return {"stored": None, "how": f"local {local}; server {srv}"}
-            return {"stored": min(local, srv), "how": f"exp.metrics.read() (local: {local}) and the server's "
-                    f"REST API (server: {srv})"}
-    elif name == "wandb":
-        import glob
-
-        from wandb.proto import wandb_internal_pb2
-
-        files = glob.glob(os.path.join(out, "wandb", "offline-run-*", "*.wandb"))
-        if len(files) != 1:
-            return {"stored": None, "how": f"unchecked: found {len(files)} .wandb files"}
-        for data in _wandb_records(files[0]):
-            rec = wandb_internal_pb2.Record()
-            rec.ParseFromString(data)
-            if rec.WhichOneof("record_type") == "history":
-                h = rec.history
-                st = h.step.num if h.HasField("step") else None
-                keys = {it.key or "/".join(it.nested_key) for it in h.item}
-                if st is None:
-                    for it in h.item:
-                        if (it.key or "") == "_step":
-                            st = int(json.loads(it.value_json))
-                steps.setdefault(st, set()).update(keys)
-        how = "history records of the offline .wandb file (leveldb-log framing, wandb_internal_pb2.Record)"
-    elif name in ("mlflow", "mlflow_async"):
-        from mlflow.tracking import MlflowClient
-
-        c = MlflowClient(tracking_uri=meta["tracking_uri"])
-        for k in KEYS:
-            for m in c.get_metric_history(meta["run_id"], k):
-                steps.setdefault(m.step, set()).add(k)
-        how = "MlflowClient.get_metric_history"
-    elif name == "tensorboard":
-        from tensorboard.backend.event_processing import event_accumulator
-
-        ea = event_accumulator.EventAccumulator(os.path.join(out, "tb"), size_guidance={event_accumulator.SCALARS: 0})
-        ea.Reload()
-        for k in ea.Tags().get("scalars", []):
-            for e in ea.Scalars(k):
-                steps.setdefault(e.step, set()).add(k)
-        how = "event_accumulator.EventAccumulator"
-    elif name == "aim":
-        from aim import Repo, Run
-        from aim.sdk.index_manager import RepoIndexManager
-        from aim.storage.context import Context
-
-        # Aim 3.29 writes a run into its own chunk; the repo index is built by the indexing manager that `aim up`
-        # runs. Index the run the same way, then read it.
-        repo = Repo(out)
-        RepoIndexManager(repo).index(meta["run_hash"])
-        run = Run(run_hash=meta["run_hash"], repo=repo, read_only=True)
-        for k in KEYS:
-            seq = run.get_metric(k, Context({}))
-            if seq is None:
-                continue
-            st, _cols = seq.data.numpy()
-            for x in st.tolist():
-                steps.setdefault(int(x), set()).add(k)
-        how = "RepoIndexManager.index(run) (as `aim up` does), then Run.get_metric(k).data"
-    elif name == "orjson":
-        import orjson
-
-        with open(os.path.join(out, "metrics.jsonl"), "rb") as f:
-            for line in f:
-                r = orjson.loads(line)
-                steps.setdefault(r["step"], set()).update(r)
-        how = "read the JSONL back"
-    elif name == "deque":
-        return {"stored": None, "how": "in memory (counted in the worker)"}
-    return {"stored": _complete_steps(steps), "how": how}
+REFERENCE = "mldash"  # the tracker the ratios divide by
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Orchestrator.
 # ----------------------------------------------------------------------------------------------------------------
-
-def _available(name: str) -> tuple[bool, str]:
-    mod = TRACKERS[name][1]
-    if mod is None:
-        return True, ""
-    import importlib.util
-
-    try:
-        if importlib.util.find_spec(mod) is None:
-            return False, f"`{mod}` is not installed in {sys.executable}"
-    except ModuleNotFoundError as e:
-        return False, f"`{mod}` is not importable ({e})"
-    if name == "tensorboard" and importlib.util.find_spec("torch") is None:
-        return False, "torch is not installed"
-    return True, ""
-
 
 def _version(dist: str) -> str:
     from importlib import metadata
@@ -540,6 +59,15 @@ def _version(dist: str) -> str:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return "-"
+
+
+def _version_dists() -> list[str]:
+    """The report's Versions line, in this order: the trackers' distributions, torch (the tensor pass; TensorBoard's
+    writer), the floors', then matplotlib (the chart) and psutil (the child-process sampler)."""
+    ts = TRACKERS.values()
+    dists = ([t.dist for t in ts if t.dist and not t.baseline] + ["torch"]
+             + [t.dist for t in ts if t.dist and t.baseline] + ["matplotlib", "psutil"])
+    return list(dict.fromkeys(dists))
 
 
 def _du(path: str) -> int:
@@ -555,12 +83,6 @@ def _du(path: str) -> int:
             except OSError:
                 pass
     return total
-
-
-def _steps_for(name: str, args) -> int:
-    if name in ("mlflow", "mlflow_async") and args.mlflow_steps:
-        return min(args.steps, args.mlflow_steps)
-    return args.steps
 
 
 def _run_one(name: str, steps: int, out: str, mode: str, args) -> dict:
@@ -591,34 +113,9 @@ def _run_one(name: str, steps: int, out: str, mode: str, args) -> dict:
         except (IndexError, ValueError):
             tail = (rb.stderr or "").strip().splitlines()[-3:]
             res["readback"] = {"stored": None, "how": "unchecked: readback failed: " + " | ".join(tail)}
-        if name == "deque":
+        if TRACKERS[name].in_memory:
             res["readback"]["stored"] = res.get("stored_in_memory")
     return res
-
-
-def _remote_ok() -> tuple[bool, str]:
-    """Is the project's test server there and does it start? Checked in a fresh process."""
-    code = ("import os,sys,tempfile,inspect\n"
-            "from ml_dash.server.testing import running_server\n"
-            "from ml_dash import Experiment\n"
-            "d=tempfile.mkdtemp()\n"
-            "params=[p for p in inspect.signature(running_server).parameters.values() if p.default is p.empty "
-            "and p.kind in (p.POSITIONAL_ONLY,p.POSITIONAL_OR_KEYWORD)]\n"
-            "cm=running_server(os.path.join(d,'srv')) if params else running_server()\n"
-            "s=cm.__enter__(); url=s if isinstance(s,str) else getattr(s,'url',s)\n"
-            "try:\n"
-            " e=Experiment(namespace='probe',workspace='probe',prefix='probe',local_root=os.path.join(d,'l'),remote=url)\n"
-            " e.run(); e.metrics.log(step=0,x=1.0); e.complete()\n"
-            "finally:\n"
-            " cm.__exit__(None,None,None)\n")
-    try:
-        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    except subprocess.TimeoutExpired:
-        return False, "ml_dash.server.testing.running_server did not start within 60 s"
-    if p.returncode != 0:
-        last = (p.stderr.strip().splitlines() or ["?"])[-1]
-        return False, f"a probe run with `remote=` to ml_dash.server.testing.running_server failed: {last}"
-    return True, ""
 
 
 def _fmt(v, nd=1):
@@ -672,14 +169,12 @@ def orchestrate(args) -> int:
     skipped: dict[str, str] = {}
     run: list[str] = []
     for n in names:
-        ok, why = _available(n)
-        if ok and n == "mldash_remote":
-            ok, why = _remote_ok()
+        ok, why = TRACKERS[n].available()
         if ok:
             run.append(n)
         else:
             skipped[n] = why
-            print(f"skip {TRACKERS[n][0]}: {why}", flush=True)
+            print(f"skip {TRACKERS[n].label}: {why}", flush=True)
 
     root = args.workdir or tempfile.mkdtemp(prefix="compare-trackers-")
     results: dict[str, list[dict]] = {n: [] for n in run}
@@ -690,7 +185,7 @@ def orchestrate(args) -> int:
         order = run[rep % len(run):] + run[:rep % len(run)] if run else []
         for n in order:
             out = os.path.join(root, f"rep{rep}", n)
-            r = _run_one(n, _steps_for(n, args), out, "timing", args)
+            r = _run_one(n, TRACKERS[n].steps(args), out, "timing", args)
             if "error" in r:
                 errors[n] = r["error"]
                 print(f"rep {rep} {n:14s} ERROR {r['error']}", flush=True)
@@ -728,7 +223,7 @@ def orchestrate(args) -> int:
         logged = sum(r["steps"] for r in rs)
         stored_list = [r["readback"].get("stored") for r in rs]
         if any(s is None for s in stored_list):
-            check = "unchecked" if n != "deque" else "n/a"
+            check = "n/a" if TRACKERS[n].in_memory else "unchecked"
             how = rs[0]["readback"].get("how", "")
         else:
             stored = sum(stored_list)
@@ -744,7 +239,7 @@ def orchestrate(args) -> int:
         else:
             sync_txt = "-"
         rows.append(dict(
-            name=n, label=TRACKERS[n][0], call=TRACKERS[n][2], reps=len(rs), steps=rs[0]["steps"],
+            name=n, label=TRACKERS[n].label, call=TRACKERS[n].call, reps=len(rs), steps=rs[0]["steps"],
             capped=any(r.get("capped") for r in rs),
             median_us=_agg([r["median_us"] for r in rs]), p99_us=_agg([r["p99_us"] for r in rs]),
             mean_us=_agg([r["mean_us"] for r in rs]),
@@ -759,10 +254,9 @@ def orchestrate(args) -> int:
             check=check, check_how=how, stored_total=None if check in ("unchecked", "n/a") else sum(stored_list),
             logged_total=logged, sync=sync_txt, sync_raw=s,
         ))
-    base = next((r for r in rows if r["name"] == "mldash"), None)
+    base = next((r for r in rows if r["name"] == REFERENCE), None)
 
-    versions = {d: _version(d) for d in ("ml-dash", "wandb", "mlflow", "tensorboard", "aim", "torch", "orjson",
-                                         "matplotlib", "psutil")}
+    versions = {d: _version(d) for d in _version_dists()}
     date = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     md = _markdown(rows, base, skipped, errors, versions, date, args, total_s)
     print()
@@ -778,7 +272,7 @@ def orchestrate(args) -> int:
         png = os.path.join(args.results_dir, "compare_trackers.png")
         msg = _chart(rows, png, date)
         print(msg)
-    if base is None and "mldash" in names:
+    if base is None and REFERENCE in names:
         print("ml-dash did not produce a result", file=sys.stderr)
         return 1
     return 0
@@ -853,12 +347,12 @@ def _markdown(rows, base, skipped, errors, versions, date, args, total_s) -> str
     if skipped:
         L.append("Skipped:\n")
         for n, why in skipped.items():
-            L.append(f"- {TRACKERS[n][0]}: {why}")
+            L.append(f"- {TRACKERS[n].label}: {why}")
         L.append("")
     if errors:
         L.append("Errors:\n")
         for n, e in errors.items():
-            L.append(f"- {TRACKERS[n][0]}: {e}")
+            L.append(f"- {TRACKERS[n].label}: {e}")
         L.append("")
     return "\n".join(L)
 
@@ -919,10 +413,10 @@ def main(argv=None) -> int:
     p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        worker(args)
+        harness.worker(args)
         return 0
     if args.readback:
-        print(json.dumps(readback(args.readback, args.out)))
+        print(json.dumps(harness.readback(args.readback, args.out)))
         return 0
     return orchestrate(args)
 

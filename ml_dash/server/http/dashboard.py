@@ -181,7 +181,7 @@ async def _prepare_assets(app: web.Application):
     """Read and gzip the static assets in the background at start-up, so that the first visitor's page does not pay
     for compressing plotly.min.js (~150 ms of CPU) while its chart data requests are being answered."""
     async def prepare() -> None:
-        paths = [STATIC_DIR / name for name in ("index.html", "app.js", "app.css")]
+        paths = sorted(path for path in STATIC_DIR.rglob("*") if path.is_file() and "vendor" not in path.parts)
         plotly_path = plotly_js_path(app[CONFIG_KEY].chart_js)
         if plotly_path is not None:
             paths.append(plotly_path)

@@ -6,7 +6,7 @@ import pytest
 from ml_dash.server.cli import main
 from ml_dash.server.config import ConfigError, ServerConfig
 
-from .conftest import metric_batch, new_experiment, post_batch
+from ..conftest import metric_batch, new_experiment, post_batch
 
 TOKENS = {"admin-token": None, "alice-token": frozenset({"alice"})}
 ADMIN = {"Authorization": "Bearer admin-token"}

@@ -12,7 +12,7 @@ async def test_assets_are_prepared_at_startup_without_a_request(make_client, mon
     await client.app[_dashboard.ASSETS_PREPARED_KEY]
     plotly_path = _dashboard.plotly_js_path(client.app[_dashboard.CONFIG_KEY].chart_js)
     assert plotly_path is not None and plotly_path in _dashboard._assets
-    assert _dashboard.STATIC_DIR / "app.js" in _dashboard._assets
+    assert _dashboard.STATIC_DIR / "js" / "main.js" in _dashboard._assets
     # The first request is served from what start-up prepared: no read or compression on its path.
     monkeypatch.setattr(_dashboard, "_read_asset", lambda *a: (_ for _ in ()).throw(AssertionError("read again")))
     answer = await client.get(_dashboard.PLOTLY_URL, headers={"Accept-Encoding": "gzip"}, auto_decompress=False)

@@ -15,7 +15,7 @@ from ml_dash.server.series.downsample import Envelope, series_result
 from ml_dash.format.params import replay
 from ml_dash.server.storage.registry import open_storage
 
-from .conftest import POSTGRES_URL, postgres_schema_url
+from ..conftest import POSTGRES_URL, postgres_schema_url
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL tests need ML_DASH_TEST_POSTGRES=postgresql://...")
 

@@ -9,7 +9,7 @@ from yarl import URL
 from ml_dash.server.errors import BadRequest
 from ml_dash.server.files.base import check_file_path
 
-from .conftest import new_experiment
+from ..conftest import new_experiment
 
 
 async def test_file_round_trip_and_listing(client, tmp_path):

@@ -7,7 +7,7 @@ import math
 import msgpack
 from yarl import URL
 
-from .conftest import MSGPACK, metric_batch, new_experiment, new_run, packb, post_batch
+from ..conftest import MSGPACK, metric_batch, new_experiment, new_run, packb, post_batch
 
 
 async def test_create_experiment_is_create_or_get(client):

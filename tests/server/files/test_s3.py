@@ -14,7 +14,7 @@ from ml_dash.server.config import ConfigError, parse_s3_url
 from ml_dash.server.files.registry import open_file_store
 from ml_dash.server.testing import running_server
 
-from .conftest import new_experiment
+from ..conftest import new_experiment
 
 SKIP_REASON = "S3 file store tests need boto3 and moto[server] (pip install -r requirements-dev.txt)"
 PREFIX = "team/ml"

@@ -12,7 +12,7 @@ import pytest
 
 from ml_dash.server.storage.registry import open_storage
 
-from .conftest import POSTGRES_URL, postgres_schema_url
+from ..conftest import POSTGRES_URL, postgres_schema_url
 
 needs_postgres = pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL tests need ML_DASH_TEST_POSTGRES=postgresql://...")
 
@@ -104,7 +104,7 @@ async def test_logs_and_parameters_keep_order(storage):
 
 async def test_nul_characters_are_a_bad_request_not_a_server_error(client):
     """PostgreSQL cannot store NUL in text: every backend answers 400 or stores it, never 500."""
-    from .conftest import metric_batch, new_experiment, post_batch
+    from ..conftest import metric_batch, new_experiment, post_batch
 
     experiment_id = await new_experiment(client)
     answer = await post_batch(client, experiment_id, metric_batch(0, 1, range(1), name="bad\x00name"))

@@ -14,7 +14,7 @@ from ml_dash.server.storage.sqlite.migrations import MIGRATIONS
 from ml_dash.server.storage.registry import open_storage
 from ml_dash.server.series.types import VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_KIND_NUMBER
 
-from .conftest import POSTGRES_URL, postgres_schema_url
+from ..conftest import POSTGRES_URL, postgres_schema_url
 
 
 async def new_series(storage, batches, prefix="p"):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from .conftest import metric_batch, new_experiment, new_run, post_batch
+from ..conftest import metric_batch, new_experiment, new_run, post_batch
 
 EXPERIMENT_FIELDS = """id namespace workspace directory prefix readme status hostname startedAt completedAt params
 metricNames lastMetrics runs { id status startedAt endedAt error }"""

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from .conftest import metric_batch, new_experiment, new_run, post_batch
+from ..conftest import metric_batch, new_experiment, new_run, post_batch
 
 BIG = 2**64 - 1  # msgpack's largest integer: beyond SQL's signed 64-bit
 

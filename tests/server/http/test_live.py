@@ -10,7 +10,7 @@ import pytest
 
 from ml_dash.server.testing import running_server
 
-from .conftest import MSGPACK, metric_batch
+from ..conftest import MSGPACK, metric_batch
 
 
 async def create(session: aiohttp.ClientSession, base: str, prefix: str) -> tuple[str, str]:

@@ -9,7 +9,7 @@ from the page's navigation start (``performance.timeOrigin``):
   from the request's network timing: server read + downsample + JSON, plus any wait behind the other charts' reads,
   since the page asks for all three at once) and answer size;
 - render: the synchronous part of that chart's ``Plotly.react`` call (wrapped by an init script);
-- scripts: DOMContentLoaded, i.e. when the page's blocking scripts (plotly.min.js, app.js) have run;
+- scripts: DOMContentLoaded, i.e. when the page's blocking scripts (plotly.min.js, js/main.js and its modules) have run;
 - drawn: the first animation frame at which the chart's SVG trace (``.scatterlayer .trace path.js-line``) exists,
   and req→drawn, the same from the moment the chart's request left;
 

@@ -116,7 +116,7 @@ def test_static_assets_are_gzipped_and_revalidate_to_304(server, path):
 
 def test_charts_draw_with_the_full_plotly_bundle_too(tmp_path, page):
     """A server told to serve the plotly package's full plotly.min.js draws the same charts as with the basic bundle."""
-    from ml_dash.server._dashboard import full_plotly_js_path
+    from ml_dash.server.http.dashboard import full_plotly_js_path
 
     full = full_plotly_js_path()
     with running_server(tmp_path / "full-bundle", args=["--chart-js", str(full)]) as base_url:

@@ -13,17 +13,22 @@ from typing import Any, Callable
 
 import orjson
 
+from ml_dash._events import register_store
 from ml_dash._files import FileManager
 from ml_dash._logs import LogManager
 from ml_dash._metrics import MetricsLogger
 from ml_dash._params import ParameterManager
-from ml_dash._runtime import PIPELINE
 from ml_dash._settings import setting
 from ml_dash.format.layout import META_FILE, atomic_write
 from ml_dash.format.names import check_segments
-from ml_dash.sinks.jsonl import LocalStore
+from ml_dash.pipeline.process import PIPELINE
 
 logger = logging.getLogger("ml_dash")
+
+# How an experiment with ``remote=`` gets its link to the server: set by ``ml_dash._wiring`` (the API layer never
+# imports the uploader). It returns an object with ``run_started(started_at, previous_meta)`` and
+# ``run_ended(status, error)``.
+attach_remote: Callable[["Experiment"], Any] | None = None
 
 
 class Experiment:
@@ -53,16 +58,14 @@ class Experiment:
         self._meta = self._load_meta()
         self._owner_pid = os.getpid()
         self._end_lock = threading.Lock()  # complete()/fail() from two threads: the first one ends the run
-        self._store = LocalStore(self._path)
-        self.params = ParameterManager(self, self._store)
-        self.metrics = MetricsLogger(self, self._store)
-        self.logs = LogManager(self, self._store)
+        self._store_key = register_store(self._path)
+        self.params = ParameterManager(self, self._store_key, self._path)
+        self.metrics = MetricsLogger(self, self._store_key, self._path)
+        self.logs = LogManager(self, self._store_key, self._path)
         self.files = FileManager(os.path.join(self._path, "files"))
         self._uploader = None
         if self._remote:
-            from ml_dash.upload import attach_uploader
-
-            self._uploader = attach_uploader(self)
+            self._uploader = attach_remote(self)
 
     # -- identity ---------------------------------------------------------------------------------------------
     namespace = property(lambda self: self._namespace)
@@ -105,12 +108,9 @@ class Experiment:
         return wrapper
 
     def _start(self) -> None:
-        crashed = None
-        if self._uploader is not None:
-            from ml_dash.upload.crashed import previous_run_crashed
-
-            # The meta as it is now: another process may have started a run since we read it.
-            crashed = previous_run_crashed(self.local_path, self._load_meta())
+        # The meta as it is now (another process may have started a run since we read it): the uploader ends a
+        # predecessor whose process died.
+        previous = self._load_meta() if self._uploader is not None else None
         self._meta.update(status="running", started_at=time.time(), completed_at=None, error=None,
                           hostname=socket.gethostname(), pid=os.getpid())
         self._write_meta()
@@ -118,7 +118,7 @@ class Experiment:
             PIPELINE.at_exit.append(self._finalise_at_exit)
         if self._uploader is not None:
             # A run whose process died without ending it is ended on the server before this one starts.
-            self._uploader.run_started(self._meta["started_at"], crashed)
+            self._uploader.run_started(self._meta["started_at"], previous)
 
     def complete(self) -> None:
         """Mark the run completed, after everything logged has been written (waiting at most ML_DASH_COMPLETE_TIMEOUT)."""
@@ -142,12 +142,13 @@ class Experiment:
 
     def _end_locked(self, status: str, error: str | None, timeout: float | None) -> None:
         written = PIPELINE.flush(timeout)
-        if self._store.dropped:  # logged after the drain, so the warning itself finds room in the queue
+        dropped = PIPELINE.sink.dropped(self._store_key)
+        if dropped:  # logged after the drain, so the warning itself finds room in the queue
             self.logs.warning("ml-dash dropped events because the queue was full (on_full='drop')",
-                              dropped_events=self._store.dropped)
+                              dropped_events=dropped)
             written = PIPELINE.flush(timeout) and written
         written = self._close_files(timeout) and written
-        self._meta.update(status=status, completed_at=time.time(), error=error, dropped_events=self._store.dropped)
+        self._meta.update(status=status, completed_at=time.time(), error=error, dropped_events=dropped)
         self._meta.pop("unwritten_events", None)  # an earlier run's count must not stick to this one
         if not written:
             self._meta["unwritten_events"] = PIPELINE.pending()
@@ -167,17 +168,14 @@ class Experiment:
         number can be reused by any file): a process running many runs one after another would otherwise run out of
         descriptors. A later event reopens them.
         """
-        lock = PIPELINE._lock
-        if not lock.acquire(timeout=-1 if timeout is None else timeout):
-            return False
-        try:
-            self._store.sync()
-            return True
-        except OSError:
-            return False
-        finally:
-            self._store.close()
-            lock.release()
+        with PIPELINE.writer_held(timeout) as held:
+            if not held:
+                return False
+            try:
+                PIPELINE.sink.close_store(self._store_key)
+                return True
+            except OSError:
+                return False
 
     def _finalise_at_exit(self) -> None:
         # A run still open at exit: failed if the interpreter is exiting on an uncaught exception. Its last events
@@ -197,7 +195,7 @@ class Experiment:
         """``flush()`` for async code: waits for the writer without blocking the event loop."""
         from ml_dash.pipeline.aio import flush_async
 
-        return await flush_async(timeout)
+        return await flush_async(PIPELINE, timeout)
 
     # -- logging shortcuts ----------------------------------------------------------------------------------------
     def info(self, message: str, **context: Any) -> None:

@@ -4,19 +4,21 @@ from __future__ import annotations
 from time import time as _time
 from typing import Any
 
-from ml_dash._runtime import PIPELINE
+from ml_dash._events import record_event
 from ml_dash._values import to_jsonable
 from ml_dash.format.jsonl import read_jsonl
-from ml_dash.pipeline.core import RECORD
+from ml_dash.format.layout import stream_path
+from ml_dash.pipeline.process import PIPELINE
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _SCALARS = (str, int, float, bool, type(None))
 
 
 class LogManager:
-    def __init__(self, exp: Any, store: Any) -> None:
+    def __init__(self, exp: Any, store_key: int, directory: str) -> None:
         self._exp = exp
-        self._store = store
+        self._key = store_key
+        self._directory = directory
 
     def log(self, message: str, level: str = "INFO", **context: Any) -> None:
         """Append one log line; ``context`` values must be JSON-able (numbers, strings, lists, dicts, arrays)."""
@@ -30,7 +32,7 @@ class LogManager:
             if type(v) not in _SCALARS or (type(v) is float and v - v != 0.0):
                 context[k] = to_jsonable(v, "logs.log", k, deferred)
         record = {"timestamp": _time(), "level": level_name, "message": message, "context": context}
-        PIPELINE.queue.append((self._store.key, RECORD, "logs", record, bool(deferred), None))
+        PIPELINE.queue.append(record_event(self._key, "logs", record, bool(deferred)))
         if len(PIPELINE.queue) >= PIPELINE.threshold:
             PIPELINE.slow_path()
 
@@ -49,4 +51,4 @@ class LogManager:
     def read(self) -> list[dict]:
         """Every log line so far, oldest first."""
         self._exp.flush()
-        return read_jsonl(self._store.path("logs"))
+        return read_jsonl(stream_path(self._directory, "logs"))

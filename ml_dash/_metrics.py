@@ -4,12 +4,12 @@ from __future__ import annotations
 from time import time as _time
 from typing import Any
 
-from ml_dash._runtime import PIPELINE as _P
+from ml_dash._events import STEP_KEY, aggregate_event, register_metric_source
 from ml_dash._values import METRIC_TYPES as _TYPES
 from ml_dash._values import check_metric_value, check_step, is_torch_tensor
+from ml_dash.format.layout import stream_path
 from ml_dash.format.values import decode_metrics
-from ml_dash.pipeline.core import METRIC_AGG
-from ml_dash.sinks.jsonl import STEP_KEY, LocalStore, register_metric_source
+from ml_dash.pipeline.process import PIPELINE as _P
 
 _Q = _P.queue
 _AGGREGATIONS = ("mean", "sum", "min", "max", "last")
@@ -25,15 +25,15 @@ def _check_all(metrics: dict, where: str) -> None:
 class MetricsLogger:
     """Logs time-series metrics; ``exp.metrics("train")`` logs ``train.loss`` and so on."""
 
-    __slots__ = ("_exp", "_store", "_key", "_meta", "_meta_convert", "_ns", "_collected", "_children", "_tensors")
+    __slots__ = ("_exp", "_directory", "_key", "_meta", "_meta_convert", "_ns", "_collected", "_children", "_tensors")
 
-    def __init__(self, exp: Any, store: LocalStore, namespace: str | None = None) -> None:
+    def __init__(self, exp: Any, store_key: int, directory: str, namespace: str | None = None) -> None:
         self._exp = exp
-        self._store = store
-        self._key = store.key
+        self._directory = directory
+        self._key = store_key
         self._ns = namespace
-        self._meta = register_metric_source(store.key, namespace, convert=False)
-        self._meta_convert = register_metric_source(store.key, namespace, convert=True)  # "train." — applied by the writer, not here
+        self._meta = register_metric_source(store_key, namespace, convert=False)
+        self._meta_convert = register_metric_source(store_key, namespace, convert=True)  # "train." — applied by the writer, not here
         self._collected: list = []
         self._children: dict[str, MetricsLogger] = {}
         self._tensors = False  # collect() kept a tensor: flush() stacks them (ml_dash._tensors.defer_rows)
@@ -43,7 +43,7 @@ class MetricsLogger:
             raise ValueError(f"metrics namespace must be a non-empty str, got {namespace!r}")
         child = self._children.get(namespace)
         if child is None:  # cached so that collect() on one handle and flush() on another share a buffer
-            child = self._children[namespace] = MetricsLogger(self._exp, self._store, (self._ns or "") + namespace + ".")
+            child = self._children[namespace] = MetricsLogger(self._exp, self._key, self._directory, (self._ns or "") + namespace + ".")
         return child
 
     def log(self, step: int | None = None, **metrics: Any) -> None:
@@ -96,7 +96,7 @@ class MetricsLogger:
             self._tensors = False
             rows = defer_rows(rows)  # one stack + one non-blocking copy per device and dtype
         # The writer aggregates: the caller hands over the list and goes on.
-        _Q.append((self._key, METRIC_AGG, _time(), step, (rows, _aggregation, additional_metrics, self._ns), None))
+        _Q.append(aggregate_event(self._key, _time(), step, rows, _aggregation, additional_metrics, self._ns))
         if len(_Q) >= _P.threshold:
             _P.slow_path()
 
@@ -105,7 +105,7 @@ class MetricsLogger:
         from ml_dash.format.jsonl import read_jsonl
 
         self._exp.flush()
-        rows = read_jsonl(self._store.path("metrics"))
+        rows = read_jsonl(stream_path(self._directory, "metrics"))
         for row in rows:
             decode_metrics(row.get("metrics") or {})
         if self._ns:

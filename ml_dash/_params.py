@@ -1,56 +1,24 @@
 """``exp.params``: parameter operations appended to parameters.jsonl; ``read()`` replays them."""
 from __future__ import annotations
 
-import copy
 from time import time as _time
 from typing import Any
 
-from ml_dash._runtime import PIPELINE
+from ml_dash._events import record_event
 from ml_dash._values import to_jsonable
 from ml_dash.format.jsonl import read_jsonl
-from ml_dash.pipeline.core import RECORD
-
-
-def deep_merge(base: dict, extra: dict) -> dict:
-    for k, v in extra.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
-            deep_merge(base[k], v)
-        else:
-            base[k] = copy.deepcopy(v)
-    return base
-
-
-def set_dotted(params: dict, key: str, value: Any) -> None:
-    *parents, leaf = key.split(".")
-    node = params
-    for part in parents:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = node[part] = {}
-        node = child
-    node[leaf] = copy.deepcopy(value)
-
-
-def replay(records: list[dict]) -> dict:
-    """The parameters after applying ``set``/``extend``/``update`` operations in order."""
-    params: dict = {}
-    for rec in records:
-        op = rec.get("operation")
-        if op == "set":
-            params = copy.deepcopy(rec.get("data") or {})
-        elif op == "extend":
-            deep_merge(params, rec.get("data") or {})
-        elif op == "update" and isinstance(rec.get("key"), str):
-            set_dotted(params, rec["key"], rec.get("value"))
-    return params
+from ml_dash.format.layout import stream_path
+from ml_dash.format.params import replay
+from ml_dash.pipeline.process import PIPELINE
 
 
 class ParameterManager:
     """Hyperparameters and configuration."""
 
-    def __init__(self, exp: Any, store: Any) -> None:
+    def __init__(self, exp: Any, store_key: int, directory: str) -> None:
         self._exp = exp
-        self._store = store
+        self._key = store_key
+        self._directory = directory
 
     def _push(self, operation: str, where: str, path: str, field: str, value: Any, **head: Any) -> None:
         """Queue one operation record whose ``field`` holds ``value`` converted to JSON types (errors name ``path``).
@@ -59,7 +27,7 @@ class ParameterManager:
         it are cloned, not read (that could wait on a GPU): the record's flag tells the writer to read them."""
         deferred: list = []
         record = {"timestamp": _time(), "operation": operation, **head, field: to_jsonable(value, where, path, deferred)}
-        PIPELINE.queue.append((self._store.key, RECORD, "parameters", record, bool(deferred), None))
+        PIPELINE.queue.append(record_event(self._key, "parameters", record, bool(deferred)))
         if len(PIPELINE.queue) >= PIPELINE.threshold:
             PIPELINE.slow_path()
 
@@ -82,4 +50,4 @@ class ParameterManager:
     def read(self) -> dict:
         """The current parameters, replayed from parameters.jsonl (so another process sees the same)."""
         self._exp.flush()
-        return replay(read_jsonl(self._store.path("parameters")))
+        return replay(read_jsonl(stream_path(self._directory, "parameters")))

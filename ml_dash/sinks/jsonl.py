@@ -13,48 +13,27 @@ from typing import Callable
 
 import orjson
 
+from ml_dash._events import (
+    METRIC_AGG,
+    METRIC_SOURCES,
+    STORE_DIRECTORIES,
+    split_metric_event,
+)
 from ml_dash._values import clean_metrics, json_safe, metric_to_python, resolve_deferred
 from ml_dash.format.layout import stream_path
 from ml_dash.format.values import TEXT_TO_NONFINITE
-from ml_dash.pipeline.core import METRIC_AGG
 
 logger = logging.getLogger("ml_dash")
 
 _OPTS = orjson.OPT_APPEND_NEWLINE
 
 
-STORES: list["LocalStore"] = []  # index = LocalStore.key
-
-# A metric event is the caller's kwargs dict with two int items appended: ``{source: timestamp, STEP_KEY: step}``.
-# ``source`` (>= 1) indexes METRIC_SOURCES: which store, which namespace, and whether values need converting.
-STEP_KEY = 0
-METRIC_SOURCES: list[tuple[int, str | None, bool]] = [(-1, None, False)]
-
-
-def register_metric_source(store_key: int, namespace: str | None, convert: bool) -> int:
-    METRIC_SOURCES.append((store_key, namespace, convert))
-    return len(METRIC_SOURCES) - 1
-
-
-def split_metric_event(event: dict) -> tuple[int, str | None, bool, float, object]:
-    """Take the two appended items off a metric event: (store key, namespace, convert, timestamp, step)."""
-    _, step = event.popitem()
-    source, timestamp = event.popitem()
-    store_key, namespace, convert = METRIC_SOURCES[source]
-    return store_key, namespace, convert, timestamp, step
-
-
 class LocalStore:
-    """One experiment's directory as seen by the writer: lazily opened append-only files.
+    """One experiment's directory as seen by the writer: lazily opened append-only files (``_events`` names it)."""
 
-    Events name their store by ``key`` (an int), not by reference: a queued tuple of atomic values is untracked by
-    Python's cyclic GC after its first young collection, so a long queue costs full collections nothing.
-    """
-
-    def __init__(self, directory: str) -> None:
+    def __init__(self, key: int, directory: str) -> None:
         self.directory = directory
-        self.key = len(STORES)
-        STORES.append(self)
+        self.key = key
         self.dropped = 0  # events dropped by the ``drop`` back-pressure policy
         self._fds: dict[str, int] = {}
         self._pending: dict[str, list[bytes]] = {}  # lines that could not be written yet (disk full, ...)
@@ -179,14 +158,38 @@ def _convert_values(metrics: dict) -> None:
             metrics[key] = metric_to_python(value)
 
 
+class _Stores(dict):
+    """Store key → ``LocalStore``, made on first use from the directory the key was registered with."""
+
+    def __missing__(self, key: int) -> LocalStore:
+        store = self[key] = LocalStore(key, STORE_DIRECTORIES[key])
+        return store
+
+
 class JsonlSink:
     def __init__(self) -> None:
         self.on_error: Callable[[BaseException | None], None] = lambda exc: None
-        self.after_write: list[Callable[[set], None]] = []  # e.g. the uploader: "new durable bytes in these stores"
+        # e.g. the uploader: "new durable bytes under these store keys" (called on the writer: flag and wake only)
+        self.after_write: list[Callable[[set], None]] = []
+        self.stores: dict[int, LocalStore] = _Stores()
         self._stores_with_pending: set[LocalStore] = set()
 
+    def dropped(self, store_key: int) -> int:
+        """Events of this store dropped by the ``drop`` back-pressure policy."""
+        store = self.stores.get(store_key)
+        return 0 if store is None else store.dropped
+
+    def close_store(self, store_key: int) -> None:
+        """fsync and close one store's files; a later event reopens them. ``OSError`` if the fsync failed."""
+        store = self.stores.get(store_key)
+        if store is not None:
+            try:
+                store.sync()
+            finally:
+                store.close()
+
     def export(self, batch: list) -> None:
-        stores = STORES
+        stores = self.stores
         by_file: dict[tuple[LocalStore, str], list[bytes]] = {}
         metric_rows: dict[int, list[dict]] = {}  # per store key; encoded with one orjson call per chunk
         encoded: dict[int, list[bytes]] = {}
@@ -231,7 +234,7 @@ class JsonlSink:
 
     def count_drop(self, event: dict | tuple) -> None:
         store_key = split_metric_event(event)[0] if type(event) is dict else event[0]
-        STORES[store_key].dropped += 1
+        self.stores[store_key].dropped += 1
 
     def _write(self, by_file: dict) -> None:
         error = None
@@ -239,7 +242,7 @@ class JsonlSink:
         for (store, stream), lines in by_file.items():
             try:
                 store.append(stream, lines)
-                touched.add(store)
+                touched.add(store.key)
             except StoreError as exc:
                 error = exc
             if store.has_pending:

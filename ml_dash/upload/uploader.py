@@ -2,7 +2,7 @@
 every remote experiment of the process.
 
 It never touches the training loop's data structures: it reads what the writer thread has already made durable in
-the JSONL files, by byte offset, and the writer only wakes it (``SINK.after_write``). Each experiment gets a task that
+the JSONL files, by byte offset, and the writer only wakes it (the sink's ``after_write``). Each experiment gets a task that
 sends a round of batches, then pauses about ``ML_DASH_UPLOAD_INTERVAL`` seconds per request it made (so ≤ ~1
 request/s per run in steady state), and skips the pause while it is behind (batches are then full-size).
 """
@@ -20,8 +20,8 @@ from typing import Any
 
 import aiohttp
 
-from ml_dash._runtime import PIPELINE, SINK
 from ml_dash._settings import setting
+from ml_dash.upload.crashed import previous_run_crashed
 from ml_dash.upload.http import Api
 from ml_dash.upload.retry import Backoff, Retrier, RetryableError
 from ml_dash.upload.run_upload import Parked, RunSync, changed_files
@@ -80,8 +80,10 @@ class RemoteRun:
         self.uploader.report_failure(self.remote, error, delay)
 
     # -- called from the user's thread ------------------------------------------------------------------------
-    def run_started(self, started_at: float, crashed: tuple[float, str, float] | None = None) -> None:
-        """A run starts; ``crashed``: (started_at, error, ended_at) of the previous run, whose process died."""
+    def run_started(self, started_at: float, previous_meta: dict | None = None) -> None:
+        """A run starts; ``previous_meta``: the meta file as it was just before, to end a predecessor whose process
+        died (its verdict is taken here, before the new run's first write changes the directory)."""
+        crashed = previous_run_crashed(self.path, previous_meta) if previous_meta else None
         self.finished.clear()
         self.uploader.call_soon(self._on_started, started_at, crashed)
 
@@ -174,8 +176,9 @@ async def _wait(event: asyncio.Event, timeout: float) -> None:
 class Uploader:
     """The process's upload thread and its session."""
 
-    def __init__(self) -> None:
+    def __init__(self, pipeline: Any, sink: Any) -> None:
         self.pid = os.getpid()
+        self.pipeline = pipeline
         self.loop = asyncio.new_event_loop()
         self.session: aiohttp.ClientSession | None = None
         self.by_store: dict[Any, RemoteRun] = {}
@@ -187,7 +190,7 @@ class Uploader:
         self.thread = threading.Thread(target=self._thread_main, args=(ready,), name="ml-dash-uploader", daemon=True)
         self.thread.start()
         ready.wait()
-        SINK.after_write.append(self._after_write)
+        sink.after_write.append(self._after_write)
         atexit.register(self.close)
 
     def _thread_main(self, ready: threading.Event) -> None:
@@ -213,12 +216,12 @@ class Uploader:
             # The same directory again (a new Experiment object for a re-run): one task and one state per directory,
             # so two tasks never race over the same offsets.
             existing.exp_ref = weakref.ref(exp)
-            self.by_store[exp._store] = existing
+            self.by_store[exp._store_key] = existing
             state = existing.sync.state
             exp._set_remote_ids(state.experiment_id if existing.sync.ready else None, None)
             return existing
         run = RemoteRun(self, exp, upload_settings())
-        self.by_store[exp._store] = run
+        self.by_store[exp._store_key] = run
         self.by_path[exp.local_path] = run
 
         def start() -> None:
@@ -269,7 +272,7 @@ class Uploader:
         """At exit: let open runs finish (bounded), then stop the loop so no thread dies mid-request."""
         if self.closed or os.getpid() != self.pid:
             return
-        PIPELINE._at_exit()  # flush and finalise open runs first, whichever atexit handler runs first
+        self.pipeline.exit_drain()  # flush and finalise open runs first, whichever atexit handler runs first
         self.closed = True
 
         async def shutdown() -> None:
@@ -291,12 +294,15 @@ _UPLOADER: Uploader | None = None
 _LOCK = threading.Lock()
 
 
-def attach_uploader(exp: Any) -> RemoteRun:
-    """Start (once per process) the upload thread and register ``exp`` with it. Returns quickly."""
+def attach_uploader(exp: Any, pipeline: Any, sink: Any) -> RemoteRun:
+    """Start (once per process) the upload thread and register ``exp`` with it. Returns quickly.
+
+    ``pipeline`` and ``sink`` are the process's (``ml_dash._wiring``): the uploader drains the one at exit and is woken
+    by the other's ``after_write``."""
     global _UPLOADER
     with _LOCK:
         if _UPLOADER is None or _UPLOADER.pid != os.getpid():  # a forked child gets its own thread
-            _UPLOADER = Uploader()
+            _UPLOADER = Uploader(pipeline, sink)
         uploader = _UPLOADER
     return uploader.attach(exp)
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from ml_dash._runtime import PIPELINE
+from ml_dash.pipeline.process import PIPELINE
 
 
 def count_lines(path):
@@ -69,7 +69,7 @@ async def test_flush_async_times_out_without_blocking(make_exp):
     exp.metrics.log(step=0, x=1.0)
     assert await exp.flush_async()
     exp.metrics.log(step=1, x=2.0)
-    with PIPELINE._lock:  # the writer cannot drain while this is held
+    with PIPELINE.writer_held():  # the writer cannot drain while this is held
         assert await exp.flush_async(timeout=0.05) is False
     assert await exp.flush_async()
     assert [r["step"] for r in exp.metrics.read()] == [0, 1]
@@ -125,7 +125,7 @@ WORKLOAD = r"""
 import asyncio, itertools, json, sys, threading
 import ml_dash._metrics, ml_dash._logs, ml_dash._params
 from ml_dash import Experiment
-from ml_dash._runtime import PIPELINE
+from ml_dash.pipeline.process import PIPELINE
 
 clock = itertools.count(1_700_000_000)
 for module in (ml_dash._metrics, ml_dash._logs, ml_dash._params):
@@ -135,7 +135,7 @@ async def main():
     exp = Experiment("alice", "proj", "run", local_root=sys.argv[1])
     async with exp.run():
         exp.params.set(lr=0.1, model={"layers": 3})
-        writer_is_task = PIPELINE._thread is threading.current_thread()
+        writer_is_task = PIPELINE.writer.owner is threading.current_thread()
 
         async def worker(w):
             for i in range(6000):
@@ -178,7 +178,7 @@ TICKER = r"""
 import asyncio, json, sys
 from ml_dash import Experiment
 from ml_dash.pipeline.aio import CHUNK
-from ml_dash._runtime import PIPELINE
+from ml_dash.pipeline.process import PIPELINE
 
 ticks = 0
 seen = []  # the ticker's count each time the writer encodes a chunk
@@ -220,10 +220,10 @@ def test_asyncio_writer_yields_to_the_loop_between_chunks(run_python, tmp_path):
 
 def test_writer_is_a_thread_outside_a_loop(run_python, tmp_path):
     """ML_DASH_WRITER=asyncio with no running loop falls back to the writer thread."""
-    code = ("import threading; from ml_dash import Experiment; from ml_dash._runtime import PIPELINE\n"
+    code = ("import threading; from ml_dash import Experiment; from ml_dash.pipeline.process import PIPELINE\n"
             f"exp = Experiment('a', 'b', 'c', local_root={str(tmp_path / 'r')!r})\n"
             "exp.metrics.log(step=0, x=1.0); assert exp.flush()\n"
-            "print(PIPELINE._thread.name, len(exp.metrics.read()))")
+            "print(PIPELINE.writer.owner.name, len(exp.metrics.read()))")
     out = run_python(code, env={"ML_DASH_WRITER": "asyncio"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["ml-dash-writer", "1"]

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from ml_dash.format.jsonl import read_jsonl
-from ml_dash._runtime import PIPELINE
+from ml_dash.pipeline.process import PIPELINE
 
 
 def _child_logs(exp, worker, n):
@@ -44,7 +44,7 @@ def test_plain_fork_child_flushes_at_exit(make_exp):
     if pid == 0:  # pragma: no cover - child
         try:
             exp.metrics.log(step=1, who=1)
-            PIPELINE._at_exit()
+            PIPELINE.exit_drain()
         finally:
             os._exit(0)
     os.waitpid(pid, 0)

@@ -1,0 +1,62 @@
+"""The one place an event's shape is defined: what the API modules queue and what a sink receives.
+
+Two shapes, chosen for the caller's cost:
+
+* a **metric row** is the caller's own ``**kwargs`` dict with two int-keyed items appended, ``{source: timestamp,
+  STEP_KEY: step}`` (user keys are always ``str``, so they never collide). ``source`` (>= 1) indexes
+  ``METRIC_SOURCES``: which store, which namespace, and whether values still need converting. A dict of atomic
+  values is untracked by the cyclic GC, so a long queue costs garbage collections nothing.
+* everything else is a **tuple** ``(store key, kind, a, b, c, d)`` of one of the kinds below, built by the
+  constructors here.
+
+Stores are named by an int key, not by reference, for the same GC reason: a queued tuple of atomic values is
+untracked after its first young collection.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+METRIC_AGG, RECORD, BARRIER = 1, 2, 3
+STEP_KEY = 0
+METRIC_SOURCES: list[tuple[int, str | None, bool]] = [(-1, None, False)]  # index 0 is never a source: it is STEP_KEY
+STORE_DIRECTORIES: list[str] = []  # index = store key: the experiment directory its events are written under
+
+
+def register_store(directory: str) -> int:
+    """A new store key for an experiment directory (one per ``Experiment`` object)."""
+    STORE_DIRECTORIES.append(directory)
+    return len(STORE_DIRECTORIES) - 1
+
+
+def register_metric_source(store_key: int, namespace: str | None, convert: bool) -> int:
+    """The int a metric row carries as its timestamp's key: names the store, the namespace and whether to convert."""
+    METRIC_SOURCES.append((store_key, namespace, convert))
+    return len(METRIC_SOURCES) - 1
+
+
+def split_metric_event(event: dict) -> tuple[int, str | None, bool, float, object]:
+    """Take the two appended items off a metric row: (store key, namespace, convert, timestamp, step)."""
+    _, step = event.popitem()
+    source, timestamp = event.popitem()
+    store_key, namespace, convert = METRIC_SOURCES[source]
+    return store_key, namespace, convert, timestamp, step
+
+
+def record_event(store_key: int, stream: str, record: dict, deferred: bool) -> tuple:
+    """A JSON record for ``stream`` (parameters, logs). ``deferred``: it holds tensors the writer must still read."""
+    return (store_key, RECORD, stream, record, deferred, None)
+
+
+def aggregate_event(store_key: int, timestamp: float, step: Any, rows: Any, how: str, extra: dict,
+                    namespace: str | None) -> tuple:
+    """``metrics.flush()``: the writer aggregates ``rows`` (``[(step, metrics)]`` or collected tensors) by ``how``."""
+    return (store_key, METRIC_AGG, timestamp, step, (rows, how, extra, namespace), None)
+
+
+def barrier_event(signal: Any) -> tuple:
+    """A flush barrier: the writer calls ``signal.set()`` once everything queued before it is written."""
+    return (None, BARRIER, signal, None, None, None)
+
+
+def is_barrier(event: object) -> bool:
+    return type(event) is tuple and event[1] == BARRIER

@@ -4,27 +4,21 @@ from __future__ import annotations
 import logging
 from typing import AsyncIterator, Awaitable, Callable
 
-import orjson
 from aiohttp import web
 
 from ml_dash.server.config import ServerConfig
 from ml_dash.server.errors import BrokenBody, ServerError
-from ml_dash.server.files.base import FileStore
 from ml_dash.server.files.registry import open_file_store
 from ml_dash.server.http.auth import auth_middleware
+from ml_dash.server.http.dashboard import setup_dashboard
+from ml_dash.server.http.graphql import setup_graphql
+from ml_dash.server.http.keys import BLOBS_KEY, CONFIG_KEY, STORAGE_KEY
+from ml_dash.server.http.responses import json_response
+from ml_dash.server.http.rest import setup_routes
 from ml_dash.server.storage.base import Storage
 from ml_dash.server.storage.registry import open_storage
 
-CONFIG_KEY = web.AppKey("config", ServerConfig)
-STORAGE_KEY = web.AppKey("storage", Storage)
-BLOBS_KEY = web.AppKey("blobs", FileStore)
-
 log = logging.getLogger("ml_dash.server")
-
-
-def json_response(data: object, status: int = 200) -> web.Response:
-    # orjson: fast for big metric series; numpy floats never reach here (results are plain lists).
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
 @web.middleware
@@ -49,10 +43,6 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
 
 def create_app(config: ServerConfig | None = None, storage: Storage | None = None) -> web.Application:
     """Build the app. ``storage`` overrides the backend named by ``config.db_url`` (tests parametrize it)."""
-    from ml_dash.server.http.dashboard import setup_dashboard
-    from ml_dash.server.http.graphql import setup_graphql
-    from ml_dash.server.http.rest import setup_routes
-
     config = config or ServerConfig()
     # Bodies are read by our handlers with our own limit (and a clear 413); aiohttp's limit is a backstop for others.
     app = web.Application(middlewares=[error_middleware, auth_middleware(config.tokens)],

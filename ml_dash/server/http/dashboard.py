@@ -24,7 +24,9 @@ from aiohttp import web
 
 from ml_dash.server import chart_library
 from ml_dash.server.errors import BadRequest, NotFound
-from ml_dash.server.http.app import CONFIG_KEY, STORAGE_KEY, json_response
+from ml_dash.server.http.keys import CONFIG_KEY, STORAGE_KEY
+from ml_dash.server.http.responses import json_response
+from ml_dash.server.http.rest import authorized_experiment, int_query
 
 STATIC_DIR = Path(__file__).parent.parent / "static"
 PLOTLY_URL = "/static/vendor/plotly.min.js"
@@ -160,8 +162,6 @@ async def metric_step_times(request: web.Request) -> web.Response:
     A few thousand (step, timestamp) anchors are enough to place every drawn point on a wall-time axis by
     interpolation, and to turn a zoomed time window back into the step range that ``metric`` filters on.
     """
-    from ml_dash.server.http.rest import authorized_experiment, int_query
-
     experiment = await authorized_experiment(request)
     name = request.query.get("name")
     if not name:

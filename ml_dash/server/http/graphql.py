@@ -15,8 +15,9 @@ from graphql import GraphQLError, build_schema, graphql
 from ml_dash.format.layout import RUN_STATUSES
 from ml_dash.format.params import replay
 from ml_dash.server.errors import BadRequest, Forbidden, NotFound, ServerError
-from ml_dash.server.http.app import STORAGE_KEY, json_response
 from ml_dash.server.http.auth import allowed_namespaces, check_namespace
+from ml_dash.server.http.keys import STORAGE_KEY
+from ml_dash.server.http.responses import json_response
 from ml_dash.server.series.downsample import series_result
 from ml_dash.server.storage.base import Storage
 

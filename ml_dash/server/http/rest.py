@@ -10,8 +10,9 @@ from ml_dash.format.layout import RUN_STATUSES
 from ml_dash.format.params import replay
 from ml_dash.server.errors import BadRequest, BrokenBody, NotFound
 from ml_dash.server.files.base import check_file_path
-from ml_dash.server.http.app import BLOBS_KEY, CONFIG_KEY, STORAGE_KEY, json_response
 from ml_dash.server.http.auth import allowed_namespaces, check_namespace
+from ml_dash.server.http.keys import BLOBS_KEY, CONFIG_KEY, STORAGE_KEY
+from ml_dash.server.http.responses import json_response
 from ml_dash.server.ingest import Validator, decode_body
 from ml_dash.server.series.downsample import series_result
 

@@ -142,8 +142,8 @@ async def test_copy_answers_the_same_and_resumes_streams_exactly_once(tmp_path):
             result = await target.apply_batch(a, r2, "metrics", "c1:metrics", end, end + 100, events)
             assert (result.duplicate, result.acked, result.stored) == (False, end + 100, 10)
             # ...and a batch it sent before the switch (replayed after a lost answer) is not stored again.
-            replay = await target.apply_batch(a, r2, "metrics", "c1:metrics", 0, seeded["metric_ends"][0], [])
-            assert replay.duplicate and replay.acked == end + 100
+            again = await target.apply_batch(a, r2, "metrics", "c1:metrics", 0, seeded["metric_ends"][0], [])
+            assert again.duplicate and again.acked == end + 100
             series = await target.metric_series(a, "loss", None, None)
             assert series.steps.tolist() == list(range(15110))
             assert await target.metric_names(a) == ["count", "fresh", "loss", "ok"]

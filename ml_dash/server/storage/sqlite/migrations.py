@@ -14,7 +14,7 @@ CHUNK_POINTS = 65_536  # points per chunk when converting old rows: big enough t
 
 def _points_to_chunks(conn: sqlite3.Connection) -> None:
     """Version 2: per-point ``metrics`` rows become columnar chunks in stored order, then the old table goes."""
-    from ml_dash.server.storage.sqlite.storage import chunk_row, decode_value
+    from ml_dash.server.storage.sqlite.metrics import chunk_row, decode_value
 
     for (name_pk,) in conn.execute("SELECT pk FROM metric_names").fetchall():
         rows = conn.execute("SELECT step, timestamp, value, kind, run_pk FROM metrics WHERE name_pk = ? ORDER BY rowid",

@@ -1,7 +1,7 @@
 """Series read benchmark: milliseconds to read a long metric series and min/max-downsample it for a chart.
 
 Ingests a 1M- and a 10M-point series straight through the storage API (SQLite in a temp dir), then times, median of
-``--repeats``: the storage read plus ``_downsample`` to ``--buckets`` buckets and a zoom to 1% of the steps at full
+``--repeats``: the storage read plus ``series.downsample`` to ``--buckets`` buckets and a zoom to 1% of the steps at full
 resolution, each cold (series cache emptied first) and warm (cached, unchanged); the chart read cold from the chunks'
 block summaries ("cold, summaries": ``metric_series(max_points=...)``, no point decoded); a live read (10 points appended
 before each read, which then decodes only the new tail); and the 1M chart read through the GraphQL endpoint of a real

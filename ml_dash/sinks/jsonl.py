@@ -26,6 +26,7 @@ from ml_dash.format.values import TEXT_TO_NONFINITE
 logger = logging.getLogger("ml_dash")
 
 _OPTS = orjson.OPT_APPEND_NEWLINE
+_write = os.write  # the one call that appends bytes; a module attribute so tests can simulate a filling disk
 
 
 class LocalStore:
@@ -46,18 +47,20 @@ class LocalStore:
         if pending:
             lines = pending + lines
         data = b"".join(lines)
+        view = memoryview(data)
         try:
             fd = self._fds.get(stream)
             if fd is None:
                 os.makedirs(self.directory, exist_ok=True)
                 fd = self._fds[stream] = os.open(self.path(stream), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            view = memoryview(data)
-            while view:  # a regular file takes it all at once; loop only for the pathological short write
-                written = os.write(fd, view)
+            while view:  # a regular file takes it all at once; loop only for the short write of a filling disk
+                written = _write(fd, view)
                 view = view[written:]
         except OSError as exc:
-            # Keep whole lines for the next attempt: nothing logged is lost if the disk comes back.
-            self._pending[stream] = [data]
+            # Keep only the bytes not written yet: what is in the file stays there (a line cut short by a full disk
+            # is completed by the next attempt, never written twice), and nothing logged is lost if the disk comes back.
+            if view:
+                self._pending[stream] = [bytes(view)]
             raise StoreError(f"{self.path(stream)}: {exc.strerror or exc}") from exc
 
     def sync(self) -> None:

@@ -1,0 +1,71 @@
+"""The JSONL sink on a filling disk: a short write then ENOSPC keeps only the unwritten bytes for the retry."""
+import errno
+import os
+
+import orjson
+import pytest
+
+from ml_dash.sinks import jsonl
+from ml_dash.sinks.jsonl import LocalStore, StoreError
+
+
+class FillingDisk:
+    """Stands in for ``os.write``: takes at most ``room`` more bytes (a short write), then raises ENOSPC."""
+
+    def __init__(self, room):
+        self.room = room
+
+    def __call__(self, fd, data):
+        if self.room is None:
+            return os.write(fd, data)
+        if self.room == 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written = os.write(fd, bytes(data[:self.room]))
+        self.room -= written
+        return written
+
+
+def lines(start, stop):
+    return [orjson.dumps({"step": i, "metrics": {"loss": i / 7}}) + b"\n" for i in range(start, stop)]
+
+
+def test_short_write_then_enospc_keeps_only_the_unwritten_bytes(tmp_path, monkeypatch):
+    disk = FillingDisk(room=100)  # cuts the second line in the middle
+    monkeypatch.setattr(jsonl, "_write", disk)
+    store = LocalStore(0, str(tmp_path))
+    with pytest.raises(StoreError):
+        store.append("metrics", lines(0, 10))
+    assert store.has_pending
+    with pytest.raises(StoreError):  # still full: nothing new is written, nothing is lost
+        store.append("metrics", lines(10, 12))
+    disk.room = None  # space is freed
+    store.append("metrics", lines(12, 13))
+    store.close()
+    with open(store.path("metrics"), "rb") as f:
+        content = f.read()
+    assert content == b"".join(lines(0, 13))  # each line once, in order; the cut line was completed, not rewritten
+    assert not store.has_pending
+
+
+def test_disk_full_mid_run_loses_and_duplicates_nothing(make_exp, monkeypatch):
+    disk = FillingDisk(room=None)
+    monkeypatch.setattr(jsonl, "_write", disk)
+    exp = make_exp("full-disk")
+    exp.run()
+    for step in range(1000):
+        exp.metrics.log(step=step, loss=step * 0.5)
+    assert exp.flush(30)
+    disk.room = 1234  # the disk fills up in the middle of a batch
+    for step in range(1000, 5000):
+        exp.metrics.log(step=step, loss=step * 0.5)
+    assert not exp.flush(0.5)  # the writer keeps the rest and reports the error
+    for step in range(5000, 6000):
+        exp.metrics.log(step=step, loss=step * 0.5)
+    disk.room = None
+    assert exp.flush(30)
+    exp.complete()
+    with open(os.path.join(exp.local_path, "metrics.jsonl"), "rb") as f:
+        raw = f.read()
+    rows = [orjson.loads(line) for line in raw.splitlines()]  # a torn line would not parse
+    assert [row["step"] for row in rows] == list(range(6000))
+    assert raw.endswith(b"\n")

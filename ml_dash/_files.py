@@ -57,6 +57,10 @@ def _encode(data: Any, extension: str) -> bytes:
         return bytes(data)
     if isinstance(data, str):
         return data.encode()
+    if extension in _TEXT_EXTENSIONS:
+        # Pickle bytes in a text file would not load back as text: refuse rather than write something unreadable.
+        raise TypeError(f"files.save: data= must be str or bytes for a {extension} file, got {type(data).__name__} "
+                        f"(convert it yourself, e.g. str(data), or save it as .json or .pkl)")
     return pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -82,7 +86,9 @@ class FileManager:
         return safe_join(self._root, f"{self._ns}/{name}" if self._ns else name, "filename")
 
     def save(self, data: Any, filename: str) -> str:
-        """Save ``data``; the format follows the extension (json, pkl, pt/pth, npy/npz, bytes, text, else pickle)."""
+        """Save ``data``; the format follows the extension (json, pkl, pt/pth, npy/npz, bytes, text, else pickle).
+
+        Text extensions (``.txt``, ``.md``, ``.csv``, ...) take ``str`` or ``bytes`` only (``TypeError`` otherwise)."""
         path = self._path(filename)
         atomic_write(path, _encode(data, os.path.splitext(path)[1].lower()))
         return path

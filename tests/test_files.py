@@ -95,3 +95,15 @@ def test_non_str_filename_names_the_argument(make_exp, method):
     args = ({"a": 1}, 123) if method == "save_pkl" else (123,)
     with pytest.raises(TypeError, match="filename"):
         getattr(files, method)(*args)
+
+
+@pytest.mark.parametrize("data, filename", [(123, "n.txt"), ({"a": 1}, "cfg.txt"), ([1, 2], "rows.csv"), (1.5, "x.md")])
+def test_text_extensions_refuse_what_would_not_load_back_as_text(make_exp, data, filename):
+    exp = make_exp()
+    with pytest.raises(TypeError, match=r"data= must be str or bytes"):
+        exp.files.save(data, filename)
+    assert not exp.files.exists(filename)
+    exp.files.save("a\nb", filename)  # str and bytes still round-trip as text
+    assert exp.files.load(filename) == "a\nb"
+    exp.files.save(b"raw", filename)
+    assert exp.files.load(filename) == "raw"

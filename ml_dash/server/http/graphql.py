@@ -3,19 +3,30 @@
 Objects are dicts; graphql-core's default resolver reads a dict key and, when the value is callable, calls it with
 ``(info, **arguments)``. So each experiment dict carries small async closures for its expensive fields, which run only
 when a query selects them. Float cannot carry NaN/Infinity: such metric values come back as null.
+
+Limits (graphql_cost, docs/server.md): a query's cost is checked from its text before it runs. It then runs in a
+worker thread with an event loop of its own, and so does the JSON encoding of its answer: the server's loop only
+carries the storage calls (``_OnLoop``), so /health and ingest stay responsive while a big answer is built.
 """
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import inspect
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, AsyncIterator
 
 import orjson
 from aiohttp import web
-from graphql import GraphQLError, build_schema, graphql
+from graphql import GraphQLError, GraphQLSyntaxError, build_schema, execute, parse, validate
 
 from ml_dash.format.layout import RUN_STATUSES
 from ml_dash.format.params import replay
 from ml_dash.server.errors import BadRequest, Forbidden, NotFound, ServerError
 from ml_dash.server.http.auth import allowed_namespaces, check_namespace
+from ml_dash.server.http.graphql_cost import (
+    DEFAULT_LOGS_LIMIT, DEFAULT_MAX_POINTS, MAX_EXPERIMENTS_LIMIT, MAX_LOGS_LIMIT, MAX_POINTS, MAX_TOKENS,
+    QueryTooExpensive, check_cost, check_source,
+)
 from ml_dash.server.http.keys import STORAGE_KEY
 from ml_dash.server.http.responses import json_response
 from ml_dash.server.series.downsample import series_result
@@ -46,7 +57,25 @@ type Query {
 }
 """
 schema = build_schema(SDL)
-MAX_LIMIT = 10_000
+MAX_LIMIT = MAX_EXPERIMENTS_LIMIT
+GRAPHQL_THREADS = 4  # queries executing at once; more wait for a free thread (the server's loop never does)
+POOL_KEY = web.AppKey("graphql_pool", ThreadPoolExecutor)
+
+
+class _OnLoop:
+    """The storage as seen from a GraphQL worker thread: each call runs on the server's loop, where the storage
+    lives (its connections, its reader threads), and the worker's own loop awaits the answer."""
+
+    def __init__(self, storage: Storage, loop: asyncio.AbstractEventLoop) -> None:
+        self._storage, self._loop = storage, loop
+
+    def __getattr__(self, name: str):
+        method = getattr(self._storage, name)
+
+        async def call(*args: Any) -> Any:
+            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(method(*args), self._loop))
+
+        return call
 
 
 def _camel_run(run: dict[str, Any]) -> dict[str, Any]:
@@ -66,15 +95,17 @@ def _experiment_node(storage: Storage, e: dict[str, Any]) -> dict[str, Any]:
     async def runs(info):
         return [_camel_run(r) for r in await storage.list_runs(experiment_id)]
 
-    async def metric(info, name, maxPoints=None, stepMin=None, stepMax=None):
-        if maxPoints is not None and maxPoints < 1:
-            raise BadRequest("maxPoints must be at least 1")
+    async def metric(info, name, maxPoints=DEFAULT_MAX_POINTS, stepMin=None, stepMax=None):
+        maxPoints = DEFAULT_MAX_POINTS if maxPoints is None else maxPoints
+        if not 1 <= maxPoints <= MAX_POINTS:
+            raise BadRequest(f"maxPoints must be at least 1 and at most {MAX_POINTS} (default {DEFAULT_MAX_POINTS})")
         series = await storage.metric_series(experiment_id, name, stepMin, stepMax, maxPoints)
         return None if series is None else series_result(name, series, maxPoints, nonfinite_as_text=False)
 
-    async def logs(info, level=None, limit=None):
-        if limit is not None and limit < 1:
-            raise BadRequest("limit must be at least 1")
+    async def logs(info, level=None, limit=DEFAULT_LOGS_LIMIT):
+        limit = DEFAULT_LOGS_LIMIT if limit is None else limit
+        if not 1 <= limit <= MAX_LOGS_LIMIT:
+            raise BadRequest(f"logs limit must be at least 1 and at most {MAX_LOGS_LIMIT} (default {DEFAULT_LOGS_LIMIT})")
         return await storage.logs(experiment_id, level.upper() if level else None, limit)
 
     return {
@@ -142,9 +173,43 @@ async def graphql_post(request: web.Request) -> web.Response:
     variables = body.get("variables")
     if variables is not None and not isinstance(variables, dict):
         raise BadRequest("'variables' must be an object")
-    result = await graphql(schema, body["query"], root_value=root_value(request.app[STORAGE_KEY],
-                                                                       allowed_namespaces(request)),
-                           variable_values=variables, operation_name=body.get("operationName"))
+    operation_name = body.get("operationName")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise BadRequest("'operationName' must be a string")
+    storage = _OnLoop(request.app[STORAGE_KEY], asyncio.get_running_loop())
+    allowed = allowed_namespaces(request)
+    answer, status = await asyncio.get_running_loop().run_in_executor(
+        request.app[POOL_KEY], _in_worker, body["query"], variables, operation_name, storage, allowed)
+    return web.Response(body=answer, status=status, content_type="application/json")
+
+
+def _in_worker(query: str, variables: dict | None, operation_name: str | None, storage: Any,
+               allowed: frozenset[str] | None) -> tuple[bytes, int]:
+    """Parse, check, execute and encode one query on an event loop of this worker thread's own."""
+    answer, status = asyncio.run(_run(query, variables, operation_name, storage, allowed))
+    return orjson.dumps(answer), status
+
+
+async def _run(query: str, variables: dict | None, operation_name: str | None, storage: Any,
+               allowed: frozenset[str] | None) -> tuple[dict[str, Any], int]:
+    try:
+        check_source(query)
+        document = parse(query, max_tokens=MAX_TOKENS)
+        check_cost(schema, document, operation_name, variables)  # before validation, which is slow on bombs too
+    except QueryTooExpensive as exc:
+        return {"data": None, "errors": [{"message": str(exc)}]}, 400
+    except GraphQLSyntaxError as exc:
+        message = exc.message
+        if "token" in message.lower():
+            message += f" (at most {MAX_TOKENS:,} tokens are accepted)"
+        return {"data": None, "errors": [{**exc.formatted, "message": message}]}, 400
+    errors = validate(schema, document)
+    if errors:
+        return {"data": None, "errors": [e.formatted for e in errors]}, 400
+    result = execute(schema, document, root_value=root_value(storage, allowed), variable_values=variables,
+                     operation_name=operation_name)
+    if inspect.isawaitable(result):
+        result = await result
     answer: dict[str, Any] = {"data": result.data}
     status = 200
     if result.errors:
@@ -156,9 +221,16 @@ async def graphql_post(request: web.Request) -> web.Response:
             status = 500
         elif result.data is None:
             status = 400  # the query itself did not validate
-    return json_response(answer, status)
+    return answer, status
+
+
+async def _graphql_pool(app: web.Application) -> AsyncIterator[None]:
+    pool = app[POOL_KEY] = ThreadPoolExecutor(GRAPHQL_THREADS, thread_name_prefix="ml-dash-graphql")
+    yield
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def setup_graphql(app: web.Application) -> None:
+    app.cleanup_ctx.append(_graphql_pool)
     app.router.add_get("/graphql", graphql_get)
     app.router.add_post("/graphql", graphql_post)

@@ -13,7 +13,8 @@ def add_sync_subcommand(subparsers) -> None:
                               description="Upload every experiment found under PATH (directories holding "
                                           ".ml-logger.meta.json), resuming exactly where the server stopped.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="an experiment directory or a directory above some")
-    p.add_argument("--remote", help="server URL (default: $ML_DASH_REMOTE or $ML_LOGGER_REMOTE)")
+    p.add_argument("--remote", help="server URL (default: $ML_DASH_REMOTE or $ML_LOGGER_REMOTE, else the server each "
+                                    "experiment was logged to, as its .ml-dash-sync.json records)")
     p.add_argument("--token", help="bearer token for servers with auth (default: $ML_DASH_TOKEN)")
     p.add_argument("--attempts", type=int, default=8, help="attempts per request before giving up (default 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -26,9 +27,12 @@ def add_sync_subcommand(subparsers) -> None:
 def run_sync(args: argparse.Namespace) -> int:
     from ml_dash.upload.sync_command import format_summary, sync_paths
 
-    remote = setting("REMOTE", args.remote, None)
-    if not remote:
-        print("ml-dash sync: no server given (use --remote URL or set ML_DASH_REMOTE)", file=sys.stderr)
+    from ml_dash.upload.sync_command import NO_REMOTE, find_experiments, recorded_remote
+
+    remote = setting("REMOTE", args.remote, None) or None
+    if not remote and not any(recorded_remote(d) for d in find_experiments(args.paths)):
+        # Each experiment goes to the server it was logged to (.ml-dash-sync.json) unless one is given.
+        print(f"ml-dash sync: {NO_REMOTE}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     token = setting("TOKEN", args.token, None)

@@ -97,14 +97,25 @@ async def _end_if_crashed(sync: RunSync, state: SyncState, meta: dict, result: S
     result.marked_failed = error
 
 
-async def _sync_all(directories: list[str], remote: str, token: str | None, progress, attempts: int,
+def recorded_remote(directory: str) -> str | None:
+    """The server an experiment directory was last uploaded to, as ``.ml-dash-sync.json`` records it."""
+    try:
+        return SyncState(directory).remote
+    except OSError:
+        return None
+
+
+async def _sync_all(targets: list[tuple[str, str | None]], token: str | None, progress, attempts: int,
                     backoff: Backoff, mark_crashed: bool = True) -> list[SyncResult]:
     results = []
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=120)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        for directory in directories:
+        for directory, remote in targets:
             result = SyncResult(directory)
             results.append(result)
+            if not remote:
+                result.error = NO_REMOTE
+                continue
             try:
                 state, meta = prepare_state(directory)
             except (OSError, orjson.JSONDecodeError) as exc:
@@ -125,26 +136,36 @@ async def _sync_all(directories: list[str], remote: str, token: str | None, prog
     return results
 
 
-def sync_paths(paths: list[str], remote: str, token: str | None = None, show_progress: bool = True,
+NO_REMOTE = "no server given and none recorded (use --remote URL or set ML_DASH_REMOTE or ML_LOGGER_REMOTE)"
+
+
+def sync_paths(paths: list[str], remote: str | None = None, token: str | None = None, show_progress: bool = True,
                attempts: int = 8, backoff: Backoff | None = None, mark_crashed: bool = True) -> list[SyncResult]:
     """Upload every experiment under ``paths`` to ``remote``; returns one result per experiment.
 
-    With ``mark_crashed``, a run whose meta says running but whose process on this host is provably gone is marked
-    FAILED (locally and on the server) once its data is uploaded; see ``_crashed``."""
+    Without ``remote``, each experiment goes to the server its ``.ml-dash-sync.json`` records (the one it was logged
+    to); one that records none gets an error result. With ``mark_crashed``, a run whose meta says running but whose
+    process on this host is provably gone is marked FAILED (locally and on the server) once its data is uploaded;
+    see ``_crashed``."""
     from tqdm import tqdm
 
     directories = find_experiments(paths)
+    targets = []
     total = 0
     for directory in directories:
+        target = remote or recorded_remote(directory)
+        targets.append((directory, target))
+        if not target:
+            continue
         try:
             state = SyncState(directory)
-            if state.remote not in (None, remote.rstrip("/")):
-                state.bind_remote(remote)
+            if state.remote not in (None, target.rstrip("/")):
+                state.bind_remote(target)
             total += sum(state.pending_bytes().values())
         except OSError:
             pass
     with tqdm(total=total, unit="B", unit_scale=True, desc="ml-dash sync", disable=not show_progress) as bar:
-        return asyncio.run(_sync_all(directories, remote, token, bar, attempts, backoff or Backoff(base=0.5, cap=10.0),
+        return asyncio.run(_sync_all(targets, token, bar, attempts, backoff or Backoff(base=0.5, cap=10.0),
                                        mark_crashed))
 
 

@@ -125,9 +125,25 @@ def test_offline_runs_sync_with_summary_and_torn_tail(make_exp, tmp_path, server
 
 
 def test_sync_without_a_remote_is_a_usage_error(tmp_path):
-    """`ml-dash sync` with no --remote and no ML_DASH_REMOTE exits 2 with a hint."""
+    """`ml-dash sync` with no --remote, no ML_DASH_REMOTE and no recorded server exits 2 with a hint."""
     done = ml_dash_sync(str(tmp_path))
-    assert done.returncode == 2 and "--remote" in done.stderr
+    assert done.returncode == 2 and "--remote" in done.stderr and "ML_LOGGER_REMOTE" in done.stderr
+
+
+def test_the_printed_recovery_command_uses_the_recorded_server(make_exp, server):
+    """`ml-dash sync PATH`, as printed when an upload did not finish, sends to the server the run was logged to."""
+    exp = make_exp("recorded")
+    with exp.run():
+        exp.metrics.log(step=0, loss=1.0)
+    sync_paths([exp.local_path], server, show_progress=False, attempts=2)  # records the server, as the uploader does
+    with exp.run():  # a later run that never reached the server
+        for i in range(1, 50):
+            exp.metrics.log(step=i, loss=1.0)
+    done = ml_dash_sync(exp.local_path)
+    assert done.returncode == 0, done.stderr + done.stdout
+    view = server_view(server, find_experiment_id(server, "recorded"))
+    assert sorted(view["steps"]) == list(range(50))
+    assert [run["status"] for run in view["runs"]] == ["COMPLETED", "COMPLETED"]
 
 
 def test_a_truncated_stream_file_is_sent_again_as_a_new_stream(make_exp, tmp_path, server, caplog):

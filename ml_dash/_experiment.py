@@ -10,13 +10,14 @@ import sys
 import threading
 import time
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import orjson
 
 from ml_dash._events import register_store
 from ml_dash._files import FileManager
 from ml_dash._logs import LogManager
-from ml_dash._metrics import MetricsLogger
+from ml_dash._metrics import MetricsLogger, set_in_run
 from ml_dash._params import ParameterManager
 from ml_dash._settings import setting
 from ml_dash.format.layout import META_FILE, atomic_write
@@ -48,7 +49,7 @@ class Experiment:
         self._workspace = check_segments("workspace", workspace, allow_nested=False)
         self._prefix = check_segments("prefix", prefix)
         self._directory = check_segments("directory", directory) if directory else None
-        self._remote = setting("REMOTE", remote, None) or None
+        self._remote = _check_remote(setting("REMOTE", remote, None))
         self._readme = readme
         self._experiment_id = experiment_id
         self._run_id: str | None = None
@@ -58,9 +59,15 @@ class Experiment:
         self._meta = self._load_meta()
         self._owner_pid = os.getpid()
         self._end_lock = threading.Lock()  # complete()/fail() from two threads: the first one ends the run
+        self._start_lock = threading.Lock()  # run() and an implicit start from two threads: one run
+        self._in_run = False  # this object started a run that has not ended
+        self._implicit = False  # that run was started by a logging call, not by run(): run() adopts it
+        self._ran = False  # this object has started a run before
+        self._warned: set[str] = set()
         self._store_key = register_store(self._path)
         self.params = ParameterManager(self, self._store_key, self._path)
         self.metrics = MetricsLogger(self, self._store_key, self._path)
+        set_in_run(self.metrics, False)
         self.logs = LogManager(self, self._store_key, self._path)
         self.files = FileManager(os.path.join(self._path, "files"))
         self._uploader = None
@@ -90,8 +97,41 @@ class Experiment:
         """Start the run. Use as a direct call, ``with exp.run():`` (also ``async with``) or as ``@exp.run``."""
         if func is not None:
             return self._decorate(func)
-        self._start()
+        with self._start_lock:
+            if self._in_run:
+                if self._implicit:  # a logging call started it: this run() takes it over
+                    self._implicit = False
+                    return _RunContext(self)
+                self._warn_once("nested", "ml-dash: run() while a run of %s is already open (a second run() or a "
+                                "nested `with exp.run()`): the open run continues and ends with its first run()",
+                                self._path)
+                return _RunContext(self, owner=False)
+            self._start()
         return _RunContext(self)
+
+    def _outside_run(self, where: str) -> None:
+        """A logging call while this object has no open run (called by the loggers, off the hot path of a run).
+
+        Before the first run, it starts one implicitly, as W&B and MLflow do: the data then belongs to a run, reaches
+        the server, and the run is completed at exit (or by ``complete()``; a later ``run()`` takes it over). After
+        the run ended, it warns once and the data is kept (in the local files, as before)."""
+        with self._start_lock:
+            if self._in_run:
+                return
+            if os.getpid() != self._owner_pid:
+                return  # a forked child logs into its parent's files and never starts a run of its own
+            if self._ran:
+                self._warn_once("after_end", "ml-dash: %s after the run of %s ended: the data is kept in its files "
+                                "but belongs to no run (call exp.run() to start a new one)", where, self._path)
+                return
+            self._implicit = True
+            logger.info("ml-dash: %s before exp.run(): starting a run of %s (completed at exit)", where, self._path)
+            self._start()
+
+    def _warn_once(self, kind: str, message: str, *args: Any) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            logger.warning(message, *args)
 
     def _decorate(self, func: Callable) -> Callable:
         if inspect.iscoroutinefunction(func):
@@ -114,6 +154,8 @@ class Experiment:
         self._meta.update(status="running", started_at=time.time(), completed_at=None, error=None,
                           hostname=socket.gethostname(), pid=os.getpid())
         self._write_meta()
+        self._in_run = self._ran = True
+        set_in_run(self.metrics, True)
         if self._finalise_at_exit not in PIPELINE.at_exit:
             PIPELINE.at_exit.append(self._finalise_at_exit)
         if self._uploader is not None:
@@ -156,6 +198,8 @@ class Experiment:
                 print(f"ml-dash: {self._meta['unwritten_events']} events were not written within {timeout:g}s when the "
                       f"run ended; they stay queued and the exit hook tries again", file=sys.stderr)
         self._write_meta()
+        self._in_run = self._implicit = False
+        set_in_run(self.metrics, False)
         if self._finalise_at_exit in PIPELINE.at_exit:
             PIPELINE.at_exit.remove(self._finalise_at_exit)
         if self._uploader is not None:
@@ -241,16 +285,38 @@ class Experiment:
             self._run_id = run_id
 
 
-class _RunContext:
-    """Returned by ``exp.run()``: the run has already started; entering is optional."""
+def _check_remote(remote: Any) -> str | None:
+    """``remote`` as given (or from ML_DASH_REMOTE / ML_LOGGER_REMOTE): an http(s) URL, or ``None``."""
+    if remote is None or remote == "":
+        return None
+    if not isinstance(remote, str):
+        raise TypeError(f"Experiment: remote must be a str URL such as 'http://127.0.0.1:8000', got "
+                        f"{type(remote).__name__} {remote!r}")
+    parts = urlsplit(remote)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"Experiment: remote={remote!r} is not an http:// or https:// URL with a host (did you mean "
+                         f"'http://{remote}'?)")
+    try:
+        parts.port  # noqa: B018  (raises for a port that is not a number or out of range)
+    except ValueError as exc:
+        raise ValueError(f"Experiment: remote={remote!r}: {exc}") from None
+    return remote
 
-    def __init__(self, exp: Experiment) -> None:
+
+class _RunContext:
+    """Returned by ``exp.run()``: the run has already started; entering is optional. A context that does not own the
+    run (``run()`` while one was open) leaves ending it to the one that does."""
+
+    def __init__(self, exp: Experiment, owner: bool = True) -> None:
         self._exp = exp
+        self._owner = owner
 
     def __enter__(self) -> Experiment:
         return self._exp
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if not self._owner:
+            return
         if exc_type is None:
             self._exp.complete()
         else:

@@ -43,7 +43,9 @@ class MetricsLogger:
             raise ValueError(f"metrics namespace must be a non-empty str, got {namespace!r}")
         child = self._children.get(namespace)
         if child is None:  # cached so that collect() on one handle and flush() on another share a buffer
-            child = self._children[namespace] = MetricsLogger(self._exp, self._key, self._directory, (self._ns or "") + namespace + ".")
+            child = MetricsLogger(self._exp, self._key, self._directory, (self._ns or "") + namespace + ".")
+            child.__class__ = self.__class__  # outside a run like its parent (see set_in_run)
+            self._children[namespace] = child
         return child
 
     def log(self, step: int | None = None, **metrics: Any) -> None:
@@ -113,3 +115,33 @@ class MetricsLogger:
             rows = [dict(r, metrics={k: v for k, v in r["metrics"].items() if k.startswith(ns)}) for r in rows]
             rows = [r for r in rows if r["metrics"]]
         return rows
+
+
+class _OutsideRun(MetricsLogger):
+    """A ``MetricsLogger`` while its experiment has no open run: the first call tells the experiment (which starts a
+    run implicitly, or warns once after the run ended), then logs as usual. Swapping the class, not checking a flag,
+    keeps the check off the hot path of a run."""
+
+    __slots__ = ()
+
+    def log(self, step: int | None = None, **metrics: Any) -> None:
+        self._exp._outside_run("metrics.log")
+        MetricsLogger.log(self, step, **metrics)
+
+    def collect(self, step: int | None = None, **metrics: Any) -> None:
+        self._exp._outside_run("metrics.collect")
+        MetricsLogger.collect(self, step, **metrics)
+
+    def flush(self, _aggregation: str = "mean", step: int | None = None, **additional_metrics: Any) -> None:
+        self._exp._outside_run("metrics.flush")
+        MetricsLogger.flush(self, _aggregation, step, **additional_metrics)
+
+
+def set_in_run(root: MetricsLogger, in_run: bool) -> None:
+    """Switch a logger and its namespaced children between the plain class (a run is open) and ``_OutsideRun``."""
+    cls = MetricsLogger if in_run else _OutsideRun
+    todo = [root]
+    while todo:
+        logger = todo.pop()
+        logger.__class__ = cls
+        todo.extend(list(logger._children.values()))

@@ -206,3 +206,66 @@ def test_complete_and_fail_from_two_threads_end_the_run_once(make_exp, monkeypat
             thread.join()
         assert len(writes) == 1 and writes[0] in ("completed", "failed"), writes
         assert exp.metrics.read()[-1]["step"] == 1999
+
+
+def test_logging_without_run_starts_one_completed_at_exit(run_python, tmp_path):
+    """The first logging call without exp.run() starts a run (as W&B and MLflow do); it is completed at exit."""
+    proc = run_python(textwrap.dedent("""
+        from ml_dash import Experiment
+        exp = Experiment(namespace="a", workspace="b", prefix="c")
+        exp.params.set(lr=0.1)
+        assert exp.status is None
+        exp.metrics("train").log(step=0, loss=1.0)
+        assert exp.status == "running"
+        exp.info("hello")
+    """))
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads((tmp_path / ".ml-logger/a/b/c/.ml-logger.meta.json").read_text())
+    assert meta["status"] == "completed" and meta["started_at"] <= meta["completed_at"]
+
+
+def test_run_after_an_implicit_start_takes_that_run_over(make_exp, caplog):
+    exp = make_exp()
+    exp.logs.info("before run()")
+    started = _meta(exp)["started_at"]
+    with caplog.at_level("WARNING", logger="ml_dash"):
+        with exp.run():
+            exp.metrics.log(step=0, loss=1.0)
+    assert not caplog.records
+    meta = _meta(exp)
+    assert meta["status"] == "completed" and meta["started_at"] == started
+
+
+def test_logging_after_complete_warns_once_and_keeps_the_data(make_exp, caplog):
+    exp = make_exp()
+    with exp.run():
+        exp.metrics.log(step=0, loss=1.0)
+    with caplog.at_level("WARNING", logger="ml_dash"):
+        exp.metrics.log(step=1, loss=2.0)
+        exp.metrics("val").log(step=1, loss=3.0)
+        exp.info("late")
+    assert len(caplog.records) == 1 and "after the run" in caplog.text
+    assert [row["step"] for row in exp.metrics.read()] == [0, 1, 1]
+    assert [line["message"] for line in exp.logs.read()] == ["late"]
+    assert _meta(exp)["status"] == "completed"  # no new run behind the user's back
+
+
+def test_nested_and_second_run_warn_once_and_the_outer_run_ends_it(make_exp, caplog):
+    exp = make_exp()
+    with caplog.at_level("WARNING", logger="ml_dash"):
+        with exp.run():
+            with exp.run():
+                exp.metrics.log(step=0, loss=1.0)
+            assert exp.status == "running"  # the inner block did not end the outer run
+            exp.run()
+            exp.metrics.log(step=1, loss=1.0)
+    assert len(caplog.records) == 1 and "already open" in caplog.text
+    assert exp.status == "completed"
+    assert [row["step"] for row in exp.metrics.read()] == [0, 1]
+
+
+@pytest.mark.parametrize("remote, error", [(8000, TypeError), ("localhost:8000", ValueError), ("ftp://h", ValueError),
+                                           ("http://", ValueError), ("http://h:port", ValueError)])
+def test_a_remote_that_is_not_an_http_url_is_refused_at_construction(make_exp, remote, error):
+    with pytest.raises(error, match="remote"):
+        make_exp(remote=remote)

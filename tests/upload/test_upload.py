@@ -138,3 +138,34 @@ def test_token_is_sent_as_bearer_and_a_refusal_is_reported(make_exp, tmp_path, r
     assert bad.experiment_id is None
     assert any("401" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
     assert json.loads(open(bad.local_path + "/.ml-logger.meta.json").read())["status"] == "completed"
+
+
+def test_logging_without_run_reaches_the_server(server, tmp_path):
+    """A remote experiment that logs without exp.run(): the first call starts a run, the data arrives, the run is
+    COMPLETED at exit, and the local directory has a meta file (so `ml-dash sync` finds it)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from ml_dash.upload.sync_command import find_experiments
+
+    from .conftest import find_experiment_id
+    from .test_offline import child_env
+
+    code = textwrap.dedent(f"""
+        from ml_dash import Experiment
+        exp = Experiment(namespace="alice", workspace="proj", prefix="no-run", remote={server!r},
+                         local_root={str(tmp_path / "root")!r})
+        exp.params.set(lr=0.1)
+        for i in range(500):
+            exp.metrics.log(step=i, loss=1.0)
+        exp.info("done")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env=child_env(UPLOAD_INTERVAL="0.05"))
+    assert done.returncode == 0, done.stderr
+    assert len(find_experiments([str(tmp_path / "root")])) == 1
+    view = server_view(server, find_experiment_id(server, "no-run"))
+    assert sorted(view["steps"]) == list(range(500))
+    assert view["logs"] == ["done"] and view["params"] == {"lr": 0.1}
+    assert [run["status"] for run in view["runs"]] == ["COMPLETED"]

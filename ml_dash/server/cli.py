@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 
@@ -86,6 +87,12 @@ def server_main(args: argparse.Namespace) -> int:
                     print=lambda line: print(f"{line} [{where}, {auth}]", flush=True))
     except ConfigError as exc:  # found at startup, e.g. an unreachable --files bucket
         print(f"ml-dash server: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(f"ml-dash server: port {config.port} on {config.host} is already in use (another server running? "
+              f"pick another with --port)", file=sys.stderr)
         return 2
     return 0
 

@@ -1,7 +1,7 @@
 """Start an ml-dash server on 127.0.0.1, log a run to it, and read it back through GraphQL.
 
     python examples/remote_demo.py            # starts its own server in ./ml-dash-data, stops it at the end
-    python examples/remote_demo.py --keep     # leaves the server running: open the printed dashboard URL
+    python examples/remote_demo.py --keep     # keeps the server up until Ctrl-C and prints the dashboard URL
     python examples/remote_demo.py --remote http://127.0.0.1:8000   # use a server you started yourself
 """
 from __future__ import annotations
@@ -69,13 +69,19 @@ def main() -> None:
             print(f"{data['prefix']}: status={data['status']} metrics={data['metricNames']} "
                   f"train.loss points={data['metric']['count']} (min {data['metric']['min']:.3f}, max {data['metric']['max']:.3f}) "
                   f"logs={len(data['logs'])} params={json.dumps(data['params'])}")
-        print(f"dashboard: {base_url}/#/exp/{runs[0].experiment_id}")
-        if args.keep and args.remote is None:
-            print("Ctrl-C to stop the server")
+        dashboard = f"{base_url}/#/exp/{runs[0].experiment_id}"
+        if args.remote is not None:  # the user's own server: it stays up
+            print(f"dashboard: {dashboard}")
+        elif args.keep:
+            print(f"dashboard: {dashboard}  (the server runs until Ctrl-C)", flush=True)
             with contextlib.suppress(KeyboardInterrupt):
                 import threading
 
                 threading.Event().wait()
+        else:
+            # A URL printed here would be dead by the time it is read: the server stops as this block ends.
+            print("the demo server stops now; run again with --keep to browse the dashboard "
+                  "(bash scripts/demo.sh --keep)")
 
 
 if __name__ == "__main__":

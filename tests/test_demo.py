@@ -1,0 +1,46 @@
+"""examples/remote_demo.py (what scripts/demo.sh runs): terminates on its own, and prints a dashboard URL only while
+the server behind it is up."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO = os.path.join(REPO, "examples", "remote_demo.py")
+
+
+def _env():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_DASH_", "ML_LOGGER_"))}
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def test_the_demo_terminates_and_prints_no_dead_url(tmp_path):
+    done = subprocess.run([sys.executable, DEMO, "--data", str(tmp_path / "data")], capture_output=True, text=True,
+                          timeout=120, env=_env(), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "status=COMPLETED" in done.stdout
+    assert "/#/exp/" not in done.stdout and "--keep" in done.stdout
+
+
+def test_with_keep_the_printed_url_answers_until_ctrl_c(tmp_path):
+    proc = subprocess.Popen([sys.executable, DEMO, "--keep", "--data", str(tmp_path / "data")], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=_env(), cwd=tmp_path)
+    watchdog = threading.Timer(90, proc.kill)  # bounds the read below if the demo never prints its URL
+    watchdog.start()
+    try:
+        for line in proc.stdout:
+            if line.startswith("dashboard:"):
+                break
+        url = line.split()[1]
+        assert "Ctrl-C" in line
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            assert answer.status == 200
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        watchdog.cancel()
+        proc.kill()
+        proc.wait(timeout=30)

@@ -5,6 +5,7 @@ import functools
 import inspect
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -156,6 +157,7 @@ class Experiment:
         self._write_meta()
         self._in_run = self._ran = True
         set_in_run(self.metrics, True)
+        _handle_sigterm()
         if self._finalise_at_exit not in PIPELINE.at_exit:
             PIPELINE.at_exit.append(self._finalise_at_exit)
         if self._uploader is not None:
@@ -226,7 +228,9 @@ class Experiment:
         # (the drop warning) get the exit timeout too, unless the drain at exit already ran out of it.
         timeout = PIPELINE.exit_timeout if PIPELINE.exit_drained else 0
         uncaught = getattr(sys, "last_value", None)
-        if uncaught is not None:
+        if _terminated_by is not None:
+            self._end("failed", _terminated_by, timeout=timeout)
+        elif uncaught is not None:
             self._end("failed", f"{type(uncaught).__name__}: {uncaught}", timeout=timeout)
         else:
             self._end("completed", None, timeout=timeout)
@@ -283,6 +287,39 @@ class Experiment:
             self._experiment_id = experiment_id
         if run_id:
             self._run_id = run_id
+
+
+_terminated_by: str | None = None  # set by the SIGTERM handler: runs still open at that point end failed with it
+_sigterm_pid: int | None = None  # the process that installed the handler (a forked child inherits it)
+
+
+def _handle_sigterm() -> None:
+    """When a run starts: handle SIGTERM (docker stop, SLURM, Kubernetes) like an exception at exit, unless the
+    program has a handler of its own. Only the main thread can install one."""
+    global _sigterm_pid
+    if _sigterm_pid == os.getpid() or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError, AttributeError):  # no SIGTERM here, or not the main interpreter
+        return
+    _sigterm_pid = os.getpid()
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """Drain the queue, mark open runs failed ("terminated by SIGTERM") and upload them, all within the exit bounds
+    (ML_DASH_EXIT_TIMEOUT, ML_DASH_UPLOAD_TIMEOUT); then die of SIGTERM as without the handler (exit status 143)."""
+    global _terminated_by
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    if os.getpid() == _sigterm_pid:  # a forked child that inherited the handler: the default action, as before
+        _terminated_by = "terminated by SIGTERM"
+        try:
+            PIPELINE.exit_drain()
+        except BaseException:  # noqa: BLE001  (dying anyway: never let finalising keep the process alive)
+            logger.exception("ml-dash: finalising at SIGTERM failed")
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _check_remote(remote: Any) -> str | None:

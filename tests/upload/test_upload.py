@@ -169,3 +169,60 @@ def test_logging_without_run_reaches_the_server(server, tmp_path):
     assert sorted(view["steps"]) == list(range(500))
     assert view["logs"] == ["done"] and view["params"] == {"lr": 0.1}
     assert [run["status"] for run in view["runs"]] == ["COMPLETED"]
+
+
+SIGTERMED = """
+import signal, sys, time
+from ml_dash import Experiment
+exp = Experiment(namespace="alice", workspace="proj", prefix="{prefix}", remote={remote!r}, local_root={root!r})
+{own_handler}
+exp.run()
+for i in range(1000):
+    exp.metrics.log(step=i, loss=1.0)
+exp.flush()
+for i in range(1000, 1500):  # still queued when the signal comes: the writer only wakes every 60 s
+    exp.metrics.log(step=i, loss=1.0)
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def _sigterm_child(server, tmp_path, prefix, own_handler=""):
+    import signal
+    import subprocess
+    import sys
+
+    from .test_offline import child_env
+
+    code = SIGTERMED.format(prefix=prefix, remote=server, root=str(tmp_path / "root"), own_handler=own_handler)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=child_env(FLUSH_INTERVAL=60, UPLOAD_INTERVAL=60, UPLOAD_TIMEOUT=20))
+    try:
+        assert proc.stdout.readline() == "ready\n", proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    return proc, os.path.join(tmp_path, "root", "alice", "proj", prefix)
+
+
+def test_sigterm_ends_the_run_failed_and_uploads_its_last_points(server, tmp_path):
+    """docker stop / SLURM / Kubernetes: SIGTERM drains, marks the run failed and uploads it, then exits 143."""
+    from .conftest import find_experiment_id
+
+    proc, path = _sigterm_child(server, tmp_path, "terminated")
+    assert proc.returncode == -15, proc.stderr.read()  # 143 in a shell, as without the handler
+    local = read_run(path)
+    assert local["meta"]["status"] == "failed" and local["meta"]["error"] == "terminated by SIGTERM"
+    assert [row["step"] for row in local["metrics"]] == list(range(1500))
+    view = server_view(server, find_experiment_id(server, "terminated"))
+    assert sorted(view["steps"]) == list(range(1500))
+    assert [(run["status"], run["error"]) for run in view["runs"]] == [("FAILED", "terminated by SIGTERM")]
+
+
+def test_a_programs_own_sigterm_handler_is_left_alone(server, tmp_path):
+    own = "signal.signal(signal.SIGTERM, lambda *a: (print('own handler', flush=True), sys.exit(7)))"
+    proc, path = _sigterm_child(server, tmp_path, "own-handler", own_handler=own)
+    assert proc.returncode == 7  # the program's handler ran, not ml-dash's
+    assert read_run(path)["meta"]["status"] == "completed"  # sys.exit() at exit, as before

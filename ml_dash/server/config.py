@@ -37,6 +37,7 @@ class ServerConfig:
     files: str | None = None  # None: blobs under data_dir; "s3://bucket/prefix": an S3-compatible store (_s3_files)
     s3_endpoint: str | None = None  # e.g. http://minio:9000; None: AWS S3 (region etc. from boto3's own chain)
     chart_js: str | None = None  # a plotly.js bundle to serve; None: the basic bundle if fetched, else plotly's full one
+    allowed_hosts: tuple[str, ...] = ()  # Host names answered besides localhost/127.0.0.1/[::1] (http/security.py)
 
     @classmethod
     def resolve(
@@ -51,6 +52,7 @@ class ServerConfig:
         files: str | None = None,
         s3_endpoint: str | None = None,
         chart_js: str | None = None,
+        allowed_hosts: Iterable[str] | None = None,
         **limits: int,
     ) -> "ServerConfig":
         """Build a config from explicit arguments, falling back to ``ML_DASH_*`` variables and defaults."""
@@ -68,6 +70,8 @@ class ServerConfig:
             files=setting("FILES", files, None),
             s3_endpoint=setting("S3_ENDPOINT", s3_endpoint, None),
             chart_js=setting("CHART_JS", chart_js, None),
+            allowed_hosts=tuple(allowed_hosts if allowed_hosts is not None else
+                                setting("ALLOWED_HOSTS", None, "").replace(",", " ").split()),
             **limits,
         )
         config.check()

@@ -15,6 +15,7 @@ from ml_dash.server.http.graphql import setup_graphql
 from ml_dash.server.http.keys import BLOBS_KEY, CONFIG_KEY, STORAGE_KEY
 from ml_dash.server.http.responses import json_response
 from ml_dash.server.http.rest import setup_routes
+from ml_dash.server.http.security import security_middleware
 from ml_dash.server.storage.base import Storage
 from ml_dash.server.storage.registry import open_storage
 
@@ -45,7 +46,7 @@ def create_app(config: ServerConfig | None = None, storage: Storage | None = Non
     """Build the app. ``storage`` overrides the backend named by ``config.db_url`` (tests parametrize it)."""
     config = config or ServerConfig()
     # Bodies are read by our handlers with our own limit (and a clear 413); aiohttp's limit is a backstop for others.
-    app = web.Application(middlewares=[error_middleware, auth_middleware(config.tokens)],
+    app = web.Application(middlewares=[security_middleware(config), error_middleware, auth_middleware(config.tokens)],
                           client_max_size=config.max_body_bytes)
     app[CONFIG_KEY] = config
     app[BLOBS_KEY] = open_file_store(config)

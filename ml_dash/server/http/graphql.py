@@ -164,10 +164,13 @@ async def graphql_get(request: web.Request) -> web.Response:
 
 
 async def graphql_post(request: web.Request) -> web.Response:
+    """``application/json`` ``{"query", "variables", "operationName"}``, or the query itself as
+    ``application/graphql``; other content types never get here (security.py answers 415)."""
+    raw = await request.read()
     try:
-        body = orjson.loads(await request.read())
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"malformed JSON body: {exc}") from None
+        body = {"query": raw.decode()} if request.content_type == "application/graphql" else orjson.loads(raw)
+    except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"malformed body: {exc}") from None
     if not isinstance(body, dict) or not isinstance(body.get("query"), str):
         raise BadRequest("body must be a JSON object with a 'query' string")
     variables = body.get("variables")

@@ -74,7 +74,7 @@ async def test_non_utf8_authorization_header_is_401(make_client):
     """A bearer token that is not valid UTF-8 is an unknown token (401), not a 500."""
     client = await make_client(tokens={"secret": None})
     reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
-    writer.write(b"GET /api/v1/experiments HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n"
+    writer.write(b"GET /api/v1/experiments HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \xff\xfe\r\n"
                  b"Connection: close\r\n\r\n")
     await writer.drain()
     status_line = (await reader.readline()).decode()

@@ -90,7 +90,7 @@ async def test_files_round_trip_and_raw_path_escape(live_server):
     host, port = live_server.removeprefix("http://").split(":")
     for path in ("files/../../../../etc/passwd", "files/..%2F..%2F..%2Fetc%2Fpasswd", "files/%2e%2e/%2e%2e/x"):
         reader, writer = await asyncio.open_connection(host, int(port))
-        writer.write(f"GET /api/v1/experiments/{experiment_id}/{path} HTTP/1.1\r\nHost: x\r\n"
+        writer.write(f"GET /api/v1/experiments/{experiment_id}/{path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                      "Connection: close\r\n\r\n".encode())
         await writer.drain()
         response = await reader.read()

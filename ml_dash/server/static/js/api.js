@@ -1,5 +1,23 @@
 // Server access: fetch with the optional API token, GraphQL queries, REST reads and file URLs.
 
+import { el } from "./util.js";
+
+// One notice at the top of the view lists the fields the server could not answer; it goes with the view.
+function showPartialErrors(messages) {
+  const main = document.getElementById("main");
+  if (!main) return;
+  let notice = document.getElementById("partial-errors");
+  if (!notice || !main.contains(notice)) {
+    notice = el("div", { id: "partial-errors", class: "notice warning", role: "status" });
+    main.prepend(notice);
+  }
+  const shown = new Set(notice.dataset.messages ? JSON.parse(notice.dataset.messages) : []);
+  for (const m of messages) shown.add(m);
+  notice.dataset.messages = JSON.stringify([...shown]);
+  notice.replaceChildren(el("b", {}, "Some fields could not be loaded and are left empty: "),
+    el("span", { class: "messages" }, [...shown].slice(0, 5).join("; ")), shown.size > 5 ? ` (and ${shown.size - 5} more)` : "");
+}
+
 export const api = {
   token: localStorage.getItem("mlDashToken") || "",
 
@@ -26,8 +44,14 @@ export const api = {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ query, variables }),
     });
     const body = await answer.json();
-    if (body.errors && body.errors.length) throw new Error(body.errors.map((e) => e.message).join("; "));
-    if (!answer.ok) throw new Error(body.error || `HTTP ${answer.status}`);
+    const messages = (body.errors || []).map((e) => (e.path ? `${e.path.join(".")}: ${e.message}` : e.message));
+    // A field that failed comes back null next to the others (partial data): show what did load and say what did
+    // not. Only an answer without data (a refused query, a 4xx/5xx) is a failure of the whole view.
+    if (!body.data) throw new Error(messages.join("; ") || body.error || `HTTP ${answer.status}`);
+    if (messages.length) {
+      Object.defineProperty(body.data, "errors", { value: messages, enumerable: false });
+      showPartialErrors(messages);
+    }
     return body.data;
   },
 

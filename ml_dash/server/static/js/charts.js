@@ -1,7 +1,7 @@
 // Metric charts: lazy plotly.js loading and MetricChart (min/max-bucketed series, zoom refetch, wall-time axis).
 
 import { api } from "./api.js";
-import { el } from "./util.js";
+import { el, plotlyText } from "./util.js";
 
 // plotly.js (1.2 MB basic bundle, or the full 4.8 MB one): index.html only preloads it (download, no execution), and
 // it runs when the first chart has
@@ -85,13 +85,13 @@ export class MetricChart {
         const t = interpolate(this.stepTimes[i] ? this.stepTimes[i].steps : [], this.stepTimes[i] ? this.stepTimes[i].timestamps : [], step);
         return t === null ? null : t * 1000;
       }) : m.steps;
-      return { type: "scatter", mode: m.values.length < 2 ? "markers" : "lines", name: s.label || s.metric, x, y: m.values,
+      return { type: "scatter", mode: m.values.length < 2 ? "markers" : "lines", name: plotlyText(s.label || s.metric), x, y: m.values,
                connectgaps: false, line: { width: 1.5 }, hovertemplate: "%{y}<extra>%{fullData.name}</extra>" };
     });
     const layout = {
       margin: { l: 50, r: 10, t: 8, b: 32 }, showlegend: this.series.length > 1,
       legend: { orientation: "h", y: -0.18 },
-      xaxis: { title: { text: this.xMode === "time" ? "" : "step" }, type: this.xMode === "time" ? "date" : "linear" },
+      xaxis: { title: { text: plotlyText(this.xMode === "time" ? "" : "step") }, type: this.xMode === "time" ? "date" : "linear" },
       yaxis: { autorange: true }, uirevision: this.xMode, hovermode: "x",
     };
     // A constant series would get an arbitrary ±1 range around it, which reads as "zero"; centre it instead.

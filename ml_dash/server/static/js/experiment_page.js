@@ -67,7 +67,8 @@ export async function experimentView(main, experimentId) {
   const data = await api.graphql(`query Exp($id: ID!) { experiment(id: $id) { ${EXPERIMENT_FIELDS} } }`, { id: experimentId });
   let exp = data.experiment;
   if (!exp) {
-    main.append(el("p", { class: "error" }, `No experiment with id ${experimentId}.`));
+    main.append(el("p", { class: "error" }, data.errors ? `Could not load experiment ${experimentId}: ${data.errors.join("; ")}`
+      : `No experiment with id ${experimentId}.`));
     return null;
   }
   const wsHref = `#/ws/${encodeURIComponent(exp.namespace)}/${encodeURIComponent(exp.workspace)}`;

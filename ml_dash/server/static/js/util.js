@@ -18,6 +18,14 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// Plotly reads the text it draws (trace names, axis titles, hover labels) as a subset of HTML: <a href>, <b>, <br>,
+// <span style>... A prefix or metric name is the user's text, not markup: escape it before it reaches Plotly (which
+// turns the entities back into the characters they stand for).
+export function plotlyText(text) {
+  // Only these three: a tag cannot start without "<", and Plotly would print other entities as typed.
+  return String(text ?? "").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
 function formatNumber(value) {
   if (value === null || value === undefined) return "";
   if (typeof value === "boolean") return String(value);

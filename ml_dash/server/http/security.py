@@ -1,7 +1,7 @@
 """Browser-facing protections, as one middleware: the Host check, GraphQL's content type and the security headers.
 
-* **Host** (DNS rebinding): a server bound to loopback answers only requests whose ``Host`` is ``localhost``,
-  ``127.0.0.1`` or ``[::1]`` (any port), or a name in ``allowed_hosts`` (``ML_DASH_ALLOWED_HOSTS``, e.g. the name a
+* **Host** (DNS rebinding): a server bound to loopback answers only requests whose ``Host`` is ``localhost`` or a
+  loopback address (``127.0.0.1``, ``[::1]``; any port), or a name in ``allowed_hosts`` (``ML_DASH_ALLOWED_HOSTS``, e.g. the name a
   reverse proxy forwards); anything else gets 421. A page on ``evil.example`` that re-points its name at 127.0.0.1
   therefore cannot read a token-less local server. A server bound elsewhere needs tokens (ServerConfig.check) and
   checks ``Host`` only when ``allowed_hosts`` is set.
@@ -16,7 +16,8 @@
 """
 from __future__ import annotations
 
-from typing import Awaitable, Callable, Iterable
+import ipaddress
+from typing import Awaitable, Callable
 from urllib.parse import quote
 
 from aiohttp import web
@@ -52,8 +53,19 @@ def allowed_host_names(config: ServerConfig) -> frozenset[str] | None:
     """The Host names this server answers, or None for any (a non-loopback bind without ``allowed_hosts``)."""
     configured = frozenset(host_name(h) for h in config.allowed_hosts if h.strip())
     if is_loopback(config.host):
-        return LOOPBACK_NAMES | configured
+        return LOOPBACK_NAMES | configured | {host_name(config.host)}
     return configured or None
+
+
+def _answered(name: str, allowed: frozenset[str]) -> bool:
+    """A configured name, or a loopback address written as one (``127.0.0.2``, ``::1``): only names can be re-pointed
+    by DNS, never an address literal."""
+    if name in allowed:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def attachment(path: str) -> str:
@@ -86,9 +98,9 @@ def _missing(headers) -> dict[str, str]:
     return {k: v for k, v in SECURITY_HEADERS.items() if k not in headers}
 
 
-def _refusal(request: web.Request, allowed: Iterable[str] | None) -> web.Response | None:
+def _refusal(request: web.Request, allowed: frozenset[str] | None) -> web.Response | None:
     host = request.headers.get("Host")
-    if allowed is not None and host is not None and host_name(host) not in allowed:
+    if allowed is not None and host is not None and not _answered(host_name(host), allowed):
         response = json_response({"error": f"this server does not answer for host {host!r}: use localhost or "
                                            "127.0.0.1, or add the name to ML_DASH_ALLOWED_HOSTS"}, status=421)
         response.force_close()

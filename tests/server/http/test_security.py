@@ -29,7 +29,7 @@ async def test_graphql_refuses_a_cross_site_text_plain_post(client):
     assert answer.status == 200 and "POST" in await answer.text()
 
 
-@pytest.mark.parametrize("host", ["localhost", "localhost:8000", "127.0.0.1:1", "[::1]:8000", "LOCALHOST"])
+@pytest.mark.parametrize("host", ["localhost", "localhost:8000", "127.0.0.1:1", "[::1]:8000", "LOCALHOST", "127.0.0.2"])
 async def test_loopback_host_names_are_answered(client, host):
     assert (await client.get("/health", headers={"Host": host})).status == 200
 

@@ -82,7 +82,8 @@ def _inject_failed_field(route, mutate):
     answer = route.fetch()
     body = answer.json()
     body.setdefault("errors", []).append(mutate(body["data"]))
-    route.fulfill(response=answer, body=json.dumps(body), headers={**answer.headers, "content-type": "application/json"})
+    route.fulfill(response=answer, body=json.dumps(body),
+                  headers={**answer.headers, "content-type": "application/json"})
 
 
 def _on_queries(page, names_to_mutate):

@@ -28,7 +28,6 @@ from ml_dash.server.http.graphql_cost import (
     QueryTooExpensive, check_cost, check_source,
 )
 from ml_dash.server.http.keys import STORAGE_KEY
-from ml_dash.server.http.responses import json_response
 from ml_dash.server.series.downsample import series_result
 from ml_dash.server.storage.base import Storage
 
@@ -105,7 +104,8 @@ def _experiment_node(storage: Storage, e: dict[str, Any]) -> dict[str, Any]:
     async def logs(info, level=None, limit=DEFAULT_LOGS_LIMIT):
         limit = DEFAULT_LOGS_LIMIT if limit is None else limit
         if not 1 <= limit <= MAX_LOGS_LIMIT:
-            raise BadRequest(f"logs limit must be at least 1 and at most {MAX_LOGS_LIMIT} (default {DEFAULT_LOGS_LIMIT})")
+            raise BadRequest(f"logs limit must be at least 1 and at most {MAX_LOGS_LIMIT} "
+                             f"(default {DEFAULT_LOGS_LIMIT})")
         return await storage.logs(experiment_id, level.upper() if level else None, limit)
 
     return {

@@ -77,7 +77,8 @@ async def test_security_headers_on_every_answer(client):
 async def test_file_downloads_are_attachments(client):
     experiment_id = await new_experiment(client)
     page = b"<html><script>alert(document.domain)</script></html>"
-    for path, expected in (("report/evil.html", 'filename="evil.html"'), ("plots/ü b.svg", "filename*=UTF-8''%C3%BC%20b.svg")):
+    for path, expected in (("report/evil.html", 'filename="evil.html"'),
+                           ("plots/ü b.svg", "filename*=UTF-8''%C3%BC%20b.svg")):
         assert (await client.put(f"/api/v1/experiments/{experiment_id}/files/{path}", data=page)).status == 200
         answer = await client.get(f"/api/v1/experiments/{experiment_id}/files/{path}")
         assert answer.status == 200 and await answer.read() == page

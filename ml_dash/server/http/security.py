@@ -3,8 +3,8 @@
 * **Host** (DNS rebinding): a server bound to loopback answers only requests whose ``Host`` is ``localhost`` or a
   loopback address (``127.0.0.1``, ``[::1]``; any port), or a name in ``allowed_hosts``
   (``ML_DASH_ALLOWED_HOSTS``, e.g. the name a reverse proxy forwards); anything else gets 421. A page on
-  ``evil.example`` that re-points its name at 127.0.0.1 therefore cannot read a token-less local server. A server bound elsewhere needs tokens (ServerConfig.check) and
-  checks ``Host`` only when ``allowed_hosts`` is set.
+  ``evil.example`` that re-points its name at 127.0.0.1 therefore cannot read a token-less local server. A server
+  bound elsewhere needs tokens (ServerConfig.check) and checks ``Host`` only when ``allowed_hosts`` is set.
 * **POST /graphql** must say ``Content-Type: application/json`` (or ``application/graphql``): a cross-site form or
   ``fetch`` with ``text/plain`` (which a browser sends without asking the server first) gets 415 and never runs.
   ``GET /graphql`` only describes the endpoint; it runs nothing.

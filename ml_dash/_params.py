@@ -8,7 +8,7 @@ from ml_dash._events import record_event
 from ml_dash._values import to_jsonable
 from ml_dash.format.jsonl import read_jsonl
 from ml_dash.format.layout import stream_path
-from ml_dash.format.params import replay
+from ml_dash.format.params import check_nesting, replay
 from ml_dash.pipeline.process import PIPELINE
 
 
@@ -27,6 +27,10 @@ class ParameterManager:
         it are cloned, not read (that could wait on a GPU): the record's flag tells the writer to read them."""
         deferred: list = []
         record = {"timestamp": _time(), "operation": operation, **head, field: to_jsonable(value, where, path, deferred)}
+        try:
+            check_nesting(record)  # the server refuses what would nest the replayed parameters too deep
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
         PIPELINE.queue.append(record_event(self._key, "parameters", record, bool(deferred)))
         if len(PIPELINE.queue) >= PIPELINE.threshold:
             PIPELINE.slow_path()

@@ -2,5 +2,11 @@
 from __future__ import annotations
 
 MAX_NAME_LENGTH = 256  # a metric name, namespace, workspace, directory segment or prefix, in characters
-# Objects/arrays inside a parameter value or log context: orjson.dumps stops at 254 levels (with the record around).
+# Objects/arrays nested inside the *replayed* parameters (the top-level dict counts as one level) and inside a log
+# context. orjson.dumps stops at 254 levels, and an answer wraps the parameters in a few levels of its own (GraphQL's
+# data/experiments/params): 200 leaves room. ``format.params.contribution_depth`` says what one operation adds.
 MAX_NESTING = 200
+# Metric names in one metric event (one ``metrics.log`` call) and distinct names in one batch: every new name is a new
+# series for the server's single writer, so an unbounded number stalls every other client's ingest.
+MAX_METRICS_PER_EVENT = 1000
+MAX_METRIC_NAMES_PER_BATCH = 4096

@@ -174,3 +174,31 @@ def test_caller_never_touches_disk(make_exp, monkeypatch):
     monkeypatch.undo()
     assert io_on_caller == []
     assert len(exp.metrics.read()) == 50_001
+
+
+def test_a_name_longer_than_the_servers_limit_never_reaches_the_file(make_exp, caplog):
+    """Names are limited to MAX_NAME_LENGTH (the server's limit). exp.metrics(namespace) and flush() refuse longer ones
+    at the call; log() and collect() leave the check to the writer (free for the caller), which drops the metric with
+    one WARNING and keeps the rest of the row."""
+    from ml_dash.format.limits import MAX_NAME_LENGTH
+
+    exp = make_exp()
+    exp.run()
+    train = exp.metrics("train")
+    with pytest.raises(ValueError, match=r"metrics.flush: the metric name 'train.zzz.*is 257 characters.*limited to 256"):
+        train.flush(**{"z" * 251: 1.0})  # "train." + 251 characters
+    with pytest.raises(ValueError, match="namespace"):
+        exp.metrics("n" * 256)
+    with caplog.at_level("WARNING", logger="ml_dash"):
+        exp.metrics.log(step=0, **{"x" * MAX_NAME_LENGTH: 1.0})  # exactly the limit is fine
+        for step in (1, 2):
+            exp.metrics.log(step=step, loss=1.0, **{"y" * 300: 1.0})
+        train.log(step=3, **{"z" * 251: 1.0, "ok": 2.0})
+        train.collect(**{"z" * 251: 1.0})
+        train.flush(step=4)
+        exp.complete()
+    rows = exp.metrics.read()
+    assert [(row["step"], sorted(row["metrics"])) for row in rows] == [
+        (0, ["x" * MAX_NAME_LENGTH]), (1, ["loss"]), (2, ["loss"]), (3, ["train.ok"])]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2 and all("characters long; names are limited to 256" in w for w in warnings)

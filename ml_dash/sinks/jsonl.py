@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import logging
 import math
+import operator
 import os
 from typing import Callable
 
@@ -21,6 +22,7 @@ from ml_dash._events import (
 )
 from ml_dash._values import clean_metrics, json_safe, metric_to_python, resolve_deferred
 from ml_dash.format.layout import stream_path
+from ml_dash.format.limits import MAX_NAME_LENGTH
 from ml_dash.format.values import TEXT_TO_NONFINITE
 
 logger = logging.getLogger("ml_dash")
@@ -129,6 +131,43 @@ _ROW_SEPARATOR = b'},{"timestamp":'
 _ENCODE_CHUNK = 256  # measured: 256-512 rows per call beat 1024 by ~12% (fewer row dicts alive at each young GC)
 
 
+_KNOWN_NAMES: set[str] = set()  # metric names already found short enough (the writer's only)
+_KNOWN_NAMES_MAX = 100_000  # past it the set starts over: names made up per step must not grow it for good
+_REFUSED_NAMES: set[str] = set()  # reported once each
+_metrics_of = operator.itemgetter("metrics")
+
+
+def _drop_long_names(rows: list[dict]) -> None:
+    """Leave out of ``rows`` any metric whose name is longer than ``MAX_NAME_LENGTH``, with one WARNING per name.
+
+    The server refuses such names; ``metrics.log`` does not check them (that would cost its caller ~10% per call), so
+    the writer does, once per new name: one C-level union of the chunk's names, then a set difference."""
+    names = set().union(*map(_metrics_of, rows))
+    if _KNOWN_NAMES.issuperset(names):
+        return
+    new = names - _KNOWN_NAMES
+    long = {name for name in new if type(name) is str and len(name) > MAX_NAME_LENGTH}
+    if len(_KNOWN_NAMES) + len(new) > _KNOWN_NAMES_MAX:
+        _KNOWN_NAMES.clear()
+    _KNOWN_NAMES.update(new - long)
+    if not long:
+        return
+    emptied = set()
+    for row in rows:
+        metrics = row["metrics"]
+        hit = long.intersection(metrics)
+        for name in hit:
+            del metrics[name]
+        if hit and not metrics:
+            emptied.add(id(row))
+    if emptied:  # a row that held only refused names is left out, not written empty
+        rows[:] = [row for row in rows if id(row) not in emptied]
+    for name in long - _REFUSED_NAMES:
+        _REFUSED_NAMES.add(name)
+        logger.warning("ml-dash: metric name %r... is %d characters long; names are limited to %d (the server refuses "
+                       "longer ones): its values are not written", name[:60], len(name), MAX_NAME_LENGTH)
+
+
 def _encode_metric_rows(rows: list[dict]) -> list[bytes]:
     """Encode many metric rows with one orjson call, then cut the JSON array into lines.
 
@@ -140,6 +179,7 @@ def _encode_metric_rows(rows: list[dict]) -> list[bytes]:
     float32, an int beyond 64 bits) has its values converted and is encoded again. Checking each row's values in
     Python instead cost the writer about a quarter of its time per row.
     """
+    _drop_long_names(rows)
     try:
         array = orjson.dumps(rows)
     except orjson.JSONEncodeError:

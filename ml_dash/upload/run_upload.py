@@ -84,6 +84,11 @@ def changed_files(files_dir: str, known: dict[str, list[int]]) -> list[str]:
     return sorted(found)
 
 
+def _excerpt(value: Any, limit: int = 200) -> str:
+    text = value.decode(errors="replace").strip() if isinstance(value, bytes) else repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 class RunSync:
     def __init__(self, api: Api, state: SyncState, identity: dict[str, Any], max_events: int = 50_000,
                  max_bytes: int = 4 << 20, on_ids: Callable[[str | None, str | None], None] | None = None,
@@ -100,6 +105,9 @@ class RunSync:
         self.files_sent = 0
         self.statuses_sent: list[str] = []
         self.resets = 0  # consecutive re-registrations after a 404, to stop a loop against a broken server
+        # stream -> (offset, events): after a 400 for a batch, smaller batches up to that offset isolate the bad line
+        self.isolating: dict[str, tuple[int, int]] = {}
+        self.skipped = {s: 0 for s in STREAMS}  # lines the server refused, dropped and reported
         state.bind_remote(api.base_url)
 
     # -- setup ----------------------------------------------------------------------------------------------------
@@ -144,7 +152,14 @@ class RunSync:
                            " uploading its content as a new stream", path, start)
             self.state.restart_stream(stream)
             start = 0
-        lines, count, end, full = read_batch(path, start, self.max_events, self.max_bytes)
+        max_events = self.max_events
+        isolating = self.isolating.get(stream)
+        if isolating is not None:
+            if start >= isolating[0]:
+                del self.isolating[stream]
+            else:
+                max_events = min(max_events, isolating[1])
+        lines, count, end, full = read_batch(path, start, max_events, self.max_bytes)
         if end == start:
             return False
         current = self.state.current_run()
@@ -161,9 +176,35 @@ class RunSync:
                 self.max_events = max(1, count // 2)
                 self.max_bytes = max(1024, self.max_bytes // 2)
                 return True
-            raise
+            if error.status != 400:
+                raise
+            if count > 1:
+                # One bad line must not block the rest of the run: halve the batches up to this one's end until the
+                # refused line is alone in its batch (a server that refuses records, not batches, never gets here).
+                until = max(end, isolating[0] if isolating else 0)
+                self.isolating[stream] = (until, max(1, count // 2))
+                return True
+            answer = await self._skip_line(stream, body, error)
         self._acked(stream, int(answer.get("acked", end)), int(answer.get("stored", 0)))
+        rejected = answer.get("rejected")
+        if rejected:
+            self.skipped[stream] += len(rejected) if isinstance(rejected, list) else 1
+            logger.warning("ml-dash: the server refused %s record(s) of %s/%s.jsonl (bytes %d-%d), which were dropped: "
+                           "%s", len(rejected) if isinstance(rejected, list) else rejected, self.state.directory,
+                           stream, start, end, _excerpt(rejected))
         return full
+
+    async def _skip_line(self, stream: str, body: dict, error: HTTPError) -> dict:
+        """The server refused a batch of one line: send its byte range as a blank line (the server skips those, so the
+        offsets stay exact), and report the line dropped. ``Parked`` stands if even that is refused."""
+        line = body["lines"]
+        blank = dict(body, lines=b" " * (len(line) - 1) + b"\n")
+        answer = await self._call("POST", f"/experiments/{self.state.experiment_id}/batches", blank)
+        self.skipped[stream] += 1
+        logger.warning("ml-dash: the server refused a line of %s/%s.jsonl (bytes %d-%d): %s; the line was dropped "
+                       "and the upload goes on: %s", self.state.directory, stream, body["start"], body["end"],
+                       error.message, _excerpt(line))
+        return answer
 
     def _acked(self, stream: str, acked: int, stored: int) -> None:
         before = self.state.acked[stream]

@@ -165,3 +165,31 @@ def test_a_truncated_stream_file_is_sent_again_as_a_new_stream(make_exp, tmp_pat
     assert "no longer extends" in caplog.text
     view = server_view(server, exp.experiment_id or find_experiment_id(server, "truncated"))
     assert sorted(view["steps"]) == list(range(1000)) + list(range(5000, 5010))
+
+
+def test_one_line_the_server_refuses_is_dropped_and_reported_not_blocking_the_run(make_exp, server, caplog):
+    """A line the server refuses (an older client's 300-character name, a log whose message is not a string) is
+    isolated, dropped with a WARNING, and everything around it is uploaded; the run's status follows."""
+    exp = make_exp("one-bad-line")
+    with exp.run():
+        for i in range(300):
+            exp.metrics.log(step=i, loss=1.0)
+            exp.info(f"line {i}")
+        exp.flush()
+        with open(os.path.join(exp.local_path, "metrics.jsonl"), "ab") as f:
+            f.write(b'{"timestamp":1.0,"step":300,"metrics":{"' + b"x" * 300 + b'":1.0}}\n')
+        with open(os.path.join(exp.local_path, "logs.jsonl"), "ab") as f:
+            f.write(b'{"timestamp":1.0,"level":"INFO","message":5,"context":{}}\n')
+        for i in range(301, 600):
+            exp.metrics.log(step=i, loss=1.0)
+            exp.info(f"line {i}")
+    with caplog.at_level("WARNING", logger="ml_dash"):
+        [result] = sync_paths([exp.local_path], server, show_progress=False, attempts=2)
+    assert result.error is None and result.run_status == "COMPLETED"
+    assert "refused" in caplog.text and '"message":5' in caplog.text
+    view = server_view(server, find_experiment_id(server, "one-bad-line"))
+    expected = [i for i in range(600) if i != 300]
+    assert sorted(view["steps"]) == expected
+    assert sorted(view["logs"]) == sorted(f"line {i}" for i in expected)
+    again = sync_paths([exp.local_path], server, show_progress=False, attempts=2)
+    assert sum(again[0].events.values()) == 0  # nothing left to send, nothing sent twice

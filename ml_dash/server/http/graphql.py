@@ -61,18 +61,25 @@ GRAPHQL_THREADS = 4  # queries executing at once; more wait for a free thread (t
 POOL_KEY = web.AppKey("graphql_pool", ThreadPoolExecutor)
 
 
+READS_PER_QUERY = 2  # storage calls one query has in flight at once (the rest wait in the query's own thread)
+
+
 class _OnLoop:
     """The storage as seen from a GraphQL worker thread: each call runs on the server's loop, where the storage
-    lives (its connections, its reader threads), and the worker's own loop awaits the answer."""
+    lives (its connections, its reader threads), and the worker's own loop awaits the answer. A query has at most
+    ``READS_PER_QUERY`` calls in flight, so 100 aliases never queue 100 reads ahead of an ingest request's own read
+    (checking the experiment it writes to) in the storage's reader pool."""
 
     def __init__(self, storage: Storage, loop: asyncio.AbstractEventLoop) -> None:
         self._storage, self._loop = storage, loop
+        self._gate = asyncio.Semaphore(READS_PER_QUERY)  # used (hence bound) on the worker's loop only
 
     def __getattr__(self, name: str):
         method = getattr(self._storage, name)
 
         async def call(*args: Any) -> Any:
-            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(method(*args), self._loop))
+            async with self._gate:
+                return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(method(*args), self._loop))
 
         return call
 

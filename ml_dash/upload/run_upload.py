@@ -185,6 +185,7 @@ class RunSync:
                 self.isolating[stream] = (until, max(1, count // 2))
                 return True
             answer = await self._skip_line(stream, body, error)
+            self.isolating.pop(stream, None)  # full batches again: another bad line further on is isolated anew
         self._acked(stream, int(answer.get("acked", end)), int(answer.get("stored", 0)))
         rejected = answer.get("rejected")
         if rejected:

@@ -13,7 +13,7 @@ from ml_dash.server.files.base import check_file_path
 from ml_dash.server.http.auth import allowed_namespaces, check_namespace
 from ml_dash.server.http.keys import BLOBS_KEY, CONFIG_KEY, STORAGE_KEY
 from ml_dash.server.http.responses import json_response
-from ml_dash.server.http.security import attachment
+from ml_dash.server.http.security import SECURITY_HEADERS, attachment
 from ml_dash.server.ingest import Validator, decode_body
 from ml_dash.server.series.downsample import series_result
 
@@ -204,7 +204,7 @@ async def download_file(request: web.Request) -> web.StreamResponse:
     record = await request.app[STORAGE_KEY].get_file(experiment["id"], path)
     return await request.app[BLOBS_KEY].response(
         request, record["sha256"], {"Content-Type": "application/octet-stream", "X-Content-SHA256": record["sha256"],
-                                    "Content-Disposition": attachment(path)})
+                                    "Content-Disposition": attachment(path), **SECURITY_HEADERS})
 
 
 @routes.get(EXPERIMENT + "/files")

@@ -88,7 +88,10 @@ def security_middleware(config: ServerConfig) -> Callable:
             except web.HTTPException as exc:  # redirects and the like, which the error middleware lets through
                 exc.headers.update(_missing(exc.headers))
                 raise
-        response.headers.update(_missing(response.headers))
+        # An answer already sent (a download streamed from S3, an error written early) went with the headers it had:
+        # those paths add SECURITY_HEADERS themselves.
+        if not response.prepared:
+            response.headers.update(_missing(response.headers))
         return response
 
     return middleware

@@ -58,10 +58,8 @@ type Query {
 schema = build_schema(SDL)
 MAX_LIMIT = MAX_EXPERIMENTS_LIMIT
 GRAPHQL_THREADS = 4  # queries executing at once; more wait for a free thread (the server's loop never does)
-POOL_KEY = web.AppKey("graphql_pool", ThreadPoolExecutor)
-
-
 READS_PER_QUERY = 2  # storage calls one query has in flight at once (the rest wait in the query's own thread)
+POOL_KEY = web.AppKey("graphql_pool", ThreadPoolExecutor)
 
 
 class _OnLoop:
@@ -77,9 +75,9 @@ class _OnLoop:
     def __getattr__(self, name: str):
         method = getattr(self._storage, name)
 
-        async def call(*args: Any) -> Any:
+        async def call(*args: Any, **kwargs: Any) -> Any:
             async with self._gate:
-                return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(method(*args), self._loop))
+                return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(method(*args, **kwargs), self._loop))
 
         return call
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from ml_dash._settings import setting
+from ml_dash.format.limits import MAX_NAME_LENGTH
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -31,8 +32,18 @@ class ServerConfig:
     tokens: TokenTable = field(default_factory=dict)
     max_body_bytes: int = 32 * 1024 * 1024
     max_events: int = 100_000
-    max_name_length: int = 256
+    max_name_length: int = MAX_NAME_LENGTH  # the client's limit too (format/limits.py)
     max_file_bytes: int = 16 * 1024**3
+    # Decoding budget of a msgpack body (values in its arrays and maps): bounds the memory one body costs (ingest.py).
+    max_body_items: int = 2_000_000
+    max_json_bytes: int = 4 * 1024 * 1024  # JSON bodies (curl users) cannot be budgeted while decoding: a size cap
+    # A compressed (Content-Encoding) file upload inflates to at most max_inflation_ratio × its compressed length
+    # (when given) and never past max_inflated_bytes.
+    max_inflated_bytes: int = 256 * 1024 * 1024
+    max_inflation_ratio: int = 100
+    body_timeout: float = 30.0  # seconds for a whole request body (batch, run, experiment); file uploads: see below
+    body_idle_timeout: float = 10.0  # seconds without a byte of body before 408 (file uploads too)
+    file_body_timeout: float = 3600.0  # seconds for a whole file upload (16 GiB at 5 MB/s is ~1 h)
     workers: int = 1  # processes serving one port (SO_REUSEPORT); see _workers
     files: str | None = None  # None: blobs under data_dir; "s3://bucket/prefix": an S3-compatible store (_s3_files)
     s3_endpoint: str | None = None  # e.g. http://minio:9000; None: AWS S3 (region etc. from boto3's own chain)
@@ -52,6 +63,8 @@ class ServerConfig:
         files: str | None = None,
         s3_endpoint: str | None = None,
         chart_js: str | None = None,
+        body_timeout: float | None = None,
+        body_idle_timeout: float | None = None,
         allowed_hosts: Iterable[str] | None = None,
         **limits: int,
     ) -> "ServerConfig":
@@ -70,6 +83,8 @@ class ServerConfig:
             files=setting("FILES", files, None),
             s3_endpoint=setting("S3_ENDPOINT", s3_endpoint, None),
             chart_js=setting("CHART_JS", chart_js, None),
+            body_timeout=setting("BODY_TIMEOUT", body_timeout, 30.0, float),
+            body_idle_timeout=setting("BODY_IDLE_TIMEOUT", body_idle_timeout, 10.0, float),
             allowed_hosts=tuple(allowed_hosts if allowed_hosts is not None else
                                 setting("ALLOWED_HOSTS", None, "").replace(",", " ").split()),
             **limits,
@@ -85,6 +100,9 @@ class ServerConfig:
         """Refuse configurations that would expose data: a non-loopback bind without any token."""
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
+        if not (self.body_timeout > 0 and self.body_idle_timeout > 0 and self.file_body_timeout > 0):
+            raise ConfigError("body timeouts (ML_DASH_BODY_TIMEOUT, ML_DASH_BODY_IDLE_TIMEOUT) must be positive "
+                              "seconds")
         self.check_files()
         if self.chart_js is not None and not os.path.isfile(self.chart_js):
             raise ConfigError(f"--chart-js (ML_DASH_CHART_JS): no such file {self.chart_js!r}")

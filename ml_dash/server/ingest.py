@@ -1,17 +1,20 @@
-"""Request bodies: decode msgpack/JSON (optionally gzip) within limits, and validate batch events.
+"""Request bodies: read them within size and time limits, decode msgpack/JSON within limits, validate batch events.
 
 Everything here turns bad input into ``BadRequest``/``PayloadTooLarge`` so a client never sees a 500. Decoding uses
 msgpack and orjson only: nothing received is ever unpickled or otherwise executed.
 """
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, AsyncIterator
 
 import msgpack
 import orjson
 
 from ml_dash.format.layout import RUN_STATUSES, STREAMS
-from ml_dash.format.limits import MAX_NESTING
+from ml_dash.format.limits import MAX_METRIC_NAMES_PER_BATCH, MAX_METRICS_PER_EVENT, MAX_NESTING
+from ml_dash.format.names import check_segments
+from ml_dash.format.params import check_nesting
 from ml_dash.format.values import (
     INT64_END,
     INT64_MIN,
@@ -19,33 +22,88 @@ from ml_dash.format.values import (
     UINT64_END,
     nonfinite_text,
 )
-from ml_dash.server.errors import BadRequest, PayloadTooLarge
+from ml_dash.server.errors import BadRequest, PayloadTooLarge, RequestTimeout
 
 LOG_LEVELS_MAX = 32
 _INT64 = (INT64_MIN, INT64_END)
 _METRIC_KEYS = {"timestamp", "step", "metrics"}
+MAX_REJECTED_REPORTED = 100  # entries of an answer's "rejected" list; "rejected_count" always counts them all
 
 
-def decode_body(raw: bytes, content_type: str) -> Any:
-    """Bytes of a request body to Python values.
+def decode_body(raw: bytes, content_type: str, max_items: int = 2_000_000, max_json_bytes: int = 4 << 20) -> Any:
+    """Bytes of a request body to Python values, within a budget of ``max_items`` decoded values.
 
-    ``Content-Encoding: gzip`` is already undone by aiohttp's parser, which also applies the body-size limit to the
-    inflated bytes, so a small gzip bomb ends in a 413 rather than filling memory.
+    A msgpack body of 32 MiB of one-byte empty maps would otherwise become 32 million dicts (2.5 GB): every array and
+    map counts its length (a map twice: keys and values) against ``max_items`` as it is decoded, and decoding stops
+    with a 413 once the budget is spent, so the memory a body costs is bounded by the budget, not by its bytes. JSON
+    has no such hook (orjson): a JSON body is limited to ``max_json_bytes`` instead (JSON is for curl users; the
+    ml-dash client sends msgpack).
     """
     if not raw:
         raise BadRequest("empty request body")
     if content_type in ("application/msgpack", "application/x-msgpack"):
+        budget = [max_items]
+
+        def spend(container: Any) -> Any:
+            budget[0] -= (2 * len(container) if type(container) is dict else len(container)) + 1
+            if budget[0] < 0:
+                raise PayloadTooLarge(f"the body holds more than {max_items} values; send smaller batches")
+            return container
+
         try:
             # Ext types (including msgpack's timestamp) come back as objects the validators reject as wrong types.
-            return msgpack.unpackb(raw, raw=False, strict_map_key=True, use_list=True)
+            return msgpack.unpackb(raw, raw=False, strict_map_key=True, use_list=True, list_hook=spend,
+                                   object_hook=spend, max_array_len=max_items, max_map_len=max_items)
         except (ValueError, msgpack.UnpackException, TypeError) as exc:
             raise BadRequest(f"malformed msgpack body: {exc}") from None
     if content_type in ("application/json", ""):
+        if len(raw) > max_json_bytes:
+            raise PayloadTooLarge(f"a JSON body is limited to {max_json_bytes} bytes; send msgpack for larger ones")
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise BadRequest(f"malformed JSON body: {exc}") from None
     raise BadRequest(f"unsupported Content-Type {content_type!r}; use application/msgpack or application/json")
+
+
+async def read_stream(stream: Any, limit: int, total_timeout: float, idle_timeout: float) -> bytes:
+    """All of a body (an aiohttp ``StreamReader``, already inflated if gzip) up to ``limit`` bytes (else 413), read
+    within ``total_timeout`` seconds with at most ``idle_timeout`` between chunks (else 408)."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in timed_chunks(stream, total_timeout, idle_timeout):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def timed_chunks(stream: Any, total_timeout: float, idle_timeout: float,
+                       limit: int | None = None, limit_message: str = "") -> AsyncIterator[bytes]:
+    """The chunks of a body, or ``RequestTimeout`` when the whole body takes longer than ``total_timeout`` or the
+    client sends nothing for ``idle_timeout`` seconds (a client trickling a byte at a time holds a connection and a
+    handler otherwise forever). Past ``limit`` bytes: ``PayloadTooLarge(limit_message)``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + total_timeout
+    size = 0
+    while True:
+        wait = min(idle_timeout, deadline - loop.time())
+        try:
+            if wait <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(wait):
+                chunk = await stream.readany()
+        except TimeoutError:
+            what = "in total" if deadline - loop.time() <= 0 else "between chunks"
+            raise RequestTimeout(f"the request body took too long ({total_timeout:g} s at most in total, "
+                                 f"{idle_timeout:g} s between chunks; timed out {what})") from None
+        if not chunk:
+            return
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise PayloadTooLarge(limit_message or f"request body exceeds {limit} bytes")
+        yield chunk
 
 
 class Validator:
@@ -72,14 +130,29 @@ class Validator:
             raise BadRequest(f"field {key!r} is longer than {self.max_name_length} characters")
         if required and not value:
             raise BadRequest(f"field {key!r} must not be empty")
+        if "\x00" in value:
+            raise BadRequest(f"field {key!r} must not contain NUL")
         return value
+
+    def path_name(self, body: dict, key: str, *, nested: bool, required: bool = True) -> str:
+        """A namespace, workspace, directory or prefix: the client's rules (``format.names.check_segments``: no
+        absolute path, no ``.``/``..`` segment, no NUL or backslash; ``nested`` allows ``a/b``), normalised as the
+        client normalises it, and at most ``max_name_length`` characters as a whole."""
+        value = self.name(body, key, required=required)
+        if not value:
+            return ""
+        try:
+            return check_segments(key, value, allow_nested=nested)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
 
     @staticmethod
     def text(body: dict, key: str) -> str | None:
+        """Free text (a readme, an error): NUL, which PostgreSQL cannot store, becomes U+FFFD rather than a 400."""
         value = body.get(key)
         if value is not None and not isinstance(value, str):
             raise BadRequest(f"field {key!r} must be a string, got {type(value).__name__}")
-        return value
+        return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
 
     @staticmethod
     def number(body: dict, key: str, *, required: bool = False) -> float | None:
@@ -88,6 +161,8 @@ class Validator:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise BadRequest(f"field {key!r} must be a number")
+        if isinstance(value, float) and value - value != 0.0:  # NaN, ±Infinity: no time, and GraphQL cannot carry it
+            raise BadRequest(f"field {key!r} must be a finite number, got {value!r}")
         # msgpack carries integers up to 2**64-1; SQL integers stop at 2**63-1, and these are times: store a float.
         return value if isinstance(value, float) or _INT64[0] <= value < _INT64[1] else float(value)
 
@@ -125,23 +200,53 @@ class Validator:
             raise BadRequest("a batch with events must cover bytes: 'end' must be greater than 'start'")
         if len(events) > self.max_events:
             raise PayloadTooLarge(f"{len(events)} events in one batch; the limit is {self.max_events}")
-        check = {"metrics": self._metric_event, "parameters": self._parameter_event, "logs": self._log_event}[stream]
-        for i, event in enumerate(events):
-            if not isinstance(event, dict):
-                raise BadRequest(f"events[{i}] must be an object")
-            try:
-                events[i] = check(event)
-            except BadRequest as exc:
-                raise BadRequest(f"events[{i}]: {exc.message}") from None
+        rejected: list[dict] = []
+        if stream == "metrics":
+            events = self._metric_events(events, rejected)
+        else:
+            check = self._parameter_event if stream == "parameters" else self._log_event
+            for i, event in enumerate(events):
+                if not isinstance(event, dict):
+                    raise BadRequest(f"events[{i}] must be an object")
+                try:
+                    events[i] = check(event)
+                except BadRequest as exc:
+                    raise BadRequest(f"events[{i}]: {exc.message}") from None
         return {"run_id": self.name(body, "run_id", required=False), "stream": stream,
-                "stream_id": self.name(body, "stream_id"), "start": start, "end": end, "events": events}
+                "stream_id": self.name(body, "stream_id"), "start": start, "end": end, "events": events,
+                "rejected": rejected}
+
+    def _metric_events(self, events: list, rejected: list[dict]) -> list:
+        """The storable metric events. A bad one is left out and listed in ``rejected`` (``{"index", "error"}``)
+        instead of failing the batch: the batch still covers its bytes, so one bad record never blocks a run."""
+        names: set = set()
+        kept = []
+        for i, event in enumerate(events):
+            try:
+                if not isinstance(event, dict):
+                    raise BadRequest("must be an object")
+                event = self._metric_event(event)
+                metrics = event["metrics"]
+                if len(names) + len(metrics) > MAX_METRIC_NAMES_PER_BATCH:
+                    new = metrics.keys() - names
+                    if len(names) + len(new) > MAX_METRIC_NAMES_PER_BATCH:
+                        raise BadRequest(f"more than {MAX_METRIC_NAMES_PER_BATCH} distinct metric names in one batch")
+                    names.update(new)
+                else:
+                    names.update(metrics)
+            except BadRequest as exc:
+                rejected.append({"index": i, "error": exc.message})
+                continue
+            kept.append(event)
+        return kept
 
     def _metric_event(self, event: dict) -> dict:
-        # Fast path for the shape ml-dash clients write (float timestamp, int/null step, plain values): the event
-        # is already what storage wants, so it is returned as it is. Anything else takes the full check below.
+        # Fast path for the shape ml-dash clients write (finite float timestamp, int/null step, plain values): the
+        # event is already what storage wants, so it is returned as it is. Anything else takes the full check below.
         if event.keys() == _METRIC_KEYS:
-            step, metrics = event["step"], event["metrics"]
-            if (type(event["timestamp"]) is float and type(metrics) is dict
+            step, metrics, ts = event["step"], event["metrics"], event["timestamp"]
+            if (type(ts) is float and ts - ts == 0.0 and type(metrics) is dict
+                    and len(metrics) <= MAX_METRICS_PER_EVENT
                     and (step is None or (type(step) is int and _INT64[0] <= step < _INT64[1]))):
                 limit = self.max_name_length
                 for name, value in metrics.items():
@@ -163,10 +268,14 @@ class Validator:
         metrics = event.get("metrics")
         if not isinstance(metrics, dict):
             raise BadRequest("'metrics' must be an object")
+        if len(metrics) > MAX_METRICS_PER_EVENT:
+            raise BadRequest(f"{len(metrics)} metrics in one event; the limit is {MAX_METRICS_PER_EVENT}")
         clean = {}
         for name, value in metrics.items():
             if not isinstance(name, str) or len(name) > self.max_name_length or not name:
-                raise BadRequest(f"metric name {name[:40]!r}... must be 1 to {self.max_name_length} characters")
+                raise BadRequest(f"metric name {str(name)[:40]!r}... must be 1 to {self.max_name_length} characters")
+            if "\x00" in name:
+                raise BadRequest(f"metric name {name[:40]!r} must not contain NUL")
             clean[name] = metric_value(name, value)
         out["metrics"] = clean
         return out
@@ -180,11 +289,15 @@ class Validator:
         if "key" in event:
             if operation != "update" or not isinstance(event["key"], str) or not event["key"]:
                 raise BadRequest("'key' must be a non-empty string and only comes with operation 'update'")
-            out["key"], out["value"] = event["key"], json_safe(event.get("value"))
+            out["key"], out["value"] = no_nul(event["key"]), json_safe(event.get("value"))
         elif isinstance(event.get("data"), dict):
             out["data"] = json_safe(event["data"])
         else:
             raise BadRequest("'data' must be an object (or give 'key' and 'value' with operation 'update')")
+        try:
+            check_nesting(out)  # the replayed parameters stay within MAX_NESTING (see format/params.py)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
         return out
 
     def _log_event(self, event: dict) -> dict:
@@ -198,6 +311,8 @@ class Validator:
         context = event.get("context")
         if context is not None and not isinstance(context, dict):
             raise BadRequest("'context' must be an object or null")
+        if "\x00" in message or "\x00" in level:
+            message, level = message.replace("\x00", "\ufffd"), level.replace("\x00", "\ufffd")
         out.update(level=level.upper(), message=message, context=json_safe(context))
         return out
 
@@ -252,9 +367,16 @@ def json_safe(value: Any, depth: int = 0) -> Any:
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
             raise BadRequest("object keys must be strings")
-        return {k: json_safe(v, depth + 1) for k, v in value.items()}
+        return {no_nul(k): json_safe(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
         return [json_safe(v, depth + 1) for v in value]
-    if value is None or isinstance(value, (str, int, bool)):
+    if isinstance(value, str):
+        return no_nul(value)
+    if value is None or isinstance(value, (int, bool)):
         return value if not isinstance(value, int) or _INT64[0] <= value < UINT64_END else float(value)
     raise BadRequest(f"value of type {type(value).__name__} cannot be stored")
+
+
+def no_nul(text: str) -> str:
+    """NUL as U+FFFD: PostgreSQL stores no NUL in text or jsonb, and a log line or a parameter must not fail a batch."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text

@@ -7,7 +7,7 @@ from typing import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from ml_dash.server.config import ServerConfig
-from ml_dash.server.errors import BrokenBody, ServerError
+from ml_dash.server.errors import DISK_FULL_MESSAGE, InsufficientStorage, ServerError, is_disk_full
 from ml_dash.server.files.registry import open_file_store
 from ml_dash.server.http.auth import auth_middleware
 from ml_dash.server.http.dashboard import setup_dashboard
@@ -15,7 +15,7 @@ from ml_dash.server.http.graphql import setup_graphql
 from ml_dash.server.http.keys import BLOBS_KEY, CONFIG_KEY, STORAGE_KEY
 from ml_dash.server.http.responses import json_response
 from ml_dash.server.http.rest import setup_routes
-from ml_dash.server.http.security import security_middleware
+from ml_dash.server.http.security import SECURITY_HEADERS, security_middleware
 from ml_dash.server.storage.base import Storage
 from ml_dash.server.storage.registry import open_storage
 
@@ -28,18 +28,38 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
     try:
         return await handler(request)
     except ServerError as exc:
-        response = json_response({"error": exc.message, **exc.extra}, status=exc.status)
-        if isinstance(exc, BrokenBody):
-            response.force_close()
-        return response
+        return await closing_if_unread(request, json_response({"error": exc.message, **exc.extra}, status=exc.status),
+                                       exc.close_connection)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return json_response({"error": exc.reason if exc.text is None else exc.text.removeprefix(f"{exc.status}: ")},
-                             status=exc.status)
-    except Exception:
+        return await closing_if_unread(request, json_response(
+            {"error": exc.reason if exc.text is None else exc.text.removeprefix(f"{exc.status}: ")}, status=exc.status),
+            exc.status == 413)
+    except Exception as exc:
+        if is_disk_full(exc):  # the transaction rolled back / the temporary blob is gone: nothing half-stored
+            log.error("disk full on %s %s: %s", request.method, request.path, exc)
+            response = json_response({"error": DISK_FULL_MESSAGE}, status=InsufficientStorage.status)
+            response.headers["Retry-After"] = "30"  # the uploader retries 5xx; no need to hammer a full disk
+            return await closing_if_unread(request, response, False)
         log.exception("unexpected error on %s %s", request.method, request.path)
-        return json_response({"error": "internal server error"}, status=500)
+        return await closing_if_unread(request, json_response({"error": "internal server error"}, status=500), False)
+
+
+async def closing_if_unread(request: web.Request, response: web.Response, close: bool) -> web.Response:
+    """Close the connection after an error answer when asked to, or when the body was not read to its end.
+
+    ``response.force_close()`` alone is not enough: aiohttp would still read (and inflate, if gzip) the rest of the
+    body for up to 10 s ("lingering") before closing. So the answer is written here (with the security headers,
+    which the outer middleware could no longer add), then the connection closed."""
+    if close or (request.body_exists and not request.content.is_eof()):
+        response.force_close()
+        response.headers.update({k: v for k, v in SECURITY_HEADERS.items() if k not in response.headers})
+        await response.prepare(request)
+        await response.write_eof()
+        if request.protocol is not None:
+            request.protocol.force_close()  # flushes what was written, then closes; no lingering read
+    return response
 
 
 def create_app(config: ServerConfig | None = None, storage: Storage | None = None) -> web.Application:

@@ -1,6 +1,7 @@
 """REST endpoints under ``/api/v1`` (see docs/protocol.md for the contract)."""
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgpack
@@ -8,19 +9,20 @@ from aiohttp import web
 
 from ml_dash.format.layout import RUN_STATUSES
 from ml_dash.format.params import replay
-from ml_dash.server.errors import BadRequest, BrokenBody, NotFound
+from ml_dash.server.errors import BadRequest, BrokenBody, NotFound, PayloadTooLarge
 from ml_dash.server.files.base import check_file_path
 from ml_dash.server.http.auth import allowed_namespaces, check_namespace
 from ml_dash.server.http.keys import BLOBS_KEY, CONFIG_KEY, STORAGE_KEY
 from ml_dash.server.http.responses import json_response
 from ml_dash.server.http.security import SECURITY_HEADERS, attachment
-from ml_dash.server.ingest import Validator, decode_body
+from ml_dash.server.ingest import MAX_REJECTED_REPORTED, Validator, decode_body, read_stream, timed_chunks
 from ml_dash.server.series.downsample import series_result
 
 routes = web.RouteTableDef()
 API = "/api/v1"
 EXPERIMENT = API + "/experiments/{experiment_id}"
 MAX_QUERY_POINTS = 1_000_000
+OFF_LOOP_BYTES = 1 << 20  # bodies larger than this are decoded (and validated) in a thread, not on the event loop
 
 
 def respond(request: web.Request, data: Any, status: int = 200) -> web.Response:
@@ -34,15 +36,30 @@ def validator(request: web.Request) -> Validator:
     return Validator(config.max_name_length, config.max_events)
 
 
-async def read_body(request: web.Request) -> Any:
+async def read_raw(request: web.Request) -> bytes:
+    """The body's bytes (inflated if gzip) within ``max_body_bytes`` (413) and the body timeouts (408)."""
     config = request.app[CONFIG_KEY]
     if request.content_length is not None and request.content_length > config.max_body_bytes:
-        raise web.HTTPRequestEntityTooLarge(max_size=config.max_body_bytes, actual_size=request.content_length)
+        raise PayloadTooLarge(f"request body of {request.content_length} bytes exceeds {config.max_body_bytes}")
+    if not request.body_exists:
+        return b""
     try:
-        raw = await request.read()  # aiohttp enforces client_max_size (413) for chunked bodies without a length
+        return await read_stream(request.content, config.max_body_bytes, config.body_timeout, config.body_idle_timeout)
     except web.RequestPayloadError as exc:  # e.g. a body claiming gzip that is not
         raise BrokenBody(f"malformed request body: {exc}") from None
-    return decode_body(raw, request.content_type if request.body_exists else "")
+
+
+async def read_body(request: web.Request, then: Any = None) -> Any:
+    """The decoded body; ``then(decoded)`` (a validation) runs with the decode, in a thread for a large body."""
+    config = request.app[CONFIG_KEY]
+    raw = await read_raw(request)
+    content_type = request.content_type if request.body_exists else ""
+
+    def decode() -> Any:
+        body = decode_body(raw, content_type, config.max_body_items, config.max_json_bytes)
+        return body if then is None else then(body)
+
+    return await asyncio.to_thread(decode) if len(raw) > OFF_LOOP_BYTES else decode()
 
 
 async def authorized_experiment(request: web.Request) -> dict[str, Any]:
@@ -79,11 +96,12 @@ async def health(request: web.Request) -> web.Response:
 async def create_experiment(request: web.Request) -> web.Response:
     v = validator(request)
     body = v.obj(await read_body(request))
-    namespace = v.name(body, "namespace")
+    namespace = v.path_name(body, "namespace", nested=False)
     check_namespace(allowed_namespaces(request), namespace)
     experiment_id, created = await request.app[STORAGE_KEY].create_experiment(
-        namespace, v.name(body, "workspace"), v.name(body, "directory", required=False, default="") or "",
-        v.name(body, "prefix"), v.text(body, "readme"), v.name(body, "hostname", required=False))
+        namespace, v.path_name(body, "workspace", nested=False), v.path_name(body, "directory", nested=True,
+                                                                             required=False),
+        v.path_name(body, "prefix", nested=True), v.text(body, "readme"), v.name(body, "hostname", required=False))
     return respond(request, {"experiment_id": experiment_id, "created": created})
 
 
@@ -116,9 +134,9 @@ async def get_experiment(request: web.Request) -> web.Response:
 
 @routes.post(EXPERIMENT + "/runs")
 async def create_run(request: web.Request) -> web.Response:
+    experiment = await authorized_experiment(request)  # before the body: a foreign namespace costs no decoding
     v = validator(request)
     body = v.obj(await read_body(request))
-    experiment = await authorized_experiment(request)
     run_id = await request.app[STORAGE_KEY].create_run(
         experiment["id"], v.name(body, "client_run_id"), v.name(body, "hostname", required=False),
         v.number(body, "started_at"))
@@ -127,24 +145,28 @@ async def create_run(request: web.Request) -> web.Response:
 
 @routes.patch(API + "/runs/{run_id}")
 async def update_run(request: web.Request) -> web.Response:
+    storage = request.app[STORAGE_KEY]
+    run = await storage.get_run(request.match_info["run_id"])
+    check_namespace(allowed_namespaces(request), run["namespace"])  # before the body is read
     v = validator(request)
     body = v.obj(await read_body(request))
     status, error, ended_at = v.status(body), v.text(body, "error"), v.number(body, "ended_at")
-    storage = request.app[STORAGE_KEY]
-    run = await storage.get_run(request.match_info["run_id"])
-    check_namespace(allowed_namespaces(request), run["namespace"])
     await storage.update_run(run["id"], status, error, ended_at)
     return respond(request, {"ok": True})
 
 
 @routes.post(EXPERIMENT + "/batches")
 async def append_batch(request: web.Request) -> web.Response:
-    batch = validator(request).batch(await read_body(request))
-    experiment = await authorized_experiment(request)
+    experiment = await authorized_experiment(request)  # before the body: a foreign namespace costs no decoding
+    batch = await read_body(request, validator(request).batch)
+    rejected = batch.pop("rejected")
     result = await request.app[STORAGE_KEY].apply_batch(experiment["id"], **batch)
     answer = {"acked": result.acked, "stored": result.stored}
     if result.duplicate:
         answer["duplicate"] = True
+    elif rejected:  # records left out (the rest of the batch is stored and its bytes acknowledged): docs/protocol.md
+        answer["rejected"] = rejected[:MAX_REJECTED_REPORTED]
+        answer["rejected_count"] = len(rejected)
     return respond(request, answer)
 
 
@@ -192,7 +214,19 @@ async def upload_file(request: web.Request) -> web.Response:
     path = check_file_path(request.match_info["path"])
     experiment = await authorized_experiment(request)
     config = request.app[CONFIG_KEY]
-    sha256, size = await request.app[BLOBS_KEY].put(request.content.iter_chunked(1 << 20), config.max_file_bytes)
+    limit, message = config.max_file_bytes, ""
+    if request.headers.get("Content-Encoding", "identity").lower() not in ("", "identity"):
+        # aiohttp inflates as it reads: without a bound, 261 KB of gzip became 268 MB (and up to max_file_bytes).
+        limit = min(limit, config.max_inflated_bytes)
+        if request.content_length is not None:
+            limit = min(limit, max(1 << 20, config.max_inflation_ratio * request.content_length))
+        message = (f"the compressed body inflates past {limit} bytes (at most {config.max_inflation_ratio}x its "
+                   f"compressed size and {config.max_inflated_bytes} bytes); upload it uncompressed")
+    chunks = timed_chunks(request.content, config.file_body_timeout, config.body_idle_timeout, limit, message)
+    try:
+        sha256, size = await request.app[BLOBS_KEY].put(chunks, config.max_file_bytes)
+    except web.RequestPayloadError as exc:
+        raise BrokenBody(f"malformed request body: {exc}") from None
     await request.app[STORAGE_KEY].put_file(experiment["id"], path, size, sha256)
     return respond(request, {"path": path, "size": size, "sha256": sha256})
 

@@ -309,3 +309,40 @@ async def test_a_too_long_metric_name_is_rejected_alone_and_the_run_continues(cl
     assert answer == {"acked": len(lines) + len(more), "stored": 1}
     series = await (await client.get(f"/api/v1/experiments/{experiment_id}/metrics/loss")).json()
     assert series["steps"] == [0, 1, 3, 4, 5]
+
+
+async def test_a_really_full_sqlite_database_is_507_and_unharmed(tmp_path):
+    """SQLite refusing to grow (max_page_count: SQLITE_FULL, as on a full disk) answers 507; the batches stored
+    before stay whole, and the refused one is stored exactly once when there is room again."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from ml_dash.server import ServerConfig, create_app
+
+    config = ServerConfig(data_dir=str(tmp_path), db_url=f"sqlite:///{tmp_path}/x.db")
+    client = TestClient(TestServer(create_app(config)))
+    await client.start_server()
+    try:
+        storage = client.server.app[STORAGE_KEY]
+        if not hasattr(storage, "_wconn") or not hasattr(storage, "_writer"):
+            pytest.skip("the SQLite storage's writer connection moved; the monkeypatched 507 test still covers this")
+        loop = asyncio.get_running_loop()
+
+        def pragma(sql: str) -> int:
+            return storage._wconn.execute(sql).fetchone()[0]
+
+        experiment_id = await new_experiment(client)
+        first = metric_batch(0, 100, range(100))
+        assert (await post_batch(client, experiment_id, first)).status == 200
+        pages = await loop.run_in_executor(storage._writer, pragma, "PRAGMA page_count")
+        await loop.run_in_executor(storage._writer, pragma, f"PRAGMA max_page_count={pages + 2}")
+        big = metric_batch(100, 200, range(100, 20_100), name="big")
+        answer = await post_batch(client, experiment_id, big)
+        assert answer.status == 507 and "disk is full" in (await answer.json())["error"], await answer.text()
+        assert await streams(client, experiment_id) == {"c1:metrics": 100}
+        await loop.run_in_executor(storage._writer, pragma, "PRAGMA max_page_count=1073741823")
+        assert await (await post_batch(client, experiment_id, big)).json() == {"acked": 200, "stored": 20_000}
+        series = await (await client.get(f"/api/v1/experiments/{experiment_id}/metrics/loss")).json()
+        assert series["count"] == 100
+        assert (await (await client.get(f"/api/v1/experiments/{experiment_id}/metrics/big")).json())["count"] == 20_000
+    finally:
+        await client.close()

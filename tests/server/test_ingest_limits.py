@@ -346,3 +346,35 @@ async def test_a_really_full_sqlite_database_is_507_and_unharmed(tmp_path):
         assert (await (await client.get(f"/api/v1/experiments/{experiment_id}/metrics/big")).json())["count"] == 20_000
     finally:
         await client.close()
+
+
+def test_the_uploader_sends_a_run_holding_a_too_long_metric_name_whole(make_exp, tmp_path):
+    """End to end: a run whose metrics.jsonl holds a 300-character name in the middle (written by a client that did
+    not check it) is synced: every other point arrives once, the run is COMPLETED, nothing is parked."""
+    from ml_dash.server.testing import running_server
+    from ml_dash.upload.sync_command import sync_paths
+
+    exp = make_exp("long-name")
+    with exp.run():
+        for step in range(50):
+            exp.metrics.log(step=step, loss=step / 10)
+    path = f"{exp.local_path}/metrics.jsonl"
+    with open(path, "rb") as f:
+        lines = f.read().splitlines(keepends=True)
+    bad = orjson.dumps({"timestamp": 1.0, "step": 25, "metrics": {"x" * 300: 1.0}}) + b"\n"
+    with open(path, "wb") as f:
+        f.write(b"".join(lines[:25] + [bad] + lines[25:]))
+    with running_server(tmp_path / "server-data") as base_url:
+        results = sync_paths([exp.local_path], base_url, show_progress=False, attempts=2)
+        assert [r.error for r in results] == [None] and results[0].run_status == "COMPLETED"
+        again = sync_paths([exp.local_path], base_url, show_progress=False, attempts=2)
+        assert sum(again[0].events.values()) == 0
+        import urllib.request
+
+        def get(url: str) -> dict:
+            with urllib.request.urlopen(base_url + url, timeout=BOUND) as answer:
+                return orjson.loads(answer.read())
+
+        (experiment,) = get("/api/v1/experiments")["experiments"]
+        series = get(f"/api/v1/experiments/{experiment['id']}/metrics/loss")
+        assert series["steps"] == list(range(50)) and experiment["status"] == "COMPLETED"

@@ -1,7 +1,8 @@
 """The storage interface every backend implements (SQLite, PostgreSQL); ``registry`` opens one by URL.
 
-All SQL lives behind this interface. Records cross it as plain dicts with snake_case keys so that routes and the
-GraphQL schema never depend on a backend. Events handed to ``apply_batch`` are already validated by ``server.ingest``.
+All SQL lives behind this interface (the SQL backends share theirs in ``sql``). Records cross it as plain dicts with
+snake_case keys so that routes and the GraphQL schema never depend on a backend. Events handed to ``apply_batch`` are
+already validated by ``server.ingest``.
 """
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import orjson
 
 from ml_dash.server.series.types import Series
 
@@ -20,24 +20,6 @@ class BatchResult:
     acked: int
     stored: int
     duplicate: bool = False
-
-
-# The experiment record (see docs/server.md) in SQL both backends speak: status and completed_at from the latest run,
-# started_at from the earliest. Wrap it as ``SELECT * FROM (EXPERIMENT_SELECT) x WHERE ...`` to filter.
-EXPERIMENT_SELECT = """
-SELECT e.pk, e.id, e.namespace, e.workspace, e.directory, e.prefix, e.readme, e.created_at,
-       COALESCE(e.hostname, r.hostname) AS hostname, r.status,
-       (SELECT MIN(started_at) FROM runs WHERE experiment_pk = e.pk) AS started_at,
-       CASE WHEN r.status != 'RUNNING' THEN r.ended_at END AS completed_at
-FROM experiments e
-LEFT JOIN runs r ON r.pk = (SELECT MAX(pk) FROM runs WHERE experiment_pk = e.pk)
-"""
-
-
-def log_records(rows_newest_first: list) -> list[dict[str, Any]]:
-    """(timestamp, level, message, context JSON text) rows, newest first, as log dicts oldest first like a log file."""
-    return [{"timestamp": ts, "level": lv, "message": msg, "context": orjson.loads(ctx) if ctx else None}
-            for ts, lv, msg, ctx in reversed(rows_newest_first)]
 
 
 class Storage(abc.ABC):

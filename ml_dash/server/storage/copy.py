@@ -41,12 +41,12 @@ class UsageError(CopyError):
 
 def _last(row: tuple) -> tuple:
     """SQLite metric_names row → PostgreSQL's: (last_value, last_kind) → (last_num, last_int, last_kind)."""
-    from ml_dash.server.storage.postgres.metrics import _encode_last
+    from ml_dash.server.storage.postgres.metrics import encode_last
 
     pk, experiment_pk, name, value, kind, step_hi, ordered, tail_pk = row
     num = integer = None
     if kind is not None:
-        num, integer, kind = _encode_last(decode_value(value, kind))
+        num, integer, kind = encode_last(decode_value(value, kind))
     return pk, experiment_pk, name, num, integer, kind, step_hi, bool(ordered), tail_pk
 
 

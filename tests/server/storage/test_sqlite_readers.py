@@ -30,25 +30,23 @@ async def test_reads_run_concurrently_on_separate_connections(sqlite_storage):
     barrier = threading.Barrier(3, timeout=10)  # only passes if three reads are in flight at once
     seen = []
 
-    def read():
-        conn = storage._rconn
+    def read(conn):
         assert conn.in_transaction  # every read is one transaction
         barrier.wait()
         seen.append((threading.get_ident(), id(conn)))
         return conn.execute("SELECT COUNT(*) FROM experiments").fetchone()[0]
 
-    assert await asyncio.gather(*(storage._read(read) for _ in range(3))) == [0, 0, 0]
+    assert await asyncio.gather(*(storage.read(read) for _ in range(3))) == [0, 0, 0]
     assert len({thread for thread, _ in seen}) == 3 and len({conn for _, conn in seen}) == 3
 
 
 async def test_reader_connections_cannot_write(sqlite_storage):
-    def write():
-        storage_conn = sqlite_storage._rconn
-        storage_conn.execute("INSERT INTO experiments (id, namespace, workspace, directory, prefix, created_at) "
-                             "VALUES ('x', 'a', 'w', '', 'p', 0)")
+    def write(conn):
+        conn.execute("INSERT INTO experiments (id, namespace, workspace, directory, prefix, created_at) "
+                     "VALUES ('x', 'a', 'w', '', 'p', 0)")
 
     with pytest.raises(sqlite3.OperationalError):
-        await sqlite_storage._read(write)
+        await sqlite_storage.read(write)
 
 
 async def test_a_read_sees_one_snapshot_while_a_batch_commits(sqlite_storage):
@@ -57,14 +55,13 @@ async def test_a_read_sees_one_snapshot_while_a_batch_commits(sqlite_storage):
     await add(storage, experiment_id, 0, range(100))
     loop = asyncio.get_running_loop()
 
-    def read():
-        conn = storage._rconn
+    def read(conn):
         first = conn.execute("SELECT SUM(n) FROM metric_chunks").fetchone()[0]
         # A batch commits on the writer while this read is open; the read must not see it.
         asyncio.run_coroutine_threadsafe(add(storage, experiment_id, 1, range(100, 150)), loop).result(10)
         return first, conn.execute("SELECT SUM(n) FROM metric_chunks").fetchone()[0]
 
-    assert await storage._read(read) == (100, 100)
+    assert await storage.read(read) == (100, 100)
     series = await storage.metric_series(experiment_id, "m", None, None)
     assert len(series.steps) == 150
 

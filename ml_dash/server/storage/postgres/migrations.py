@@ -5,13 +5,14 @@ advisory lock (keyed by the current schema) while it reads the version and appli
 """
 from __future__ import annotations
 
-import time
 from typing import Awaitable, Callable
 
 import asyncpg
 import numpy as np
 
 from ml_dash.server.series.chunks import COLUMNS, DTYPES, summarize
+from ml_dash.server.storage.postgres.driver import answerer
+from ml_dash.server.storage.sql import migrations, run_async
 
 
 async def _chunk_summaries(conn: asyncpg.Connection) -> None:
@@ -104,19 +105,6 @@ async def migrate(conn: asyncpg.Connection) -> int:
     """Apply every migration newer than the database's version, each in its own transaction; return the version."""
     await conn.execute(_LOCK_SQL)
     try:
-        await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
-                           "(version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
-        current = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-        for version, sql in MIGRATIONS:
-            if version <= current:
-                continue
-            async with conn.transaction():
-                if callable(sql):
-                    await sql(conn)
-                else:
-                    await conn.execute(sql)  # simple-query protocol: several statements at once
-                await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2)", version, time.time())
-            current = version
-        return current
+        return await run_async(migrations(MIGRATIONS, "DOUBLE PRECISION", "BEGIN"), answerer(conn))
     finally:
         await conn.execute(_UNLOCK_SQL)

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from typing import Callable
 
 import numpy as np
 
 from ml_dash.server.series.chunks import COLUMNS, DTYPES, encode_chunk, summarize
+from ml_dash.server.storage.sql import migrations, run_sync
+from ml_dash.server.storage.sqlite.driver import answerer
 
 CHUNK_POINTS = 65_536  # points per chunk when converting old rows: big enough to read fast, small to rewrite
 
@@ -148,23 +149,5 @@ MIGRATIONS: list[tuple[int, str | Callable[[sqlite3.Connection], None]]] = [
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Apply every migration newer than the database's version, each in its own transaction; return the version."""
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
-    current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
-    for version, sql in MIGRATIONS:
-        if version <= current:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if callable(sql):
-                sql(conn)
-            else:
-                for statement in sql.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-            conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        current = version
-    return current
+    # BEGIN IMMEDIATE: take the write lock before reading anything a migration rewrites.
+    return run_sync(migrations(MIGRATIONS, "REAL", "BEGIN IMMEDIATE"), answerer(conn))

@@ -1,0 +1,434 @@
+"""What the SQL backends (SQLite, PostgreSQL) do alike, written once: ``SQLStorage`` and the pieces it is built from.
+
+Shared code never touches a connection. It is written as generators ("bodies") that yield queries and get their
+answers back, the pattern of ``series.cache.read_series``: SQLite runs a body synchronously on a worker thread
+(``run_sync``), PostgreSQL awaits asyncpg on the event loop (``run_async``), and neither needs its own copy of the
+logic. A query is one of
+
+- ``(ROW, sql, args)``: the first row or None; ``(ROWS, sql, args)``: every row; ``(RUN, sql, args)``: the number of
+  rows the statement changed. ``sql`` uses ``?`` placeholders; PostgreSQL's driver numbers them (``numbered``);
+- ``(SCRIPT, text)``: several ``;``-separated statements (a migration);
+- ``(CALL, fn)``: ``fn(conn)``, awaited on PostgreSQL, for backend code that has no shared form (the tuned metric
+  writers, Python migrations).
+
+Rows are tuples (SQLite) or ``asyncpg.Record`` (PostgreSQL); shared code reads them by position only. An error raised
+while answering a query is raised inside the body, so its ``try``/``except`` sees it (the migration runner rolls back).
+
+A backend subclasses ``SQLStorage``: it says how a body runs (``_read``, ``_write``), its dialect (the class attributes
+and ``_in``/``_decode_last``) and supplies what has no portable SQL (create-or-get upserts, ``apply_batch``'s
+transaction and its row writers).
+"""
+from __future__ import annotations
+
+import abc
+import functools
+import time
+from typing import Any, Awaitable, Callable, Generator, Sequence, TypeVar
+
+import orjson
+
+from ml_dash.server.errors import NotFound, StreamConflict
+from ml_dash.server.series.cache import EXISTS, POINTS, STATE, SUMMARIES, SeriesCache, read_series
+from ml_dash.server.series.chunks import EncodedChunk, merge_encoded, step_time_anchors
+from ml_dash.server.storage.base import BatchResult, Storage
+
+T = TypeVar("T")
+Body = Generator[tuple, Any, T]
+
+ROW, ROWS, RUN, SCRIPT, CALL = "row", "rows", "run", "script", "call"
+
+# A live run sends a batch about every second: merging small tails keeps a long run at a few hundred chunks, and
+# caps what one batch rewrites at about MERGE_BELOW * 25 bytes.
+MERGE_BELOW = 4096
+
+# The experiment record (see docs/server.md): status and completed_at from the latest run, started_at from the
+# earliest. Wrap it as ``SELECT * FROM (EXPERIMENT_SELECT) x WHERE ...`` to filter.
+EXPERIMENT_SELECT = """
+SELECT e.pk, e.id, e.namespace, e.workspace, e.directory, e.prefix, e.readme, e.created_at,
+       COALESCE(e.hostname, r.hostname) AS hostname, r.status,
+       (SELECT MIN(started_at) FROM runs WHERE experiment_pk = e.pk) AS started_at,
+       CASE WHEN r.status != 'RUNNING' THEN r.ended_at END AS completed_at
+FROM experiments e
+LEFT JOIN runs r ON r.pk = (SELECT MAX(pk) FROM runs WHERE experiment_pk = e.pk)
+"""
+EXPERIMENT_FIELDS = ("pk", "id", "namespace", "workspace", "directory", "prefix", "readme", "created_at", "hostname",
+                     "status", "started_at", "completed_at")
+RUN_FIELDS = ("id", "status", "hostname", "started_at", "ended_at", "error")
+_CHUNK_POINTS = "pk, steps, {values}, kinds"  # what series reads fetch of a chunk (see series.cache)
+
+
+# --- drivers ---
+
+def run_sync(body: Body[T], answer: Callable[..., Any]) -> T:
+    """Run ``body``, answering each query with ``answer(*query)``."""
+    reply, error = None, None
+    while True:
+        try:
+            if error is None:
+                request = body.send(reply)
+            else:
+                request, error = body.throw(error), None
+        except StopIteration as stop:
+            return stop.value
+        try:
+            reply = answer(*request)
+        except BaseException as exc:
+            error = exc
+
+
+async def run_async(body: Body[T], answer: Callable[..., Awaitable[Any]]) -> T:
+    """``run_sync`` with an async ``answer``."""
+    reply, error = None, None
+    while True:
+        try:
+            if error is None:
+                request = body.send(reply)
+            else:
+                request, error = body.throw(error), None
+        except StopIteration as stop:
+            return stop.value
+        try:
+            reply = await answer(*request)
+        except BaseException as exc:
+            error = exc
+
+
+@functools.lru_cache(maxsize=1024)
+def numbered(sql: str) -> str:
+    """``?`` placeholders as PostgreSQL's ``$1..$n`` (no shared statement has a ``?`` anywhere else)."""
+    parts = sql.split("?")
+    return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
+
+
+def reads(method: Callable[..., Body] | None = None, *, snapshot: bool = False):
+    """A read body as a ``Storage`` method, run by the backend's ``_read``. ``snapshot``: its queries must see one
+    snapshot (SQLite reads always do; PostgreSQL then opens a REPEATABLE READ transaction)."""
+    def wrap(body: Callable[..., Body]):
+        @functools.wraps(body)
+        async def method(self, *args, **kwargs):
+            return await self._read(body(self, *args, **kwargs), snapshot)
+
+        return method
+
+    return wrap if method is None else wrap(method)
+
+
+def writes(body: Callable[..., Body]):
+    """A write body as a ``Storage`` method, run by the backend's ``_write``."""
+    @functools.wraps(body)
+    async def method(self, *args, **kwargs):
+        return await self._write(body(self, *args, **kwargs))
+
+    return method
+
+
+# --- row conversions ---
+
+def log_records(rows_newest_first: Sequence) -> list[dict[str, Any]]:
+    """(timestamp, level, message, context JSON text) rows, newest first, as log dicts oldest first like a log file."""
+    return [{"timestamp": ts, "level": lv, "message": msg, "context": orjson.loads(ctx) if ctx else None}
+            for ts, lv, msg, ctx in reversed(rows_newest_first)]
+
+
+def log_row(event: dict) -> tuple:
+    """A validated log event as its stored (timestamp, level, message, context JSON text)."""
+    context = event.get("context")
+    return event.get("timestamp"), event.get("level"), event.get("message"), \
+        None if context is None else orjson.dumps(context).decode()
+
+
+# --- metric writes: the series-state bookkeeping and the merge policy both backends' writers follow ---
+
+def points_by_name(events: list[dict]) -> dict[str, list[tuple[Any, Any, Any]]]:
+    """A metrics batch as name → its (step, timestamp, value) points in batch order: one chunk each."""
+    points: dict[str, list[tuple[Any, Any, Any]]] = {}
+    for event in events:
+        step, timestamp = event.get("step"), event.get("timestamp")
+        for name, value in event["metrics"].items():
+            points.setdefault(name, []).append((step, timestamp, value))
+    return points
+
+
+def next_chunk(chunk: EncodedChunk, step_hi: float | None, ordered: Any,
+               tail: dict[str, bytes] | None) -> tuple[EncodedChunk, float | None, bool]:
+    """The chunk row to store for a batch's ``chunk`` of one series and the series' new (step_hi, ordered).
+
+    ``tail``: the columns (steps, values, kinds, timestamps) of the series' newest chunk when a writer took it out to
+    merge (fewer than ``MERGE_BELOW`` points, same run); the stored row is then the tail's points followed by the new
+    ones, under a fresh pk, so readers (and caches) that saw the old tail learn from its disappearance that it grew.
+    ``ordered`` stays true while every point so far came in step order (reads then skip the sort).
+    """
+    still_ordered = bool(ordered and chunk.ordered and (step_hi is None or chunk.step_min >= step_hi))
+    if chunk.step_max is not None:
+        step_hi = chunk.step_max if step_hi is None else max(step_hi, chunk.step_max)
+    return (chunk if tail is None else merge_encoded(tail, chunk)), step_hi, still_ordered
+
+
+# --- migrations ---
+
+def migrations(steps: Sequence[tuple[int, Any]], real: str, begin: str) -> Body[int]:
+    """The migration runner: apply every migration newer than the database's version, each in its own transaction
+    (opened by ``begin``) together with its ``schema_migrations`` row; return the version. A step is SQL text
+    (statements separated by ``;``) or a function of the connection."""
+    yield RUN, f"CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at {real} NOT NULL)", ()
+    current = (yield ROW, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", ())[0]
+    for version, step in steps:
+        if version <= current:
+            continue
+        yield RUN, begin, ()
+        try:
+            yield (CALL, step) if callable(step) else (SCRIPT, step)
+            yield RUN, "INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time())
+            yield RUN, "COMMIT", ()
+        except BaseException:
+            yield RUN, "ROLLBACK", ()
+            raise
+        current = version
+    return current
+
+
+def _ranged(sql: str, params: list, step_min: float | None, step_max: float | None) -> tuple[str, list]:
+    """``sql`` limited to the chunks overlapping the step range (None: unbounded on that side)."""
+    for clause, value in (("step_max >= ?", step_min), ("step_min <= ?", step_max)):
+        if value is not None:
+            sql, params = f"{sql} AND {clause}", [*params, float(value)]
+    return sql, params
+
+
+class SQLStorage(Storage):
+    """The ``Storage`` methods both SQL backends share, as bodies (see the module doc)."""
+
+    # dialect:
+    LOCK_STREAM: str  # (experiment_pk, stream_id) → (acked,) or None for a new stream; locks it where a backend must
+    LAST_METRICS: str  # experiment_pk → (name, *last-value columns) rows in name order, for ``_decode_last``
+    SUMMARIES: str  # name_pk → (chunk pk, n, step_min, step_max, summary) rows
+    VALUES: str  # metric_chunks' values column
+    SORT_IN_SQL: bool  # chunk rows come back in pk order from an ORDER BY, else are sorted here
+
+    def __init__(self) -> None:
+        self._experiment_pks: dict[str, int] = {}  # id → pk never changes once made, so caching it is safe
+        self._series_cache = SeriesCache.from_env()  # per process; checked against the database on every read
+
+    @abc.abstractmethod
+    async def _read(self, body: Body[T], snapshot: bool = False) -> T: ...
+
+    @abc.abstractmethod
+    async def _write(self, body: Body[T]) -> T:
+        """Run ``body`` as one write: SQLite in one transaction, PostgreSQL statement by statement (its write bodies
+        are race-free upserts; ``apply_batch`` opens its own transaction)."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def _in(column: str, values: list, sql_type: str) -> tuple[str, list]:
+        """``column`` is one of ``values`` (of PostgreSQL type ``sql_type``): (SQL condition, its args)."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def _decode_last(*columns: Any) -> Any:
+        """A metric's last value from ``LAST_METRICS``' columns after the name."""
+
+    def _experiment_pk(self, experiment_id: str) -> Body[int]:
+        pk = self._experiment_pks.get(experiment_id)
+        if pk is None:
+            row = yield ROW, "SELECT pk FROM experiments WHERE id = ?", (experiment_id,)
+            if row is None:
+                raise NotFound(f"no experiment {experiment_id!r}")
+            pk = self._experiment_pks[experiment_id] = row[0]
+        return pk
+
+    # experiments and runs
+    def _experiments(self, where: str, args: Sequence, tail: str = "") -> Body[list[dict[str, Any]]]:
+        rows = yield ROWS, f"SELECT * FROM ({EXPERIMENT_SELECT}) x WHERE {where} {tail}", args
+        return [dict(zip(EXPERIMENT_FIELDS, row)) for row in rows]
+
+    @reads
+    def get_experiment(self, experiment_id):
+        found = yield from self._experiments("id = ?", (experiment_id,))
+        if not found:
+            raise NotFound(f"no experiment {experiment_id!r}")
+        return found[0]
+
+    @reads
+    def list_experiments(self, namespaces, workspace, status, limit, offset):
+        clauses, args = ["1 = 1"], []
+        if namespaces is not None:
+            clause, values = self._in("namespace", sorted(namespaces), "text")
+            clauses.append(clause)
+            args.extend(values)
+        for column, value in (("workspace", workspace), ("status", status)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        return (yield from self._experiments(" AND ".join(clauses), (*args, limit, offset),
+                                             "ORDER BY created_at DESC, pk DESC LIMIT ? OFFSET ?"))
+
+    @reads
+    def list_namespaces(self):
+        return [r[0] for r in (yield ROWS, "SELECT DISTINCT namespace FROM experiments ORDER BY 1", ())]
+
+    @reads
+    def list_workspaces(self, namespace):
+        sql = "SELECT DISTINCT workspace FROM experiments WHERE namespace = ? ORDER BY 1"
+        return [r[0] for r in (yield ROWS, sql, (namespace,))]
+
+    @reads
+    def get_run(self, run_id):
+        row = yield ROW, ("SELECT r.id, r.status, r.hostname, r.started_at, r.ended_at, r.error, e.id, e.namespace "
+                          "FROM runs r JOIN experiments e ON e.pk = r.experiment_pk WHERE r.id = ?"), (run_id,)
+        if row is None:
+            raise NotFound(f"no run {run_id!r}")
+        return dict(zip((*RUN_FIELDS, "experiment_id", "namespace"), row))
+
+    @writes
+    def update_run(self, run_id, status, error, ended_at):
+        # A run that is no longer RUNNING keeps (or gets) an end time even if the client did not send one.
+        end = ended_at if ended_at is not None or status == "RUNNING" else time.time()
+        if not (yield RUN, "UPDATE runs SET status = ?, error = COALESCE(?, error), ended_at = ? WHERE id = ?",
+                (status, error, end, run_id)):
+            raise NotFound(f"no run {run_id!r}")
+
+    @reads
+    def list_runs(self, experiment_id):
+        pk = yield from self._experiment_pk(experiment_id)
+        rows = yield ROWS, f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE experiment_pk = ? ORDER BY pk", (pk,)
+        return [dict(zip(RUN_FIELDS, row)) for row in rows]
+
+    # ingest: the stream-offset protocol; a backend's apply_batch runs these two bodies around its own row writer
+    def _batch_target(self, experiment_id: str, run_id: str | None) -> Body[tuple[int, int | None]]:
+        """A batch's (experiment pk, run pk or None); NotFound for an unknown experiment, or a run not in it."""
+        pk = yield from self._experiment_pk(experiment_id)
+        if run_id is None:
+            return pk, None
+        row = yield ROW, "SELECT pk FROM runs WHERE id = ? AND experiment_pk = ?", (run_id, pk)
+        if row is None:
+            raise NotFound(f"no run {run_id!r} in experiment {experiment_id!r}")
+        return pk, row[0]
+
+    def _batch(self, experiment_pk: int, stream_id: str, start: int, end: int,
+               write: Callable[[Any], Any]) -> Body[BatchResult]:
+        """Inside the batch's transaction: check ``start`` against the stream's acked offset, store the events
+        (``write(conn)`` → how many) and move the offset to ``end``. Replays (``end <= acked``) store nothing."""
+        row = yield ROW, self.LOCK_STREAM, (experiment_pk, stream_id)
+        acked = 0 if row is None else row[0]
+        if start != acked:
+            if end <= acked:
+                return BatchResult(acked=acked, stored=0, duplicate=True)
+            raise StreamConflict(f"batch starts at {start} but stream {stream_id!r} is acked up to {acked}", acked)
+        stored = yield CALL, write
+        # The offset moves only from the value we read: the primary key and this WHERE make a second writer
+        # (another process or worker) fail instead of storing the same batch twice.
+        if row is None:
+            yield RUN, "INSERT INTO streams (experiment_pk, stream_id, acked) VALUES (?, ?, ?)", \
+                (experiment_pk, stream_id, end)
+        elif (yield RUN, "UPDATE streams SET acked = ? WHERE experiment_pk = ? AND stream_id = ? AND acked = ?",
+              (end, experiment_pk, stream_id, start)) != 1:
+            raise StreamConflict(f"stream {stream_id!r} moved during the batch", acked)
+        return BatchResult(acked=end, stored=stored)
+
+    @reads
+    def stream_offsets(self, experiment_id):
+        pk = yield from self._experiment_pk(experiment_id)
+        return {r[0]: r[1] for r in (yield ROWS, "SELECT stream_id, acked FROM streams WHERE experiment_pk = ?",
+                                     (pk,))}
+
+    # reads
+    @reads
+    def parameter_ops(self, experiment_id):
+        pk = yield from self._experiment_pk(experiment_id)
+        rows = yield ROWS, "SELECT record FROM parameters WHERE experiment_pk = ? ORDER BY pk", (pk,)
+        return [orjson.loads(r[0]) for r in rows]
+
+    @reads
+    def logs(self, experiment_id, level, limit):
+        pk = yield from self._experiment_pk(experiment_id)
+        sql, args = "SELECT timestamp, level, message, context FROM logs WHERE experiment_pk = ?", [pk]
+        if level is not None:
+            sql, args = sql + " AND level = ?", [*args, level]
+        # The newest `limit` entries, returned oldest first like a log file.
+        sql += " ORDER BY pk DESC"
+        if limit is not None:
+            sql, args = sql + " LIMIT ?", [*args, limit]
+        return log_records((yield ROWS, sql, args))
+
+    @reads
+    def metric_names(self, experiment_id):
+        pk = yield from self._experiment_pk(experiment_id)
+        return [r[0] for r in (yield ROWS, "SELECT name FROM metric_names WHERE experiment_pk = ? ORDER BY name", (pk,))]
+
+    @reads
+    def last_metrics(self, experiment_id):
+        pk = yield from self._experiment_pk(experiment_id)
+        return {row[0]: self._decode_last(*row[1:]) for row in (yield ROWS, self.LAST_METRICS, (pk,))}
+
+    @reads(snapshot=True)
+    def metric_series(self, experiment_id, name, step_min, step_max, max_points=None):
+        pk = yield from self._experiment_pk(experiment_id)
+        reader = read_series(self._series_cache, (experiment_id, name), step_min, step_max, max_points)
+        reply = None
+        while True:
+            try:
+                request = reader.send(reply)
+            except StopIteration as stop:
+                return stop.value
+            reply = yield from self._series_query(pk, name, *request)
+
+    def _series_query(self, experiment_pk: int, name: str, what: str, *args: Any) -> Body[Any]:
+        """Answer one query of ``series.cache.read_series``."""
+        points = f"SELECT {_CHUNK_POINTS.format(values=self.VALUES)} FROM metric_chunks WHERE"
+        if what == STATE:
+            row = yield ROW, "SELECT pk, ordered, tail_pk FROM metric_names WHERE experiment_pk = ? AND name = ?", \
+                (experiment_pk, name)
+            return None if row is None else tuple(row)
+        if what == EXISTS:
+            return (yield ROW, "SELECT 1 FROM metric_chunks WHERE pk = ?", args) is not None
+        if what == POINTS:
+            clause, params = self._in("pk", list(args[0]), "int8")
+            return (yield from self._in_pk_order(f"{points} {clause}", params))
+        if what == SUMMARIES:
+            name_pk, step_min, step_max = args
+            return (yield from self._in_pk_order(*_ranged(self.SUMMARIES, [name_pk], step_min, step_max)))
+        name_pk, after, step_min, step_max = args
+        # Only the chunks overlapping the step range (an index on name_pk, step_max, step_min in SQLite), or newer
+        # than what the cache holds.
+        sql, params = f"{points} name_pk = ?", [name_pk]
+        if after is not None:
+            sql, params = f"{sql} AND pk > ?", [*params, after]
+        return (yield from self._in_pk_order(*_ranged(sql, params, step_min, step_max)))
+
+    def _in_pk_order(self, sql: str, params: Sequence) -> Body[list]:
+        if self.SORT_IN_SQL:
+            return (yield ROWS, f"{sql} ORDER BY pk", params)
+        # Put back in stored order here: an ORDER BY would make SQLite copy every BLOB through its sorter first.
+        return sorted((yield ROWS, sql, params))
+
+    @reads(snapshot=True)
+    def metric_step_times(self, experiment_id, name, max_points):
+        pk = yield from self._experiment_pk(experiment_id)
+        found = yield ROW, "SELECT pk, ordered FROM metric_names WHERE experiment_pk = ? AND name = ?", (pk, name)
+        if found is None:
+            return None
+        rows = yield from self._in_pk_order("SELECT pk, steps, timestamps FROM metric_chunks WHERE name_pk = ?",
+                                            [found[0]])
+        return step_time_anchors(((row[1], row[2]) for row in rows), bool(found[1]), max_points)
+
+    # files
+    @writes
+    def put_file(self, experiment_id, path, size, sha256):
+        pk = yield from self._experiment_pk(experiment_id)
+        yield RUN, ("INSERT INTO files (experiment_pk, path, size, sha256, updated_at) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (experiment_pk, path) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256, "
+                    "updated_at = excluded.updated_at"), (pk, path, size, sha256, time.time())
+
+    async def get_file(self, experiment_id, path):
+        found = [f for f in await self.list_files(experiment_id, path) if f["path"] == path]
+        if not found:
+            raise NotFound(f"no file {path!r} in experiment {experiment_id!r}")
+        return found[0]
+
+    @reads
+    def list_files(self, experiment_id, path: str | None = None):
+        pk = yield from self._experiment_pk(experiment_id)
+        sql, args = "SELECT path, size, sha256 FROM files WHERE experiment_pk = ?", [pk]
+        if path is not None:
+            sql, args = sql + " AND path = ?", [*args, path]
+        return [{"path": p, "size": s, "sha256": h} for p, s, h in (yield ROWS, sql + " ORDER BY path", args)]

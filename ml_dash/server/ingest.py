@@ -109,9 +109,10 @@ async def timed_chunks(stream: Any, total_timeout: float, idle_timeout: float,
 class Validator:
     """Field checks with the server's limits; each error message names the offending field."""
 
-    def __init__(self, max_name_length: int, max_events: int) -> None:
+    def __init__(self, max_name_length: int, max_events: int, max_items: int = 2_000_000) -> None:
         self.max_name_length = max_name_length
         self.max_events = max_events
+        self.max_items = max_items  # the decoding budget, applied to a batch's JSONL bytes as well
 
     def obj(self, body: Any) -> dict:
         if not isinstance(body, dict):
@@ -192,7 +193,7 @@ class Validator:
         if "lines" in body:  # the client's JSONL bytes as they are: [start, end) of its file
             if events is not None:
                 raise BadRequest("give either 'events' or 'lines', not both")
-            events = parse_lines(body["lines"], end - start)
+            events = parse_lines(body["lines"], end - start, self.max_events, self.max_items)
         if not isinstance(events, list):
             raise BadRequest("field 'events' must be a list")
         if events and end == start:
@@ -317,9 +318,13 @@ class Validator:
         return out
 
 
-def parse_lines(lines: Any, size: int) -> list:
+def parse_lines(lines: Any, size: int, max_events: int | None = None, max_items: int | None = None) -> list:
     """The records of a batch sent as JSONL bytes (msgpack bin). Exactly ``end - start`` bytes of whole lines; blank
-    lines, lines that are not JSON objects and lines torn by a crash are skipped, as a reader of the file would."""
+    lines, lines that are not JSON objects and lines torn by a crash are skipped, as a reader of the file would.
+
+    Before parsing, the lines are counted against ``max_events`` and, for more than 1 MiB, the values they can hold
+    (commas, brackets, braces and newlines: an upper bound) against ``max_items``, the decoding budget msgpack bodies
+    have: 32 MiB of ``{}`` lines would otherwise become 11 million dicts."""
     if not isinstance(lines, bytes):
         raise BadRequest(f"field 'lines' must be bytes (msgpack bin), got {type(lines).__name__}")
     if len(lines) != size:
@@ -328,6 +333,13 @@ def parse_lines(lines: Any, size: int) -> list:
         raise BadRequest("field 'lines' must end with a newline")
     if not lines:
         return []
+    if max_events is not None and lines.count(b"\n") > max_events:
+        raise PayloadTooLarge(f"more than {max_events} lines in one batch; the limit is {max_events} events")
+    if max_items is not None and len(lines) > 1 << 20:
+        values = lines.count(b",") + lines.count(b"[") + lines.count(b"{") + lines.count(b"\n")
+        if values > max_items:
+            raise PayloadTooLarge(f"the batch's lines may hold {values} values; the limit is {max_items}: "
+                                  "send smaller batches")
     try:  # one parse for the whole batch when every line is a JSON object (the usual case)
         events = orjson.loads(b"[" + lines[:-1].replace(b"\n", b",") + b"]")
     except orjson.JSONDecodeError:  # a blank or torn line: go line by line

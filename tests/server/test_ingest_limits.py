@@ -86,6 +86,18 @@ async def test_decoding_stops_at_the_value_budget(make_client):
     assert fine.status == 200 and (await fine.json())["stored"] == 100
 
 
+async def test_jsonl_lines_count_against_the_value_budget(make_client):
+    """A batch's JSONL bytes are budgeted too: 2 MB of ``{"a":[[],[],…]}`` lines are a 413 before any parse."""
+    client = await make_client(max_body_items=100_000)
+    experiment_id = await new_experiment(client)
+    line = b'{"a":[' + b",".join([b"[]"] * 1000) + b"]}\n"
+    lines = line * 1000  # 2 MB, 2 million lists
+    body = {"run_id": None, "stream": "logs", "stream_id": "c:logs", "start": 0, "end": len(lines), "lines": lines}
+    answer = await client.post(f"/api/v1/experiments/{experiment_id}/batches", headers=MSGPACK,
+                               data=msgpack.packb(body, use_bin_type=True))
+    assert answer.status == 413 and "values" in (await answer.json())["error"]
+
+
 async def test_json_bodies_are_size_checked(make_client):
     """JSON cannot be budgeted while decoding: a JSON body over max_json_bytes is 413 (msgpack has the budget)."""
     client = await make_client(max_json_bytes=1000)

@@ -33,7 +33,7 @@ def respond(request: web.Request, data: Any, status: int = 200) -> web.Response:
 
 def validator(request: web.Request) -> Validator:
     config = request.app[CONFIG_KEY]
-    return Validator(config.max_name_length, config.max_events)
+    return Validator(config.max_name_length, config.max_events, config.max_body_items)
 
 
 async def read_raw(request: web.Request) -> bytes:

@@ -252,7 +252,7 @@ class Validator:
                 limit = self.max_name_length
                 for name, value in metrics.items():
                     kind = type(value)
-                    if (type(name) is not str or not 0 < len(name) <= limit or not (
+                    if (type(name) is not str or not 0 < len(name) <= limit or "\x00" in name or not (
                             kind is float or kind is bool or value is None
                             or (kind is int and _INT64[0] <= value < _INT64[1]))):
                         break

@@ -281,7 +281,8 @@ async def test_nested_names_are_normalised_as_the_client_does(client):
 
 
 async def test_nul_in_free_text_is_stored_as_a_replacement_character(client):
-    """PostgreSQL stores no NUL: a log line, a parameter or a readme holding one is stored with U+FFFD, not a 500."""
+    """PostgreSQL stores no NUL: a log line or a parameter holding one is stored with U+FFFD, not a 500; a metric
+    name holding one rejects its record."""
     experiment_id = await new_experiment(client)
     answer = await post_batch(client, experiment_id, batch_of("logs", [
         {"timestamp": 1.0, "level": "INFO", "message": "a\0b", "context": {"k\0": "v\0"}}]))
@@ -289,6 +290,10 @@ async def test_nul_in_free_text_is_stored_as_a_replacement_character(client):
     answer = await post_batch(client, experiment_id, batch_of("parameters", [
         {"timestamp": 1.0, "operation": "update", "key": "x\0", "value": "y\0"}]))
     assert answer.status == 200, await answer.text()
+    events = [{"timestamp": 1.0, "step": 0, "metrics": {"a\0": 1.0}},
+              {"timestamp": 1.0, "step": 1, "metrics": {"a": 1.0}}]
+    answer = await (await post_batch(client, experiment_id, batch_of("metrics", events))).json()
+    assert answer["stored"] == 1 and answer["rejected"][0]["index"] == 0 and "NUL" in answer["rejected"][0]["error"]
     logs = (await (await client.get(f"/api/v1/experiments/{experiment_id}/logs")).json())["logs"]
     assert logs[0]["message"] == "a\ufffdb" and logs[0]["context"] == {"k\ufffd": "v\ufffd"}
     params = await (await client.get(f"/api/v1/experiments/{experiment_id}/parameters")).json()

@@ -1,4 +1,4 @@
-"""How ``storage.sql`` queries are answered on an asyncpg connection, and the errors a client's input causes there."""
+"""How ``sql.protocol`` queries are answered on an asyncpg connection, and the errors a client's input causes there."""
 from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, TypeVar
@@ -6,7 +6,15 @@ from typing import Any, Awaitable, Callable, TypeVar
 import asyncpg
 
 from ml_dash.server.errors import BadRequest
-from ml_dash.server.storage.sql import CALL, ROW, ROWS, SCRIPT, Body, numbered, run_async
+from ml_dash.server.storage.sql.protocol import (
+    CALL,
+    ROW,
+    ROWS,
+    SCRIPT,
+    Body,
+    numbered,
+    run_async,
+)
 
 T = TypeVar("T")
 

@@ -1,8 +1,8 @@
 """PostgreSQL metric writes: columnar chunk rows (see ``series.chunks``), a whole batch in a few array statements.
 
-Reads are shared (``storage.sql``), and so are the series-state bookkeeping and the merge policy (``sql.next_chunk``,
-``MERGE_BELOW``). What is PostgreSQL's own: every name of a batch goes in one ``unnest`` statement per step (a
-statement is a round trip), row locks taken in name order, and last values with exact 64-bit ints beside floats.
+Reads are shared (``sql.storage``), and so are the series-state bookkeeping and the merge policy (``sql.metrics``).
+What is PostgreSQL's own: every name of a batch goes in one ``unnest`` statement per step (a statement is a round
+trip), row locks taken in name order, and last values with exact 64-bit ints beside floats.
 ``MetricRows`` is built before a batch's transaction and written inside it.
 """
 from __future__ import annotations
@@ -13,8 +13,13 @@ from typing import Any
 import asyncpg
 
 from ml_dash.server.series.chunks import encode_chunk
-from ml_dash.server.series.types import VALUE_KIND_BOOL, VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_KIND_NUMBER
-from ml_dash.server.storage import sql
+from ml_dash.server.series.types import (
+    VALUE_KIND_BOOL,
+    VALUE_KIND_NAN,
+    VALUE_KIND_NULL,
+    VALUE_KIND_NUMBER,
+)
+from ml_dash.server.storage.sql import metrics as shared
 
 _INT64 = (-(2**63), 2**63)
 
@@ -24,7 +29,7 @@ class MetricRows:
 
     def __init__(self, events: list[dict], experiment_pk: int, run_pk: int | None) -> None:
         self.experiment_pk, self.run_pk = experiment_pk, run_pk
-        points = sql.points_by_name(events)
+        points = shared.points_by_name(events)
         # Sorted: every batch locks its names' rows in the same order, so two batches cannot deadlock.
         self.names = sorted(points)
         self.chunks = [encode_chunk(points[name]) for name in self.names]
@@ -41,9 +46,9 @@ class MetricRows:
             "RETURNING name, pk, step_hi, ordered, tail_pk", self.experiment_pk, self.names)}
         name_pks = [state[n]["pk"] for n in self.names]
         # Small tails of the same run are taken out and come back merged with the new points, under a fresh pk
-        # (MERGE_BELOW read from ``sql`` at each batch, so a test can monkeypatch it there).
+        # (MERGE_BELOW read from ``sql.metrics`` at each batch, so a test can monkeypatch it there).
         tails = {r["name_pk"]: r for r in await conn.fetch(
-            f"DELETE FROM metric_chunks WHERE pk = ANY($1::int8[]) AND n < {int(sql.MERGE_BELOW)} "
+            f"DELETE FROM metric_chunks WHERE pk = ANY($1::int8[]) AND n < {int(shared.MERGE_BELOW)} "
             "AND run_pk IS NOT DISTINCT FROM $2 RETURNING name_pk, steps, vals, kinds, timestamps",
             [state[n]["tail_pk"] for n in self.names if state[n]["tail_pk"] is not None], self.run_pk)}
         stored, step_his, ordered = [], [], []
@@ -52,7 +57,7 @@ class MetricRows:
             if tail is not None:
                 tail = {"steps": tail["steps"], "values": tail["vals"], "kinds": tail["kinds"],
                         "timestamps": tail["timestamps"]}
-            row, hi, still_ordered = sql.next_chunk(chunk, state[name]["step_hi"], state[name]["ordered"], tail)
+            row, hi, still_ordered = shared.next_chunk(chunk, state[name]["step_hi"], state[name]["ordered"], tail)
             stored.append(row)
             step_his.append(hi)
             ordered.append(still_ordered)

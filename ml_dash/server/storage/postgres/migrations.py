@@ -12,7 +12,7 @@ import numpy as np
 
 from ml_dash.server.series.chunks import COLUMNS, DTYPES, summarize
 from ml_dash.server.storage.postgres.driver import answerer
-from ml_dash.server.storage.sql import migrations, run_async
+from ml_dash.server.storage.sql.protocol import migrations, run_async
 
 
 async def _chunk_summaries(conn: asyncpg.Connection) -> None:

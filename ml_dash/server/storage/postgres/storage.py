@@ -8,7 +8,7 @@ Everything that must hold across processes is enforced by the database, never by
   reads the latest committed ``acked``), inserts the events and moves ``acked`` with ``UPDATE ... WHERE acked = start``:
   a replay sent to another worker waits for the first to commit, then reads the new offset and answers duplicate.
 
-The queries are ``storage.sql``'s, awaited here on pooled connections (``driver.run``); what is PostgreSQL's own is
+The queries are ``sql.storage``'s, awaited here on pooled connections (``driver.run``); what is PostgreSQL's own is
 the pool, its dialect, those upserts and the array-``unnest`` row writers (metrics in ``metrics``).
 """
 from __future__ import annotations
@@ -23,7 +23,8 @@ import orjson
 from ml_dash.server.storage.postgres.driver import run
 from ml_dash.server.storage.postgres.metrics import MetricRows, decode_last
 from ml_dash.server.storage.postgres.migrations import migrate
-from ml_dash.server.storage.sql import ROW, Body, SQLStorage, log_row, writes
+from ml_dash.server.storage.sql.protocol import ROW, Body, writes
+from ml_dash.server.storage.sql.storage import SQLStorage, log_row
 
 T = TypeVar("T")
 

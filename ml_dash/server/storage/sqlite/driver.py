@@ -1,10 +1,10 @@
-"""How ``storage.sql`` queries are answered on an sqlite3 connection (synchronously, on the connection's thread)."""
+"""How ``sql.protocol`` queries are answered on an sqlite3 connection (synchronously, on the connection's thread)."""
 from __future__ import annotations
 
 import sqlite3
 from typing import Any, Callable
 
-from ml_dash.server.storage.sql import CALL, ROW, ROWS, SCRIPT
+from ml_dash.server.storage.sql.protocol import CALL, ROW, ROWS, SCRIPT
 
 
 def answerer(conn: sqlite3.Connection) -> Callable[..., Any]:

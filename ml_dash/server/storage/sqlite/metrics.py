@@ -1,6 +1,6 @@
-"""SQLite metric writes: columnar chunk rows (see ``series.chunks``), one statement at a time in the writer's transaction.
+"""SQLite metric writes: columnar chunk rows (see ``series.chunks``), in the writer's transaction.
 
-Reads are shared (``storage.sql``). What is SQLite's own: its value encoding (no NaN, no bool, untyped ``last_value``)
+Reads are shared (``sql.storage``). What is SQLite's own: its value encoding (no NaN, no bool, untyped ``last_value``)
 and the per-name statements (SQLite has no arrays to batch them into, and a statement costs no round trip).
 ``insert_metrics`` runs per batch, ``chunk_row`` also in migration 3.
 """
@@ -11,8 +11,13 @@ import sqlite3
 from typing import Any
 
 from ml_dash.server.series.chunks import COLUMNS, EncodedChunk, encode_chunk
-from ml_dash.server.series.types import VALUE_KIND_BOOL, VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_KIND_NUMBER
-from ml_dash.server.storage.sql import MERGE_BELOW, next_chunk, points_by_name
+from ml_dash.server.series.types import (
+    VALUE_KIND_BOOL,
+    VALUE_KIND_NAN,
+    VALUE_KIND_NULL,
+    VALUE_KIND_NUMBER,
+)
+from ml_dash.server.storage.sql.metrics import MERGE_BELOW, next_chunk, points_by_name
 
 
 def encode_value(value: Any) -> tuple[Any, int]:
@@ -56,7 +61,7 @@ def insert_metrics(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | N
 def chunk_row(conn: sqlite3.Connection, name_pk: int, run_pk: int | None, chunk: EncodedChunk, step_hi: float | None,
               ordered: int, tail: tuple | None = None, summary: bool = True) -> tuple[float | None, int, int]:
     """Store ``chunk`` as the series' newest chunk row, or with ``tail`` (its row: pk and BLOBs) appended to it
-    (``sql.next_chunk``). Returns the series' new (step_hi, ordered, tail_pk)."""
+    (``sql.metrics.next_chunk``). Returns the series' new (step_hi, ordered, tail_pk)."""
     if tail is not None:
         conn.execute("DELETE FROM metric_chunks WHERE pk = ?", (tail[0],))
         if summary:

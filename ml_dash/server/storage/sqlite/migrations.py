@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 
 from ml_dash.server.series.chunks import COLUMNS, DTYPES, encode_chunk, summarize
-from ml_dash.server.storage.sql import migrations, run_sync
+from ml_dash.server.storage.sql.protocol import migrations, run_sync
 from ml_dash.server.storage.sqlite.driver import answerer
 
 CHUNK_POINTS = 65_536  # points per chunk when converting old rows: big enough to read fast, small to rewrite

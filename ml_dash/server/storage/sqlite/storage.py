@@ -5,7 +5,7 @@ writer anyway); the reader threads (``ML_DASH_SQLITE_READERS``, default 3) keep 
 ingest or behind each other, which WAL makes safe. Each reader thread has its own query-only connection, and every
 read runs in one transaction on it, so a read sees one snapshot: a batch committed meanwhile wholly or not at all.
 
-The queries are ``storage.sql``'s, run here synchronously on those threads (``run_sync``); what is SQLite's own is the
+The queries are ``sql.storage``'s, run here synchronously on those threads (``run_sync``); what is SQLite's own is the
 threads and connections, its dialect and the statements PostgreSQL writes differently (create-or-get, row inserts).
 """
 from __future__ import annotations
@@ -21,9 +21,10 @@ from typing import Any, Callable, TypeVar
 
 import orjson
 
-from ml_dash.server.storage.sql import ROW, RUN, Body, SQLStorage, log_row, run_sync, writes
+from ml_dash.server.storage.sql.protocol import ROW, RUN, Body, run_sync, writes
+from ml_dash.server.storage.sql.storage import SQLStorage, log_row
 from ml_dash.server.storage.sqlite.driver import answerer
-from ml_dash.server.storage.sqlite.metrics import (  # noqa: F401  (MERGE_BELOW: see _insert_metrics)
+from ml_dash.server.storage.sqlite.metrics import (
     MERGE_BELOW,
     decode_value,
     insert_metrics,

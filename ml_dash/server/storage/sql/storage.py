@@ -1,45 +1,39 @@
-"""What the SQL backends (SQLite, PostgreSQL) do alike, written once: ``SQLStorage`` and the pieces it is built from.
+"""``SQLStorage``: the ``Storage`` methods both SQL backends share, as bodies of ``protocol`` queries.
 
-Shared code never touches a connection. It is written as generators ("bodies") that yield queries and get their
-answers back, the pattern of ``series.cache.read_series``: SQLite runs a body synchronously on a worker thread
-(``run_sync``), PostgreSQL awaits asyncpg on the event loop (``run_async``), and neither needs its own copy of the
-logic. A query is one of
-
-- ``(ROW, sql, args)``: the first row or None; ``(ROWS, sql, args)``: every row; ``(RUN, sql, args)``: the number of
-  rows the statement changed. ``sql`` uses ``?`` placeholders; PostgreSQL's driver numbers them (``numbered``);
-- ``(SCRIPT, text)``: several ``;``-separated statements (a migration);
-- ``(CALL, fn)``: ``fn(conn)``, awaited on PostgreSQL, for backend code that has no shared form (the tuned metric
-  writers, Python migrations).
-
-Rows are tuples (SQLite) or ``asyncpg.Record`` (PostgreSQL); shared code reads them by position only. An error raised
-while answering a query is raised inside the body, so its ``try``/``except`` sees it (the migration runner rolls back).
-
-A backend subclasses ``SQLStorage``: it says how a body runs (``_read``, ``_write``), its dialect (the class attributes
-and ``_in``/``_decode_last``) and supplies what has no portable SQL (create-or-get upserts, ``apply_batch``'s
-transaction and its row writers).
+A backend subclasses it: it says how a body runs (``_read``, ``_write``), its dialect (the class attributes and
+``_in``/``_decode_last``) and supplies what has no portable SQL (create-or-get upserts, ``apply_batch``'s transaction
+and its row writers). Shared SQL uses ``?`` placeholders and reads rows by position only.
 """
 from __future__ import annotations
 
 import abc
-import functools
 import time
-from typing import Any, Awaitable, Callable, Generator, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 import orjson
 
 from ml_dash.server.errors import NotFound, StreamConflict
-from ml_dash.server.series.cache import EXISTS, POINTS, STATE, SUMMARIES, SeriesCache, read_series
-from ml_dash.server.series.chunks import EncodedChunk, merge_encoded, step_time_anchors
+from ml_dash.server.series.cache import (
+    EXISTS,
+    POINTS,
+    STATE,
+    SUMMARIES,
+    SeriesCache,
+    read_series,
+)
+from ml_dash.server.series.chunks import step_time_anchors
 from ml_dash.server.storage.base import BatchResult, Storage
+from ml_dash.server.storage.sql.protocol import (
+    CALL,
+    ROW,
+    ROWS,
+    RUN,
+    Body,
+    reads,
+    writes,
+)
 
 T = TypeVar("T")
-Body = Generator[tuple, Any, T]
-
-ROW, ROWS, RUN, SCRIPT, CALL = "row", "rows", "run", "script", "call"
-
-# A live run sends a batch about every second: merging small tails keeps a long run at a few hundred chunks, and
-# caps what one batch rewrites at about MERGE_BELOW * 25 bytes.
-MERGE_BELOW = 4096
 
 # The experiment record (see docs/server.md): status and completed_at from the latest run, started_at from the
 # earliest. Wrap it as ``SELECT * FROM (EXPERIMENT_SELECT) x WHERE ...`` to filter.
@@ -57,71 +51,6 @@ RUN_FIELDS = ("id", "status", "hostname", "started_at", "ended_at", "error")
 _CHUNK_POINTS = "pk, steps, {values}, kinds"  # what series reads fetch of a chunk (see series.cache)
 
 
-# --- drivers ---
-
-def run_sync(body: Body[T], answer: Callable[..., Any]) -> T:
-    """Run ``body``, answering each query with ``answer(*query)``."""
-    reply, error = None, None
-    while True:
-        try:
-            if error is None:
-                request = body.send(reply)
-            else:
-                request, error = body.throw(error), None
-        except StopIteration as stop:
-            return stop.value
-        try:
-            reply = answer(*request)
-        except BaseException as exc:
-            error = exc
-
-
-async def run_async(body: Body[T], answer: Callable[..., Awaitable[Any]]) -> T:
-    """``run_sync`` with an async ``answer``."""
-    reply, error = None, None
-    while True:
-        try:
-            if error is None:
-                request = body.send(reply)
-            else:
-                request, error = body.throw(error), None
-        except StopIteration as stop:
-            return stop.value
-        try:
-            reply = await answer(*request)
-        except BaseException as exc:
-            error = exc
-
-
-@functools.lru_cache(maxsize=1024)
-def numbered(sql: str) -> str:
-    """``?`` placeholders as PostgreSQL's ``$1..$n`` (no shared statement has a ``?`` anywhere else)."""
-    parts = sql.split("?")
-    return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
-
-
-def reads(method: Callable[..., Body] | None = None, *, snapshot: bool = False):
-    """A read body as a ``Storage`` method, run by the backend's ``_read``. ``snapshot``: its queries must see one
-    snapshot (SQLite reads always do; PostgreSQL then opens a REPEATABLE READ transaction)."""
-    def wrap(body: Callable[..., Body]):
-        @functools.wraps(body)
-        async def method(self, *args, **kwargs):
-            return await self._read(body(self, *args, **kwargs), snapshot)
-
-        return method
-
-    return wrap if method is None else wrap(method)
-
-
-def writes(body: Callable[..., Body]):
-    """A write body as a ``Storage`` method, run by the backend's ``_write``."""
-    @functools.wraps(body)
-    async def method(self, *args, **kwargs):
-        return await self._write(body(self, *args, **kwargs))
-
-    return method
-
-
 # --- row conversions ---
 
 def log_records(rows_newest_first: Sequence) -> list[dict[str, Any]]:
@@ -135,56 +64,6 @@ def log_row(event: dict) -> tuple:
     context = event.get("context")
     return event.get("timestamp"), event.get("level"), event.get("message"), \
         None if context is None else orjson.dumps(context).decode()
-
-
-# --- metric writes: the series-state bookkeeping and the merge policy both backends' writers follow ---
-
-def points_by_name(events: list[dict]) -> dict[str, list[tuple[Any, Any, Any]]]:
-    """A metrics batch as name → its (step, timestamp, value) points in batch order: one chunk each."""
-    points: dict[str, list[tuple[Any, Any, Any]]] = {}
-    for event in events:
-        step, timestamp = event.get("step"), event.get("timestamp")
-        for name, value in event["metrics"].items():
-            points.setdefault(name, []).append((step, timestamp, value))
-    return points
-
-
-def next_chunk(chunk: EncodedChunk, step_hi: float | None, ordered: Any,
-               tail: dict[str, bytes] | None) -> tuple[EncodedChunk, float | None, bool]:
-    """The chunk row to store for a batch's ``chunk`` of one series and the series' new (step_hi, ordered).
-
-    ``tail``: the columns (steps, values, kinds, timestamps) of the series' newest chunk when a writer took it out to
-    merge (fewer than ``MERGE_BELOW`` points, same run); the stored row is then the tail's points followed by the new
-    ones, under a fresh pk, so readers (and caches) that saw the old tail learn from its disappearance that it grew.
-    ``ordered`` stays true while every point so far came in step order (reads then skip the sort).
-    """
-    still_ordered = bool(ordered and chunk.ordered and (step_hi is None or chunk.step_min >= step_hi))
-    if chunk.step_max is not None:
-        step_hi = chunk.step_max if step_hi is None else max(step_hi, chunk.step_max)
-    return (chunk if tail is None else merge_encoded(tail, chunk)), step_hi, still_ordered
-
-
-# --- migrations ---
-
-def migrations(steps: Sequence[tuple[int, Any]], real: str, begin: str) -> Body[int]:
-    """The migration runner: apply every migration newer than the database's version, each in its own transaction
-    (opened by ``begin``) together with its ``schema_migrations`` row; return the version. A step is SQL text
-    (statements separated by ``;``) or a function of the connection."""
-    yield RUN, f"CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at {real} NOT NULL)", ()
-    current = (yield ROW, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", ())[0]
-    for version, step in steps:
-        if version <= current:
-            continue
-        yield RUN, begin, ()
-        try:
-            yield (CALL, step) if callable(step) else (SCRIPT, step)
-            yield RUN, "INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time())
-            yield RUN, "COMMIT", ()
-        except BaseException:
-            yield RUN, "ROLLBACK", ()
-            raise
-        current = version
-    return current
 
 
 def _ranged(sql: str, params: list, step_min: float | None, step_max: float | None) -> tuple[str, list]:
@@ -353,7 +232,8 @@ class SQLStorage(Storage):
     @reads
     def metric_names(self, experiment_id):
         pk = yield from self._experiment_pk(experiment_id)
-        return [r[0] for r in (yield ROWS, "SELECT name FROM metric_names WHERE experiment_pk = ? ORDER BY name", (pk,))]
+        rows = yield ROWS, "SELECT name FROM metric_names WHERE experiment_pk = ? ORDER BY name", (pk,)
+        return [r[0] for r in rows]
 
     @reads
     def last_metrics(self, experiment_id):

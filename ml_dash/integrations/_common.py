@@ -1,0 +1,84 @@
+"""What the integrations share: turning framework config into storable parameters, copying checkpoint files."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from ml_dash import Experiment
+
+logger = logging.getLogger("ml_dash")
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def plain(value: Any, depth: int = 0) -> Any:
+    """A value ``exp.params`` stores: dicts (str keys) and lists kept, numbers, strings, arrays and tensors as they
+    are, anything else (a class, a function, a module, a dtype) as its ``str()``. Nested dicts stay nested."""
+    if isinstance(value, _PLAIN):
+        return value
+    if depth > 20:
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): plain(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [plain(v, depth + 1) for v in value]
+    if type(value).__module__.split(".")[0] in ("numpy", "torch") and hasattr(value, "shape"):
+        return value  # numpy arrays and scalars, torch tensors: ml-dash converts them on its writer thread
+    return str(value)
+
+
+def set_params(exp: Experiment, params: dict, first: bool) -> None:
+    """The first call of a logger replaces the parameters (``set``), later ones merge into them (``extend``)."""
+    params = plain(params)
+    if first:
+        exp.params.set(**params)
+    else:
+        exp.params.extend(**params)
+
+
+def numeric(values: dict, warned: set, where: str) -> dict:
+    """``values`` without what ``metrics.log`` refuses (strings, lists), each dropped key warned about once."""
+    kept = {}
+    for k, v in values.items():
+        if isinstance(v, (bool, int, float)) or v is None or hasattr(v, "shape"):
+            kept[str(k)] = v
+        elif k not in warned:
+            warned.add(k)
+            logger.warning("ml-dash %s: %r is a %s, not a number: not logged as a metric", where, k, type(v).__name__)
+    return kept
+
+
+def copy_into_files(exp: Experiment, source: str, namespace: str, name: str) -> str:
+    """Copy the file ``source`` to ``files/<namespace>/<name>`` of ``exp``, streamed and atomically: the copy is made
+    outside ``files/`` (so the uploader never sees half a file) and renamed into place."""
+    target_dir = exp.files(namespace).directory
+    target = os.path.join(target_dir, *name.split("/"))
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    os.makedirs(exp.local_path, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".copy-", dir=exp.local_path)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return target
+
+
+def copy_tree_into_files(exp: Experiment, source_dir: str, namespace: str) -> int:
+    """Copy every file below ``source_dir`` into ``files/<namespace>/``; returns how many."""
+    count = 0
+    for dirpath, _dirs, names in os.walk(source_dir):
+        for n in names:
+            full = os.path.join(dirpath, n)
+            rel = os.path.relpath(full, source_dir).replace(os.sep, "/")
+            copy_into_files(exp, full, namespace, rel)
+            count += 1
+    return count

@@ -1,0 +1,205 @@
+"""``MLDashLogger``: a PyTorch Lightning logger writing to an ml-dash ``Experiment`` (rank zero only).
+
+    from ml_dash.integrations.lightning import MLDashLogger
+    trainer = Trainer(logger=MLDashLogger(namespace="alice", workspace="vision", prefix="resnet-001"))
+"""
+from __future__ import annotations
+
+import os
+import sys
+from argparse import Namespace
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+from lightning.pytorch.loggers.logger import Logger
+from lightning.pytorch.utilities import rank_zero_only
+
+from ml_dash import Experiment
+from ml_dash.integrations._common import copy_into_files, numeric, set_params
+
+_ENDED = {"success": "completed", "finished": "completed", "failed": "failed"}
+
+
+class _NoOpExperiment:
+    """What ``logger.experiment`` is on ranks > 0: every attribute, call and item is itself, so
+    ``logger.experiment.metrics.log(...)`` or ``logger.experiment.params.set(...)`` do nothing there."""
+
+    def __getattr__(self, name: str) -> "_NoOpExperiment":
+        return self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> "_NoOpExperiment":
+        return self
+
+    def __getitem__(self, key: Any) -> "_NoOpExperiment":
+        return self
+
+    def __bool__(self) -> bool:
+        return False
+
+
+def _env(name: str, value: Optional[str], default: Optional[str] = None) -> Optional[str]:
+    """argument → ML_DASH_<NAME> → ML_LOGGER_<NAME> → default, for ranks > 0, which never build an Experiment."""
+    if value is not None:
+        return value
+    for var in (f"ML_DASH_{name}", f"ML_LOGGER_{name}"):
+        if os.environ.get(var):
+            return os.environ[var]
+    return default
+
+
+class MLDashLogger(Logger):
+    """Logs Lightning's metrics and hyperparameters to an ml-dash ``Experiment``, on global rank zero only.
+
+    The arguments are ``Experiment``'s. The run starts when the logger is first used (Lightning touches
+    ``logger.experiment`` during setup) and ends in ``finalize``: ``completed`` for ``"success"``/``"finished"``,
+    ``failed`` (with the exception being handled, if any) for ``"failed"``. Used again after that (``trainer.test``
+    after ``trainer.fit``), it starts a new run in the same directory.
+
+    ``log_checkpoints``: ``False`` (default) copies nothing; ``True`` copies the checkpoints ``ModelCheckpoint``
+    keeps into ``files/checkpoints/`` at the end (each as it is saved when ``save_top_k=-1``); ``"all"`` copies
+    each checkpoint as it is saved.
+    """
+
+    def __init__(self, namespace: Optional[str] = None, workspace: Optional[str] = None,
+                 prefix: Optional[str] = None, directory: Optional[str] = None, remote: Optional[str] = None,
+                 local_root: Optional[str] = None, readme: Optional[str] = None,
+                 log_checkpoints: Union[bool, str] = False) -> None:
+        super().__init__()
+        if log_checkpoints not in (True, False, "all"):
+            raise ValueError(f"MLDashLogger: log_checkpoints must be True, False or 'all', got {log_checkpoints!r}")
+        self._kwargs = dict(namespace=namespace, workspace=workspace, prefix=prefix, directory=directory,
+                            remote=remote, local_root=local_root, readme=readme)
+        self._log_checkpoints = log_checkpoints
+        self._experiment: Optional[Experiment] = None
+        self._running = False
+        self._params_logged = False
+        self._warned: set = set()
+        self._checkpoint_callback: Any = None
+        self._copied: dict[str, float] = {}
+
+    def __getstate__(self) -> dict:
+        # An Experiment holds locks and open files: a pickled logger (ddp_spawn) builds its own where it runs.
+        state = self.__dict__.copy()
+        state["_experiment"] = None
+        state["_running"] = False
+        state["_checkpoint_callback"] = None
+        return state
+
+    # -- the experiment ---------------------------------------------------------------------------------------
+    def _exp(self) -> Experiment:
+        if self._experiment is None:
+            self._experiment = Experiment(**self._kwargs)
+        return self._experiment
+
+    @property
+    def experiment(self) -> Union[Experiment, _NoOpExperiment]:
+        """The ``Experiment`` (its run started) on rank zero; on other ranks a stand-in that does nothing."""
+        if rank_zero_only.rank > 0:
+            return _NoOpExperiment()
+        exp = self._exp()
+        if not self._running or exp.status != "running":
+            exp.run()
+            self._running = True
+        return exp
+
+    # -- identity: log_dir == save_dir/name/version, as for Lightning's CSV logger -----------------------------
+    @property
+    def name(self) -> str:
+        """``namespace/workspace`` (``/directory`` when given)."""
+        if rank_zero_only.rank == 0:
+            exp = self._exp()
+            parts = [exp.namespace, exp.workspace] + ([exp.directory] if exp.directory else [])
+        else:
+            k = self._kwargs
+            parts = [_env("NAMESPACE", k["namespace"]) or "", _env("WORKSPACE", k["workspace"]) or ""]
+            parts += [k["directory"]] if k["directory"] else []
+        return "/".join(parts)
+
+    @property
+    def version(self) -> str:
+        """The experiment's ``prefix``."""
+        return self._exp().prefix if rank_zero_only.rank == 0 else str(self._kwargs["prefix"])
+
+    @property
+    def save_dir(self) -> str:
+        """The local root (``local_root``, ``ML_DASH_LOCAL_ROOT`` … or ``.ml-logger``), absolute."""
+        if rank_zero_only.rank == 0:
+            exp = self._exp()
+            return exp.local_path[: -len(os.path.join(self.name, self.version))].rstrip(os.sep) or os.sep
+        return os.path.abspath(_env("LOCAL_ROOT", self._kwargs["local_root"], ".ml-logger"))
+
+    @property
+    def log_dir(self) -> str:
+        """The experiment's directory (``ModelCheckpoint`` then saves into ``<log_dir>/checkpoints``)."""
+        if rank_zero_only.rank == 0:
+            return self._exp().local_path
+        return os.path.join(self.save_dir, self.name, self.version)
+
+    @property
+    def root_dir(self) -> str:
+        return os.path.join(self.save_dir, self.name)
+
+    # -- logging ------------------------------------------------------------------------------------------------
+    @rank_zero_only
+    def log_hyperparams(self, params: Union[dict, Namespace], *args: Any, **kwargs: Any) -> None:
+        """Hyperparameters (a dict or ``argparse.Namespace``, nested dicts kept) into ``parameters.jsonl``: the first
+        call replaces the parameters, later calls merge into them."""
+        if isinstance(params, Namespace):
+            params = vars(params)
+        params = dict(params or {})
+        if not params:
+            return
+        set_params(self.experiment, params, first=not self._params_logged)
+        self._params_logged = True
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, Any], step: Optional[int] = None) -> None:
+        """One row at ``step``; tensors go to ``exp.metrics.log`` as they are (read on ml-dash's writer thread)."""
+        metrics = dict(metrics)
+        if "step" in metrics:  # would clash with log()'s step argument
+            value = metrics.pop("step")
+            if step is None and isinstance(value, int):
+                step = value
+        exp = self.experiment
+        try:
+            exp.metrics.log(step=step, **metrics)
+        except TypeError:  # a value metrics.log refuses (a string, a list): log the rest, warn once per key
+            exp.metrics.log(step=step, **numeric(metrics, self._warned, "MLDashLogger.log_metrics"))
+
+    # -- checkpoints --------------------------------------------------------------------------------------------
+    @rank_zero_only
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        if not self._log_checkpoints:
+            return
+        if self._log_checkpoints == "all" or getattr(checkpoint_callback, "save_top_k", None) == -1:
+            self._copy_checkpoints(checkpoint_callback)
+        else:
+            self._checkpoint_callback = checkpoint_callback  # the ones kept are copied in finalize
+
+    def _copy_checkpoints(self, checkpoint_callback: Any) -> None:
+        from lightning.pytorch.loggers.utilities import _scan_checkpoints
+
+        exp = self.experiment
+        for mtime, path, _score, _tag in _scan_checkpoints(checkpoint_callback, self._copied):
+            copy_into_files(exp, path, "checkpoints", Path(path).name)
+            self._copied[path] = mtime
+
+    # -- the end ------------------------------------------------------------------------------------------------
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        """End the run: ``completed`` for ``"success"``/``"finished"``, ``failed`` for ``"failed"``."""
+        if self._experiment is None or not self._running:
+            return
+        exp = self._experiment
+        if self._checkpoint_callback is not None:
+            try:
+                self._copy_checkpoints(self._checkpoint_callback)
+            except ReferenceError:  # the callback (a weak proxy) is gone
+                pass
+            self._checkpoint_callback = None
+        self._running = False
+        if _ENDED.get(status, "completed") == "failed":
+            error = sys.exc_info()[1]  # Lightning calls finalize("failed") while handling the exception
+            exp.fail(f"{type(error).__name__}: {error}" if error is not None else "")
+        else:
+            exp.complete()

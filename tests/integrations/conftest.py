@@ -1,0 +1,16 @@
+import os
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # nothing is ever downloaded from a model hub in these tests
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    """A local root for this test, isolated from the user's ML_DASH_* / ML_LOGGER_* variables."""
+    for var in list(os.environ):
+        if var.startswith(("ML_DASH_", "ML_LOGGER_")):
+            monkeypatch.delenv(var)
+    return str(tmp_path / "root")

@@ -1,0 +1,80 @@
+"""``MLDashTracker``: an ``accelerate`` tracker, so that ``Accelerator(log_with=MLDashTracker(...))`` logs to ml-dash.
+
+    accelerator = Accelerator(log_with=MLDashTracker(namespace="alice", workspace="nlp", prefix="run-1"))
+    accelerator.init_trackers("project", config={"lr": 1e-3})
+    accelerator.log({"loss": loss}, step=step)
+    accelerator.end_training()
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from accelerate.tracking import GeneralTracker, on_main_process
+
+from ml_dash import Experiment
+from ml_dash.integrations._common import numeric, set_params
+
+
+class MLDashTracker(GeneralTracker):
+    """An ml-dash ``Experiment`` behind accelerate's tracker interface, on the main process only.
+
+    The arguments are ``Experiment``'s; the ``Experiment`` is built, and its run started, in ``start()`` (called by
+    ``init_trackers``). ``store_init_configuration`` sets the parameters (nested dicts kept), ``log`` logs the
+    numbers (tensors as they are), ``finish`` (``end_training``) completes the run.
+    """
+
+    name = "ml_dash"
+    requires_logging_directory = False
+    main_process_only = True
+
+    def __init__(self, namespace: Optional[str] = None, workspace: Optional[str] = None,
+                 prefix: Optional[str] = None, directory: Optional[str] = None, remote: Optional[str] = None,
+                 local_root: Optional[str] = None, readme: Optional[str] = None) -> None:
+        super().__init__()
+        self._kwargs = dict(namespace=namespace, workspace=workspace, prefix=prefix, directory=directory,
+                            remote=remote, local_root=local_root, readme=readme)
+        self._experiment: Optional[Experiment] = None
+        self._running = False
+        self._params_logged = False
+        self._warned: set = set()
+
+    @property
+    def tracker(self) -> Optional[Experiment]:
+        """The ``Experiment`` (``None`` before ``start()`` and on other processes)."""
+        return self._experiment
+
+    def _exp(self) -> Experiment:
+        if self._experiment is None:
+            self._experiment = Experiment(**self._kwargs)
+        if not self._running or self._experiment.status != "running":
+            self._experiment.run()
+            self._running = True
+        return self._experiment
+
+    @on_main_process
+    def start(self) -> None:
+        self._exp()
+
+    @on_main_process
+    def store_init_configuration(self, values: dict) -> None:
+        set_params(self._exp(), dict(values or {}), first=not self._params_logged)
+        self._params_logged = True
+
+    @on_main_process
+    def log(self, values: dict, step: Optional[int] = None, **kwargs: Any) -> None:
+        metrics = dict(values)
+        if "step" in metrics:  # would clash with metrics.log's step argument
+            value = metrics.pop("step")
+            if step is None and isinstance(value, int):
+                step = value
+        exp = self._exp()
+        try:
+            exp.metrics.log(step=step, **metrics)
+        except TypeError:  # a string or a list among the values: log the numbers, warn once per key
+            exp.metrics.log(step=step, **numeric(metrics, self._warned, "MLDashTracker.log"))
+
+    @on_main_process
+    def finish(self) -> None:
+        if self._experiment is not None and self._running:
+            self._running = False
+            self._experiment.complete()

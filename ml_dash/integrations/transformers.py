@@ -1,0 +1,100 @@
+"""``MLDashCallback``: a Hugging Face ``transformers.TrainerCallback`` writing to an ml-dash ``Experiment``.
+
+    from ml_dash.integrations.transformers import MLDashCallback
+    trainer = Trainer(..., args=TrainingArguments(..., report_to=[]), callbacks=[MLDashCallback(prefix="bert-1")])
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+from transformers import TrainerCallback
+
+from ml_dash import Experiment
+from ml_dash.integrations._common import copy_tree_into_files, numeric, set_params
+
+
+def rewrite_logs(logs: dict) -> dict:
+    """HF's own W&B/MLflow naming: ``eval_loss`` → ``eval/loss``, ``test_x`` → ``test/x``, anything else ``train/…``."""
+    out = {}
+    for k, v in logs.items():
+        if k.startswith("eval_"):
+            out["eval/" + k[5:]] = v
+        elif k.startswith("test_"):
+            out["test/" + k[5:]] = v
+        else:
+            out["train/" + k] = v
+    return out
+
+
+class MLDashCallback(TrainerCallback):
+    """Logs a ``Trainer``'s run to an ml-dash ``Experiment``, on the world process zero only.
+
+    Pass an ``experiment`` or ``Experiment``'s arguments (``namespace``, ``workspace``, ``prefix`` …; ``prefix``
+    defaults to the ``run_name`` of the ``TrainingArguments``). At ``on_train_begin`` the run starts and the
+    parameters are set: the model config (``model.config.to_dict()``) under ``model`` and
+    ``TrainingArguments.to_dict()`` under ``args``. ``on_log`` logs the numbers with HF's ``train/``/``eval/``
+    prefixes at ``state.global_step``; ``on_train_end`` completes the run. With ``log_checkpoints=True`` each
+    checkpoint directory ``on_save`` writes is copied into ``files/checkpoints/checkpoint-<step>/``.
+    """
+
+    def __init__(self, namespace: Optional[str] = None, workspace: Optional[str] = None,
+                 prefix: Optional[str] = None, directory: Optional[str] = None, remote: Optional[str] = None,
+                 local_root: Optional[str] = None, readme: Optional[str] = None, log_checkpoints: bool = False,
+                 experiment: Optional[Experiment] = None) -> None:
+        self._kwargs = dict(namespace=namespace, workspace=workspace, prefix=prefix, directory=directory,
+                            remote=remote, local_root=local_root, readme=readme)
+        self._log_checkpoints = log_checkpoints
+        self._experiment = experiment
+        self._running = False
+        self._warned: set = set()
+
+    @property
+    def experiment(self) -> Optional[Experiment]:
+        """The ``Experiment`` (``None`` until training begins, and on processes other than world process zero)."""
+        return self._experiment
+
+    def _start(self, args: Any, model: Any = None) -> Experiment:
+        if self._experiment is None:
+            kwargs = dict(self._kwargs)
+            if kwargs["prefix"] is None:
+                kwargs["prefix"] = getattr(args, "run_name", None) or os.path.basename(
+                    os.path.normpath(getattr(args, "output_dir", None) or "trainer"))
+            self._experiment = Experiment(**kwargs)
+        exp = self._experiment
+        if not self._running or exp.status != "running":
+            exp.run()
+            self._running = True
+            params = {"args": args.to_dict()} if hasattr(args, "to_dict") else {}
+            config = getattr(model, "config", None)
+            if config is not None:
+                params["model"] = config if isinstance(config, dict) else config.to_dict()
+            if params:
+                set_params(exp, params, first=True)
+        return exp
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if state.is_world_process_zero:
+            self._start(args, model)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Optional[dict] = None, model: Any = None,
+               **kwargs: Any) -> None:
+        if not state.is_world_process_zero or not logs:
+            return
+        exp = self._start(args, model) if not self._running else self._experiment
+        metrics = numeric(rewrite_logs(logs), self._warned, "MLDashCallback.on_log")
+        if metrics:
+            exp.metrics.log(step=state.global_step, **metrics)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not (self._log_checkpoints and self._running and state.is_world_process_zero):
+            return
+        name = f"checkpoint-{state.global_step}"
+        source = os.path.join(args.output_dir, name)
+        if os.path.isdir(source):
+            copy_tree_into_files(self._experiment, source, f"checkpoints/{name}")
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._running and state.is_world_process_zero:
+            self._running = False
+            self._experiment.complete()

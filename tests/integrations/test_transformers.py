@@ -1,0 +1,62 @@
+"""MLDashCallback with a real transformers Trainer on CPU: a tiny BERT built from a config, nothing downloaded."""
+import os
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+transformers = pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
+pytest.importorskip("accelerate")  # the Trainer needs it
+
+from ml_dash.integrations.transformers import MLDashCallback, rewrite_logs  # noqa: E402
+from ml_dash.testing import read_run  # noqa: E402
+
+
+class Random(torch.utils.data.Dataset):
+    def __init__(self, n, seed):
+        g = torch.Generator().manual_seed(seed)
+        self.ids = torch.randint(1, 64, (n, 8), generator=g)
+        self.labels = torch.randint(0, 2, (n,), generator=g)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.ids[i], "attention_mask": torch.ones(8, dtype=torch.long), "labels": self.labels[i]}
+
+
+def test_rewrite_logs_as_hf_callbacks_do():
+    assert rewrite_logs({"eval_loss": 1, "loss": 2, "test_acc": 3, "learning_rate": 4}) == {
+        "eval/loss": 1, "train/loss": 2, "test/acc": 3, "train/learning_rate": 4}
+
+
+def test_trainer_logs_losses_eval_metrics_learning_rate_and_parameters(root, tmp_path):
+    config = transformers.BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=32, max_position_embeddings=16, num_labels=2)
+    torch.manual_seed(0)
+    model = transformers.BertForSequenceClassification(config)
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"), num_train_epochs=2, per_device_train_batch_size=8,
+        per_device_eval_batch_size=8, learning_rate=1e-3, logging_steps=1, eval_strategy="epoch",
+        save_strategy="epoch", report_to=[], use_cpu=True, disable_tqdm=True, dataloader_num_workers=0,
+        run_name="tiny-bert")
+    callback = MLDashCallback(namespace="alice", workspace="nlp", local_root=root, log_checkpoints=True)
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=Random(32, 0), eval_dataset=Random(16, 1),
+                                   callbacks=[callback])
+    trainer.train()
+    exp = callback.experiment
+    assert exp.prefix == "tiny-bert"  # the run name
+    run = read_run(exp.local_path)
+    assert run["meta"]["status"] == "completed"
+    rows = run["metrics"]
+    loss = [r for r in rows if "train/loss" in r["metrics"]]
+    assert [r["step"] for r in loss] == list(range(1, 9))  # 4 steps per epoch, logged each step
+    assert all("train/learning_rate" in r["metrics"] for r in loss)
+    evals = [r for r in rows if "eval/loss" in r["metrics"]]
+    assert [r["step"] for r in evals] == [4, 8] and all("eval/runtime" in r["metrics"] for r in evals)
+    assert any("train/train_runtime" in r["metrics"] for r in rows)
+    params = run["params"]
+    assert params["args"]["learning_rate"] == 1e-3 and params["args"]["num_train_epochs"] == 2
+    assert params["model"]["hidden_size"] == 16 and params["model"]["model_type"] == "bert"
+    saved = exp.files("checkpoints").list()
+    assert "checkpoint-4/config.json" in saved and "checkpoint-8/trainer_state.json" in saved

@@ -130,3 +130,30 @@ def test_ddp_on_cpu_two_processes_one_experiment(root, tmp_path):
     assert run["meta"]["status"] == "completed"
     train_steps = [r["step"] for r in run["metrics"] if "train_loss" in r["metrics"]]
     assert train_steps == sorted(set(train_steps)) and len(train_steps) == 4  # 2 batches per rank x 2 epochs, once
+
+
+def test_ranks_above_zero_get_a_stand_in_and_write_nothing(root, monkeypatch):
+    from lightning.pytorch.utilities import rank_zero_only
+
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    logger = MLDashLogger(namespace="a", workspace="b", prefix="c", local_root=root)
+    exp = logger.experiment
+    exp.metrics.log(loss=1.0)  # the stand-in swallows any chain of attributes and calls
+    exp.params.set(lr=1)
+    logger.log_hyperparams({"lr": 1})
+    logger.log_metrics({"loss": 1.0}, step=0)
+    logger.finalize("success")
+    assert not exp and not os.path.exists(root)
+    assert logger.log_dir == os.path.join(os.path.abspath(root), "a", "b", "c")
+
+
+def test_test_after_fit_is_a_new_run_in_the_same_directory(root):
+    logger = MLDashLogger(namespace="a", workspace="b", prefix="fit-test", local_root=root)
+    t = trainer(logger)
+    model = Tiny()
+    t.fit(model, loader())
+    first = read_run(logger.log_dir)["meta"]["started_at"]
+    t.validate(model, loader(8), verbose=False)
+    run = read_run(logger.log_dir)
+    assert run["meta"]["status"] == "completed" and run["meta"]["started_at"] != first
+    assert sum("val_loss" in r["metrics"] for r in run["metrics"]) == 1

@@ -135,6 +135,7 @@ def _nonfinite_as_text(values: dict[str, Any]) -> dict[str, Any]:
 
 def root_value(storage: Storage, allowed: frozenset[str] | None) -> dict[str, Any]:
     async def experiments(info, namespace=None, workspace=None, status=None, limit=100, offset=0):
+        limit, offset = (100 if limit is None else limit), (0 if offset is None else offset)  # explicit nulls
         namespaces = allowed
         if namespace is not None:
             check_namespace(allowed, namespace)

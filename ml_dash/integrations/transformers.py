@@ -30,9 +30,9 @@ def rewrite_logs(logs: dict) -> dict:
 class MLDashCallback(TrainerCallback):
     """Logs a ``Trainer``'s run to an ml-dash ``Experiment``, on the world process zero only.
 
-    Pass an ``experiment`` or ``Experiment``'s arguments (``namespace``, ``workspace``, ``prefix`` …; ``prefix``
-    defaults to the ``run_name`` of the ``TrainingArguments``). At ``on_train_begin`` the run starts and the
-    parameters are set: the model config (``model.config.to_dict()``) under ``model`` and
+    Pass ``Experiment``'s arguments (``namespace``, ``workspace``, ``prefix`` …; ``prefix`` defaults to the
+    ``run_name`` of the ``TrainingArguments``), or an ``experiment`` whose run you start and end yourself (its
+    parameters are then extended, not replaced). At ``on_train_begin`` the run starts and the parameters are set: the model config (``model.config.to_dict()``) under ``model`` and
     ``TrainingArguments.to_dict()`` under ``args``. ``on_log`` logs the numbers with HF's ``train/``/``eval/``
     prefixes at ``state.global_step``; ``on_train_end`` completes the run. With ``log_checkpoints=True`` each
     checkpoint directory ``on_save`` writes is copied into ``files/checkpoints/checkpoint-<step>/``.
@@ -46,6 +46,7 @@ class MLDashCallback(TrainerCallback):
                             remote=remote, local_root=local_root, readme=readme)
         self._log_checkpoints = log_checkpoints
         self._experiment = experiment
+        self._owned = experiment is None  # a given experiment's run is its owner's to start and end
         self._running = False
         self._warned: set = set()
 
@@ -62,15 +63,16 @@ class MLDashCallback(TrainerCallback):
                     os.path.normpath(getattr(args, "output_dir", None) or "trainer"))
             self._experiment = Experiment(**kwargs)
         exp = self._experiment
-        if not self._running or exp.status != "running":
-            exp.run()
+        if not self._running or (self._owned and exp.status != "running"):
+            if self._owned:
+                exp.run()
             self._running = True
             params = {"args": args.to_dict()} if hasattr(args, "to_dict") else {}
             config = getattr(model, "config", None)
             if config is not None:
                 params["model"] = config if isinstance(config, dict) else config.to_dict()
             if params:
-                set_params(exp, params, first=True)
+                set_params(exp, params, first=self._owned)
         return exp
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
@@ -97,4 +99,5 @@ class MLDashCallback(TrainerCallback):
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._running and state.is_world_process_zero:
             self._running = False
-            self._experiment.complete()
+            if self._owned:
+                self._experiment.complete()

@@ -60,3 +60,35 @@ def test_trainer_logs_losses_eval_metrics_learning_rate_and_parameters(root, tmp
     assert params["model"]["hidden_size"] == 16 and params["model"]["model_type"] == "bert"
     saved = exp.files("checkpoints").list()
     assert "checkpoint-4/config.json" in saved and "checkpoint-8/trainer_state.json" in saved
+
+
+class _State:
+    def __init__(self, zero, step=0):
+        self.is_world_process_zero = zero
+        self.global_step = step
+
+
+def test_other_processes_log_nothing(root):
+    args = transformers.TrainingArguments(output_dir=os.path.join(root, "out"), report_to=[], use_cpu=True)
+    callback = MLDashCallback(namespace="a", workspace="b", prefix="c", local_root=root)
+    callback.on_train_begin(args, _State(False), None)
+    callback.on_log(args, _State(False, 1), None, logs={"loss": 1.0})
+    callback.on_train_end(args, _State(False), None)
+    assert callback.experiment is None and not os.path.exists(os.path.join(root, "a"))
+
+
+def test_a_given_experiment_keeps_its_run_and_parameters(root):
+    from ml_dash import Experiment
+
+    exp = Experiment(namespace="a", workspace="b", prefix="mine", local_root=root)
+    exp.params.set(mine=1)
+    args = transformers.TrainingArguments(output_dir=os.path.join(root, "out"), report_to=[], use_cpu=True)
+    callback = MLDashCallback(experiment=exp)
+    with exp.run():
+        callback.on_train_begin(args, _State(True), None)
+        callback.on_log(args, _State(True, 2), None, logs={"loss": 0.5, "eval_acc": 0.75, "note": "x"})
+        callback.on_train_end(args, _State(True), None)
+        assert exp.status == "running"  # the callback leaves the run to its owner
+    run = read_run(exp.local_path)
+    assert run["meta"]["status"] == "completed" and run["params"]["mine"] == 1 and "args" in run["params"]
+    assert run["metrics"][-1] == {**run["metrics"][-1], "step": 2, "metrics": {"train/loss": 0.5, "eval/acc": 0.75}}

@@ -157,3 +157,13 @@ def test_test_after_fit_is_a_new_run_in_the_same_directory(root):
     run = read_run(logger.log_dir)
     assert run["meta"]["status"] == "completed" and run["meta"]["started_at"] != first
     assert sum("val_loss" in r["metrics"] for r in run["metrics"]) == 1
+
+
+def test_top_k_checkpoints_are_copied_when_the_run_ends(root):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    logger = MLDashLogger(namespace="a", workspace="b", prefix="best", local_root=root, log_checkpoints=True)
+    ckpt = ModelCheckpoint(monitor="val_loss", save_top_k=1)
+    trainer(logger, enable_checkpointing=True, callbacks=[ckpt]).fit(Tiny(), loader(), loader(16))
+    saved = os.listdir(os.path.join(logger.log_dir, "files", "checkpoints"))
+    assert saved == [os.path.basename(ckpt.best_model_path)]

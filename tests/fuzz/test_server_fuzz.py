@@ -174,6 +174,24 @@ def test_random_batches_never_fail_the_server(seeded, batch, how):
     json.loads(raw)
 
 
+EVENTS_OF = {"metrics": metric_event, "parameters": parameter_event, "logs": log_event}
+
+
+@settings(max_examples=examples(100))
+@given(stream=st.sampled_from(sorted(EVENTS_OF)), data=st.data(), how=st.sampled_from(["msgpack", "json"]))
+def test_fuzzed_events_in_valid_batches_never_fail_the_server(seeded, stream, data, how):
+    """A well-formed envelope (a new stream at offset 0), so that the events themselves reach validation."""
+    base, experiment_id = seeded
+    records = data.draw(st.lists(st.one_of(EVENTS_OF[stream], junk), min_size=1, max_size=6), "events")
+    body = encode({"run_id": None, "stream": stream, "stream_id": f"fuzz:{uuid.uuid4().hex}", "start": 0,
+                   "end": data.draw(st.integers(1, 10**6), "end"), "events": records}, how)
+    if body is None:
+        return
+    status, raw = request(base, "POST", f"/api/v1/experiments/{experiment_id}/batches", body, f"application/{how}")
+    assert status in INGEST_ANSWERS, (status, raw[:2000], records)
+    json.loads(raw)
+
+
 def test_ingest_fuzzing_left_the_server_healthy(seeded):
     base, experiment_id = seeded
     assert healthy(base)

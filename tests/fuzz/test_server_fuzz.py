@@ -201,7 +201,10 @@ def test_ingest_fuzzing_left_the_server_healthy(seeded):
 # --- (c) parameters: the client's replay and the server's agree ---------------------------------------------------
 
 KEYS = st.text(string.ascii_letters + string.digits + "_", min_size=1, max_size=6).filter(lambda k: k != "self")
-VALUES = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-2**53, 2**53), st.floats(), st.text(max_size=8)),
+# No NUL in strings here: the server stores NUL in free text as U+FFFD on purpose (PostgreSQL cannot hold NUL; see
+# docs/protocol.md), so the two views differ by design there; tests/server/test_ingest_limits.py covers that mapping.
+TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=8)
+VALUES = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-2**53, 2**53), st.floats(), TEXT),
                       lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(KEYS, inner, max_size=3)),
                       max_leaves=8)
 OPS = st.lists(st.one_of(st.tuples(st.sampled_from(["set", "extend"]), st.dictionaries(KEYS, VALUES, max_size=3)),

@@ -20,7 +20,7 @@ class LogManager:
         self._key = store_key
         self._directory = directory
 
-    def log(self, message: str, level: str = "INFO", **context: Any) -> None:
+    def log(self, /, message: str, level: str = "INFO", **context: Any) -> None:
         """Append one log line; ``context`` values must be JSON-able (numbers, strings, lists, dicts, arrays)."""
         if not self._exp._in_run:
             self._exp._outside_run("logs.log")
@@ -38,16 +38,16 @@ class LogManager:
         if len(PIPELINE.queue) >= PIPELINE.threshold:
             PIPELINE.slow_path()
 
-    def info(self, message: str, **context: Any) -> None:
+    def info(self, /, message: str, **context: Any) -> None:
         self.log(message, "INFO", **context)
 
-    def warning(self, message: str, **context: Any) -> None:
+    def warning(self, /, message: str, **context: Any) -> None:
         self.log(message, "WARNING", **context)
 
-    def error(self, message: str, **context: Any) -> None:
+    def error(self, /, message: str, **context: Any) -> None:
         self.log(message, "ERROR", **context)
 
-    def debug(self, message: str, **context: Any) -> None:
+    def debug(self, /, message: str, **context: Any) -> None:
         self.log(message, "DEBUG", **context)
 
     def read(self) -> list[dict]:

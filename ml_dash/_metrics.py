@@ -65,7 +65,7 @@ class MetricsLogger:
             self._children[namespace] = child
         return child
 
-    def log(self, step: int | None = None, **metrics: Any) -> None:
+    def log(self, /, step: int | None = None, **metrics: Any) -> None:
         """Log metrics now (``step`` optional). Costs about a microsecond; never touches disk, network or GPU."""
         meta = self._meta
         for v in metrics.values():
@@ -83,7 +83,7 @@ class MetricsLogger:
         if len(_Q) >= _P.threshold:
             _P.slow_path()
 
-    def collect(self, step: int | None = None, **metrics: Any) -> None:
+    def collect(self, /, step: int | None = None, **metrics: Any) -> None:
         """Keep metrics for aggregation by ``flush()``; nothing is written yet."""
         for k, v in metrics.items():
             if type(v) not in _TYPES:
@@ -100,7 +100,7 @@ class MetricsLogger:
             return keep(key, value)
         return check_metric_value(key, value, "metrics.collect")
 
-    def flush(self, _aggregation: str = "mean", step: int | None = None, **additional_metrics: Any) -> None:
+    def flush(self, /, _aggregation: str = "mean", step: int | None = None, **additional_metrics: Any) -> None:
         """Aggregate what ``collect()`` gathered (mean, sum, min, max or last) and log it with ``additional_metrics``."""
         if _aggregation not in _AGGREGATIONS:
             raise ValueError(f"metrics.flush: _aggregation must be one of {', '.join(_AGGREGATIONS)}; got {_aggregation!r}")
@@ -142,17 +142,17 @@ class _OutsideRun(MetricsLogger):
 
     __slots__ = ()
 
-    def log(self, step: int | None = None, **metrics: Any) -> None:
+    def log(self, /, step: int | None = None, **metrics: Any) -> None:
         if not self._exp._in_run:  # a bound method taken before the run started still ends up here
             self._exp._outside_run("metrics.log")
         MetricsLogger.log(self, step, **metrics)
 
-    def collect(self, step: int | None = None, **metrics: Any) -> None:
+    def collect(self, /, step: int | None = None, **metrics: Any) -> None:
         if not self._exp._in_run:  # a bound method taken before the run started still ends up here
             self._exp._outside_run("metrics.collect")
         MetricsLogger.collect(self, step, **metrics)
 
-    def flush(self, _aggregation: str = "mean", step: int | None = None, **additional_metrics: Any) -> None:
+    def flush(self, /, _aggregation: str = "mean", step: int | None = None, **additional_metrics: Any) -> None:
         if not self._exp._in_run:  # a bound method taken before the run started still ends up here
             self._exp._outside_run("metrics.flush")
         MetricsLogger.flush(self, _aggregation, step, **additional_metrics)

@@ -35,13 +35,13 @@ class ParameterManager:
         if len(PIPELINE.queue) >= PIPELINE.threshold:
             PIPELINE.slow_path()
 
-    def set(self, **params: Any) -> None:
+    def set(self, /, **params: Any) -> None:
         """Replace all parameters."""
         self._push("set", "params.set", "params", "data", params)
 
     log = set
 
-    def extend(self, **params: Any) -> None:
+    def extend(self, /, **params: Any) -> None:
         """Deep-merge into the existing parameters."""
         self._push("extend", "params.extend", "params", "data", params)
 

@@ -86,3 +86,20 @@ def test_unserializable_value_names_key(make_exp):
     with pytest.raises(ValueError, match="key"):
         exp.params.update("a..b", 1)
     assert exp.params.read() == {"ok": 1}
+
+
+def test_a_parameter_or_metric_may_be_named_self(tmp_path):
+    """``self`` is an ordinary name for a parameter, a metric or a log context key (found by tests/fuzz)."""
+    from ml_dash import Experiment
+
+    exp = Experiment(namespace="a", workspace="b", prefix="self-names", local_root=str(tmp_path))
+    with exp.run():
+        exp.params.set(self=1)
+        exp.params.extend(self=2)
+        exp.metrics.log(step=0, self=1.5)
+        exp.metrics.collect(self=2.0)
+        exp.metrics.flush(self=3.0)
+        exp.logs.info("hello", self="ctx")
+    assert exp.params.read() == {"self": 2}
+    assert [row["metrics"] for row in exp.metrics.read()] == [{"self": 1.5}, {"self": 3.0}]
+    assert exp.logs.read()[-1]["context"] == {"self": "ctx"}

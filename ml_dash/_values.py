@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ml_dash.format.values import TEXT_TO_NONFINITE, decode_metrics, nonfinite_text  # noqa: F401  (re-exported for the client)
+from ml_dash.format.values import nonfinite_text
 
 # Types accepted on the hot path without further thought. Grows as numpy scalar types are met.
 METRIC_TYPES: set[type] = {float, int, bool, type(None)}

@@ -17,15 +17,30 @@ from typing import Any, AsyncIterator
 
 import orjson
 from aiohttp import web
-from graphql import GraphQLError, GraphQLSyntaxError, build_schema, execute, parse, validate
+from graphql import (
+    GraphQLError,
+    GraphQLSyntaxError,
+    build_schema,
+    execute,
+    parse,
+    validate,
+)
 
 from ml_dash.format.layout import RUN_STATUSES
 from ml_dash.format.params import replay
+from ml_dash.format.values import nonfinite_text
 from ml_dash.server.errors import BadRequest, Forbidden, NotFound, ServerError
 from ml_dash.server.http.auth import allowed_namespaces, check_namespace
 from ml_dash.server.http.graphql_cost import (
-    DEFAULT_LOGS_LIMIT, DEFAULT_MAX_POINTS, MAX_EXPERIMENTS_LIMIT, MAX_LOGS_LIMIT, MAX_POINTS, MAX_TOKENS,
-    QueryTooExpensive, check_cost, check_source,
+    DEFAULT_LOGS_LIMIT,
+    DEFAULT_MAX_POINTS,
+    MAX_EXPERIMENTS_LIMIT,
+    MAX_LOGS_LIMIT,
+    MAX_POINTS,
+    MAX_TOKENS,
+    QueryTooExpensive,
+    check_cost,
+    check_source,
 )
 from ml_dash.server.http.keys import STORAGE_KEY
 from ml_dash.server.series.downsample import series_result
@@ -128,7 +143,7 @@ def _nonfinite_as_text(values: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for name, v in values.items():
         if isinstance(v, float) and v - v != 0:
-            v = "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
+            v = nonfinite_text(v)
         out[name] = v
     return out
 

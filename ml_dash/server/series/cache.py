@@ -21,7 +21,7 @@ are dropped from the cached arrays and read again as part of the merged chunk. A
 (the fetched chunks do not end at ``tail_pk``) falls back to a plain read and drops the entry.
 
 The read logic is written once, as a generator that yields queries (``STATE``, ``EXISTS``, ``CHUNKS``) and gets their
-answers back; ``run_sync`` and ``run_async`` drive it with a backend's query function.
+answers back; ``storage.sql.protocol.run_sync``/``run_async`` drive it with a backend's query function.
 
 Downsampled answers built from block summaries (``Envelope``, a few thousand points) are kept too, in a small LRU
 (``ENVELOPES`` entries) keyed by (series, name_pk, tail_pk, step range, max_points): the same rules make
@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from typing import Any, Awaitable, Callable, Generator, Sequence
+from typing import Any, Generator, Sequence
 
 import numpy as np
 
@@ -289,23 +289,3 @@ def _summary_read(name_pk: int, step_min: float | None, step_max: float | None, 
     if not use_summaries(count, max_points):
         return None
     return envelope(parts, count, max_points)
-
-
-def run_sync(reader: Reader, answer: Callable[..., Any]) -> Series | None:
-    reply = None
-    while True:
-        try:
-            request = reader.send(reply)
-        except StopIteration as stop:
-            return stop.value
-        reply = answer(*request)
-
-
-async def run_async(reader: Reader, answer: Callable[..., Awaitable[Any]]) -> Series | None:
-    reply = None
-    while True:
-        try:
-            request = reader.send(reply)
-        except StopIteration as stop:
-            return stop.value
-        reply = await answer(*request)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ml_dash.format.values import nonfinite_text
 from ml_dash.server.series.chunks import BLOCK, SUMMARY_DTYPE
 from ml_dash.server.series.types import VALUE_KIND_NAN, VALUE_KIND_NUMBER, Series
 
@@ -143,7 +144,7 @@ def series_result(name: str, series: Series, max_points: int | None, nonfinite_a
         if not nonfinite_as_text or (np.isnan(v) and kept_kinds[i] != VALUE_KIND_NAN):
             out_values[i] = None  # a null stays null; GraphQL cannot say NaN/Infinity at all
         else:
-            out_values[i] = "NaN" if np.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+            out_values[i] = nonfinite_text(v)
     steps = series.steps[keep]
     return {
         "name": name,

@@ -42,7 +42,9 @@ from ml_dash.server.http.graphql_cost import (
     check_cost,
     check_source,
 )
+from ml_dash.server.http.graphql_series import series_batch_resolver
 from ml_dash.server.http.keys import STORAGE_KEY
+from ml_dash.server.http.readme_html import readme_html
 from ml_dash.server.series.downsample import series_result
 from ml_dash.server.storage.base import Storage
 
@@ -50,12 +52,13 @@ SDL = """
 scalar JSON
 
 type Run { id: ID! status: String! hostname: String startedAt: Float endedAt: Float error: String }
-type Metric { name: String! count: Int! steps: [Float] values: [Float] min: Float max: Float }
+type Metric { name: String! count: Int! steps: [Float] values: [Float] min: Float max: Float
+  experimentId: ID times: [Float] }
 type LogEntry { timestamp: Float level: String message: String context: JSON }
 type File { path: String! size: Float! sha256: String! }
 
 type Experiment {
-  id: ID! namespace: String! workspace: String! directory: String! prefix: String! readme: String
+  id: ID! namespace: String! workspace: String! directory: String! prefix: String! readme: String readmeHtml: String
   status: String hostname: String createdAt: Float startedAt: Float completedAt: Float
   params: JSON metricNames: [String!]! lastMetrics: JSON runs: [Run!]!
   metric(name: String!, maxPoints: Int, stepMin: Float, stepMax: Float): Metric
@@ -68,6 +71,7 @@ type Query {
   experiment(id: ID!): Experiment
   namespaces: [String!]!
   workspaces(namespace: String!): [String!]!
+  seriesBatch(experimentIds: [ID!]!, name: String!, maxPoints: Int, x: String): [Metric]!
 }
 """
 schema = build_schema(SDL)
@@ -130,7 +134,8 @@ def _experiment_node(storage: Storage, e: dict[str, Any]) -> dict[str, Any]:
 
     return {
         "id": experiment_id, "namespace": e["namespace"], "workspace": e["workspace"], "directory": e["directory"],
-        "prefix": e["prefix"], "readme": e["readme"], "status": e["status"], "hostname": e["hostname"],
+        "prefix": e["prefix"], "readme": e["readme"], "readmeHtml": lambda info: readme_html(e["readme"]),
+        "status": e["status"], "hostname": e["hostname"],
         "createdAt": e["created_at"], "startedAt": e["started_at"], "completedAt": e["completed_at"],
         "params": params, "metricNames": lambda info: storage.metric_names(experiment_id),
         "lastMetrics": last_metrics, "runs": runs, "metric": metric, "logs": logs,
@@ -177,7 +182,8 @@ def root_value(storage: Storage, allowed: frozenset[str] | None) -> dict[str, An
         check_namespace(allowed, namespace)
         return await storage.list_workspaces(namespace)
 
-    return {"experiments": experiments, "experiment": experiment, "namespaces": namespaces, "workspaces": workspaces}
+    return {"experiments": experiments, "experiment": experiment, "namespaces": namespaces, "workspaces": workspaces,
+            "seriesBatch": series_batch_resolver(storage, allowed)}
 
 
 async def graphql_get(request: web.Request) -> web.Response:

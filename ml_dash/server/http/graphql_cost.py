@@ -4,7 +4,9 @@ Every selected field costs 1 for each object it is selected on, aliases included
 costs 2. A field returning a list multiplies what is selected under it by the list's size: ``experiments`` and ``logs``
 by their ``limit`` (default when omitted), any other list by ``ASSUMED_LIST_SIZE``. ``metric`` costs
 ``METRIC_READ_COST`` (it reads the whole step range from storage) and each of its ``steps``/``values`` lists
-``2 * maxPoints`` (a min/max bucket keeps up to two points). A query is refused (400, before it runs) past
+``2 * maxPoints`` (a min/max bucket keeps up to two points). ``seriesBatch`` is a list as long as its
+``experimentIds``, each item costing ``SERIES_BATCH_READ_COST`` plus its point lists (``2 * maxPoints`` each, its
+default ``DEFAULT_BATCH_POINTS``): 1,000 runs at 200 buckets fit the budget, 1,000 at 1,000 do not. A query is refused (400, before it runs) past
 ``MAX_COST``, past ``MAX_DEPTH`` nested selections (fragments expanded), or when its text is longer than
 ``MAX_QUERY_CHARS`` or has more than ``MAX_TOKENS`` tokens. docs/server.md lists the numbers.
 """
@@ -16,7 +18,7 @@ from typing import Any
 from graphql import (
     DocumentNode, FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLList, GraphQLNonNull,
     GraphQLObjectType, GraphQLSchema, InlineFragmentNode, IntValueNode, OperationDefinitionNode, SelectionSetNode,
-    VariableNode,
+    ListValueNode, VariableNode,
 )
 from graphql import SchemaMetaFieldDef, TypeMetaFieldDef, TypeNameMetaFieldDef
 
@@ -25,6 +27,9 @@ MAX_TOKENS = 10_000
 MAX_DEPTH = 15
 MAX_COST = 1_000_000
 METRIC_READ_COST = 10_000
+# One experiment's series in a seriesBatch: an experiment lookup and one read, as for ``metric``, but priced per item
+# so that a workspace chart of 1,000 runs fits the budget once its buckets are few enough to keep the answer small.
+SERIES_BATCH_READ_COST = 100
 ASSUMED_LIST_SIZE = 10
 
 # Caps the resolvers enforce; the defaults are what the cost counts when an argument is omitted.
@@ -34,14 +39,16 @@ DEFAULT_LOGS_LIMIT = 1_000
 MAX_LOGS_LIMIT = 10_000
 DEFAULT_EXPERIMENTS_LIMIT = 100
 MAX_EXPERIMENTS_LIMIT = 10_000
+DEFAULT_BATCH_POINTS = 200
+MAX_SERIES_BATCH = 1_000
 
 # (type, field) → (argument giving the list size, its default)
 SIZED_LISTS = {("Query", "experiments"): ("limit", DEFAULT_EXPERIMENTS_LIMIT),
                ("Experiment", "logs"): ("limit", DEFAULT_LOGS_LIMIT)}
 # (type, field, argument) → its largest accepted value; more is refused before the query runs.
 CAPS = {("Query", "experiments", "limit"): MAX_EXPERIMENTS_LIMIT, ("Experiment", "logs", "limit"): MAX_LOGS_LIMIT,
-        ("Experiment", "metric", "maxPoints"): MAX_POINTS}
-POINT_LISTS = {("Metric", "steps"), ("Metric", "values")}
+        ("Experiment", "metric", "maxPoints"): MAX_POINTS, ("Query", "seriesBatch", "maxPoints"): MAX_POINTS}
+POINT_LISTS = {("Metric", "steps"), ("Metric", "values"), ("Metric", "times")}
 
 
 META_FIELDS = {"__schema": SchemaMetaFieldDef, "__type": TypeMetaFieldDef, "__typename": TypeNameMetaFieldDef}
@@ -116,6 +123,19 @@ class _Counter:
             return max(value, 0) if isinstance(value, int) and not isinstance(value, bool) else default
         return default
 
+    def list_argument_size(self, node: FieldNode, name: str) -> int:
+        for argument in node.arguments or ():
+            if argument.name.value != name:
+                continue
+            value: Any = argument.value
+            if isinstance(value, VariableNode):
+                key = value.name.value
+                value = self.variables[key] if key in self.variables else self.defaults.get(key)
+            if isinstance(value, ListValueNode):
+                return len(value.values)
+            return len(value) if isinstance(value, list) else 1  # GraphQL coerces a single value to a list of one
+        return 0
+
     def selection(self, parent: GraphQLObjectType, selection_set: SelectionSetNode | None,
                   max_points: int | None) -> Cost:
         """Cost of one object of type ``parent`` with this selection, and the selection's depth."""
@@ -161,6 +181,13 @@ class _Counter:
                 size = 2 * (max_points if max_points is not None else DEFAULT_MAX_POINTS)
             while isinstance(return_type, (GraphQLList, GraphQLNonNull)):
                 return_type = return_type.of_type
+        if (parent.name, name) == ("Query", "seriesBatch"):
+            size = self.list_argument_size(node, "experimentIds")
+            if size > MAX_SERIES_BATCH:
+                raise QueryTooExpensive(f"seriesBatch(experimentIds) names {size:,} experiments; at most "
+                                        f"{MAX_SERIES_BATCH:,} are accepted")
+            max_points = self.int_argument(node, "maxPoints", DEFAULT_BATCH_POINTS, parent.name)
+            cost += size * SERIES_BATCH_READ_COST
         if (parent.name, name) == ("Experiment", "metric"):
             cost += METRIC_READ_COST
             max_points = self.int_argument(node, "maxPoints", DEFAULT_MAX_POINTS, parent.name)

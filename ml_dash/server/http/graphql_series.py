@@ -1,0 +1,74 @@
+"""``Query.seriesBatch``: one metric of many experiments (a workspace chart overlays up to ~1,000 runs) in one request.
+
+Each experiment's series is downsampled the way ``Experiment.metric`` is (min/max per bucket, so no spike is lost),
+to ``maxPoints`` buckets; with ``x: "time"`` every kept point also gets its wall-clock time, interpolated from the
+series' step-time anchors, so a wall-time or relative-time axis needs no second round of requests. The answer is
+aligned with ``experimentIds``: ``null`` where an experiment is unknown or has no metric of that name. An id in a
+namespace outside the token's reach fails the field (403), as ``experiment(id)`` does.
+
+Bounded work: at most ``MAX_SERIES_BATCH`` ids and ``MAX_POINTS`` buckets, priced before the query runs
+(``graphql_cost``: ``SERIES_BATCH_READ_COST`` per id plus its point lists), reads go through the query's own gate
+(``graphql._OnLoop``), and the downsampling runs in the GraphQL worker thread, not on the server's loop.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+
+from ml_dash.server.errors import BadRequest, NotFound
+from ml_dash.server.http.auth import check_namespace
+from ml_dash.server.http.graphql_cost import DEFAULT_BATCH_POINTS, MAX_POINTS, MAX_SERIES_BATCH
+from ml_dash.server.series.downsample import series_result
+
+X_MODES = ("step", "time")
+STEP_TIME_ANCHORS = 2000  # as many (step, time) pairs as the dashboard's own step-times read uses
+
+
+def series_batch_resolver(storage: Any, allowed: frozenset[str] | None):
+    async def series_batch(info, experimentIds, name, maxPoints=DEFAULT_BATCH_POINTS, x="step"):
+        max_points = DEFAULT_BATCH_POINTS if maxPoints is None else maxPoints
+        x = x or "step"
+        if not 1 <= len(experimentIds) <= MAX_SERIES_BATCH:
+            raise BadRequest(f"experimentIds must name 1 to {MAX_SERIES_BATCH} experiments "
+                             f"(got {len(experimentIds)})")
+        if not 1 <= max_points <= MAX_POINTS:
+            raise BadRequest(f"maxPoints must be at least 1 and at most {MAX_POINTS} "
+                             f"(default {DEFAULT_BATCH_POINTS})")
+        if x not in X_MODES:
+            raise BadRequest(f"x must be one of {', '.join(X_MODES)} (got {x!r})")
+        # The storage gate bounds how many of these reads are in flight; gather only keeps the answer's order.
+        return await asyncio.gather(*(_one(storage, allowed, i, name, max_points, x == "time")
+                                      for i in experimentIds))
+
+    return series_batch
+
+
+async def _one(storage: Any, allowed: frozenset[str] | None, experiment_id: str, name: str, max_points: int,
+               with_times: bool) -> dict[str, Any] | None:
+    try:
+        experiment = await storage.get_experiment(experiment_id)
+    except NotFound:
+        return None
+    check_namespace(allowed, experiment["namespace"])
+    series = await storage.metric_series(experiment_id, name, None, None, max_points)
+    if series is None:
+        return None
+    result = series_result(name, series, max_points, nonfinite_as_text=False)
+    result["experimentId"] = experiment_id
+    result["times"] = await _times(storage, experiment_id, name, result["steps"]) if with_times else None
+    return result
+
+
+async def _times(storage: Any, experiment_id: str, name: str, steps: list) -> list | None:
+    try:
+        anchors = await storage.metric_step_times(experiment_id, name, STEP_TIME_ANCHORS)
+    except NotImplementedError:
+        return None
+    if anchors is None or len(anchors[0]) == 0:
+        return None
+    anchor_steps, anchor_times = anchors
+    wanted = np.array([np.nan if s is None else s for s in steps], dtype=np.float64)
+    times = np.interp(wanted, anchor_steps.astype(np.float64), anchor_times.astype(np.float64))
+    return [None if t != t else float(t) for t in times.tolist()]

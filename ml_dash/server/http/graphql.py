@@ -27,7 +27,7 @@ from graphql import (
 )
 
 from ml_dash.format.layout import RUN_STATUSES
-from ml_dash.format.params import replay
+from ml_dash.format.filter import parse_filter, parse_order_by
 from ml_dash.format.values import nonfinite_text
 from ml_dash.server.errors import BadRequest, Forbidden, NotFound, ServerError
 from ml_dash.server.http.auth import allowed_namespaces, check_namespace
@@ -64,7 +64,10 @@ type Experiment {
   metric(name: String!, maxPoints: Int, stepMin: Float, stepMax: Float): Metric
   logs(level: String, limit: Int): [LogEntry!]!
   files: [File!]!
+  tags: [String!]! notes: String deletedAt: Float
 }
+
+type ExperimentPage { total: Int! items: [Experiment!]! }
 
 type Query {
   experiments(namespace: String, workspace: String, status: String, limit: Int = 100, offset: Int = 0): [Experiment!]!
@@ -72,6 +75,17 @@ type Query {
   namespaces: [String!]!
   workspaces(namespace: String!): [String!]!
   seriesBatch(experimentIds: [ID!]!, name: String!, maxPoints: Int, x: String): [Metric]!
+  experimentPage(namespace: String, workspace: String, directory: String, filter: String, orderBy: String,
+                 limit: Int = 100, offset: Int = 0, includeDeleted: Boolean = false): ExperimentPage!
+}
+
+type Mutation {
+  setTags(id: ID!, tags: [String!]!): Experiment
+  addTags(id: ID!, tags: [String!]!): Experiment
+  removeTags(id: ID!, tags: [String!]!): Experiment
+  setNotes(id: ID!, notes: String): Experiment
+  deleteExperiment(id: ID!): Experiment
+  restoreExperiment(id: ID!): Experiment
 }
 """
 schema = build_schema(SDL)
@@ -109,9 +123,6 @@ def _camel_run(run: dict[str, Any]) -> dict[str, Any]:
 def _experiment_node(storage: Storage, e: dict[str, Any]) -> dict[str, Any]:
     experiment_id = e["id"]
 
-    async def params(info):
-        return replay(await storage.parameter_ops(experiment_id))
-
     async def last_metrics(info):
         return _nonfinite_as_text(await storage.last_metrics(experiment_id))
 
@@ -137,7 +148,8 @@ def _experiment_node(storage: Storage, e: dict[str, Any]) -> dict[str, Any]:
         "prefix": e["prefix"], "readme": e["readme"], "readmeHtml": lambda info: readme_html(e["readme"]),
         "status": e["status"], "hostname": e["hostname"],
         "createdAt": e["created_at"], "startedAt": e["started_at"], "completedAt": e["completed_at"],
-        "params": params, "metricNames": lambda info: storage.metric_names(experiment_id),
+        "params": e["params"], "tags": e["tags"], "notes": e["notes"], "deletedAt": e["deleted_at"],
+        "metricNames": lambda info: storage.metric_names(experiment_id),
         "lastMetrics": last_metrics, "runs": runs, "metric": metric, "logs": logs,
         "files": lambda info: storage.list_files(experiment_id),
     }
@@ -182,8 +194,45 @@ def root_value(storage: Storage, allowed: frozenset[str] | None) -> dict[str, An
         check_namespace(allowed, namespace)
         return await storage.list_workspaces(namespace)
 
+    async def experiment_page(info, namespace=None, workspace=None, directory=None, filter=None, orderBy=None,
+                              limit=100, offset=0, includeDeleted=False):
+        limit, offset = (100 if limit is None else limit), (0 if offset is None else offset)
+        namespaces = allowed
+        if namespace is not None:
+            check_namespace(allowed, namespace)
+            namespaces = frozenset([namespace])
+        if not 0 < limit <= MAX_LIMIT or offset < 0:
+            raise BadRequest(f"limit must be 1..{MAX_LIMIT} and offset non-negative")
+        try:  # here, in the worker thread: a bad filter never reaches the storage (or the server's loop)
+            node, keys = parse_filter(filter), parse_order_by(orderBy)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        total, found = await storage.experiment_page(namespaces, workspace=workspace, directory=directory,
+                                                     filter=node, order_by=keys, limit=limit, offset=offset,
+                                                     include_deleted=bool(includeDeleted))
+        return {"total": total, "items": [_experiment_node(storage, e) for e in found]}
+
+    async def edited(id, edit):
+        """Check the token may touch the experiment's namespace, apply ``edit(storage)``, answer the experiment."""
+        try:
+            found = await storage.get_experiment(id)
+        except NotFound:
+            return None
+        check_namespace(allowed, found["namespace"])
+        try:
+            await edit()
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        return _experiment_node(storage, await storage.get_experiment(id))
+
     return {"experiments": experiments, "experiment": experiment, "namespaces": namespaces, "workspaces": workspaces,
-            "seriesBatch": series_batch_resolver(storage, allowed)}
+            "seriesBatch": series_batch_resolver(storage, allowed), "experimentPage": experiment_page,
+            "setTags": lambda info, id, tags: edited(id, lambda: storage.edit_tags(id, replace=tags)),
+            "addTags": lambda info, id, tags: edited(id, lambda: storage.edit_tags(id, add=tags)),
+            "removeTags": lambda info, id, tags: edited(id, lambda: storage.edit_tags(id, remove=tags)),
+            "setNotes": lambda info, id, notes=None: edited(id, lambda: storage.set_notes(id, notes)),
+            "deleteExperiment": lambda info, id: edited(id, lambda: storage.set_deleted(id, True)),
+            "restoreExperiment": lambda info, id: edited(id, lambda: storage.set_deleted(id, False))}
 
 
 async def graphql_get(request: web.Request) -> web.Response:

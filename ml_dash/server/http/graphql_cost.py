@@ -2,7 +2,8 @@
 
 Every selected field costs 1 for each object it is selected on, aliases included, so ``{a: __typename b: __typename}``
 costs 2. A field returning a list multiplies what is selected under it by the list's size: ``experiments`` and ``logs``
-by their ``limit`` (default when omitted), any other list by ``ASSUMED_LIST_SIZE``. ``metric`` costs
+by their ``limit`` (default when omitted), ``experimentPage``'s ``items`` by the page's ``limit`` (the page itself
+costs ``PAGE_QUERY_COST``), any other list by ``ASSUMED_LIST_SIZE``. ``metric`` costs
 ``METRIC_READ_COST`` (it reads the whole step range from storage) and each of its ``steps``/``values`` lists
 ``2 * maxPoints`` (a min/max bucket keeps up to two points). ``seriesBatch`` is a list as long as its
 ``experimentIds``, each item costing ``SERIES_BATCH_READ_COST`` plus its point lists (``2 * maxPoints`` each, its
@@ -42,12 +43,17 @@ MAX_EXPERIMENTS_LIMIT = 10_000
 DEFAULT_BATCH_POINTS = 200
 MAX_SERIES_BATCH = 1_000
 
+# experimentPage: its filtered, sorted SQL query and the COUNT beside it, whatever is selected; its ``items`` list is
+# sized by the page's ``limit``.
+PAGE_QUERY_COST = 1_000
+
 # (type, field) → (argument giving the list size, its default)
 SIZED_LISTS = {("Query", "experiments"): ("limit", DEFAULT_EXPERIMENTS_LIMIT),
                ("Experiment", "logs"): ("limit", DEFAULT_LOGS_LIMIT)}
 # (type, field, argument) → its largest accepted value; more is refused before the query runs.
 CAPS = {("Query", "experiments", "limit"): MAX_EXPERIMENTS_LIMIT, ("Experiment", "logs", "limit"): MAX_LOGS_LIMIT,
-        ("Experiment", "metric", "maxPoints"): MAX_POINTS, ("Query", "seriesBatch", "maxPoints"): MAX_POINTS}
+        ("Experiment", "metric", "maxPoints"): MAX_POINTS, ("Query", "seriesBatch", "maxPoints"): MAX_POINTS,
+        ("Query", "experimentPage", "limit"): MAX_EXPERIMENTS_LIMIT}
 POINT_LISTS = {("Metric", "steps"), ("Metric", "values"), ("Metric", "times")}
 
 
@@ -100,7 +106,8 @@ class _Counter:
         self.schema, self.fragments, self.variables, self.defaults = schema, fragments, variables, defaults
         # Memoized per (fragment, type, maxPoints in scope): a fragment used twice by a fragment used twice ... is
         # counted in linear time, however large the cost it adds up to.
-        self.memo: dict[tuple[str, str, int | None], Cost] = {}
+        self.memo: dict[tuple[str, str, int | None, int], Cost] = {}
+        self.page_size = DEFAULT_EXPERIMENTS_LIMIT  # the enclosing experimentPage's limit: its items list's size
 
     def int_argument(self, node: FieldNode, name: str, default: int, parent: str = "") -> int:
         value = self._int_argument(node, name, default)
@@ -158,7 +165,7 @@ class _Counter:
         return Cost(total, depth)
 
     def spread(self, parent: GraphQLObjectType, name: str, max_points: int | None) -> Cost:
-        key = (name, parent.name, max_points)
+        key = (name, parent.name, max_points, self.page_size)
         if key not in self.memo:
             self.memo[key] = Cost(0, 0)  # validation refuses fragment cycles; this only guards the recursion
             fragment = self.fragments.get(name)
@@ -177,6 +184,8 @@ class _Counter:
         if isinstance(return_type, GraphQLList):
             sized = SIZED_LISTS.get((parent.name, name))
             size = self.int_argument(node, *sized, parent.name) if sized else ASSUMED_LIST_SIZE
+            if (parent.name, name) == ("ExperimentPage", "items"):
+                size = self.page_size
             if (parent.name, name) in POINT_LISTS:
                 size = 2 * (max_points if max_points is not None else DEFAULT_MAX_POINTS)
             while isinstance(return_type, (GraphQLList, GraphQLNonNull)):
@@ -191,7 +200,14 @@ class _Counter:
         if (parent.name, name) == ("Experiment", "metric"):
             cost += METRIC_READ_COST
             max_points = self.int_argument(node, "maxPoints", DEFAULT_MAX_POINTS, parent.name)
-        if node.selection_set is None or not isinstance(return_type, GraphQLObjectType):
-            return Cost(cost + (size if size > 1 else 0), 1)
-        child = self.selection(return_type, node.selection_set, max_points)
-        return Cost(cost + size * child.cost, child.depth + 1)
+        page_size = self.page_size
+        if (parent.name, name) == ("Query", "experimentPage"):
+            cost += PAGE_QUERY_COST
+            self.page_size = self.int_argument(node, "limit", DEFAULT_EXPERIMENTS_LIMIT, parent.name)
+        try:
+            if node.selection_set is None or not isinstance(return_type, GraphQLObjectType):
+                return Cost(cost + (size if size > 1 else 0), 1)
+            child = self.selection(return_type, node.selection_set, max_points)
+            return Cost(cost + size * child.cost, child.depth + 1)
+        finally:
+            self.page_size = page_size

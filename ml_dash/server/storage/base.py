@@ -44,6 +44,25 @@ class Storage(abc.ABC):
                                limit: int, offset: int) -> list[dict[str, Any]]:
         """``namespaces``: only experiments in these (None: all)."""
 
+    async def experiment_page(self, namespaces: frozenset[str] | None, workspace: str | None = None,
+                              directory: str | None = None, filter: Any = None, order_by: tuple = (), limit: int = 100,
+                              offset: int = 0, include_deleted: bool = False) -> tuple[int, list[dict[str, Any]]]:
+        """(how many match, the page): ``filter`` a ``format.filter`` AST and ``order_by`` its order keys, both
+        evaluated in the database; soft-deleted experiments only with ``include_deleted``."""
+        raise NotImplementedError
+
+    async def edit_tags(self, experiment_id: str, replace: list[str] | None = None, add: tuple = (),
+                        remove: tuple = ()) -> list[str]:
+        """Replace or change the experiment's tags (``ValueError`` for a bad tag); returns them."""
+        raise NotImplementedError
+
+    async def set_notes(self, experiment_id: str, notes: str | None) -> str | None:
+        raise NotImplementedError
+
+    async def set_deleted(self, experiment_id: str, deleted: bool) -> float | None:
+        """Soft delete or restore; returns ``deleted_at``."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     async def list_namespaces(self) -> list[str]: ...
 

@@ -62,9 +62,10 @@ def _chunk(row: tuple) -> tuple:
 
 # (PostgreSQL table, its columns, SQLite query in the same column order, row conversion), in dependency order.
 TABLES: list[tuple[str, tuple[str, ...], str, Callable[[tuple], tuple] | None]] = [
-    ("experiments", ("pk", "id", "namespace", "workspace", "directory", "prefix", "readme", "hostname", "created_at"),
-     "SELECT pk, id, namespace, workspace, directory, prefix, readme, hostname, created_at FROM experiments "
-     "ORDER BY pk", None),
+    ("experiments", ("pk", "id", "namespace", "workspace", "directory", "prefix", "readme", "hostname", "created_at",
+                     "params", "tags", "notes", "deleted_at"),
+     "SELECT pk, id, namespace, workspace, directory, prefix, readme, hostname, created_at, params, tags, notes, "
+     "deleted_at FROM experiments ORDER BY pk", None),
     ("runs", ("pk", "id", "experiment_pk", "client_run_id", "status", "hostname", "started_at", "ended_at", "error"),
      "SELECT pk, id, experiment_pk, client_run_id, status, hostname, started_at, ended_at, error FROM runs "
      "ORDER BY pk", None),

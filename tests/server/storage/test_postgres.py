@@ -30,7 +30,7 @@ async def two_workers():
 @needs_postgres
 async def test_migrations_race_and_record_one_version(two_workers):
     async with two_workers[0]._pool.acquire() as conn:
-        assert await conn.fetch("SELECT version FROM schema_migrations ORDER BY version") == [(1,), (2,)]
+        assert await conn.fetch("SELECT version FROM schema_migrations ORDER BY version") == [(1,), (2,), (3,)]
 
 
 @needs_postgres

@@ -25,6 +25,21 @@ async def _chunk_summaries(conn: asyncpg.Connection) -> None:
                            summarize(steps, values, kinds).tobytes(), pk)
 
 
+async def _experiment_columns(conn: asyncpg.Connection) -> None:
+    """Version 3: tags, notes and soft delete, and the replayed parameters kept in a column at ingest, so a filter or
+    an order on ``params.*`` runs in the database; filled here from the stored operations. JSON text, not JSONB, so
+    key order survives (queries cast it)."""
+    from ml_dash.server.storage.sql.query import merged_params
+
+    await conn.execute("ALTER TABLE experiments ADD COLUMN params TEXT, ADD COLUMN tags TEXT, ADD COLUMN notes TEXT, "
+                       "ADD COLUMN deleted_at DOUBLE PRECISION")
+    await conn.execute("CREATE INDEX experiments_listed ON experiments (namespace, workspace, created_at)")
+    for pk in [r[0] for r in await conn.fetch("SELECT DISTINCT experiment_pk FROM parameters")]:  # one at a time
+        records = [r[0] for r in await conn.fetch("SELECT record FROM parameters WHERE experiment_pk = $1 ORDER BY pk",
+                                                  pk)]
+        await conn.execute("UPDATE experiments SET params = $1 WHERE pk = $2", merged_params(None, records), pk)
+
+
 MIGRATIONS: list[tuple[int, str | Callable[[asyncpg.Connection], Awaitable[None]]]] = [
     (1, """
     CREATE TABLE experiments (
@@ -94,6 +109,7 @@ MIGRATIONS: list[tuple[int, str | Callable[[asyncpg.Connection], Awaitable[None]
     );
     """),
     (2, _chunk_summaries),
+    (3, _experiment_columns),
 ]
 
 # pg_advisory_lock key: fixed namespace for ml-dash, hashed with the schema so test schemas do not serialise.

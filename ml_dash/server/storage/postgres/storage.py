@@ -23,7 +23,9 @@ import orjson
 from ml_dash.server.storage.postgres.driver import run
 from ml_dash.server.storage.postgres.metrics import MetricRows, decode_last
 from ml_dash.server.storage.postgres.migrations import migrate
+from ml_dash.server.storage.postgres.query import PostgresDialect
 from ml_dash.server.storage.sql.protocol import ROW, Body, writes
+from ml_dash.server.storage.sql.query import merged_params
 from ml_dash.server.storage.sql.storage import SQLStorage, log_row
 
 T = TypeVar("T")
@@ -41,6 +43,7 @@ class PostgresStorage(SQLStorage):
     SUMMARIES = "SELECT pk, n, step_min, step_max, summary FROM metric_chunks WHERE name_pk = ?"
     VALUES = "vals"
     SORT_IN_SQL = True
+    DIALECT = PostgresDialect()
     _decode_last = staticmethod(decode_last)
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 10) -> None:
@@ -117,12 +120,18 @@ class PostgresStorage(SQLStorage):
 class _ParameterRows:
     def __init__(self, events: list[dict], experiment_pk: int, run_pk: int | None) -> None:
         self.experiment_pk, self.run_pk = experiment_pk, run_pk
+        self.events = events
         self.records = [orjson.dumps(e).decode() for e in events]
 
     async def write(self, conn: asyncpg.Connection) -> int:
         await conn.execute("INSERT INTO parameters (experiment_pk, run_pk, record) "
                            "SELECT $1, $2, r FROM unnest($3::text[]) WITH ORDINALITY AS u(r, i) ORDER BY i",
                            self.experiment_pk, self.run_pk, self.records)
+        # The replayed parameters, kept current in the same transaction (the row lock orders two streams' batches)
+        # so filters and orders on params.* run in SQL.
+        current = await conn.fetchval("SELECT params FROM experiments WHERE pk = $1 FOR UPDATE", self.experiment_pk)
+        await conn.execute("UPDATE experiments SET params = $1 WHERE pk = $2", merged_params(current, self.events),
+                           self.experiment_pk)
         return len(self.records)
 
 

@@ -32,6 +32,7 @@ from ml_dash.server.storage.sql.protocol import (
     reads,
     writes,
 )
+from ml_dash.server.storage.sql.query import ExperimentQueries
 
 T = TypeVar("T")
 
@@ -39,14 +40,14 @@ T = TypeVar("T")
 # earliest. Wrap it as ``SELECT * FROM (EXPERIMENT_SELECT) x WHERE ...`` to filter.
 EXPERIMENT_SELECT = """
 SELECT e.pk, e.id, e.namespace, e.workspace, e.directory, e.prefix, e.readme, e.created_at,
-       COALESCE(e.hostname, r.hostname) AS hostname, r.status,
+       COALESCE(e.hostname, r.hostname) AS hostname, r.status, e.params, e.tags, e.notes, e.deleted_at,
        (SELECT MIN(started_at) FROM runs WHERE experiment_pk = e.pk) AS started_at,
        CASE WHEN r.status != 'RUNNING' THEN r.ended_at END AS completed_at
 FROM experiments e
 LEFT JOIN runs r ON r.pk = (SELECT MAX(pk) FROM runs WHERE experiment_pk = e.pk)
 """
 EXPERIMENT_FIELDS = ("pk", "id", "namespace", "workspace", "directory", "prefix", "readme", "created_at", "hostname",
-                     "status", "started_at", "completed_at")
+                     "status", "params", "tags", "notes", "deleted_at", "started_at", "completed_at")
 RUN_FIELDS = ("id", "status", "hostname", "started_at", "ended_at", "error")
 _CHUNK_POINTS = "pk, steps, {values}, kinds"  # what series reads fetch of a chunk (see series.cache)
 
@@ -74,7 +75,7 @@ def _ranged(sql: str, params: list, step_min: float | None, step_max: float | No
     return sql, params
 
 
-class SQLStorage(Storage):
+class SQLStorage(ExperimentQueries, Storage):
     """The ``Storage`` methods both SQL backends share, as bodies (see the module doc)."""
 
     # dialect:
@@ -116,9 +117,19 @@ class SQLStorage(Storage):
         return pk
 
     # experiments and runs
-    def _experiments(self, where: str, args: Sequence, tail: str = "") -> Body[list[dict[str, Any]]]:
+    def _experiments(self, where: str, args: Sequence, tail: str = "", count: bool = False) -> Body[Any]:
+        """Experiment records (``params`` and ``tags`` decoded) where ``where`` holds of the record ``x``; their
+        number with ``count``."""
+        if count:
+            return (yield ROW, f"SELECT COUNT(*) FROM ({EXPERIMENT_SELECT}) x WHERE {where}", args)[0]
         rows = yield ROWS, f"SELECT * FROM ({EXPERIMENT_SELECT}) x WHERE {where} {tail}", args
-        return [dict(zip(EXPERIMENT_FIELDS, row)) for row in rows]
+        found = []
+        for row in rows:
+            record = dict(zip(EXPERIMENT_FIELDS, row))
+            record["params"] = orjson.loads(record["params"]) if record["params"] else {}
+            record["tags"] = orjson.loads(record["tags"]) if record["tags"] else []
+            found.append(record)
+        return found
 
     @reads
     def get_experiment(self, experiment_id):
@@ -129,7 +140,7 @@ class SQLStorage(Storage):
 
     @reads
     def list_experiments(self, namespaces, workspace, status, limit, offset):
-        clauses, args = ["1 = 1"], []
+        clauses, args = ["deleted_at IS NULL"], []  # soft-deleted experiments are listed by experiment_page only
         if namespaces is not None:
             clause, values = self._in("namespace", sorted(namespaces), "text")
             clauses.append(clause)

@@ -65,6 +65,20 @@ def _summaries_table(conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE metric_chunks SET summary = NULL")
 
 
+def _experiment_columns(conn: sqlite3.Connection) -> None:
+    """Version 6: tags, notes and soft delete, and the replayed parameters kept in a column (JSON text) at ingest, so
+    a filter or an order on ``params.*`` runs in the database; filled here from the stored operations."""
+    from ml_dash.server.storage.sql.query import merged_params
+
+    for column in ("params TEXT", "tags TEXT", "notes TEXT", "deleted_at REAL"):
+        conn.execute(f"ALTER TABLE experiments ADD COLUMN {column}")
+    conn.execute("CREATE INDEX experiments_listed ON experiments (namespace, workspace, created_at)")
+    for (pk,) in conn.execute("SELECT DISTINCT experiment_pk FROM parameters").fetchall():  # one at a time
+        records = [r[0] for r in conn.execute("SELECT record FROM parameters WHERE experiment_pk = ? ORDER BY pk",
+                                              (pk,))]
+        conn.execute("UPDATE experiments SET params = ? WHERE pk = ?", (merged_params(None, records), pk))
+
+
 MIGRATIONS: list[tuple[int, str | Callable[[sqlite3.Connection], None]]] = [
     (1, """
     CREATE TABLE experiments (
@@ -144,6 +158,7 @@ MIGRATIONS: list[tuple[int, str | Callable[[sqlite3.Connection], None]]] = [
     (3, _points_to_chunks),
     (4, _chunk_summaries),
     (5, _summaries_table),
+    (6, _experiment_columns),
 ]
 
 

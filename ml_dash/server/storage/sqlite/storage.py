@@ -22,6 +22,7 @@ from typing import Any, Callable, TypeVar
 import orjson
 
 from ml_dash.server.storage.sql.protocol import ROW, RUN, Body, run_sync, writes
+from ml_dash.server.storage.sql.query import merged_params
 from ml_dash.server.storage.sql.storage import SQLStorage, log_row
 from ml_dash.server.storage.sqlite.driver import answerer
 from ml_dash.server.storage.sqlite.metrics import (
@@ -30,6 +31,7 @@ from ml_dash.server.storage.sqlite.metrics import (
     insert_metrics,
 )
 from ml_dash.server.storage.sqlite.migrations import migrate
+from ml_dash.server.storage.sqlite.query import SQLiteDialect
 
 T = TypeVar("T")
 
@@ -57,6 +59,7 @@ class SQLiteStorage(SQLStorage):
     SUMMARIES = "SELECT chunk_pk, n, step_min, step_max, summary FROM metric_summaries WHERE name_pk = ?"
     VALUES = '"values"'
     SORT_IN_SQL = False
+    DIALECT = SQLiteDialect()
     _decode_last = staticmethod(decode_value)
 
     def __init__(self, path: str) -> None:
@@ -186,6 +189,9 @@ class SQLiteStorage(SQLStorage):
 def _insert_parameters(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | None, events: list[dict]) -> int:
     conn.executemany("INSERT INTO parameters (experiment_pk, run_pk, record) VALUES (?, ?, ?)",
                      [(experiment_pk, run_pk, orjson.dumps(e).decode()) for e in events])
+    # The replayed parameters, kept current in the same transaction so filters and orders on params.* run in SQL.
+    current = conn.execute("SELECT params FROM experiments WHERE pk = ?", (experiment_pk,)).fetchone()[0]
+    conn.execute("UPDATE experiments SET params = ? WHERE pk = ?", (merged_params(current, events), experiment_pk))
     return len(events)
 
 

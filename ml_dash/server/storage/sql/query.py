@@ -1,0 +1,206 @@
+"""Experiment queries run in the database: the filter AST (``format.filter``) compiled to SQL, pages, and the
+experiment-level edits (tags, notes, soft delete), as ``protocol`` bodies both backends run.
+
+What differs between SQLite and PostgreSQL (JSON access, collation, ``like``) is a backend's ``QueryDialect``; the
+meaning is the one ``format.filter`` documents and evaluates in Python, so a filter selects the same experiments
+from a server as from a local root. Everything is bound as arguments: no user text is ever spliced into SQL.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import orjson
+
+from ml_dash.format.filter import (
+    DEFAULT_ORDER,
+    NUMBER_FIELDS,
+    TIE_BREAK,
+    BoolOp,
+    Compare,
+    Field,
+    Node,
+    OrderKey,
+)
+from ml_dash.format.params import replay
+from ml_dash.server.errors import NotFound
+from ml_dash.server.storage.sql.protocol import ROW, RUN, reads, writes
+
+Clause = tuple[str, list]
+MAX_TAGS = 100  # per experiment
+MAX_TAG_LENGTH = 256
+MAX_NOTES_CHARS = 100_000
+
+
+def merged_params(current: str | None, records: Sequence[Any]) -> str:
+    """The experiment's parameters column after the operation ``records`` (dicts or JSON text), as JSON text."""
+    ops = [orjson.loads(r) if isinstance(r, (str, bytes)) else r for r in records]
+    base = [] if current is None else [{"operation": "set", "data": orjson.loads(current)}]
+    return orjson.dumps(replay(base + ops)).decode()
+
+
+class QueryDialect:
+    """How one backend spells the pieces of a compiled filter (``x`` is the experiment record's alias)."""
+
+    NULL_SAFE_EQ = "IS"
+
+    def param(self, path: tuple[str, ...], kind: str) -> Clause:
+        """The parameter at ``path`` when it is a ``kind`` ("number", "string", "bool") value, else NULL."""
+        raise NotImplementedError
+
+    def metric(self, name: str) -> Clause:
+        """The metric's last value when it is a number (not NaN, null or a bool), else NULL."""
+        raise NotImplementedError
+
+    def text(self, expression: str) -> str:
+        """``expression`` compared by code point."""
+        return expression
+
+    def like(self, expression: str, pattern: str) -> Clause:
+        raise NotImplementedError
+
+    def tags_contain(self, tag: str) -> Clause:
+        raise NotImplementedError
+
+    def number(self, value: Any) -> Any:
+        return value
+
+    def boolean(self, value: bool) -> Any:
+        return value
+
+
+def compile_filter(node: Node | None, dialect: QueryDialect) -> Clause:
+    """The filter as an SQL condition on ``x`` and its arguments ("1 = 1" for None)."""
+    if node is None:
+        return "1 = 1", []
+    if isinstance(node, BoolOp):
+        parts = [compile_filter(item, dialect) for item in node.items]
+        joiner = " AND " if node.op == "and" else " OR "
+        return "(" + joiner.join(sql for sql, _ in parts) + ")", [a for _, args in parts for a in args]
+    assert isinstance(node, Compare)
+    field, op, value = node.field, node.op, node.value
+    if field.kind == "tags":
+        return dialect.tags_contain(value)
+    kind = "bool" if isinstance(value, bool) else "string" if isinstance(value, str) else "number"
+    expression, args = _expression(field, kind, dialect)
+    if op == "like":
+        sql, more = dialect.like(expression, value)
+        return f"({sql})", [*args, *more]
+    bound = dialect.boolean(value) if kind == "bool" else dialect.number(value) if kind == "number" else value
+    return f"({expression} {op} ?)", [*args, bound]
+
+
+def _expression(field: Field, kind: str, dialect: QueryDialect) -> Clause:
+    if field.kind == "params":
+        return dialect.param(field.path, kind)
+    if field.kind == "metrics":
+        return dialect.metric(field.path[0])
+    name = field.path[0]
+    return (f"x.{name}", []) if name in NUMBER_FIELDS else (dialect.text(f"x.{name}"), [])
+
+
+def compile_order(keys: Sequence[OrderKey], dialect: QueryDialect) -> Clause:
+    """ORDER BY terms (without the keywords) and their arguments: per key numbers first, then strings, then the rest
+    (``format.filter.sort_records``); the tie-break keys last, so paging is stable."""
+    terms, args = [], []
+    for key in keys or DEFAULT_ORDER:
+        direction = "DESC" if key.descending else "ASC"
+        kinds = ("number", "string") if key.field.kind == "params" else (
+            "number" if key.field.kind == "metrics" or key.field.path[0] in NUMBER_FIELDS else "string",)
+        for kind in kinds:
+            expression, more = _expression(key.field, kind, dialect)
+            terms.append(f"{expression} {direction} NULLS LAST")
+            args.extend(more)
+    terms.extend(f"{dialect.text('x.' + name)} ASC" for name in TIE_BREAK)
+    return ", ".join(terms), args
+
+
+def check_tags(tags: Any, what: str = "tags") -> list[str]:
+    """``tags`` as a list of distinct non-empty strings in their first order; ``ValueError`` naming the argument."""
+    if isinstance(tags, str) or not isinstance(tags, (list, tuple, set, frozenset)):
+        raise ValueError(f"{what} must be a list of strings, got {type(tags).__name__}")
+    out: list[str] = []
+    for tag in tags:
+        if not isinstance(tag, str) or not tag.strip() or len(tag) > MAX_TAG_LENGTH or "\x00" in tag:
+            raise ValueError(f"{what}: each tag must be a non-empty string of at most {MAX_TAG_LENGTH} characters "
+                             f"without NUL, got {tag!r:.80}")
+        if tag not in out:
+            out.append(tag)
+    if len(out) > MAX_TAGS:
+        raise ValueError(f"{what}: at most {MAX_TAGS} tags per experiment, got {len(out)}")
+    return out
+
+
+def check_notes(notes: Any) -> str | None:
+    if notes is None:
+        return None
+    if not isinstance(notes, str) or len(notes) > MAX_NOTES_CHARS or "\x00" in notes:
+        raise ValueError(f"notes must be a string of at most {MAX_NOTES_CHARS} characters without NUL")
+    return notes
+
+
+class ExperimentQueries:
+    """The ``Storage`` methods of experiment pages and edits; mixed into ``SQLStorage`` (which has ``_experiments``,
+    ``_experiment_pk`` and the dialect)."""
+
+    DIALECT: QueryDialect
+
+    @reads(snapshot=True)
+    def experiment_page(self, namespaces, workspace=None, directory=None, filter=None, order_by=(), limit=100,
+                        offset=0, include_deleted=False):
+        clauses, args = [], []
+        if namespaces is not None:
+            clause, values = self._in("namespace", sorted(namespaces), "text")
+            clauses.append(clause)
+            args.extend(values)
+        for column, value in (("workspace", workspace), ("directory", directory)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if not include_deleted:
+            clauses.append("deleted_at IS NULL")
+        where, where_args = compile_filter(filter, self.DIALECT)
+        clauses.append(where)
+        args.extend(where_args)
+        order, order_args = compile_order(order_by, self.DIALECT)
+        condition = " AND ".join(clauses)
+        found = yield from self._experiments(condition, (*args, *order_args, limit, offset),
+                                             f"ORDER BY {order} LIMIT ? OFFSET ?")
+        total = yield from self._experiments(condition, args, count=True)
+        return int(total), found
+
+    @writes
+    def edit_tags(self, experiment_id, replace=None, add=(), remove=()):
+        """Set (``replace``) or change the experiment's tags; returns them. Concurrent edits never lose one: the
+        write only lands on the tags it read."""
+        pk = yield from self._experiment_pk(experiment_id)
+        for _ in range(20):
+            stored = (yield ROW, "SELECT tags FROM experiments WHERE pk = ?", (pk,))[0]
+            tags = check_tags(list(replace) if replace is not None else orjson.loads(stored) if stored else [])
+            tags = check_tags([*tags, *check_tags(list(add), "add")])
+            drop = set(check_tags(list(remove), "remove"))
+            text = orjson.dumps([t for t in tags if t not in drop]).decode()
+            if (yield RUN, f"UPDATE experiments SET tags = ? WHERE pk = ? AND tags {self.DIALECT.NULL_SAFE_EQ} ?",
+                    (text, pk, stored)):
+                return orjson.loads(text)
+        raise RuntimeError("the tags kept changing under this edit")
+
+    @writes
+    def set_notes(self, experiment_id, notes):
+        pk = yield from self._experiment_pk(experiment_id)
+        yield RUN, "UPDATE experiments SET notes = ? WHERE pk = ?", (check_notes(notes), pk)
+        return notes
+
+    @writes
+    def set_deleted(self, experiment_id, deleted):
+        """Soft delete (``deleted``) or restore; returns ``deleted_at`` (None once restored). Deleting twice keeps
+        the first time."""
+        pk = yield from self._experiment_pk(experiment_id)
+        if deleted:
+            yield RUN, "UPDATE experiments SET deleted_at = COALESCE(deleted_at, ?) WHERE pk = ?", (time.time(), pk)
+        else:
+            yield RUN, "UPDATE experiments SET deleted_at = NULL WHERE pk = ?", (pk,)
+        row = yield ROW, "SELECT deleted_at FROM experiments WHERE pk = ?", (pk,)
+        if row is None:
+            raise NotFound(f"no experiment {experiment_id!r}")
+        return row[0]

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from ml_dash._annotations import Tags, set_notes
 from ml_dash._events import register_store
 from ml_dash._files import FileManager
 from ml_dash._logs import LogManager
@@ -38,7 +39,8 @@ class Experiment:
 
     def __init__(self, namespace: str | None = None, workspace: str | None = None, prefix: str | None = None,
                  remote: str | None = None, local_root: str | None = None, directory: str | None = None,
-                 readme: str | None = None, experiment_id: str | None = None) -> None:
+                 readme: str | None = None, experiment_id: str | None = None, *,
+                 tags: list[str] | None = None) -> None:
         namespace = setting("NAMESPACE", namespace, None)
         workspace = setting("WORKSPACE", workspace, None)
         missing = [name for name, value in (("namespace", namespace), ("workspace", workspace), ("prefix", prefix)) if value is None]
@@ -58,6 +60,11 @@ class Experiment:
         parts = [self._namespace, self._workspace] + (self._directory.split("/") if self._directory else []) + self._prefix.split("/")
         self._path = os.path.join(os.path.abspath(root), *parts)
         self._meta = self._load_meta()
+        self._uploader = None
+        # exp.tags / exp.notes edit the meta file; a change also wakes the uploader (docs/query.md)
+        self.tags = Tags(self._meta, self._annotations_changed)
+        if tags is not None:
+            self.tags.set(tags)
         self._owner_pid = os.getpid()
         self._end_lock = threading.Lock()  # complete()/fail() from two threads: the first one ends the run
         self._start_lock = threading.Lock()  # run() and an implicit start from two threads: one run
@@ -71,7 +78,6 @@ class Experiment:
         set_in_run(self.metrics, False)
         self.logs = LogManager(self, self._store_key, self._path)
         self.files = FileManager(os.path.join(self._path, "files"))
-        self._uploader = None
         if self._remote:
             self._uploader = attach_remote(self)
 
@@ -89,6 +95,22 @@ class Experiment:
     @property
     def experiment_id(self) -> str | None:
         return self._experiment_id
+
+    @property
+    def notes(self) -> str | None:
+        """Free text about the experiment (``exp.notes = "..."``; None clears it); kept in the meta file."""
+        return self._meta.get("notes")
+
+    @notes.setter
+    def notes(self, value: str | None) -> None:
+        set_notes(self._meta, value, self._annotations_changed)
+
+    def _annotations_changed(self) -> None:
+        # The revision tells the uploader what it has not sent yet (it compares it with its sync state).
+        self._meta["annotations_revision"] = int(self._meta.get("annotations_revision") or 0) + 1
+        self._write_meta()
+        if self._uploader is not None:
+            self._uploader.annotations_changed()
 
     def __repr__(self) -> str:
         return f"Experiment({self._namespace}/{self._workspace}/{(self._directory + '/') if self._directory else ''}{self._prefix}, status={self.status})"

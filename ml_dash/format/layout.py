@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import tempfile
 
+import orjson
+
 META_FILE = ".ml-logger.meta.json"
 SYNC_STATE_FILE = ".ml-dash-sync.json"  # what has reached the server (written by the uploader)
 FILES_DIR = "files"
@@ -23,6 +25,16 @@ def stream_path(directory: str, stream: str) -> str:
 
 def meta_path(directory: str) -> str:
     return os.path.join(directory, META_FILE)
+
+
+def read_meta(directory: str) -> dict:
+    """The experiment's meta file as a dict; {} when it is missing or unreadable."""
+    try:
+        with open(meta_path(directory), "rb") as f:
+            meta = orjson.loads(f.read())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def atomic_write(path: str, payload: bytes) -> None:

@@ -10,3 +10,7 @@ MAX_NESTING = 200
 # series for the server's single writer, so an unbounded number stalls every other client's ingest.
 MAX_METRICS_PER_EVENT = 1000
 MAX_METRIC_NAMES_PER_BATCH = 4096
+# Tags and notes of one experiment (format.annotations).
+MAX_TAGS = 100
+MAX_TAG_LENGTH = 256
+MAX_NOTES_CHARS = 100_000

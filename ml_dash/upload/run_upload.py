@@ -10,7 +10,7 @@ import logging
 import os
 from typing import Any, Callable
 
-from ml_dash.format.layout import FINAL_STATUSES, STREAMS
+from ml_dash.format.layout import FINAL_STATUSES, STREAMS, read_meta
 from ml_dash.format.layout import TMP_MARK as _TMP_MARK
 from ml_dash.upload.http import Api, Conflict, HTTPError, file_url_path
 from ml_dash.upload.state import SyncState
@@ -239,6 +239,35 @@ class RunSync:
             self.files_sent += 1
         return uploaded
 
+    def annotations_due(self) -> dict[str, Any] | None:
+        """The meta file's tags and notes when the server has not acknowledged their revision yet, else None."""
+        meta = read_meta(self.state.directory)
+        revision = meta.get("annotations_revision")
+        if not isinstance(revision, int) or revision <= self.state.annotations.get("revision", 0):
+            return None
+        return {"revision": revision, "tags": list(meta.get("tags") or []), "notes": meta.get("notes")}
+
+    async def push_annotations(self) -> None:
+        """Tags and notes changed by this client (``exp.tags``, ``exp.notes``). Tags go as the additions and removals
+        since the last upload, so tags added elsewhere (the dashboard) stay; notes go whole when they changed."""
+        due = self.annotations_due()
+        if due is None:
+            return
+        sent = self.state.annotations
+        before = sent.get("tags") or []
+        body: dict[str, Any] = {"add_tags": [t for t in due["tags"] if t not in before],
+                                "remove_tags": [t for t in before if t not in due["tags"]]}
+        if due["notes"] != sent.get("notes"):
+            body["notes"] = due["notes"]
+        try:
+            await self._call("PATCH", f"/experiments/{self.state.experiment_id}", body)
+        except HTTPError as error:
+            if error.status != 400:
+                raise
+            logger.error("ml-dash: the server refused the tags/notes of %s: %s", self.state.directory, error)
+        self.state.annotations = due
+        self.state.save()
+
     # -- status ---------------------------------------------------------------------------------------------------
     def caught_up(self) -> bool:
         """No complete line beyond what the server acknowledged (an unterminated tail is not data yet)."""
@@ -270,7 +299,7 @@ class RunSync:
     def finished(self) -> bool:
         """Everything on disk is on the server, including the final status of every ended run."""
         return self.caught_up() and not changed_files(os.path.join(self.state.directory, "files"), self.state.files) \
-            and all(r["sent_status"] == r["status"] for r in self.state.runs if r["status"] in FINAL_STATUSES)
+            and self.annotations_due() is None and all(r["sent_status"] == r["status"] for r in self.state.runs if r["status"] in FINAL_STATUSES)
 
     # -- one round ------------------------------------------------------------------------------------------------
     async def step(self, with_files: bool = True) -> bool:
@@ -279,6 +308,7 @@ class RunSync:
             if not self.ready:
                 await self.setup()
             await self.ensure_runs()
+            await self.push_annotations()
             behind = False
             for stream in STREAMS:
                 behind = await self.push_stream(stream) or behind

@@ -36,6 +36,9 @@ class SyncState:
         self.runs: list[dict[str, Any]] = list(data.get("runs", []))
         # Uploaded files: relative path -> [size, mtime_ns], to skip files that did not change.
         self.files: dict[str, list[int]] = dict(data.get("files", {}))
+        # What the server last acknowledged of the meta file's tags and notes: {"revision", "tags", "notes"}.
+        annotations = data.get("annotations")
+        self.annotations: dict[str, Any] = annotations if isinstance(annotations, dict) else {}
 
     def _load(self) -> dict:
         try:
@@ -63,6 +66,7 @@ class SyncState:
             self.experiment_id = None
             self.acked = {s: 0 for s in STREAMS}
             self.files = {}
+            self.annotations = {}
             for run in self.runs:
                 run["run_id"] = None
                 run["sent_status"] = None
@@ -86,7 +90,8 @@ class SyncState:
     # -- persistence ----------------------------------------------------------------------------------------------
     def save(self) -> None:
         data = {"client_id": self.client_id, "remote": self.remote, "experiment_id": self.experiment_id,
-                "acked": self.acked, "generations": self.generations, "runs": self.runs, "files": self.files, "saved_at": time.time()}
+                "acked": self.acked, "generations": self.generations, "runs": self.runs, "files": self.files, "annotations": self.annotations,
+                "saved_at": time.time()}
         try:
             atomic_write(self.path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
         except OSError:

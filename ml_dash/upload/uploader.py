@@ -87,6 +87,10 @@ class RemoteRun:
         self.finished.clear()
         self.uploader.call_soon(self._on_started, started_at, crashed)
 
+    def annotations_changed(self) -> None:
+        """``exp.tags`` / ``exp.notes`` changed (the meta file says how): the next round sends them."""
+        self.uploader.call_soon(self.wake.set)
+
     def run_ended(self, status: str, error: str | None) -> None:
         """Wait for the upload up to ``ML_DASH_UPLOAD_TIMEOUT``; then say what is pending and return."""
         if self.parked:

@@ -221,7 +221,7 @@ def root_value(storage: Storage, allowed: frozenset[str] | None) -> dict[str, An
         check_namespace(allowed, found["namespace"])
         try:
             await edit()
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             raise BadRequest(str(exc)) from None
         return _experiment_node(storage, await storage.get_experiment(id))
 

@@ -132,6 +132,24 @@ async def get_experiment(request: web.Request) -> web.Response:
                              "runs": await storage.list_runs(experiment_id)})
 
 
+@routes.patch(EXPERIMENT)
+async def edit_experiment(request: web.Request) -> web.Response:
+    """``{"tags"?, "add_tags"?, "remove_tags"?, "notes"?}``: tags replaced or changed, notes set (docs/query.md)."""
+    experiment = await authorized_experiment(request)  # before the body: a foreign namespace costs no decoding
+    body = validator(request).obj(await read_body(request))
+    storage, experiment_id = request.app[STORAGE_KEY], experiment["id"]
+    try:
+        if any(key in body for key in ("tags", "add_tags", "remove_tags")):
+            await storage.edit_tags(experiment_id, replace=body.get("tags"), add=body.get("add_tags") or (),
+                                    remove=body.get("remove_tags") or ())
+        if "notes" in body:
+            await storage.set_notes(experiment_id, body["notes"])
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(str(exc)) from None
+    found = await storage.get_experiment(experiment_id)
+    return respond(request, {"tags": found["tags"], "notes": found["notes"]})
+
+
 @routes.post(EXPERIMENT + "/runs")
 async def create_run(request: web.Request) -> web.Response:
     experiment = await authorized_experiment(request)  # before the body: a foreign namespace costs no decoding

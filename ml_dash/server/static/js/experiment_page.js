@@ -3,6 +3,7 @@
 import { api } from "./api.js";
 import { MetricChart } from "./charts.js";
 import { navigator_ } from "./navigator.js";
+import { renderRunAdmin } from "./run_admin.js";
 import {
   LIVE_POLL_MS, durationOf, el, flatten, formatBytes, formatDuration, formatTime, formatValue, setBreadcrumbs, setLive, statusBadge,
 } from "./util.js";
@@ -88,7 +89,9 @@ export async function experimentView(main, experimentId) {
   const metricsSection = el("section", { id: "metrics" });
   const logsSection = el("section", { id: "logs" });
   const filesSection = el("section", { id: "files" });
-  main.append(header, readmeSection, paramsSection, metricsSection, logsSection, filesSection);
+  const adminSection = el("section", { id: "run-admin" });
+  main.append(header, adminSection, readmeSection, paramsSection, metricsSection, logsSection, filesSection);
+  renderRunAdmin(adminSection, exp.id).catch(console.error);
 
   function renderHeader() {
     const lastRun = exp.runs[exp.runs.length - 1];

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import orjson
 
+from ml_dash.format.annotations import check_notes, check_tags
 from ml_dash.format.filter import (
     DEFAULT_ORDER,
     NUMBER_FIELDS,
@@ -27,9 +28,6 @@ from ml_dash.server.errors import NotFound
 from ml_dash.server.storage.sql.protocol import ROW, RUN, reads, writes
 
 Clause = tuple[str, list]
-MAX_TAGS = 100  # per experiment
-MAX_TAG_LENGTH = 256
-MAX_NOTES_CHARS = 100_000
 
 
 def merged_params(current: str | None, records: Sequence[Any]) -> str:
@@ -115,30 +113,6 @@ def compile_order(keys: Sequence[OrderKey], dialect: QueryDialect) -> Clause:
     return ", ".join(terms), args
 
 
-def check_tags(tags: Any, what: str = "tags") -> list[str]:
-    """``tags`` as a list of distinct non-empty strings in their first order; ``ValueError`` naming the argument."""
-    if isinstance(tags, str) or not isinstance(tags, (list, tuple, set, frozenset)):
-        raise ValueError(f"{what} must be a list of strings, got {type(tags).__name__}")
-    out: list[str] = []
-    for tag in tags:
-        if not isinstance(tag, str) or not tag.strip() or len(tag) > MAX_TAG_LENGTH or "\x00" in tag:
-            raise ValueError(f"{what}: each tag must be a non-empty string of at most {MAX_TAG_LENGTH} characters "
-                             f"without NUL, got {tag!r:.80}")
-        if tag not in out:
-            out.append(tag)
-    if len(out) > MAX_TAGS:
-        raise ValueError(f"{what}: at most {MAX_TAGS} tags per experiment, got {len(out)}")
-    return out
-
-
-def check_notes(notes: Any) -> str | None:
-    if notes is None:
-        return None
-    if not isinstance(notes, str) or len(notes) > MAX_NOTES_CHARS or "\x00" in notes:
-        raise ValueError(f"notes must be a string of at most {MAX_NOTES_CHARS} characters without NUL")
-    return notes
-
-
 class ExperimentQueries:
     """The ``Storage`` methods of experiment pages and edits; mixed into ``SQLStorage`` (which has ``_experiments``,
     ``_experiment_pk`` and the dialect)."""
@@ -176,9 +150,9 @@ class ExperimentQueries:
         pk = yield from self._experiment_pk(experiment_id)
         for _ in range(20):
             stored = (yield ROW, "SELECT tags FROM experiments WHERE pk = ?", (pk,))[0]
-            tags = check_tags(list(replace) if replace is not None else orjson.loads(stored) if stored else [])
-            tags = check_tags([*tags, *check_tags(list(add), "add")])
-            drop = set(check_tags(list(remove), "remove"))
+            tags = check_tags(replace) if replace is not None else orjson.loads(stored) if stored else []
+            tags = check_tags([*tags, *check_tags(add, "add")])
+            drop = set(check_tags(remove, "remove"))
             text = orjson.dumps([t for t in tags if t not in drop]).decode()
             if (yield RUN, f"UPDATE experiments SET tags = ? WHERE pk = ? AND tags {self.DIALECT.NULL_SAFE_EQ} ?",
                     (text, pk, stored)):

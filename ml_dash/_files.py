@@ -5,9 +5,8 @@ import io
 import json
 import os
 import pickle
+import sys
 from typing import Any
-
-import numpy as np
 
 from ml_dash.format.layout import TMP_MARK as _TMP_MARK
 from ml_dash.format.layout import atomic_write
@@ -16,8 +15,15 @@ from ml_dash.format.names import check_segments, safe_join
 _TEXT_EXTENSIONS = {".txt", ".md", ".csv", ".log", ".yaml", ".yml", ".html", ".toml", ".ini", ".tsv"}
 
 
+def _numpy():
+    import numpy  # imported when a .npy/.npz file is met: it would double the cost of ``import ml_dash``
+
+    return numpy
+
+
 def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.generic, np.ndarray)):
+    np = sys.modules.get("numpy")  # a numpy value exists only once numpy is imported
+    if np is not None and isinstance(value, (np.generic, np.ndarray)):
         return value.tolist()
     from ml_dash._values import is_torch_tensor, to_jsonable
 
@@ -43,10 +49,12 @@ def _encode(data: Any, extension: str) -> bytes:
         _torch().save(data, buffer)
         return buffer.getvalue()
     if extension == ".npy":
+        np = _numpy()
         buffer = io.BytesIO()
         np.save(buffer, np.asarray(data), allow_pickle=False)
         return buffer.getvalue()
     if extension == ".npz":
+        np = _numpy()
         buffer = io.BytesIO()
         if isinstance(data, dict):
             np.savez(buffer, **data)
@@ -113,9 +121,9 @@ class FileManager:
         if extension in (".pt", ".pth"):
             return _torch().load(path, weights_only=False)
         if extension == ".npy":
-            return np.load(path, allow_pickle=False)
+            return _numpy().load(path, allow_pickle=False)
         if extension == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
+            with _numpy().load(path, allow_pickle=False) as archive:
                 return {k: archive[k] for k in archive.files}
         with open(path, "rb") as f:
             raw = f.read()

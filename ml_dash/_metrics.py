@@ -6,7 +6,9 @@ from typing import Any
 
 from ml_dash._events import STEP_KEY, aggregate_event, register_metric_source
 from ml_dash._values import METRIC_TYPES as _TYPES
-from ml_dash._values import check_metric_value, check_step, is_torch_tensor
+from ml_dash._values import PLAIN_TYPES as _PLAIN
+from ml_dash._values import CPU_READ_TYPES as _CPU_READ
+from ml_dash._values import check_metric_value, check_step, is_torch_tensor, learn_tensor_type, read_cpu_tensor
 from ml_dash.format.layout import stream_path
 from ml_dash.format.limits import MAX_NAME_LENGTH
 from ml_dash.format.values import decode_metrics
@@ -29,11 +31,33 @@ def _check_names(namespace: str | None, metrics: dict, where: str) -> None:
                              f"limited to {MAX_NAME_LENGTH} (namespace included)")
 
 
-def _check_all(metrics: dict, where: str) -> None:
-    """The slow path of the type check: convert or reject each unusual value (a TypeError names its key)."""
+def _check_all(metrics: dict, where: str) -> dict:
+    """The slow path of the type check: convert or reject each unusual value (a TypeError names its key).
+
+    A CPU tensor becomes its number here (``read_cpu_tensor``; a 0-d one inlined, it is the common case). If every
+    value is then a plain number, the row comes back as a *new* dict: the kwargs dict held a tensor, so the cyclic GC
+    tracks it for good, and 100k tracked rows waiting in the queue made each young collection ~20x slower and set off
+    full ones (~100 ms with torch loaded); a dict built from numbers is untracked. ``metrics`` itself comes back
+    (converted in place) when a value is left for the writer to convert: a device tensor's clone, a numpy value."""
+    row = {}
+    for k, v in metrics.items():
+        if type(v) in _TYPES:
+            row[k] = v
+        elif type(v) in _CPU_READ and v.is_cpu and not v.dim() and type(n := v.tolist()) in _PLAIN:
+            row[k] = n
+        else:
+            return _check_each(metrics, where)
+    return row
+
+
+def _check_each(metrics: dict, where: str) -> dict:
+    plain = True
     for k, v in metrics.items():
         if type(v) not in _TYPES:
-            metrics[k] = check_metric_value(k, v, where)
+            v = metrics[k] = check_metric_value(k, v, where)
+            if type(v) not in _PLAIN:
+                plain = False
+    return dict(zip(metrics, metrics.values())) if plain else metrics  # zip: a fresh, untracked dict
 
 
 class MetricsLogger:
@@ -70,8 +94,10 @@ class MetricsLogger:
         meta = self._meta
         for v in metrics.values():
             if type(v) not in _TYPES:
-                _check_all(metrics, "metrics.log")
-                meta = self._meta_convert  # the writer converts (tensors, arrays) instead of its fast finite check
+                row = _check_all(metrics, "metrics.log")
+                if row is metrics:
+                    meta = self._meta_convert  # the writer converts (device tensors, arrays): not its fast check
+                metrics = row
                 break
         if type(step) is not int and step is not None:
             step = check_step(step, "metrics.log")
@@ -93,7 +119,15 @@ class MetricsLogger:
         self._collected.append((step, metrics))
 
     def _collect_slow(self, key: str, value: Any) -> Any:
+        if type(value) in _CPU_READ:  # a CPU tensor's number, read now (see ml_dash._values.read_cpu_tensor)
+            number = read_cpu_tensor(key, value, "metrics.collect")
+            if number is not None:
+                return number
         if is_torch_tensor(value):  # kept on its device; flush() copies all of them to the host at once
+            if type(value) not in _CPU_READ:
+                learn_tensor_type(type(value))
+                if type(value) in _CPU_READ:
+                    return self._collect_slow(key, value)
             from ml_dash._tensors import keep
 
             self._tensors = True
@@ -104,7 +138,7 @@ class MetricsLogger:
         """Aggregate what ``collect()`` gathered (mean, sum, min, max or last) and log it with ``additional_metrics``."""
         if _aggregation not in _AGGREGATIONS:
             raise ValueError(f"metrics.flush: _aggregation must be one of {', '.join(_AGGREGATIONS)}; got {_aggregation!r}")
-        _check_all(additional_metrics, "metrics.flush")
+        additional_metrics = _check_all(additional_metrics, "metrics.flush")
         _check_names(self._ns, additional_metrics, "metrics.flush")
         step = check_step(step, "metrics.flush")
         rows, self._collected = self._collected, []

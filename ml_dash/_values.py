@@ -9,16 +9,24 @@ the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (the spellings JavaScr
 """
 from __future__ import annotations
 
+import sys
 from typing import Any
-
-import numpy as np
 
 from ml_dash.format.values import nonfinite_text
 
 # Types accepted on the hot path without further thought. Grows as numpy scalar types are met.
 METRIC_TYPES: set[type] = {float, int, bool, type(None)}
+PLAIN_TYPES = frozenset((float, int, bool, type(None)))  # what orjson writes as is (non-finite floats aside)
 
-_NUMPY_NUMERIC = (np.floating, np.integer, np.bool_)
+# Exactly these tensor classes are read on the caller when they live on the CPU (see ``read_cpu_tensor``); other
+# subclasses (a DTensor, say) may do anything in ``tolist()`` and take the general path.
+CPU_READ_TYPES: set[type] = set()
+
+
+def _numpy() -> Any:
+    """numpy, or ``None`` while nobody has imported it: then no value can be a numpy value, and ``import ml_dash``
+    stays free of numpy's ~45 ms."""
+    return sys.modules.get("numpy")
 
 
 def is_torch_tensor(value: Any) -> bool:
@@ -26,18 +34,52 @@ def is_torch_tensor(value: Any) -> bool:
     return type(value).__module__.startswith("torch") and hasattr(value, "numel") and hasattr(value, "dtype")
 
 
+def read_cpu_tensor(key: str, value: Any, where: str) -> Any:
+    """A CPU tensor's one value as a Python number, read on the caller; ``None`` for a tensor of another kind.
+
+    ``tolist()`` keeps the GIL while it reads (``clone()``, ``detach()``, ``item()`` and ``float()`` each release and
+    take it back, and the caller then waits out the writer's switch interval, up to 5 ms) and leaves nothing
+    GC-tracked in the queue; reading a CPU tensor never waits for a device, and a later in-place change cannot alter
+    a number already read.
+    """
+    if not value.is_cpu:
+        return None
+    if value.dim() and value.numel() != 1:
+        raise TypeError(f"{where}: {key}= must be a 0-d or 1-element tensor; got shape {tuple(value.shape)}")
+    try:
+        number = value.tolist()
+    except Exception:  # a layout tolist() cannot read (sparse, quantized): the general path decides
+        return None
+    while type(number) is list:  # 1-element tensors of any shape: [[x]] -> x
+        number = number[0]
+    if type(number) not in PLAIN_TYPES:
+        raise TypeError(f"{where}: {key}= must be a real-valued tensor; got dtype {value.dtype}")
+    return number
+
+
 def check_metric_value(key: str, value: Any, where: str = "metrics.log") -> Any:
     """Slow path of the hot-path type check: the value to queue, or ``TypeError`` naming ``key``."""
-    if isinstance(value, _NUMPY_NUMERIC):
-        METRIC_TYPES.add(type(value))
-        return value
-    if isinstance(value, np.ndarray):
-        if value.size == 1 and value.dtype.kind in "fiub":
-            return value.copy()  # the caller may overwrite its array in place before the writer reads it
-        raise TypeError(f"{where}: {key}= must be a scalar; got a numpy array of shape {value.shape} and dtype {value.dtype}")
+    if type(value) in CPU_READ_TYPES:
+        number = read_cpu_tensor(key, value, where)
+        if number is not None:
+            return number
+    np = _numpy()
+    if np is not None:
+        if isinstance(value, (np.floating, np.integer, np.bool_)):
+            METRIC_TYPES.add(type(value))
+            return value
+        if isinstance(value, np.ndarray):
+            if value.size == 1 and value.dtype.kind in "fiub":
+                return value.copy()  # the caller may overwrite its array in place before the writer reads it
+            raise TypeError(f"{where}: {key}= must be a scalar; got a numpy array of shape {value.shape} and dtype {value.dtype}")
     if is_torch_tensor(value):
         # numel() and dtype are metadata: reading them never synchronises a GPU.
         if value.numel() == 1 and not value.dtype.is_complex:
+            learn_tensor_type(type(value))
+            if type(value) in CPU_READ_TYPES:
+                number = read_cpu_tensor(key, value, where)
+                if number is not None:
+                    return number
             from ml_dash._tensors import capture
 
             return capture(value)
@@ -45,6 +87,13 @@ def check_metric_value(key: str, value: Any, where: str = "metrics.log") -> Any:
     if isinstance(value, (int, float)):
         return value
     raise TypeError(f"{where}: {key}= has type {type(value).__name__}; expected a number (int, float, bool, numpy scalar or 1-element tensor)")
+
+
+def learn_tensor_type(cls: type) -> None:
+    """Admit ``torch.Tensor`` and ``torch.nn.Parameter`` (only these) to ``CPU_READ_TYPES`` once one is met."""
+    torch = sys.modules.get("torch")
+    if torch is not None and (cls is torch.Tensor or cls is torch.nn.Parameter):
+        CPU_READ_TYPES.add(cls)
 
 
 def metric_to_python(value: Any) -> Any:
@@ -62,7 +111,8 @@ def metric_to_python(value: Any) -> Any:
         )
 
         return metric_to_python(tensor_to_python(value))
-    if isinstance(value, (np.ndarray, np.generic)):
+    np = _numpy()
+    if np is not None and isinstance(value, (np.ndarray, np.generic)):
         return metric_to_python(value.item())
     if isinstance(value, float):  # float subclasses
         return metric_to_python(float(value))
@@ -88,7 +138,8 @@ def clean_metrics(metrics: dict, namespace: str | None) -> dict:
 def check_step(step: Any, where: str) -> Any:
     if type(step) is int or step is None:
         return step
-    if isinstance(step, (np.integer, int)) and not isinstance(step, bool):
+    np = _numpy()
+    if isinstance(step, int) and not isinstance(step, bool) or np is not None and isinstance(step, np.integer):
         return int(step)
     raise TypeError(f"{where}: step= must be an int or None, got {type(step).__name__}")
 
@@ -136,9 +187,10 @@ def to_jsonable(value: Any, where: str, key: str, deferred: list | None = None) 
         return out
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v, where, f"{key}[{i}]", deferred) for i, v in enumerate(value)]
-    if isinstance(value, (np.generic,)) or (isinstance(value, np.ndarray) and value.ndim == 0):
+    np = _numpy()
+    if np is not None and (isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0)):
         return to_jsonable(value.item(), where, key)
-    if isinstance(value, np.ndarray):
+    if np is not None and isinstance(value, np.ndarray):
         return to_jsonable(value.tolist(), where, key)
     if is_torch_tensor(value):
         if value.dtype.is_complex or value.device.type == "meta":

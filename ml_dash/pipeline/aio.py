@@ -22,7 +22,7 @@ from ml_dash.pipeline.writer import WriterHost
 
 logger = logging.getLogger("ml_dash")
 
-CHUNK = 2048  # events encoded per turn of the loop by the asyncio writer
+CHUNK = 1024  # events encoded per turn of the loop by the asyncio writer (~1-2 ms of the loop)
 
 
 class _LoopSignal:

@@ -20,16 +20,20 @@ from typing import Callable, Iterator, Protocol
 
 from ml_dash._events import barrier_event, is_barrier
 from ml_dash._settings import setting
+from ml_dash.pipeline.pace import pace
 from ml_dash.pipeline.thread import ThreadWriter
 from ml_dash.pipeline.writer import Writer, WriterFactory
 
 logger = logging.getLogger("ml_dash")
 
+_POP_PIECE = 4096  # events taken off the queue between two chances for the writer to hand over the GIL
+
 
 class Sink(Protocol):
     """Where batches go. ``export`` runs on the writer; it must not raise for bad data."""
 
-    def export(self, batch: list) -> None: ...
+    def export(self, batch: list) -> None:
+        """Write a batch; may clear the list's items as it goes (so they are freed in pieces, not all at once)."""
 
     def count_drop(self, event: dict | tuple) -> None: ...
 
@@ -250,15 +254,10 @@ class Pipeline:
         popleft = queue.popleft
         with self._lock:
             while queue:
-                batch = [popleft() for _ in range(min(len(queue), limit or self.batch_size))]
-                barriers = ()
-                if tuple in set(map(type, batch)):  # C-level: only tuples can be barriers; most events are dicts
-                    barriers = [e for e in batch if is_barrier(e)]
-                    if barriers:
-                        batch = [e for e in batch if not is_barrier(e)]
+                batch, barriers = _take(popleft, min(len(queue), limit or self.batch_size))
                 if batch or self.sink.has_pending:  # retry held-back lines before releasing a flush barrier
                     self._in_flight = len(batch)
-                    self.sink.export(batch)
+                    self.sink.export(batch)  # consumes the batch (drops its references as it goes)
                     self._in_flight = 0
                 for event in barriers:
                     event[2].set()
@@ -303,6 +302,24 @@ class Pipeline:
         self._exited = False
         if self.sink is not None:
             self.sink.after_fork_in_child()
+
+
+def _take(popleft: Callable[[], object], count: int) -> tuple[list, list]:
+    """``count`` events off the queue: (the batch, the flush barriers among them), in pieces with ``pace()``
+    between, as 20k pops and a Python-level filter over them would keep the GIL for milliseconds."""
+    batch: list = []
+    barriers: list = []
+    while count > 0:
+        piece = [popleft() for _ in range(min(count, _POP_PIECE))]
+        count -= len(piece)
+        if tuple in set(map(type, piece)):  # C-level: only tuples can be barriers; most events are dicts
+            found = [e for e in piece if is_barrier(e)]
+            if found:
+                barriers += found
+                piece = [e for e in piece if not is_barrier(e)]
+        batch += piece
+        pace()
+    return batch, barriers
 
 
 _IMPORT_PID = os.getpid()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 
+from ml_dash.pipeline.pace import pace_this_thread
 from ml_dash.pipeline.writer import WriterHost
 
 
@@ -24,6 +25,7 @@ class ThreadWriter:
         while True:
             event.wait(host.interval)
             event.clear()
+            pace_this_thread()  # this thread's work is paced (pipeline.pace): a slice starts with each turn
             try:
                 host.writer_turn()
             except BaseException as exc:  # never let the writer die: the caller would block forever

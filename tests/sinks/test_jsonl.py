@@ -69,3 +69,38 @@ def test_disk_full_mid_run_loses_and_duplicates_nothing(make_exp, monkeypatch):
     rows = [orjson.loads(line) for line in raw.splitlines()]  # a torn line would not parse
     assert [row["step"] for row in rows] == list(range(6000))
     assert raw.endswith(b"\n")
+
+
+def test_a_batch_goes_down_in_writes_of_whole_lines(tmp_path, monkeypatch):
+    """A batch of megabytes is appended in several writes, each of whole lines and at most _WRITE_PIECE bytes."""
+    writes = []
+
+    def recording_write(fd, data):
+        writes.append(bytes(data))
+        return os.write(fd, data)
+
+    monkeypatch.setattr(jsonl, "_write", recording_write)
+    store = LocalStore(0, str(tmp_path))
+    batch = lines(0, 50_000)
+    store.append("metrics", batch)
+    store.close()
+    with open(store.path("metrics"), "rb") as f:
+        assert f.read() == b"".join(batch)
+    assert len(writes) > 1
+    assert all(w.endswith(b"\n") and len(w) <= jsonl._WRITE_PIECE for w in writes)
+
+
+def test_export_drops_the_batchs_references_as_it_goes(make_exp):
+    """The sink consumes a batch: every item is released (so events are freed in pieces), and all rows are written."""
+    from ml_dash.pipeline.process import PIPELINE
+
+    exp = make_exp()
+    exp.metrics.log(step=0, loss=0.0)
+    assert exp.flush()
+    with PIPELINE.writer_held():  # the writer waits: this test hands the sink its batch itself
+        for step in range(1, 1000):
+            exp.metrics.log(step=step, loss=step / 2)
+        batch = [PIPELINE.queue.popleft() for _ in range(len(PIPELINE.queue))]
+        PIPELINE.sink.export(batch)
+    assert batch == [None] * 999
+    assert [r["step"] for r in exp.metrics.read()] == list(range(1000))

@@ -1,6 +1,7 @@
-// Metric charts: lazy plotly.js loading and MetricChart (min/max-bucketed series, zoom refetch, wall-time axis).
+// Metric charts: lazy plotly.js loading and MetricChart (min/max-bucketed series, zoom refetch, time axes, smoothing).
 
 import { api } from "./api.js";
+import { categoricalColor, defaultControls, ema, relativeUnit } from "./chart_controls.js";
 import { el, plotlyText } from "./util.js";
 
 // plotly.js (1.2 MB basic bundle, or the full 4.8 MB one): index.html only preloads it (download, no execution), and
@@ -30,10 +31,11 @@ export function loadPlotly() {
 // one min/max bucket per horizontal pixel, so a spike anywhere in a 10M-point series still shows; zooming asks again
 // for just the visible step range, which at that scale is the full-resolution data.
 export class MetricChart {
-  constructor(container, series, { xMode = "step", title = "" } = {}) {
+  // controls ({smoothing, logY, xMode}, chart_controls.js) may be shared by all charts of a view.
+  constructor(container, series, { xMode = "step", title = "", controls = null } = {}) {
     this.container = container;
     this.series = series;
-    this.xMode = xMode;
+    this.controls = controls || { ...defaultControls(), xMode };
     this.title = title;
     this.stepRange = null;  // null: whole series; [min, max]: zoomed in
     this.loaded = [];  // last answers
@@ -62,7 +64,7 @@ export class MetricChart {
     // The requests leave first (in this same task); only then may plotly start evaluating.
     const [data, stepTimes] = await Promise.all([
       api.graphql(`query Series(${varDefs.join(", ")}) { ${fields.join(" ")} }`, variables),
-      this.xMode === "time" ? this.fetchStepTimes() : null,
+      this.xMode !== "step" ? this.fetchStepTimes() : null,
       loadPlotly(),
     ]);
     if (number !== this.requestNumber) return;  // a newer request (zoom, live refresh) superseded this one
@@ -78,26 +80,59 @@ export class MetricChart {
       .catch(() => ({ steps: [], timestamps: [] }))));
   }
 
+  get xMode() { return this.controls.xMode; }
+
+  // Wall time of a step of series i (seconds), from its anchors; null without them.
+  timeOf(i, step) {
+    const anchors = this.stepTimes[i];
+    return interpolate(anchors ? anchors.steps : [], anchors ? anchors.timestamps : [], step);
+  }
+
+  startOf(i) {
+    const anchors = this.stepTimes[i];
+    return anchors && anchors.timestamps.length ? anchors.timestamps[0] : null;
+  }
+
+  relativeUnit() {
+    const spans = this.stepTimes.map((a) => (a && a.timestamps.length ? a.timestamps[a.timestamps.length - 1] - a.timestamps[0] : 0));
+    return relativeUnit(Math.max(0, ...spans));
+  }
+
+  xValues(i, steps) {
+    if (this.xMode === "step") return steps;
+    if (this.xMode === "time") return steps.map((step) => { const t = this.timeOf(i, step); return t === null ? null : t * 1000; });
+    const t0 = this.startOf(i), unit = this.relativeUnit().seconds;
+    return steps.map((step) => { const t = this.timeOf(i, step); return t === null || t0 === null ? null : (t - t0) / unit; });
+  }
+
   draw() {
-    const traces = this.series.map((s, i) => {
+    const { smoothing, logY } = this.controls;
+    const traces = [];
+    this.series.forEach((s, i) => {
       const m = this.loaded[i];
-      const x = this.xMode === "time" ? m.steps.map((step) => {
-        const t = interpolate(this.stepTimes[i] ? this.stepTimes[i].steps : [], this.stepTimes[i] ? this.stepTimes[i].timestamps : [], step);
-        return t === null ? null : t * 1000;
-      }) : m.steps;
-      return { type: "scatter", mode: m.values.length < 2 ? "markers" : "lines", name: plotlyText(s.label || s.metric), x, y: m.values,
-               connectgaps: false, line: { width: 1.5 }, hovertemplate: "%{y}<extra>%{fullData.name}</extra>" };
+      const colour = categoricalColor(i);
+      const base = { type: "scatter", mode: m.values.length < 2 ? "markers" : "lines", name: plotlyText(s.label || s.metric),
+                     x: this.xValues(i, m.steps), connectgaps: false, marker: { color: colour } };
+      const hover = { hovertemplate: "%{y}<extra>%{fullData.name}</extra>" };
+      if (smoothing > 0) {
+        // The raw line stays, faint, behind the smoothed one (as TensorBoard and W&B draw it): a spike is never hidden.
+        traces.push({ ...base, y: m.values, showlegend: false, hoverinfo: "skip", opacity: 0.25, line: { width: 1, color: colour }, meta: "raw" });
+        traces.push({ ...base, ...hover, y: ema(m.values, smoothing), line: { width: 1.5, color: colour }, meta: "smoothed" });
+      } else {
+        traces.push({ ...base, ...hover, y: m.values, line: { width: 1.5, color: colour } });
+      }
     });
+    const xTitle = this.xMode === "step" ? "step" : this.xMode === "time" ? "" : this.relativeUnit().label;
     const layout = {
       margin: { l: 50, r: 10, t: 8, b: 32 }, showlegend: this.series.length > 1,
       legend: { orientation: "h", y: -0.18 },
-      xaxis: { title: { text: plotlyText(this.xMode === "time" ? "" : "step") }, type: this.xMode === "time" ? "date" : "linear" },
-      yaxis: { autorange: true }, uirevision: this.xMode, hovermode: "x",
+      xaxis: { title: { text: plotlyText(xTitle) }, type: this.xMode === "time" ? "date" : "linear" },
+      yaxis: { autorange: true, type: logY ? "log" : "linear" }, uirevision: `${this.xMode}:${logY}`, hovermode: "x",
     };
     // A constant series would get an arbitrary ±1 range around it, which reads as "zero"; centre it instead.
     const lows = this.loaded.map((m) => m.min).filter((v) => v !== null && v !== undefined);
     const highs = this.loaded.map((m) => m.max).filter((v) => v !== null && v !== undefined);
-    if (lows.length && Math.min(...lows) === Math.max(...highs)) {
+    if (!logY && lows.length && Math.min(...lows) === Math.max(...highs)) {
       const v = lows[0], pad = Math.abs(v) * 0.5 || 1;
       layout.yaxis = { range: [v - pad, v + pad] };
     }
@@ -127,14 +162,20 @@ export class MetricChart {
     const high = event["xaxis.range[1]"] ?? (event["xaxis.range"] || [])[1];
     if (low === undefined || high === undefined) return;
     this.xRange = [low, high];
-    this.stepRange = this.xMode === "time" ? this.stepsWithin(toMillis(low) / 1000, toMillis(high) / 1000) : [Math.floor(low), Math.ceil(high)];
+    if (this.xMode === "step") this.stepRange = [Math.floor(low), Math.ceil(high)];
+    else if (this.xMode === "time") this.stepRange = this.stepsWithin(() => [toMillis(low) / 1000, toMillis(high) / 1000]);
+    else {
+      const unit = this.relativeUnit().seconds;
+      this.stepRange = this.stepsWithin((i) => [this.startOf(i) + low * unit, this.startOf(i) + high * unit]);
+    }
     this.load();
   }
 
   // Wall-time zoom: the server filters by step, so turn the visible time window back into a step range.
-  stepsWithin(t0, t1) {
+  stepsWithin(window) {
     let lo = Infinity, hi = -Infinity;
-    for (const anchors of this.stepTimes) {
+    for (const [i, anchors] of this.stepTimes.entries()) {
+      const [t0, t1] = window(i);
       const a = interpolate(anchors.timestamps, anchors.steps, t0), b = interpolate(anchors.timestamps, anchors.steps, t1);
       if (a !== null) lo = Math.min(lo, Math.floor(a));
       if (b !== null) hi = Math.max(hi, Math.ceil(b));
@@ -142,8 +183,15 @@ export class MetricChart {
     return lo <= hi ? [lo, hi] : this.stepRange;
   }
 
+  // After a control changed: a new x axis needs other data (step times), smoothing and log-y only a redraw.
+  update(what) {
+    if (what === "xMode") return this.setXMode(this.controls.xMode);
+    if (this.loaded.length) this.draw();
+    return Promise.resolve();
+  }
+
   setXMode(mode) {
-    this.xMode = mode;
+    this.controls.xMode = mode;
     this.stepRange = null;
     this.xRange = null;
     return this.load();

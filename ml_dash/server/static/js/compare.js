@@ -1,6 +1,7 @@
 // The compare view (#/compare?ids=...): one metric of several experiments overlaid, and the parameters that differ.
 
 import { api } from "./api.js";
+import { controlsToolbar, defaultControls } from "./chart_controls.js";
 import { MetricChart } from "./charts.js";
 import { el, flatten, formatValue, setBreadcrumbs } from "./util.js";
 
@@ -32,10 +33,11 @@ export async function compareView(main, ids, initialMetric) {
   let metric = initialMetric && allMetrics.includes(initialMetric) ? initialMetric : (common[0] || allMetrics[0]);
 
   const select = el("select", { id: "compare-metric" }, allMetrics.map((m) => el("option", { value: m }, common.includes(m) ? m : `${m} (not in all)`)));
-  const xSelect = el("select", { id: "x-axis" }, el("option", { value: "step" }, "x: step"), el("option", { value: "time" }, "x: wall time"));
+  const controls = defaultControls();
+  const toolbar = controlsToolbar(controls, (_, what) => chart && chart.update(what).catch(console.error));
   const chartDiv = el("div", { class: "chart tall", id: "compare-chart" });
   main.append(el("h1", {}, `Compare ${experiments.length} experiments`),
-    el("div", { class: "toolbar" }, select, xSelect), el("div", { class: "chart-card" }, chartDiv));
+    el("div", { class: "toolbar" }, select, toolbar), el("div", { class: "chart-card" }, chartDiv));
 
   const diffTable = el("table", { class: "grid", id: "compare-params" },
     el("thead", {}, el("tr", {}, el("th", {}, "experiment"), differing.map((k) => el("th", { class: "param" }, k)))),
@@ -49,7 +51,7 @@ export async function compareView(main, ids, initialMetric) {
     if (!metric) { chartDiv.textContent = "These experiments have no metrics."; return; }
     select.value = metric;
     const withMetric = experiments.filter((e) => e.metricNames.includes(metric));
-    chart = new MetricChart(chartDiv, withMetric.map((e) => ({ experimentId: e.id, metric, label: labelOf(e) })), { xMode: xSelect.value });
+    chart = new MetricChart(chartDiv, withMetric.map((e) => ({ experimentId: e.id, metric, label: labelOf(e) })), { controls });
     chart.load().catch((error) => { chartDiv.textContent = `Could not load: ${error.message}`; });
   }
   select.addEventListener("change", () => {
@@ -57,7 +59,6 @@ export async function compareView(main, ids, initialMetric) {
     history.replaceState(null, "", `#/compare?ids=${ids.join(",")}&metric=${encodeURIComponent(metric)}`);
     draw();
   });
-  xSelect.addEventListener("change", () => chart && chart.setXMode(xSelect.value).catch(console.error));
   draw();
   return { destroy() { if (chart) chart.destroy(); } };
 }

@@ -1,7 +1,9 @@
 // The experiment page (#/exp/<id>): header, readme, parameters, metric charts, logs, file downloads and previews; live while RUNNING.
 
 import { api } from "./api.js";
+import { controlsToolbar, defaultControls } from "./chart_controls.js";
 import { MetricChart } from "./charts.js";
+import { readmeElement } from "./markdown.js";
 import { navigator_ } from "./navigator.js";
 import { renderRunAdmin } from "./run_admin.js";
 import {
@@ -10,47 +12,8 @@ import {
 
 const LOG_LIMIT = 1000;
 
-const EXPERIMENT_FIELDS = `id namespace workspace directory prefix readme status hostname startedAt completedAt params metricNames
+const EXPERIMENT_FIELDS = `id namespace workspace directory prefix readme readmeHtml status hostname startedAt completedAt params metricNames
   runs { id status hostname startedAt endedAt error }`;
-
-function renderReadme(text) {
-  // A deliberately small Markdown subset: fenced code, headings, lists, inline code, bold, links.
-  const container = el("div", { class: "readme" });
-  const blocks = text.split(/\n```/);
-  blocks.forEach((block, i) => {
-    if (i % 2 === 1) {
-      container.append(el("pre", {}, block.replace(/^[^\n]*\n/, "")));
-      return;
-    }
-    for (const para of block.replace(/^```/, "").split(/\n\s*\n/)) {
-      const lines = para.split("\n").filter((l) => l.trim());
-      if (!lines.length) continue;
-      const heading = lines[0].match(/^(#{1,6})\s+(.*)$/);
-      if (heading && lines.length === 1) { container.append(el(`h${Math.min(6, heading[1].length + 2)}`, {}, inline(heading[2]))); continue; }
-      if (lines.every((l) => /^\s*[-*]\s+/.test(l))) {
-        container.append(el("ul", {}, lines.map((l) => el("li", {}, inline(l.replace(/^\s*[-*]\s+/, ""))))));
-        continue;
-      }
-      container.append(el("p", {}, inline(lines.join(" "))));
-    }
-  });
-  return container;
-}
-
-function inline(text) {
-  const out = [];
-  const pattern = /`([^`]+)`|\*\*([^*]+)\*\*|\[([^\]]+)\]\((https?:\/\/[^)\s]+)\)/g;
-  let last = 0, match;
-  while ((match = pattern.exec(text))) {
-    out.push(text.slice(last, match.index));
-    if (match[1]) out.push(el("code", {}, match[1]));
-    else if (match[2]) out.push(el("b", {}, match[2]));
-    else out.push(el("a", { href: match[4], target: "_blank", rel: "noopener" }, match[3]));
-    last = pattern.lastIndex;
-  }
-  out.push(text.slice(last));
-  return out;
-}
 
 function groupByPrefix(keys) {
   // "train.loss" and "train.acc" share the group "train"; undotted keys form the unnamed group "".
@@ -68,6 +31,8 @@ export async function experimentView(main, experimentId) {
   const data = await api.graphql(`query Exp($id: ID!) { experiment(id: $id) { ${EXPERIMENT_FIELDS} } }`, { id: experimentId });
   let exp = data.experiment;
   if (!exp) {
+    // Not the previous page's trail: say where we are.
+    setBreadcrumbs(["experiment", null], [experimentId, null]);
     main.append(el("p", { class: "error" }, data.errors ? `Could not load experiment ${experimentId}: ${data.errors.join("; ")}`
       : `No experiment with id ${experimentId}.`));
     return null;
@@ -81,7 +46,7 @@ export async function experimentView(main, experimentId) {
   navigator_.toggle(treeKey, true);
   for (const part of exp.directory.split("/").filter(Boolean)) navigator_.toggle(treeKey = `${treeKey}/${part}`, true);
 
-  const state = { charts: new Map(), xMode: "step", timer: null, destroyed: false, offsets: null, metricNames: exp.metricNames.join("\n") };
+  const state = { charts: new Map(), controls: defaultControls(), timer: null, destroyed: false, offsets: null, metricNames: exp.metricNames.join("\n") };
 
   const header = el("div", { id: "exp-header" });
   const readmeSection = el("section", { id: "readme" });
@@ -109,7 +74,7 @@ export async function experimentView(main, experimentId) {
 
   function renderReadmeSection() {
     readmeSection.replaceChildren();
-    if (exp.readme) readmeSection.append(el("h2", {}, "Readme"), el("div", { class: "panel" }, renderReadme(exp.readme)));
+    if (exp.readme) readmeSection.append(el("h2", {}, "Readme"), el("div", { class: "panel" }, readmeElement(exp.readmeHtml, exp.readme)));
   }
 
   function renderParams() {
@@ -136,13 +101,10 @@ export async function experimentView(main, experimentId) {
   function renderMetrics() {
     for (const chart of state.charts.values()) chart.destroy();
     state.charts.clear();
-    const xSelect = el("select", { id: "x-axis" }, el("option", { value: "step" }, "x: step"), el("option", { value: "time" }, "x: wall time"));
-    xSelect.value = state.xMode;
-    xSelect.addEventListener("change", () => {
-      state.xMode = xSelect.value;
-      for (const chart of state.charts.values()) chart.setXMode(state.xMode).catch(console.error);
+    const controls = controlsToolbar(state.controls, (_, what) => {
+      for (const chart of state.charts.values()) chart.update(what).catch(console.error);
     });
-    metricsSection.replaceChildren(el("h2", {}, "Metrics"), el("div", { class: "toolbar" }, xSelect,
+    metricsSection.replaceChildren(el("h2", {}, "Metrics"), el("div", { class: "toolbar" }, controls,
       el("span", { class: "muted" }, "drag to zoom (fetches full resolution), double-click to reset")));
     if (!exp.metricNames.length) metricsSection.append(el("p", { class: "muted" }, "No metrics yet."));
     for (const [group, names] of groupByPrefix(exp.metricNames)) {
@@ -152,7 +114,7 @@ export async function experimentView(main, experimentId) {
         const countLabel = el("span", { class: "count" });
         const div = el("div", { class: "chart", "data-metric": name });
         grid.append(el("div", { class: "chart-card" }, el("div", { class: "title" }, el("span", {}, name), countLabel), div));
-        const chart = new MetricChart(div, [{ experimentId: exp.id, metric: name, label: name }], { xMode: state.xMode });
+        const chart = new MetricChart(div, [{ experimentId: exp.id, metric: name, label: name }], { controls: state.controls });
         chart.onDrawn = (c) => {
           const m = c.loaded[0];
           countLabel.textContent = m.count > m.values.length ? `${m.values.length} of ${m.count} points (min/max envelope)` : `${m.count} points`;
@@ -197,7 +159,7 @@ export async function experimentView(main, experimentId) {
     const rows = files.map((f) => el("tr", { "data-path": f.path },
       el("td", {}, el("code", {}, f.path)), el("td", { class: "muted" }, formatBytes(f.size)),
       el("td", {}, el("a", { href: api.fileUrl(exp.id, f.path), download: f.path.split("/").pop(), onclick: (event) => downloadWithToken(event, exp.id, f.path) }, "download")),
-      el("td", {}, el("button", { onclick: () => previewFile(preview, exp.id, f) }, "preview"))));
+      el("td", {}, previewable(f.path) ? el("button", { onclick: () => previewFile(preview, exp.id, f) }, "preview") : null)));
     filesSection.replaceChildren(el("h2", {}, "Files"), files.length
       ? el("div", { class: "panel" }, el("table", { class: "files" }, rows), preview)
       : el("p", { class: "muted" }, "No files."));
@@ -264,6 +226,15 @@ async function downloadWithToken(event, experimentId, path) {
 }
 
 const PREVIEW_LIMIT_BYTES = 2 * 1024 * 1024;
+const IMAGE_EXTENSIONS = ["png", "jpg", "jpeg", "gif", "webp", "svg", "bmp"];
+// Only files that can be shown get a preview button; a checkpoint or an archive is a download, not a "binary" notice.
+const TEXT_EXTENSIONS = ["json", "jsonl", "txt", "md", "log", "csv", "tsv", "yaml", "yml", "toml", "ini", "cfg", "py", "sh",
+  "xml", "html", "js", "ts", "diff", "patch", "out", "err"];
+
+function previewable(path) {
+  const extension = path.includes(".") ? path.split(".").pop().toLowerCase() : "";
+  return IMAGE_EXTENSIONS.includes(extension) || TEXT_EXTENSIONS.includes(extension);
+}
 
 async function previewFile(container, experimentId, file) {
   container.replaceChildren(el("span", { class: "muted" }, `Loading ${file.path}…`));
@@ -271,7 +242,7 @@ async function previewFile(container, experimentId, file) {
   const answer = await api.fetch(api.fileUrl(experimentId, file.path));
   if (!answer.ok) { container.replaceChildren(el("span", { class: "error" }, `HTTP ${answer.status}`)); return; }
   const title = el("h3", {}, file.path);
-  if (["png", "jpg", "jpeg", "gif", "webp", "svg", "bmp"].includes(extension)) {
+  if (IMAGE_EXTENSIONS.includes(extension)) {
     let blob = await answer.blob();
     if (extension === "svg") blob = new Blob([blob], { type: "image/svg+xml" });  // served as octet-stream otherwise
     container.replaceChildren(title, el("img", { src: URL.createObjectURL(blob), alt: file.path }));

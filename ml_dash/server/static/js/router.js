@@ -1,7 +1,8 @@
 // Hash routing (picks the view for location.hash, tears down the previous one) and the home view.
 // Routes (hash based so a test or a bookmark can open any view directly):
 //   #/                              overview of namespaces and workspaces
-//   #/ws/<ns>/<ws>?dir=<d>&filter=  runs table of a workspace (optionally one directory subtree)
+//   #/ws/<ns>/<ws>?dir=<d>&filter=&view=charts|parallel  runs table of a workspace (optionally one directory
+//                                   subtree), with its charts or parallel coordinates above it
 //   #/exp/<id>                      experiment page (readme, parameters, charts, logs, files; live while RUNNING)
 //   #/compare?ids=a,b&metric=<m>    one metric of several experiments overlaid in one chart
 
@@ -28,12 +29,13 @@ export async function route() {
   if (currentView && currentView.destroy) currentView.destroy();
   currentView = null;
   setLive(false);
+  setBreadcrumbs();  // each view sets its own trail; one that fails to load must not keep the previous one
   const main = document.getElementById("main");
   main.replaceChildren();
   const { parts, query } = parseHash();
   try {
     if (parts[0] === "exp" && parts[1]) currentView = await experimentView(main, parts[1]);
-    else if (parts[0] === "ws" && parts.length >= 3) currentView = await runsView(main, parts[1], parts[2], query.get("dir") || "", query.get("filter") || "");
+    else if (parts[0] === "ws" && parts.length >= 3) currentView = await runsView(main, parts[1], parts[2], query.get("dir") || "", query.get("filter") || "", query.get("view") || "runs");
     else if (parts[0] === "compare") currentView = await compareView(main, (query.get("ids") || "").split(",").filter(Boolean), query.get("metric"));
     else { await navigatorReady; currentView = homeView(main); }
   } catch (error) {

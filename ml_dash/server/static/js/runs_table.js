@@ -1,44 +1,23 @@
-// The runs table of a workspace (#/ws/...): filter expressions, sortable parameter/metric columns, selection to compare.
+// The workspace view (#/ws/...): runs table (filter, sort, select to compare; only the rows in view are rendered)
+// with the workspace charts or the parallel coordinates above it, all over the runs that pass the filter.
 
-import { api } from "./api.js";
 import { navigator_ } from "./navigator.js";
+import { parallelPanel } from "./parallel.js";
+import { cellOf, openSource, parseFilter } from "./runs_source.js";
 import {
-  LIVE_POLL_MS, compareCells, durationOf, el, flatten, formatDuration, formatTime, formatValue, setBreadcrumbs, setLive, statusBadge,
+  LIVE_POLL_MS, el, formatDuration, formatTime, formatValue, setBreadcrumbs, setLive, statusBadge,
 } from "./util.js";
+import { MAX_OVERLAY, workspaceCharts } from "./workspace_charts.js";
 
-// "lr = 0.001, model.layers > 50": terms joined by "," or "and"; the key is any column (parameter, metric, status,
-// prefix, hostname). Numbers compare as numbers; "~" means "contains".
-function parseFilter(text) {
-  const terms = [];
-  for (const raw of text.split(/,|\band\b|&&/i)) {
-    const term = raw.trim();
-    if (!term) continue;
-    const match = term.match(/^(.+?)\s*(==|!=|>=|<=|=|>|<|~)\s*(.*)$/);
-    if (!match) throw new Error(`cannot read "${term}": expected KEY OP VALUE with OP one of = != > >= < <= ~`);
-    terms.push({ key: match[1].trim(), op: match[2], value: match[3].trim().replace(/^["']|["']$/g, "") });
-  }
-  return terms;
-}
+const OVERSCAN = 20;  // rows rendered above and below the visible ones
+const PANELS = [["runs", "Runs"], ["charts", "Charts"], ["parallel", "Parallel coordinates"]];
 
-function matchesTerm(cell, { op, value }) {
-  if (op === "~") return cell !== undefined && cell !== null && String(cell).toLowerCase().includes(value.toLowerCase());
-  if (cell === undefined || cell === null) return op === "!=";
-  const wanted = value === "" || isNaN(Number(value)) ? value : Number(value);
-  let order;
-  if (typeof wanted === "number" && (typeof cell === "number" || typeof cell === "boolean")) order = Number(cell) - wanted;
-  else order = String(cell).localeCompare(String(wanted), undefined, { numeric: true });
-  switch (op) {
-    case "=": case "==": return order === 0;
-    case "!=": return order !== 0;
-    case ">": return order > 0;
-    case ">=": return order >= 0;
-    case "<": return order < 0;
-    case "<=": return order <= 0;
-  }
-  return false;
-}
+const builtinColumns = [
+  { key: "status", label: "status" }, { key: "prefix", label: "prefix" }, { key: "started", label: "started" },
+  { key: "duration", label: "duration" }, { key: "hostname", label: "hostname" },
+];
 
-export async function runsView(main, namespace, workspace, directory, initialFilter) {
+export async function runsView(main, namespace, workspace, directory, initialFilter, initialPanel = "runs") {
   const base = `#/ws/${encodeURIComponent(namespace)}/${encodeURIComponent(workspace)}`;
   const crumbs = [[namespace, null], [workspace, base]];
   let dirSoFar = "";
@@ -49,114 +28,165 @@ export async function runsView(main, namespace, workspace, directory, initialFil
   setBreadcrumbs(...crumbs);
   for (const key of [`ns:${namespace}`, `ws:${namespace}/${workspace}`]) navigator_.toggle(key, true);
 
-  const state = { rows: [], sortKey: "started", sortDesc: true, selected: new Set(), filter: initialFilter, timer: null, destroyed: false };
-  const title = el("h1", {}, directory ? `${workspace} / ${directory}` : workspace);
+  const state = { sortKey: "started", sortDesc: true, selected: new Set(), filter: initialFilter, terms: [], timer: null, destroyed: false,
+                  panel: PANELS.some(([p]) => p === initialPanel) ? initialPanel : "runs", brushed: null, rowPx: 28, queryTimer: null, panelView: null };
   const filterInput = el("input", { type: "text", id: "runs-filter", value: initialFilter, placeholder: "filter: lr = 0.001, model.layers > 50", spellcheck: "false" });
   const filterError = el("span", { class: "error", id: "runs-filter-error" });
   const compareButton = el("button", { class: "primary", id: "compare-button", disabled: true, onclick: () => {
     location.hash = `#/compare?ids=${[...state.selected].join(",")}`;
   } }, "Compare selected");
   const countLabel = el("span", { class: "muted", id: "runs-count" });
-  const tableWrap = el("div", { class: "table-wrap" });
-  main.append(title, el("div", { class: "toolbar" }, filterInput, compareButton, countLabel, filterError), tableWrap);
+  const tabs = el("div", { class: "tabs", id: "workspace-tabs" });
+  const panel = el("section", { id: "workspace-panel" });
+  const scroller = el("div", { class: "table-wrap table-scroll", id: "runs-scroll" });
+  const bottom = el("div", { class: "table-spacer" });
+  main.append(el("h1", {}, directory ? `${workspace} / ${directory}` : workspace),
+    el("div", { class: "toolbar" }, filterInput, compareButton, countLabel, filterError), tabs, panel, scroller);
 
-  const builtinColumns = [
-    { key: "status", label: "status", get: (r) => r.status },
-    { key: "prefix", label: "prefix", get: (r) => r.prefix },
-    { key: "started", label: "started", get: (r) => r.startedAt },
-    { key: "duration", label: "duration", get: (r) => durationOf(r) },
-    { key: "hostname", label: "hostname", get: (r) => r.hostname },
-  ];
+  const source = await openSource({ namespace, workspace, directory });
+  const rowsView = () => state.brushed ? { total: state.brushed.length, rowAt: (i) => state.brushed[i], ensure: async () => {} } : source;
 
-  async function load() {
-    const data = await api.graphql(`query Runs($ns: String!, $ws: String!) { experiments(namespace: $ns, workspace: $ws, limit: 10000) {
-      id directory prefix readme status hostname startedAt completedAt params lastMetrics } }`, { ns: namespace, ws: workspace });
-    state.rows = data.experiments
-      .filter((e) => !directory || e.directory === directory || e.directory.startsWith(`${directory}/`))
-      .map((e) => ({ ...e, flatParams: flatten(e.params || {}), lastMetrics: e.lastMetrics || {} }));
-    render();
-    const anyRunning = state.rows.some((r) => r.status === "RUNNING");
-    setLive(anyRunning);
-    clearTimeout(state.timer);
-    if (anyRunning && !state.destroyed) state.timer = setTimeout(() => load().catch(console.error), LIVE_POLL_MS * 2);
+  function address() {
+    const query = new URLSearchParams();
+    if (directory) query.set("dir", directory);
+    if (state.filter) query.set("filter", state.filter);
+    if (state.panel !== "runs") query.set("view", state.panel);
+    return `${base}${query.toString() ? `?${query}` : ""}`;
   }
 
-  function cellValue(row, column) {
-    return column.get(row);
+  function columnsOf(rows) {
+    const paramKeys = [...new Set(rows.flatMap((r) => Object.keys(r.flatParams)))].sort();
+    const metricKeys = [...new Set(rows.flatMap((r) => Object.keys(r.lastMetrics)))].sort();
+    return [...builtinColumns, ...paramKeys.map((k) => ({ key: `param:${k}`, label: k, kind: "param" })),
+      ...metricKeys.map((k) => ({ key: `metric:${k}`, label: k, kind: "metric" }))];
   }
 
-  function render() {
-    const paramKeys = [...new Set(state.rows.flatMap((r) => Object.keys(r.flatParams)))].sort();
-    const metricKeys = [...new Set(state.rows.flatMap((r) => Object.keys(r.lastMetrics)))].sort();
-    const columns = [...builtinColumns,
-      ...paramKeys.map((k) => ({ key: `param:${k}`, label: k, kind: "param", get: (r) => r.flatParams[k] })),
-      ...metricKeys.map((k) => ({ key: `metric:${k}`, label: k, kind: "metric", get: (r) => r.lastMetrics[k] }))];
-
-    let terms = [];
-    filterError.textContent = "";
-    try { terms = parseFilter(state.filter); } catch (error) { filterError.textContent = error.message; }
-    const columnFor = (key) => columns.find((c) => c.key === `param:${key}`) || columns.find((c) => c.key === key)
-      || columns.find((c) => c.key === `metric:${key}`);
-    const unknown = terms.filter((t) => !columnFor(t.key));
-    if (unknown.length) filterError.textContent = `no column named ${unknown.map((t) => `"${t.key}"`).join(", ")}`;
-    const visible = state.rows.filter((row) => terms.every((t) => {
-      const column = columnFor(t.key);
-      return column ? matchesTerm(cellValue(row, column), t) : false;
-    }));
-    const sortColumn = columns.find((c) => c.key === state.sortKey) || builtinColumns[2];
-    visible.sort((a, b) => compareCells(cellValue(a, sortColumn), cellValue(b, sortColumn), state.sortDesc));
-    countLabel.textContent = `${visible.length} of ${state.rows.length} experiments`;
-
+  function renderTable() {
+    if (state.destroyed) return;
+    const view = rowsView();
+    const total = view.total;
+    const first = Math.max(0, Math.floor(scroller.scrollTop / state.rowPx) - OVERSCAN);
+    const last = Math.min(total - 1, first + Math.ceil((scroller.clientHeight || 600) / state.rowPx) + 2 * OVERSCAN);
+    const rows = [];
+    let missing = false;
+    for (let i = first; i <= last; i++) { const row = view.rowAt(i); if (!row) missing = true; rows.push(row); }
+    if (missing) view.ensure(first, last).then(renderTable, showError);
+    const columns = columnsOf(source.knownRows());
+    const shown = rows.filter(Boolean);
     const allBox = el("input", { type: "checkbox", title: "select all shown", onclick: (event) => {
       event.stopPropagation();
-      for (const row of visible) event.target.checked ? state.selected.add(row.id) : state.selected.delete(row.id);
-      render();
+      for (const row of shown) event.target.checked ? state.selected.add(row.id) : state.selected.delete(row.id);
+      renderTable();
     } });
-    allBox.checked = visible.length > 0 && visible.every((r) => state.selected.has(r.id));
+    allBox.checked = shown.length > 0 && shown.every((r) => state.selected.has(r.id));
     const head = el("tr", {}, el("th", {}, allBox), columns.map((c) => el("th", {
-      class: c.kind || "", "data-column": c.key, title: c.kind ? `${c.kind} ${c.label}` : c.label,
+      class: c.kind || "", "data-column": c.key, title: source.sortable(c.key) ? (c.kind ? `${c.kind} ${c.label}` : c.label) : "the server cannot sort by this column",
       onclick: () => {
+        if (!source.sortable(c.key)) return;
         if (state.sortKey === c.key) state.sortDesc = !state.sortDesc; else { state.sortKey = c.key; state.sortDesc = false; }
-        render();
+        requery(0);
       },
     }, c.label, state.sortKey === c.key ? el("span", { class: "arrow" }, state.sortDesc ? " ▼" : " ▲") : null)));
+    const body = el("tbody", {}, rows.map((row) => (row ? rowElement(row, columns) : el("tr", { class: "loading" }, el("td", { colspan: columns.length + 1 }, "…")))));
+    const table = el("table", { class: "grid", id: "runs-table", style: `margin-top:${first * state.rowPx}px` }, el("thead", {}, head), body);
+    bottom.style.height = `${Math.max(0, total - last - 1) * state.rowPx}px`;
+    scroller.replaceChildren(table, bottom);
+    const measured = body.querySelector("tr[data-experiment]");
+    if (measured && measured.offsetHeight && Math.abs(measured.offsetHeight - state.rowPx) > 0.5) { state.rowPx = measured.offsetHeight; requestAnimationFrame(renderTable); }
+    countLabel.textContent = state.brushed ? `${total} of ${source.total} experiments (brushed)` : `${total} of ${source.all} experiments`;
+    scroller.dataset.total = String(total);
+    scroller.dataset.rendered = String(shown.length);
+    compareButton.disabled = state.selected.size < 2;
+    compareButton.textContent = state.selected.size ? `Compare selected (${state.selected.size})` : "Compare selected";
+  }
 
-    const body = el("tbody");
-    for (const row of visible) {
-      const box = el("input", { type: "checkbox", class: "select-row", onclick: (event) => {
-        event.target.checked ? state.selected.add(row.id) : state.selected.delete(row.id);
-        render();
-      } });
-      box.checked = state.selected.has(row.id);
-      const cells = columns.map((c) => {
-        const v = cellValue(row, c);
-        switch (c.key) {
-          case "status": return el("td", {}, statusBadge(v));
-          case "prefix": return el("td", {}, el("a", { href: `#/exp/${row.id}`, title: row.directory ? `${row.directory}/${row.prefix}` : row.prefix }, v));
-          case "started": return el("td", {}, formatTime(v));
-          case "duration": return el("td", { class: "num" }, formatDuration(v));
-          default: return el("td", { class: typeof v === "number" ? "num" : "" }, formatValue(v));
-        }
-      });
-      body.append(el("tr", { class: state.selected.has(row.id) ? "selected" : "", "data-experiment": row.id, "data-prefix": row.prefix }, el("td", {}, box), cells));
+  function rowElement(row, columns) {
+    const box = el("input", { type: "checkbox", class: "select-row", onclick: (event) => {
+      event.target.checked ? state.selected.add(row.id) : state.selected.delete(row.id);
+      renderTable();
+    } });
+    box.checked = state.selected.has(row.id);
+    const cells = columns.map((c) => {
+      const v = cellOf(row, c.key);
+      switch (c.key) {
+        case "status": return el("td", {}, statusBadge(v));
+        case "prefix": return el("td", {}, el("a", { href: `#/exp/${row.id}`, title: row.directory ? `${row.directory}/${row.prefix}` : row.prefix }, v));
+        case "started": return el("td", {}, formatTime(v));
+        case "duration": return el("td", { class: "num" }, formatDuration(v));
+        default: return el("td", { class: typeof v === "number" ? "num" : "" }, formatValue(v));
+      }
+    });
+    return el("tr", { class: state.selected.has(row.id) ? "selected" : "", "data-experiment": row.id, "data-prefix": row.prefix }, el("td", {}, box), cells);
+  }
+
+  function showError(error) { filterError.textContent = error.message; }
+
+  // Filter or sort changed: ask the source again (the server after a short pause while typing), then the panel.
+  function requery(delay) {
+    clearTimeout(state.queryTimer);
+    filterError.textContent = "";
+    try { state.terms = parseFilter(state.filter); } catch (error) { filterError.textContent = error.message; return; }
+    const known = columnsOf(source.knownRows()).map((c) => c.key.replace(/^(param|metric):/, ""));
+    const unknown = state.terms.filter((t) => !known.includes(t.key.replace(/^(params|metrics)\./, "")) && t.key !== "startedAt");
+    if (unknown.length) filterError.textContent = `no column named ${unknown.map((t) => `"${t.key}"`).join(", ")}`;
+    state.queryTimer = setTimeout(async () => {
+      try {
+        await source.setQuery({ terms: state.terms, sortKey: state.sortKey, sortDesc: state.sortDesc });
+        if (!unknown.length) filterError.textContent = "";
+      } catch (error) { showError(error); }
+      state.brushed = null;
+      scroller.scrollTop = 0;
+      renderTable();
+      refreshPanel();
+    }, source.paged ? delay : 0);
+  }
+
+  async function refreshPanel() {
+    if (!state.panelView) return;
+    const rows = await source.sample(MAX_OVERLAY);
+    if (!state.destroyed && state.panelView) await state.panelView.setRows(rows, source.total);
+  }
+
+  function showPanel(name) {
+    state.panel = name;
+    history.replaceState(null, "", address());
+    if (state.panelView) state.panelView.destroy();
+    state.panelView = null;
+    state.brushed = null;
+    panel.replaceChildren();
+    tabs.replaceChildren(...PANELS.map(([key, label]) => el("button", { class: `tab ${key === name ? "active" : ""}`, "data-panel": key,
+      onclick: () => showPanel(key) }, label)));
+    const onOpen = (id) => { location.hash = `#/exp/${id}`; };
+    if (name === "charts") state.panelView = workspaceCharts(panel, { onOpen });
+    if (name === "parallel") {
+      state.panelView = parallelPanel(panel, { onOpen, onBrush: (rows) => { state.brushed = rows; scroller.scrollTop = 0; renderTable(); } });
     }
-    const table = el("table", { class: "grid", id: "runs-table" }, el("thead", {}, head), body);
-    tableWrap.replaceChildren(table);
-    const selectedCount = state.selected.size;
-    compareButton.disabled = selectedCount < 2;
-    compareButton.textContent = selectedCount ? `Compare selected (${selectedCount})` : "Compare selected";
+    renderTable();
+    refreshPanel().catch(showError);
   }
 
   filterInput.addEventListener("input", () => {
     state.filter = filterInput.value;
     // Keep the filter in the address (without a hashchange, which would rebuild the view) so it can be shared.
-    const query = new URLSearchParams();
-    if (directory) query.set("dir", directory);
-    if (state.filter) query.set("filter", state.filter);
-    history.replaceState(null, "", `${base}${query.toString() ? `?${query}` : ""}`);
-    render();
+    history.replaceState(null, "", address());
+    requery(250);
   });
+  let frame = 0;
+  scroller.addEventListener("scroll", () => { cancelAnimationFrame(frame); frame = requestAnimationFrame(renderTable); });
 
-  await load();
-  return { destroy() { state.destroyed = true; clearTimeout(state.timer); } };
+  async function live() {
+    const anyRunning = source.knownRows().some((r) => r.status === "RUNNING");
+    setLive(anyRunning);
+    clearTimeout(state.timer);
+    if (!anyRunning || state.destroyed) return;
+    state.timer = setTimeout(async () => {
+      try { if (!source.paged) await source.reload(); await source.setQuery({ terms: state.terms, sortKey: state.sortKey, sortDesc: state.sortDesc }); renderTable(); } catch (error) { console.error(error); }
+      live();
+    }, LIVE_POLL_MS * 2);
+  }
+
+  if (state.filter) requery(0);
+  showPanel(state.panel);
+  live();
+  return { destroy() { state.destroyed = true; clearTimeout(state.timer); clearTimeout(state.queryTimer); if (state.panelView) state.panelView.destroy(); } };
 }

@@ -105,11 +105,11 @@ def test_a_failed_field_leaves_the_rest_of_the_view(server, page):
         data["experiment"]["startedAt"] = None
         return {"message": FAILED, "path": ["experiment", "startedAt"]}
 
-    def first_row_started_at(data):
-        data["experiments"][0]["startedAt"] = None
-        return {"message": FAILED, "path": ["experiments", 0, "startedAt"]}
+    def first_row_started_at(data):  # the runs table reads pages of experimentPage
+        data["page"]["items"][0]["startedAt"] = None
+        return {"message": FAILED, "path": ["page", "items", 0, "startedAt"]}
 
-    _on_queries(page, {"Exp": experiment_started_at, "Runs": first_row_started_at})
+    _on_queries(page, {"Exp": experiment_started_at, "Page": first_row_started_at})
     page.goto(f"{base_url}/#/exp/{seeded['resnet-lr0.01'].id}")
     page.wait_for_selector(".chart[data-state=ready] >> nth=4")
     assert "resnet-lr0.01" in page.inner_text("#exp-header h1")

@@ -9,6 +9,10 @@ const PAGE = 200;
 // Table column → the server grammar's name for it (issue 16's filter and orderBy).
 const BUILTIN = { status: "status", prefix: "prefix", started: "startedAt", startedAt: "startedAt", hostname: "hostname",
                   directory: "directory", completedAt: "completedAt" };
+const NOT_IN_SERVER_ORDER = new Set(["duration", "hostname"]);  // fields the server's orderBy does not know
+
+const quoted = (text) => `'${text.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+const likeLiteral = (text) => text.replace(/\\/g, "\\\\").replace(/[%_]/g, (c) => `\\${c}`);
 
 // "lr = 0.001, model.layers > 50": terms joined by "," or "and"; the key is any column (parameter, metric, status,
 // prefix, hostname). Numbers compare as numbers; "~" means "contains".
@@ -54,8 +58,8 @@ function serverKey(key, known) {
 
 export function serverFilter(terms, known) {
   return terms.map(({ key, op, value }) => {
-    const literal = value !== "" && !isNaN(Number(value)) ? value : `'${value.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
-    if (op === "~") return `${serverKey(key, known)} like '%${value.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}%'`;
+    if (op === "~") return `${serverKey(key, known)} like ${quoted(`%${likeLiteral(value)}%`)}`;
+    const literal = value !== "" && !isNaN(Number(value)) ? value : /^(true|false)$/.test(value) ? value : quoted(value);
     return `${serverKey(key, known)} ${op === "==" ? "=" : op} ${literal}`;
   }).join(" and ");
 }
@@ -93,26 +97,28 @@ export async function openSource(scope) {
 
 class ServerSource {
   constructor({ namespace, workspace, directory }) {
-    this.scope = { ns: namespace, ws: workspace, dir: directory || null };
+    this.scope = { ns: namespace, ws: workspace };
+    // A directory view holds its whole subtree; experimentPage's directory argument is one directory only.
+    this.within = directory ? `(directory = ${quoted(directory)} or directory like ${quoted(`${likeLiteral(directory)}/%`)})` : null;
     this.pages = new Map();
     this.known = { params: new Set(), metrics: new Set() };
     this.total = 0; this.all = 0; this.paged = true;
   }
 
-  sortable(key) { return key !== "duration"; }
+  sortable(key) { return !NOT_IN_SERVER_ORDER.has(key); }
 
   async setQuery({ terms, sortKey, sortDesc }) {
-    this.filter = terms.length ? serverFilter(terms, this.known) : null;
+    const own = terms.length ? serverFilter(terms, this.known) : null;
+    this.filter = [this.within, own && this.within ? `(${own})` : own].filter(Boolean).join(" and ") || null;
     this.orderBy = this.sortable(sortKey) ? `${serverKey(sortKey, this.known)} ${sortDesc ? "desc" : "asc"}` : null;
-    this.pages = new Map();
-    await this.ensure(0, PAGE - 1);
+    await this.reload();
   }
 
   async fetchPage(offset, limit) {
-    const data = await api.graphql(`query Page($ns: String, $ws: String, $dir: String, $filter: String, $order: String, $limit: Int, $offset: Int) {
-      all: experimentPage(namespace: $ns, workspace: $ws, directory: $dir, limit: 1) { total }
-      page: experimentPage(namespace: $ns, workspace: $ws, directory: $dir, filter: $filter, orderBy: $order, limit: $limit, offset: $offset) {
-        total items { ${ROW_FIELDS} } } }`, { ...this.scope, filter: this.filter, order: this.orderBy, limit, offset });
+    const data = await api.graphql(`query Page($ns: String, $ws: String, $within: String, $filter: String, $order: String, $limit: Int, $offset: Int) {
+      all: experimentPage(namespace: $ns, workspace: $ws, filter: $within, limit: 1) { total }
+      page: experimentPage(namespace: $ns, workspace: $ws, filter: $filter, orderBy: $order, limit: $limit, offset: $offset) {
+        total items { ${ROW_FIELDS} } } }`, { ...this.scope, within: this.within, filter: this.filter, order: this.orderBy, limit, offset });
     this.total = data.page.total; this.all = data.all.total;
     const rows = data.page.items.map(prepareRow);
     for (const r of rows) {
@@ -123,12 +129,12 @@ class ServerSource {
   }
 
   async ensure(first, last) {
-    const wanted = [];
+    const wanted = [], pages = this.pages;  // a newer query replaces the map: answers to older ones land in theirs
     for (let p = Math.floor(Math.max(0, first) / PAGE); p <= Math.floor(last / PAGE); p++) {
-      if (!this.pages.has(p) && (p === 0 || p * PAGE < this.total)) this.pages.set(p, this.fetchPage(p * PAGE, PAGE).then((rows) => {
-        this.pages.set(p, rows); return rows;
-      }, (error) => { this.pages.delete(p); throw error; }));
-      if (this.pages.get(p) instanceof Promise) wanted.push(this.pages.get(p));
+      if (!pages.has(p) && (p === 0 || p * PAGE < this.total)) pages.set(p, this.fetchPage(p * PAGE, PAGE).then((rows) => {
+        pages.set(p, rows); return rows;
+      }, (error) => { pages.delete(p); throw error; }));
+      if (pages.get(p) instanceof Promise) wanted.push(pages.get(p));
     }
     await Promise.all(wanted);
   }

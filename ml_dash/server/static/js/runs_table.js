@@ -29,7 +29,8 @@ export async function runsView(main, namespace, workspace, directory, initialFil
   for (const key of [`ns:${namespace}`, `ws:${namespace}/${workspace}`]) navigator_.toggle(key, true);
 
   const state = { sortKey: "started", sortDesc: true, selected: new Set(), filter: initialFilter, terms: [], timer: null, destroyed: false,
-                  panel: PANELS.some(([p]) => p === initialPanel) ? initialPanel : "runs", brushed: null, rowPx: 28, queryTimer: null, panelView: null };
+                  panel: PANELS.some(([p]) => p === initialPanel) ? initialPanel : "runs", brushed: null, rowPx: 28, queryTimer: null, panelView: null,
+                  applied: "", queries: 0 };
   const filterInput = el("input", { type: "text", id: "runs-filter", value: initialFilter, placeholder: "filter: lr = 0.001, model.layers > 50", spellcheck: "false" });
   const filterError = el("span", { class: "error", id: "runs-filter-error" });
   const compareButton = el("button", { class: "primary", id: "compare-button", disabled: true, onclick: () => {
@@ -95,6 +96,7 @@ export async function runsView(main, namespace, workspace, directory, initialFil
     if (measured && measured.offsetHeight && Math.abs(measured.offsetHeight - state.rowPx) > 0.5) { state.rowPx = measured.offsetHeight; requestAnimationFrame(renderTable); }
     countLabel.textContent = state.brushed ? `${total} of ${source.total} experiments (brushed)` : `${total} of ${source.all} experiments`;
     scroller.dataset.total = String(total);
+    scroller.dataset.filter = state.applied;  // which filter these rows answer (the server's answer may lag the box)
     scroller.dataset.rendered = String(shown.length);
     compareButton.disabled = state.selected.size < 2;
     compareButton.textContent = state.selected.size ? `Compare selected (${state.selected.size})` : "Compare selected";
@@ -129,11 +131,14 @@ export async function runsView(main, namespace, workspace, directory, initialFil
     const known = columnsOf(source.knownRows()).map((c) => c.key.replace(/^(param|metric):/, ""));
     const unknown = state.terms.filter((t) => !known.includes(t.key.replace(/^(params|metrics)\./, "")) && t.key !== "startedAt");
     if (unknown.length) filterError.textContent = `no column named ${unknown.map((t) => `"${t.key}"`).join(", ")}`;
+    const number = ++state.queries, text = state.filter;
     state.queryTimer = setTimeout(async () => {
       try {
         await source.setQuery({ terms: state.terms, sortKey: state.sortKey, sortDesc: state.sortDesc });
         if (!unknown.length) filterError.textContent = "";
       } catch (error) { showError(error); }
+      if (number !== state.queries) return;  // a newer filter or sort is on its way
+      state.applied = text;
       state.brushed = null;
       scroller.scrollTop = 0;
       renderTable();

@@ -16,12 +16,14 @@ from urllib.parse import urlsplit
 import orjson
 
 from ml_dash._annotations import Tags, set_notes
+from ml_dash._environment import EnvironmentCapture, environment_settings
 from ml_dash._events import register_store
 from ml_dash._files import FileManager
 from ml_dash._logs import LogManager
 from ml_dash._metrics import MetricsLogger, set_in_run
 from ml_dash._params import ParameterManager
 from ml_dash._settings import setting
+from ml_dash._system import STOP_TIMEOUT, start_sampler, system_settings
 from ml_dash.format.layout import META_FILE, atomic_write
 from ml_dash.format.names import check_segments
 from ml_dash.pipeline.process import PIPELINE
@@ -40,7 +42,8 @@ class Experiment:
     def __init__(self, namespace: str | None = None, workspace: str | None = None, prefix: str | None = None,
                  remote: str | None = None, local_root: str | None = None, directory: str | None = None,
                  readme: str | None = None, experiment_id: str | None = None, *,
-                 tags: list[str] | None = None) -> None:
+                 tags: list[str] | None = None, system_metrics: bool | None = None, save_code: bool | None = None,
+                 capture_environment: bool | None = None) -> None:
         namespace = setting("NAMESPACE", namespace, None)
         workspace = setting("WORKSPACE", workspace, None)
         missing = [name for name, value in (("namespace", namespace), ("workspace", workspace), ("prefix", prefix)) if value is None]
@@ -56,6 +59,12 @@ class Experiment:
         self._readme = readme
         self._experiment_id = experiment_id
         self._run_id: str | None = None
+        # Per run: a system-metrics sampler thread and an environment capture (docs/system-metrics.md)
+        self._system = system_settings(system_metrics)
+        self._environment = environment_settings(capture_environment, save_code)
+        self._sampler: Any = None
+        self._capture: Any = None
+        self._meta_lock = threading.Lock()  # the environment helper writes the meta file too
         root = setting("LOCAL_ROOT", local_root, ".ml-logger")
         parts = [self._namespace, self._workspace] + (self._directory.split("/") if self._directory else []) + self._prefix.split("/")
         self._path = os.path.join(os.path.abspath(root), *parts)
@@ -91,6 +100,7 @@ class Experiment:
     run_id = property(lambda self: self._run_id)
     local_path = property(lambda self: self._path, doc="The experiment's local directory.")
     status = property(lambda self: self._meta.get("status"))
+    environment = property(lambda self: self._meta.get("environment"), doc="The run's environment, once captured.")
 
     @property
     def experiment_id(self) -> str | None:
@@ -176,7 +186,12 @@ class Experiment:
         previous = self._load_meta() if self._uploader is not None else None
         self._meta.update(status="running", started_at=time.time(), completed_at=None, error=None,
                           hostname=socket.gethostname(), pid=os.getpid())
+        if self._environment[0]:
+            self._meta.pop("environment", None)  # an earlier run's, until this run's capture replaces it
         self._write_meta()
+        self._sampler = start_sampler(self._store_key, *self._system)
+        if self._environment[0]:
+            self._capture = EnvironmentCapture(self._environment[1], self._environment_captured)
         self._in_run = self._ran = True
         set_in_run(self.metrics, True)
         _handle_sigterm()
@@ -207,6 +222,7 @@ class Experiment:
             self._end_lock.release()
 
     def _end_locked(self, status: str, error: str | None, timeout: float | None) -> None:
+        self._stop_run_helpers(timeout)
         written = PIPELINE.flush(timeout)
         dropped = PIPELINE.sink.dropped(self._store_key)
         if dropped:  # logged after the drain, so the warning itself finds room in the queue
@@ -228,6 +244,28 @@ class Experiment:
             PIPELINE.at_exit.remove(self._finalise_at_exit)
         if self._uploader is not None:
             self._uploader.run_ended(status, error)
+
+    def _stop_run_helpers(self, timeout: float | None) -> None:
+        """Stop the sampler (its last row is then flushed with the rest) and give the environment capture a moment."""
+        bound = STOP_TIMEOUT if timeout is None else min(timeout, STOP_TIMEOUT)
+        sampler, capture, self._sampler, self._capture = self._sampler, self._capture, None, None
+        if sampler is not None:
+            sampler.stop(bound)
+        if capture is not None:
+            capture.wait(bound)
+
+    def _environment_captured(self, environment: dict, diff: bytes | None) -> None:
+        """On the capture's helper thread: save the diff through exp.files, then the meta; tell the uploader."""
+        if diff is not None:
+            try:
+                self.files("code").save(diff, "diff.patch")
+                environment["git"]["diff"] = "files/code/diff.patch"
+            except OSError as exc:
+                logger.warning("ml-dash: could not save the code diff of %s: %s", self._path, exc)
+        self._meta["environment"] = environment
+        self._write_meta()
+        if self._uploader is not None:
+            self._uploader.environment_captured(environment)
 
     def _close_files(self, timeout: float | None = None) -> bool:
         """fsync and close the JSONL files; ``False`` if that failed or the writer was busy past ``timeout``.
@@ -294,11 +332,12 @@ class Experiment:
         return meta
 
     def _write_meta(self) -> None:
-        self._meta.update(namespace=self._namespace, workspace=self._workspace, prefix=self._prefix,
-                          directory=self._directory, readme=self._readme, experiment_id=self._experiment_id,
-                          run_id=self._run_id)
         try:
-            atomic_write(os.path.join(self._path, META_FILE), orjson.dumps(self._meta, option=orjson.OPT_INDENT_2))
+            with self._meta_lock:  # the last write holds every change made before it, whichever thread made it
+                self._meta.update(namespace=self._namespace, workspace=self._workspace, prefix=self._prefix,
+                                  directory=self._directory, readme=self._readme, experiment_id=self._experiment_id,
+                                  run_id=self._run_id)
+                atomic_write(os.path.join(self._path, META_FILE), orjson.dumps(self._meta, option=orjson.OPT_INDENT_2))
         except OSError as exc:  # an unwritable root must not crash the training loop; the writer reports it too
             logger.warning("ml-dash: could not write %s: %s", META_FILE, exc)
             print(f"ml-dash: could not write the run's status file in {self._path}: {exc}", file=sys.stderr)

@@ -19,3 +19,14 @@ def setting(name: str, argument: T | None, default: T, convert: Callable[[str], 
             except ValueError as exc:
                 raise ValueError(f"environment variable {var}={raw!r} is invalid: {exc}") from None
     return default
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def as_bool(raw: str) -> bool:
+    """``convert`` for an on/off setting: 1/0, true/false, yes/no, on/off (any case)."""
+    text = raw.strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ValueError("must be one of 1, 0, true, false, yes, no, on, off")

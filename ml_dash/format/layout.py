@@ -9,10 +9,14 @@ import orjson
 META_FILE = ".ml-logger.meta.json"
 SYNC_STATE_FILE = ".ml-dash-sync.json"  # what has reached the server (written by the uploader)
 FILES_DIR = "files"
-# The three append-only streams. Parameters come first: they describe what the metrics belong to, and the uploader
-# sends streams in this order.
-STREAMS = ("parameters", "metrics", "logs")
-STREAM_FILES = {"parameters": "parameters.jsonl", "metrics": "metrics.jsonl", "logs": "logs.jsonl"}
+# The append-only streams. Parameters come first: they describe what the metrics belong to, and the uploader sends
+# streams in this order. "system" (the sampler's rows, docs/system-metrics.md) has the metrics rows' format with step
+# null; an older sync state without it loads with offset 0 for it.
+STREAMS = ("parameters", "metrics", "logs", "system")
+STREAM_FILES = {"parameters": "parameters.jsonl", "metrics": "metrics.jsonl", "logs": "logs.jsonl",
+                "system": "system.jsonl"}
+# The server stores "system" rows as metric series under this reserved name prefix (a chart group of their own).
+SYSTEM_PREFIX = "system/"
 # Status as the meta file spells it (lower case) and as the server's runs carry it (upper case).
 RUN_STATUSES = ("RUNNING", "COMPLETED", "FAILED")
 FINAL_STATUSES = ("COMPLETED", "FAILED")

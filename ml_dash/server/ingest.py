@@ -11,7 +11,7 @@ from typing import Any, AsyncIterator
 import msgpack
 import orjson
 
-from ml_dash.format.layout import RUN_STATUSES, STREAMS
+from ml_dash.format.layout import RUN_STATUSES, STREAMS, SYSTEM_PREFIX
 from ml_dash.format.limits import MAX_METRIC_NAMES_PER_BATCH, MAX_METRICS_PER_EVENT, MAX_NESTING
 from ml_dash.format.names import check_segments
 from ml_dash.format.params import check_nesting
@@ -204,6 +204,8 @@ class Validator:
         rejected: list[dict] = []
         if stream == "metrics":
             events = self._metric_events(events, rejected)
+        elif stream == "system":
+            events = self._system_events(events, rejected)
         else:
             check = self._parameter_event if stream == "parameters" else self._log_event
             for i, event in enumerate(events):
@@ -213,7 +215,9 @@ class Validator:
                     events[i] = check(event)
                 except BadRequest as exc:
                     raise BadRequest(f"events[{i}]: {exc.message}") from None
-        return {"run_id": self.name(body, "run_id", required=False), "stream": stream,
+        # A system batch is stored as a metrics batch (its rows under SYSTEM_PREFIX); its stream_id stays its own.
+        return {"run_id": self.name(body, "run_id", required=False),
+                "stream": "metrics" if stream == "system" else stream,
                 "stream_id": self.name(body, "stream_id"), "start": start, "end": end, "events": events,
                 "rejected": rejected}
 
@@ -240,6 +244,16 @@ class Validator:
                 continue
             kept.append(event)
         return kept
+
+    def _system_events(self, events: list, rejected: list[dict]) -> list:
+        """System-metrics rows (docs/system-metrics.md): metric rows whose names get ``SYSTEM_PREFIX`` (the name limit
+        leaves room for it)."""
+        inner = Validator(self.max_name_length - len(SYSTEM_PREFIX), self.max_events, self.max_items)
+        # Stored with the time as their step (epoch milliseconds): the rows have none, and so the series' step order,
+        # block summaries and step-range reads are its time order, envelopes and time windows.
+        return [{"timestamp": e["timestamp"], "step": _millis(e["timestamp"]),
+                 "metrics": {SYSTEM_PREFIX + name: value for name, value in e["metrics"].items()}}
+                for e in inner._metric_events(events, rejected)]
 
     def _metric_event(self, event: dict) -> dict:
         # Fast path for the shape ml-dash clients write (finite float timestamp, int/null step, plain values): the
@@ -357,6 +371,10 @@ def parse_lines(lines: Any, size: int, max_events: int | None = None, max_items:
         if isinstance(record, dict):
             events.append(record)
     return events
+
+
+def _millis(timestamp: float | None) -> int | None:
+    return None if timestamp is None else round(timestamp * 1000)
 
 
 def metric_value(name: str, value: Any) -> Any:

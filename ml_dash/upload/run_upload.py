@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from ml_dash.format.layout import FINAL_STATUSES, STREAMS, read_meta
 from ml_dash.format.layout import TMP_MARK as _TMP_MARK
+from ml_dash.upload.environment import push_environment
 from ml_dash.upload.http import Api, Conflict, HTTPError, file_url_path
 from ml_dash.upload.state import SyncState
 
@@ -96,6 +97,7 @@ class RunSync:
         self.api = api
         self.state = state
         self.identity = identity  # namespace, workspace, prefix, directory, readme, hostname
+        self.environment: dict[str, Any] | None = identity.get("environment")  # the meta's, once captured
         self.max_events = max_events
         self.max_bytes = max_bytes
         self.on_ids = on_ids or (lambda experiment_id, run_id: None)
@@ -108,6 +110,7 @@ class RunSync:
         # stream -> (offset, events): after a 400 for a batch, smaller batches up to that offset isolate the bad line
         self.isolating: dict[str, tuple[int, int]] = {}
         self.skipped = {s: 0 for s in STREAMS}  # lines the server refused, dropped and reported
+        self.unknown_streams: set[str] = set()  # refused by name (an older server without "system"): not sent again
         state.bind_remote(api.base_url)
 
     # -- setup ----------------------------------------------------------------------------------------------------
@@ -178,6 +181,11 @@ class RunSync:
                 return True
             if error.status != 400:
                 raise
+            if "'stream' must be one of" in error.message:
+                logger.warning("ml-dash: the server at %s does not take the %r stream (an older version?): %s.jsonl "
+                               "stays local only", self.api.base_url, stream, stream)
+                self.unknown_streams.add(stream)
+                return False
             if count > 1:
                 # One bad line must not block the rest of the run: halve the batches up to this one's end until the
                 # refused line is alone in its batch (a server that refuses records, not batches, never gets here).
@@ -272,7 +280,7 @@ class RunSync:
     def caught_up(self) -> bool:
         """No complete line beyond what the server acknowledged (an unterminated tail is not data yet)."""
         for stream, pending in self.state.pending_bytes().items():
-            if pending:
+            if pending and stream not in self.unknown_streams:
                 with open(os.path.join(self.state.directory, f"{stream}.jsonl"), "rb") as f:
                     f.seek(self.state.acked[stream])
                     if b"\n" in f.read(pending):
@@ -298,8 +306,11 @@ class RunSync:
 
     def finished(self) -> bool:
         """Everything on disk is on the server, including the final status of every ended run."""
+        environment = self.environment
         return self.caught_up() and not changed_files(os.path.join(self.state.directory, "files"), self.state.files) \
-            and self.annotations_due() is None and all(r["sent_status"] == r["status"] for r in self.state.runs if r["status"] in FINAL_STATUSES)
+            and self.annotations_due() is None \
+            and all(r["sent_status"] == r["status"] for r in self.state.runs if r["status"] in FINAL_STATUSES) \
+            and (not isinstance(environment, dict) or environment.get("captured_at") == self.state.environment_sent)
 
     # -- one round ------------------------------------------------------------------------------------------------
     async def step(self, with_files: bool = True) -> bool:
@@ -311,7 +322,9 @@ class RunSync:
             await self.push_annotations()
             behind = False
             for stream in STREAMS:
-                behind = await self.push_stream(stream) or behind
+                if stream not in self.unknown_streams:
+                    behind = await self.push_stream(stream) or behind
+            await push_environment(self)
             if with_files:
                 await self.push_files()
             if not behind:

@@ -39,6 +39,8 @@ class SyncState:
         # What the server last acknowledged of the meta file's tags and notes: {"revision", "tags", "notes"}.
         annotations = data.get("annotations")
         self.annotations: dict[str, Any] = annotations if isinstance(annotations, dict) else {}
+        # The ``captured_at`` of the run environment the server has (upload/environment.py); absent in older files.
+        self.environment_sent: float | None = data.get("environment_sent")
 
     def _load(self) -> dict:
         try:
@@ -67,6 +69,7 @@ class SyncState:
             self.acked = {s: 0 for s in STREAMS}
             self.files = {}
             self.annotations = {}
+            self.environment_sent = None
             for run in self.runs:
                 run["run_id"] = None
                 run["sent_status"] = None
@@ -90,8 +93,8 @@ class SyncState:
     # -- persistence ----------------------------------------------------------------------------------------------
     def save(self) -> None:
         data = {"client_id": self.client_id, "remote": self.remote, "experiment_id": self.experiment_id,
-                "acked": self.acked, "generations": self.generations, "runs": self.runs, "files": self.files, "annotations": self.annotations,
-                "saved_at": time.time()}
+                "acked": self.acked, "generations": self.generations, "runs": self.runs, "files": self.files,
+                "annotations": self.annotations, "environment_sent": self.environment_sent, "saved_at": time.time()}
         try:
             atomic_write(self.path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
         except OSError:

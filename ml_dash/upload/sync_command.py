@@ -122,7 +122,8 @@ async def _sync_all(targets: list[tuple[str, str | None]], token: str | None, pr
                 result.error = f"unreadable meta file: {exc}"
                 continue
             api = Api(session, remote, token, lambda: Retrier(backoff=backoff, max_attempts=attempts))
-            identity = {k: meta.get(k) for k in ("namespace", "workspace", "prefix", "directory", "readme", "hostname")}
+            identity = {k: meta.get(k) for k in ("namespace", "workspace", "prefix", "directory", "readme", "hostname",
+                                                 "environment")}
             sync = RunSync(api, state, identity, on_acked=lambda stream, n: progress.update(max(0, n)))
             result.error = await _drain(sync)
             if mark_crashed and result.error is None:

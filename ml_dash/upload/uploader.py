@@ -91,6 +91,14 @@ class RemoteRun:
         """``exp.tags`` / ``exp.notes`` changed (the meta file says how): the next round sends them."""
         self.uploader.call_soon(self.wake.set)
 
+    def environment_captured(self, environment: dict[str, Any]) -> None:
+        """The run's environment is in the meta file (called on the capture's helper thread): send it."""
+        self.uploader.call_soon(self._on_environment, environment)
+
+    def _on_environment(self, environment: dict[str, Any]) -> None:
+        self.sync.environment = environment
+        self.wake.set()
+
     def run_ended(self, status: str, error: str | None) -> None:
         """Wait for the upload up to ``ML_DASH_UPLOAD_TIMEOUT``; then say what is pending and return."""
         if self.parked:

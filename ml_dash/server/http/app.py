@@ -11,6 +11,7 @@ from ml_dash.server.errors import DISK_FULL_MESSAGE, InsufficientStorage, Server
 from ml_dash.server.files.registry import open_file_store
 from ml_dash.server.http.auth import auth_middleware
 from ml_dash.server.http.dashboard import setup_dashboard
+from ml_dash.server.http.environment import setup_environment_routes
 from ml_dash.server.http.graphql import setup_graphql
 from ml_dash.server.http.keys import BLOBS_KEY, CONFIG_KEY, STORAGE_KEY
 from ml_dash.server.http.responses import json_response
@@ -85,6 +86,7 @@ def create_app(config: ServerConfig | None = None, storage: Storage | None = Non
     app.cleanup_ctx.append(storage_lifecycle)
     app.cleanup_ctx.append(files_lifecycle)
     setup_routes(app)
+    setup_environment_routes(app)
     setup_graphql(app)
     setup_dashboard(app)
     return app

@@ -26,8 +26,8 @@ from graphql import (
     validate,
 )
 
-from ml_dash.format.layout import RUN_STATUSES
 from ml_dash.format.filter import parse_filter, parse_order_by
+from ml_dash.format.layout import RUN_STATUSES, SYSTEM_PREFIX
 from ml_dash.format.values import nonfinite_text
 from ml_dash.server.errors import BadRequest, Forbidden, NotFound, ServerError
 from ml_dash.server.http.auth import allowed_namespaces, check_namespace
@@ -61,6 +61,7 @@ type Experiment {
   id: ID! namespace: String! workspace: String! directory: String! prefix: String! readme: String readmeHtml: String
   status: String hostname: String createdAt: Float startedAt: Float completedAt: Float
   params: JSON metricNames: [String!]! lastMetrics: JSON runs: [Run!]!
+  systemMetricNames: [String!]! environment: JSON
   metric(name: String!, maxPoints: Int, stepMin: Float, stepMax: Float): Metric
   logs(level: String, limit: Int): [LogEntry!]!
   files: [File!]!
@@ -124,7 +125,11 @@ def _experiment_node(storage: Storage, e: dict[str, Any]) -> dict[str, Any]:
     experiment_id = e["id"]
 
     async def last_metrics(info):
-        return _nonfinite_as_text(await storage.last_metrics(experiment_id))
+        last = await storage.last_metrics(experiment_id)
+        return _nonfinite_as_text({k: v for k, v in last.items() if not k.startswith(SYSTEM_PREFIX)})
+
+    async def metric_names(info, system=False):  # the sampler's series (SYSTEM_PREFIX) apart from the user's
+        return [n for n in await storage.metric_names(experiment_id) if n.startswith(SYSTEM_PREFIX) is system]
 
     async def runs(info):
         return [_camel_run(r) for r in await storage.list_runs(experiment_id)]
@@ -149,7 +154,8 @@ def _experiment_node(storage: Storage, e: dict[str, Any]) -> dict[str, Any]:
         "status": e["status"], "hostname": e["hostname"],
         "createdAt": e["created_at"], "startedAt": e["started_at"], "completedAt": e["completed_at"],
         "params": e["params"], "tags": e["tags"], "notes": e["notes"], "deletedAt": e["deleted_at"],
-        "metricNames": lambda info: storage.metric_names(experiment_id),
+        "metricNames": metric_names, "systemMetricNames": lambda info: metric_names(info, True),
+        "environment": lambda info: storage.environment(experiment_id),
         "lastMetrics": last_metrics, "runs": runs, "metric": metric, "logs": logs,
         "files": lambda info: storage.list_files(experiment_id),
     }

@@ -126,6 +126,14 @@ class Storage(abc.ABC):
         """
         raise NotImplementedError
 
+    async def set_environment(self, experiment_id: str, environment: dict[str, Any]) -> None:
+        """Replace the experiment's run environment (a JSON object, validated by the caller)."""
+        raise NotImplementedError
+
+    async def environment(self, experiment_id: str) -> dict[str, Any] | None:
+        """The run environment last set, or None."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     async def logs(self, experiment_id: str, level: str | None, limit: int | None) -> list[dict[str, Any]]: ...
 

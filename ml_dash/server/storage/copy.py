@@ -85,6 +85,8 @@ TABLES: list[tuple[str, tuple[str, ...], str, Callable[[tuple], tuple] | None]] 
      "SELECT pk, experiment_pk, run_pk, timestamp, level, message, context FROM logs ORDER BY pk", None),
     ("files", ("experiment_pk", "path", "size", "sha256", "updated_at"),
      "SELECT experiment_pk, path, size, sha256, updated_at FROM files ORDER BY experiment_pk, path", None),
+    ("experiment_environments", ("experiment_pk", "environment", "updated_at"),
+     "SELECT experiment_pk, environment, updated_at FROM experiment_environments ORDER BY experiment_pk", None),
 ]
 SERIAL_TABLES = ("experiments", "runs", "metric_names", "metric_chunks", "parameters", "logs")
 

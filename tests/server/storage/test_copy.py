@@ -19,7 +19,8 @@ from ..conftest import POSTGRES_URL, postgres_schema_url
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL tests need ML_DASH_TEST_POSTGRES=postgresql://...")
 
-TABLES = ("experiments", "runs", "streams", "metric_names", "metric_chunks", "parameters", "logs", "files")
+TABLES = ("experiments", "runs", "streams", "metric_names", "metric_chunks", "parameters", "logs", "files",
+          "experiment_environments")
 
 
 def _value(step: int):
@@ -50,6 +51,7 @@ async def _seed(path: str) -> dict:
         await store.put_file(a, "model.pt", 11, "ab" * 32)
         await store.put_file(a, "plots/loss.png", 5, "cd" * 32)
         await store.put_file(c, "model.pt", 11, "ab" * 32)
+        await store.set_environment(a, {"git": {"commit": "abc", "dirty": True}, "packages": {"numpy": "2.0"}})
         # loss: three 5000-point batches (separate chunks, block summaries) and a small tail the next batch merges into.
         ends, offset = [], 0
         for first, count in ((0, 5000), (5000, 5000), (10000, 5000), (15000, 100)):
@@ -102,6 +104,7 @@ async def _answers(store, experiment_ids) -> dict:
                     "params": await store.parameter_ops(eid), "logs": await store.logs(eid, None, None),
                     "errors": await store.logs(eid, "ERROR", 2), "files": await store.list_files(eid),
                     "offsets": await store.stream_offsets(eid), "last": await store.last_metrics(eid),
+                    "environment": await store.environment(eid),
                     "series": series}
     return _plain(out)
 
@@ -122,7 +125,7 @@ async def test_copy_answers_the_same_and_resumes_streams_exactly_once(tmp_path):
     with postgres_schema_url() as url:
         counts, blobs = await copy_database(f"sqlite:///{path}", url, echo=lambda line: None)
         assert counts == {"experiments": 3, "runs": 3, "streams": 4, "metric_names": 5, "metric_chunks": 14,
-                          "parameters": 3, "logs": 7, "files": 3} and blobs == 2
+                          "parameters": 3, "logs": 7, "files": 3, "experiment_environments": 1} and blobs == 2
         source, target = open_storage(f"sqlite:///{path}", "unused"), open_storage(url, "unused")
         await source.open()
         await target.open()
@@ -132,6 +135,7 @@ async def test_copy_answers_the_same_and_resumes_streams_exactly_once(tmp_path):
             assert expected[a]["series"]["loss"]["envelope"] and len(expected[a]["series"]["loss"]["full"][0]) == 15100
             assert expected[a]["last"] == {"count": 15099, "loss": _plain(_value(15099)), "ok": False}
             assert expected[b]["last"]["big"] == 2**62 + 4
+            assert expected[a]["environment"]["git"] == {"commit": "abc", "dirty": True}
             assert replay(expected[a]["params"])["model"] == {"lr": 0.01, "layers": [1, 2], "dropout": 0.5}
 
             # The client resumes against the new server: its next batch continues the copied offset...

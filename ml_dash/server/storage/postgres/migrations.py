@@ -110,6 +110,13 @@ MIGRATIONS: list[tuple[int, str | Callable[[asyncpg.Connection], Awaitable[None]
     """),
     (2, _chunk_summaries),
     (3, _experiment_columns),
+    (4, """
+    -- The environment of the experiment's latest run (docs/system-metrics.md): JSON text, key order kept.
+    CREATE TABLE experiment_environments (
+        experiment_pk BIGINT PRIMARY KEY REFERENCES experiments(pk),
+        environment TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL
+    )
+    """),
 ]
 
 # pg_advisory_lock key: fixed namespace for ml-dash, hashed with the schema so test schemas do not serialise.

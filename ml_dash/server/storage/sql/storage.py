@@ -215,6 +215,19 @@ class SQLStorage(ExperimentQueries, Storage):
             raise StreamConflict(f"stream {stream_id!r} moved during the batch", acked)
         return BatchResult(acked=end, stored=stored)
 
+    @writes
+    def set_environment(self, experiment_id, environment):
+        pk = yield from self._experiment_pk(experiment_id)
+        yield RUN, ("INSERT INTO experiment_environments (experiment_pk, environment, updated_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (experiment_pk) DO UPDATE SET environment = excluded.environment, "
+                    "updated_at = excluded.updated_at"), (pk, orjson.dumps(environment).decode(), time.time())
+
+    @reads
+    def environment(self, experiment_id):
+        pk = yield from self._experiment_pk(experiment_id)
+        row = yield ROW, "SELECT environment FROM experiment_environments WHERE experiment_pk = ?", (pk,)
+        return None if row is None else orjson.loads(row[0])
+
     @reads
     def stream_offsets(self, experiment_id):
         pk = yield from self._experiment_pk(experiment_id)

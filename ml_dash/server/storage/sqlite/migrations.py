@@ -159,6 +159,13 @@ MIGRATIONS: list[tuple[int, str | Callable[[sqlite3.Connection], None]]] = [
     (4, _chunk_summaries),
     (5, _summaries_table),
     (6, _experiment_columns),
+    (7, """
+    -- The environment of the experiment's latest run (docs/system-metrics.md): JSON text, key order kept.
+    CREATE TABLE experiment_environments (
+        experiment_pk INTEGER PRIMARY KEY REFERENCES experiments(pk),
+        environment TEXT NOT NULL, updated_at REAL NOT NULL
+    )
+    """),
 ]
 
 

@@ -1,0 +1,36 @@
+"""The run environment of an experiment (docs/system-metrics.md): ``PUT`` replaces it, ``GET`` reads it.
+
+The client sends the meta file's ``"environment"`` once per run; replacing (not merging) makes a retry harmless.
+"""
+from __future__ import annotations
+
+from aiohttp import web
+
+from ml_dash.server.errors import BadRequest
+from ml_dash.server.http.keys import STORAGE_KEY
+from ml_dash.server.http.rest import EXPERIMENT, authorized_experiment, read_body, respond, validator
+from ml_dash.server.ingest import json_safe
+
+routes = web.RouteTableDef()
+
+
+@routes.put(EXPERIMENT + "/environment")
+async def put_environment(request: web.Request) -> web.Response:
+    experiment = await authorized_experiment(request)  # before the body: a foreign namespace costs no decoding
+    body = validator(request).obj(await read_body(request))
+    try:
+        environment = json_safe(body)  # NUL and non-finite floats made storable; nesting within MAX_NESTING
+    except BadRequest as exc:
+        raise BadRequest(f"environment: {exc.message}") from None
+    await request.app[STORAGE_KEY].set_environment(experiment["id"], environment)
+    return respond(request, {"ok": True})
+
+
+@routes.get(EXPERIMENT + "/environment")
+async def get_environment(request: web.Request) -> web.Response:
+    experiment = await authorized_experiment(request)
+    return respond(request, {"environment": await request.app[STORAGE_KEY].environment(experiment["id"])})
+
+
+def setup_environment_routes(app: web.Application) -> None:
+    app.add_routes(routes)

@@ -1,0 +1,76 @@
+"""The system stream and the run environment reach the server: live from a run, and by ``ml-dash sync``."""
+import json
+import os
+
+from ml_dash.format.layout import STREAMS
+from ml_dash.upload.state import SyncState
+from ml_dash.upload.sync_command import sync_paths
+
+from .conftest import get_json
+
+GRAPHQL = "query($id: ID!) {{ experiment(id: $id) {{ {fields} }} }}"
+
+
+def graphql(base_url, experiment_id, fields):
+    import urllib.request
+
+    body = json.dumps({"query": GRAPHQL.format(fields=fields), "variables": {"id": experiment_id}}).encode()
+    request = urllib.request.Request(f"{base_url}/graphql", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.load(answer)["data"]["experiment"]
+
+
+def local_system_rows(exp):
+    with open(os.path.join(exp.local_path, "system.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_live_run_uploads_system_series_and_environment(make_exp, server, remote_env):
+    """By the time complete() returns, the server has every system row as a system/ series and the environment."""
+    remote_env(SYSTEM_INTERVAL="0.05")
+    exp = make_exp("live", remote=server)
+    with exp.run():
+        exp.metrics.log(step=0, loss=1.0)
+        assert exp._sampler.wait_for(3, timeout=30)
+    rows = local_system_rows(exp)
+    found = graphql(server, exp.experiment_id, "metricNames systemMetricNames environment "
+                                              "metric(name: \"system/process_rss_mb\") { count }")
+    assert found["metricNames"] == ["loss"]
+    assert "system/cpu_percent" in found["systemMetricNames"]
+    assert found["metric"]["count"] == len(rows)
+    assert found["environment"] == exp.environment and found["environment"]["packages"]
+    assert SyncState(exp.local_path).environment_sent == exp.environment["captured_at"]
+
+
+def test_ml_dash_sync_uploads_an_offline_runs_system_rows_and_environment(make_exp, server, monkeypatch, tmp_path):
+    """A run logged without a server, then `ml-dash sync`: system series and environment arrive; a second sync sends
+    neither again."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ML_DASH_SYSTEM_INTERVAL", "0.02")
+    exp = make_exp("offline")
+    with exp.run():
+        assert exp._sampler.wait_for(2, timeout=30)
+    rows = local_system_rows(exp)
+    [result] = sync_paths([exp.local_path], remote=server, show_progress=False)
+    assert result.error is None and result.events["system"] == len(rows)
+    state = SyncState(exp.local_path)
+    found = graphql(server, state.experiment_id, "systemMetricNames environment")
+    assert "system/memory_percent" in found["systemMetricNames"] and found["environment"] == exp.environment
+    assert state.environment_sent == exp.environment["captured_at"]
+    [again] = sync_paths([exp.local_path], remote=server, show_progress=False)
+    assert again.error is None and sum(again.events.values()) == 0
+    assert get_json(f"{server}/api/v1/experiments/{state.experiment_id}/environment")["environment"] == exp.environment
+
+
+def test_a_sync_state_from_before_the_system_stream_still_loads(tmp_path):
+    """A .ml-dash-sync.json with only parameters/metrics/logs loads: the system stream starts at offset 0."""
+    state_file = tmp_path / ".ml-dash-sync.json"
+    state_file.write_text(json.dumps({"client_id": "abc", "remote": "http://x", "experiment_id": "e1",
+                                      "acked": {"parameters": 10, "metrics": 20, "logs": 30},
+                                      "generations": {"metrics": 1}, "runs": [], "files": {}}))
+    state = SyncState(str(tmp_path))
+    assert state.acked == {"parameters": 10, "metrics": 20, "logs": 30, "system": 0}
+    assert state.stream_id("system") == "abc:system" and state.stream_id("metrics") == "abc:metrics:1"
+    assert state.environment_sent is None and list(STREAMS)[-1] == "system"
+    state.save()
+    assert SyncState(str(tmp_path)).acked == state.acked

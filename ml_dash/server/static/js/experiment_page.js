@@ -6,6 +6,7 @@ import { MetricChart } from "./charts.js";
 import { readmeElement } from "./markdown.js";
 import { navigator_ } from "./navigator.js";
 import { renderRunAdmin } from "./run_admin.js";
+import { SystemPanels } from "./system_panel.js";
 import {
   LIVE_POLL_MS, durationOf, el, flatten, formatBytes, formatDuration, formatTime, formatValue, setBreadcrumbs, setLive, statusBadge,
 } from "./util.js";
@@ -55,7 +56,9 @@ export async function experimentView(main, experimentId) {
   const logsSection = el("section", { id: "logs" });
   const filesSection = el("section", { id: "files" });
   const adminSection = el("section", { id: "run-admin" });
-  main.append(header, adminSection, readmeSection, paramsSection, metricsSection, logsSection, filesSection);
+  const system = new SystemPanels(exp.id);  // the "System" chart group and the "Environment" panel
+  main.append(header, adminSection, readmeSection, paramsSection, system.environmentSection, metricsSection,
+    system.section, logsSection, filesSection);
   renderRunAdmin(adminSection, exp.id).catch(console.error);
 
   function renderHeader() {
@@ -185,6 +188,7 @@ export async function experimentView(main, experimentId) {
       renderParams();
       loadLogs().catch(console.error);
       loadFiles().catch(console.error);
+      system.refresh().catch(console.error);
     }
     schedulePoll();
   }
@@ -201,6 +205,7 @@ export async function experimentView(main, experimentId) {
   renderReadmeSection();
   renderParams();
   renderMetrics();
+  system.refresh().catch(console.error);
   await Promise.all([loadLogs(), loadFiles()]);
   if (exp.status === "RUNNING") state.offsets = JSON.stringify((await api.rest(`/experiments/${encodeURIComponent(exp.id)}/streams`)).streams);
   schedulePoll();
@@ -209,6 +214,7 @@ export async function experimentView(main, experimentId) {
       state.destroyed = true;
       clearTimeout(state.timer);
       for (const chart of state.charts.values()) chart.destroy();
+      system.destroy();
     },
   };
 }

@@ -1,0 +1,147 @@
+// The experiment page's "System" chart group (the sampler's system/ series, on a wall-time axis) and its collapsible
+// "Environment" panel (git, command line, interpreter, packages). docs/system-metrics.md says what they hold.
+
+import { api } from "./api.js";
+import { loadPlotly } from "./charts.js";
+import { el, formatTime, plotlyText } from "./util.js";
+
+const PREFIX = "system/";
+// The System group's charts: the series (names without the prefix) each pattern takes, drawn together. A name no
+// pattern takes gets a chart of its own, so a newer client's readings still show.
+const CHARTS = [
+  ["CPU %", /^(process_)?cpu_percent$/],
+  ["Memory (MiB)", /^(process_rss|memory_used|memory_available)_mb$/],
+  ["Memory %", /^memory_percent$/],
+  ["Disk I/O (MiB/s)", /^disk_(read|write)_mb_s$/],
+  ["Network (MiB/s)", /^net_(recv|sent)_mb_s$/],
+  ["Threads", /^process_threads$/],
+  ["GPU utilisation %", /^gpu\.\d+\.utilization_percent$/],
+  ["GPU memory %", /^gpu\.\d+\.memory_percent$/],
+  ["GPU memory (MiB)", /^gpu\.\d+\.memory_used_mb$/],
+  ["GPU temperature (°C)", /^gpu\.\d+\.temperature_c$/],
+  ["GPU power (W)", /^gpu\.\d+\.power_w$/],
+];
+
+// [{title, names}] in CHARTS order, then the names no pattern takes; names are given and kept with the prefix.
+export function systemChartGroups(names) {
+  const groups = CHARTS.map(([title]) => ({ title, names: [] }));
+  const others = [];
+  for (const name of [...names].sort()) {
+    const short = name.startsWith(PREFIX) ? name.slice(PREFIX.length) : name;
+    const index = CHARTS.findIndex(([, pattern]) => pattern.test(short));
+    if (index >= 0) groups[index].names.push(name);
+    else others.push({ title: short, names: [name] });
+  }
+  return [...groups.filter((g) => g.names.length), ...others];
+}
+
+export class SystemPanels {
+  constructor(experimentId) {
+    this.experimentId = experimentId;
+    this.section = el("section", { id: "system" });
+    this.environmentSection = el("section", { id: "environment" });
+    this.namesKey = null;
+    this.environmentKey = null;
+    this.charts = [];
+    this.destroyed = false;
+  }
+
+  // Fetch the names and the environment; redraw what changed, then (re)load every chart's series.
+  async refresh() {
+    const data = await api.graphql("query System($id: ID!) { experiment(id: $id) { systemMetricNames environment } }",
+      { id: this.experimentId });
+    if (this.destroyed || !data.experiment) return;
+    const { systemMetricNames: names, environment } = data.experiment;
+    const environmentKey = JSON.stringify(environment);
+    if (environmentKey !== this.environmentKey) { this.environmentKey = environmentKey; this.renderEnvironment(environment); }
+    if (names.join("\n") !== this.namesKey) { this.namesKey = names.join("\n"); this.renderCharts(names); }
+    this.section.dataset.state = "ready";  // names known, charts laid out (each chart marks its own drawing)
+    await Promise.all(this.charts.map((chart) => this.loadChart(chart)));
+  }
+
+  renderCharts(names) {
+    this.purge();
+    this.section.replaceChildren();
+    if (!names.length) return;  // no sampler rows (turned off, or a run shorter than one interval): no group
+    const grid = el("div", { class: "chart-group" });
+    this.section.append(el("h2", {}, "System"), el("div", { class: "metric-group", "data-group": "system" }, grid));
+    for (const group of systemChartGroups(names)) {
+      const div = el("div", { class: "system-chart", "data-system-chart": group.title });
+      grid.append(el("div", { class: "chart-card" }, el("div", { class: "title" }, el("span", {}, group.title)), div));
+      this.charts.push({ ...group, div, request: 0, plotted: false });
+    }
+  }
+
+  async loadChart(chart) {
+    const number = ++chart.request;
+    const defs = ["$id: ID!", "$points: Int"];
+    const variables = { id: this.experimentId, points: Math.max(100, Math.round(chart.div.clientWidth || 600)) };
+    const fields = chart.names.map((name, i) => {
+      defs.push(`$m${i}: String!`);
+      variables[`m${i}`] = name;
+      return `s${i}: metric(name: $m${i}, maxPoints: $points) { count steps values }`;
+    });
+    const [data, Plotly] = await Promise.all([
+      api.graphql(`query SystemChart(${defs.join(", ")}) { experiment(id: $id) { ${fields.join(" ")} } }`, variables),
+      loadPlotly(),
+    ]);
+    if (this.destroyed || number !== chart.request || !data.experiment) return;
+    const series = chart.names.map((name, i) => data.experiment[`s${i}`] || { count: 0, steps: [], values: [] });
+    // A system series' steps are its timestamps in milliseconds (the server stores it so): a date axis as they are.
+    const traces = series.map((m, i) => ({
+      type: "scatter", mode: m.values.length < 2 ? "markers" : "lines", name: plotlyText(chart.names[i].slice(PREFIX.length)),
+      x: m.steps, y: m.values, connectgaps: false, line: { width: 1.5 }, hovertemplate: "%{y}<extra>%{fullData.name}</extra>",
+    }));
+    const layout = { margin: { l: 50, r: 10, t: 8, b: 32 }, showlegend: traces.length > 1, legend: { orientation: "h", y: -0.22 },
+                     xaxis: { type: "date", autorange: true }, yaxis: { autorange: true }, hovermode: "x" };
+    Plotly.react(chart.div, traces, layout, { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] });
+    chart.plotted = true;
+    chart.div.dataset.count = series.map((m) => m.count).join(",");
+    chart.div.dataset.series = chart.names.map((name) => name.slice(PREFIX.length)).join(",");
+    chart.div.dataset.state = "ready";
+  }
+
+  renderEnvironment(env) {
+    this.environmentSection.replaceChildren();
+    if (!env) return;
+    const rows = [];
+    const row = (key, value) => { if (value !== null && value !== undefined && value !== "") rows.push(el("tr", { "data-key": key }, el("td", { class: "key" }, key), el("td", {}, value))); };
+    const git = env.git;
+    if (git) {
+      row("git commit", git.commit ? el("code", {}, git.commit) : "(no commits)");
+      row("git branch", git.branch || "(detached)");
+      row("git remote", git.remote);
+      row("git dirty", git.dirty === null || git.dirty === undefined ? null : (git.dirty ? "yes" : "no"));
+      row("code diff", git.diff);
+    }
+    row("command", Array.isArray(env.command) ? el("code", {}, env.command.join(" ")) : null);
+    row("working directory", env.cwd);
+    if (env.python) row("python", `${env.python.version || ""} (${env.python.implementation || ""}) ${env.python.executable || ""}`.trim());
+    if (env.os) row("os", env.os.platform);
+    row("host", env.hostname);
+    row("user", env.user);
+    if (env.torch) row("torch", `${env.torch.version}${env.torch.cuda ? ` (CUDA ${env.torch.cuda})` : " (no CUDA build)"}`);
+    row("captured", formatTime(env.captured_at));
+    const packages = Object.entries(env.packages || {});
+    const packageTable = el("table", { class: "kv", id: "environment-packages" },
+      packages.map(([name, version]) => el("tr", { "data-package": name }, el("td", { class: "key" }, name), el("td", {}, version))));
+    const details = el("details", { id: "environment-panel", class: "panel" },
+      el("summary", {}, `Environment${git && git.commit ? ` · ${git.commit.slice(0, 10)}${git.dirty ? " (dirty)" : ""}` : ""}`),
+      el("table", { class: "kv" }, rows),
+      packages.length ? el("details", { id: "environment-packages-panel" }, el("summary", {}, `${packages.length} installed packages`), packageTable) : null);
+    this.environmentSection.append(el("h2", {}, "Environment"), details);
+  }
+
+  purge() {
+    for (const chart of this.charts) {
+      chart.request++;
+      if (chart.plotted && window.Plotly) window.Plotly.purge(chart.div);
+    }
+    this.charts = [];
+  }
+
+  destroy() {
+    this.destroyed = true;
+    this.purge();
+  }
+}

@@ -1,4 +1,4 @@
-"""The ``ml-dash`` console script: ``ml-dash server …`` and ``ml-dash sync PATH…``."""
+"""The ``ml-dash`` console script: ``ml-dash server …``, ``ml-dash sync PATH…`` and ``ls``/``show``/``export``/``rm``."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_sync_subcommand(sub)
+    from ml_dash.api._cli import add_query_subcommands
+
+    add_query_subcommands(sub)
     return parser
 
 

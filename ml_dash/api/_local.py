@@ -129,6 +129,16 @@ class LocalSource:
                    if level is None or e.get("level") == level]
         return entries if limit is None else entries[max(0, len(entries) - limit):]
 
+    def environment(self, record: Any) -> dict[str, Any] | None:
+        found = read_meta(record.path).get("environment")
+        if found is None:
+            try:
+                with open(os.path.join(record.path, "environment.json"), "rb") as f:
+                    found = orjson.loads(f.read())
+            except (OSError, orjson.JSONDecodeError):
+                return None
+        return found if isinstance(found, dict) else None
+
     def files(self, record: Any) -> list[dict[str, Any]]:
         top = os.path.join(record.path, FILES_DIR)
         found = []

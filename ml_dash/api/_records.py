@@ -69,6 +69,10 @@ class ExperimentRecord:
         """Log entries oldest first (``{timestamp, level, message, context}``); ``limit``: the newest that many."""
         return self._source.logs(self, level.upper() if level else None, limit)
 
+    def environment(self) -> dict[str, Any] | None:
+        """The run environment the client captured (host, Python, packages...), when the run recorded one."""
+        return self._source.environment(self)
+
     def files(self) -> list[dict[str, Any]]:
         """The experiment's files: ``{path, size}``, by path."""
         return self._source.files(self)

@@ -127,6 +127,16 @@ class RemoteSource:
         query = {k: v for k, v in (("level", level), ("limit", limit)) if v is not None}
         return self.rest(self._experiment_path(record) + "/logs" + (f"?{urlencode(query)}" if query else ""))["logs"]
 
+    def environment(self, record: Any) -> dict[str, Any] | None:
+        try:
+            data = self.graphql("query($id: ID!) { experiment(id: $id) { environment } }", {"id": record.id})
+        except ApiError as error:
+            if "environment" in str(error):  # a server from before run environments were recorded
+                return None
+            raise
+        found = (data["experiment"] or {}).get("environment")
+        return found if isinstance(found, dict) else None
+
     def files(self, record: Any) -> list[dict[str, Any]]:
         found = self.rest(self._experiment_path(record) + "/files")["files"]
         return sorted(({"path": f["path"], "size": f["size"]} for f in found), key=lambda f: f["path"])

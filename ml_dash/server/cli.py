@@ -34,9 +34,76 @@ def add_server_commands(parser: argparse.ArgumentParser) -> None:
     from ml_dash.server.chart_library import add_fetch_subcommand
     from ml_dash.server.storage.copy import add_copy_subcommand
 
-    commands = parser.add_subparsers(dest="server_command", metavar="{copy,fetch-chart-library}")
+    commands = parser.add_subparsers(dest="server_command", metavar="{copy,fetch-chart-library,gc}")
     add_copy_subcommand(commands)
     add_fetch_subcommand(commands)
+    add_gc_subcommand(commands)
+
+
+def add_gc_subcommand(subparsers: "argparse._SubParsersAction") -> None:
+    parser = subparsers.add_parser(
+        "gc", help="purge soft-deleted experiments' rows and the file blobs nothing else names",
+        description="Remove soft-deleted experiments (ml-dash rm, the dashboard, deleteExperiment) for good: their "
+                    "metrics, parameters, logs, runs and file records, in batches (memory stays bounded), and the "
+                    "blobs no remaining file record names. The server may keep running.")
+    parser.add_argument("--data", help="the server's data directory (default ./ml-dash-data, or ML_DASH_DATA)")
+    parser.add_argument("--db", help="database URL, as for the server (default: SQLite inside --data)")
+    parser.add_argument("--files", metavar="s3://BUCKET[/PREFIX]", help="the server's S3 file store, if it has one")
+    parser.add_argument("--s3-endpoint", metavar="URL")
+    parser.add_argument("--older-than", type=float, default=0.0, metavar="DAYS",
+                        help="only experiments deleted at least this many days ago (default 0: all)")
+    parser.add_argument("--batch", type=int, default=10_000, help="rows per delete (default 10000)")
+    parser.add_argument("--dry-run", action="store_true", help="list what would be purged, change nothing")
+    parser.set_defaults(func=gc_main)
+
+
+def gc_main(args: argparse.Namespace) -> int:
+    import asyncio
+    import time
+
+    from ml_dash.server.files.registry import open_file_store
+    from ml_dash.server.storage.registry import open_storage
+
+    if args.batch < 1 or args.older_than < 0:
+        print("ml-dash server gc: --batch must be at least 1 and --older-than not negative", file=sys.stderr)
+        return 2
+    try:
+        config = ServerConfig.resolve(data_dir=args.data, db_url=args.db, files=args.files,
+                                      s3_endpoint=args.s3_endpoint)
+    except (ConfigError, OSError, ValueError) as exc:
+        print(f"ml-dash server gc: {exc}", file=sys.stderr)
+        return 2
+    before = time.time() - args.older_than * 86400
+
+    async def run() -> dict[str, int] | None:
+        storage, blobs = open_storage(config.db_url, config.sqlite_path), open_file_store(config)
+        await storage.open()
+        try:
+            if args.dry_run:
+                found = await storage.deleted_experiments(before, 10**9)
+                for _pk, experiment_id, where in found:
+                    print(f"would purge {where} ({experiment_id})")
+                print(f"{len(found)} experiment(s) would be purged")
+                return None
+            await blobs.open()
+            try:
+                return await storage.purge_deleted(before, args.batch, blobs.delete, echo=print)
+            finally:
+                await blobs.close()
+        finally:
+            await storage.close()
+
+    started = time.perf_counter()
+    try:
+        counts = asyncio.run(run())
+    except (ConfigError, OSError) as exc:
+        print(f"ml-dash server gc: {exc}", file=sys.stderr)
+        return 1
+    if counts is not None:
+        rows = ", ".join(f"{n:,} {table}" for table, n in counts.items() if table not in ("experiments", "blobs"))
+        print(f"purged {counts['experiments']} experiment(s) in {time.perf_counter() - started:.1f} s: {rows}; "
+              f"{counts['blobs']} blob(s) deleted")
+    return 0
 
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:

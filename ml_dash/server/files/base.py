@@ -44,6 +44,9 @@ class FileStore(Protocol):
     async def response(self, request: web.Request, sha256: str, headers: Mapping[str, str]) -> web.StreamResponse:
         """The download answer for stored content ``sha256``, carrying ``headers``."""
 
+    async def delete(self, sha256: str) -> None:
+        """Remove stored content ``sha256`` (gone already is fine): ``ml-dash server gc``, once no record names it."""
+
     async def close(self) -> None:
         """Release connections (called at app cleanup)."""
 

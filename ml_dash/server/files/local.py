@@ -41,5 +41,8 @@ class BlobStore:
             remove_quietly(tmp_path)
             raise
 
+    async def delete(self, sha256: str) -> None:
+        remove_quietly(self.path_of(sha256))
+
     async def response(self, request: web.Request, sha256: str, headers: Mapping[str, str]) -> web.StreamResponse:
         return web.FileResponse(self.path_of(sha256), headers=headers)

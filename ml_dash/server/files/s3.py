@@ -75,6 +75,9 @@ class S3BlobStore:
             remove_quietly(tmp_path)
         return sha256, size
 
+    async def delete(self, sha256: str) -> None:
+        await self._call(self._client.delete_object, Bucket=self.bucket, Key=self.key_of(sha256))
+
     async def response(self, request: web.Request, sha256: str, headers: Mapping[str, str]) -> web.StreamResponse:
         key = self.key_of(sha256)
         if request.method == "HEAD":

@@ -63,6 +63,11 @@ class Storage(abc.ABC):
         """Soft delete or restore; returns ``deleted_at``."""
         raise NotImplementedError
 
+    async def purge_deleted(self, before: float | None = None, batch: int = 10_000, drop_blob: Any = None,
+                            echo: Any = None) -> dict[str, int]:
+        """Remove soft-deleted experiments' rows for good, in bounded batches (``ml-dash server gc``)."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     async def list_namespaces(self) -> list[str]: ...
 

@@ -117,6 +117,8 @@ MIGRATIONS: list[tuple[int, str | Callable[[asyncpg.Connection], Awaitable[None]
         environment TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL
     )
     """),
+    # gc asks whether any file record still names a blob before deleting it
+    (5, "CREATE INDEX files_sha256 ON files (sha256)"),
 ]
 
 # pg_advisory_lock key: fixed namespace for ml-dash, hashed with the schema so test schemas do not serialise.

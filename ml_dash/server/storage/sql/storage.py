@@ -32,6 +32,7 @@ from ml_dash.server.storage.sql.protocol import (
     reads,
     writes,
 )
+from ml_dash.server.storage.sql.gc import Purge
 from ml_dash.server.storage.sql.query import ExperimentQueries
 
 T = TypeVar("T")
@@ -75,7 +76,7 @@ def _ranged(sql: str, params: list, step_min: float | None, step_max: float | No
     return sql, params
 
 
-class SQLStorage(ExperimentQueries, Storage):
+class SQLStorage(ExperimentQueries, Purge, Storage):
     """The ``Storage`` methods both SQL backends share, as bodies (see the module doc)."""
 
     # dialect:

@@ -166,6 +166,8 @@ MIGRATIONS: list[tuple[int, str | Callable[[sqlite3.Connection], None]]] = [
         environment TEXT NOT NULL, updated_at REAL NOT NULL
     )
     """),
+    # gc asks whether any file record still names a blob before deleting it
+    (8, "CREATE INDEX files_sha256 ON files (sha256)"),
 ]
 
 

@@ -23,6 +23,7 @@ async def _experiment(storage, prefix, shas):
                                for i in range(11)])
     for i, sha in enumerate(shas):
         await storage.put_file(experiment_id, f"f{i}.bin", 3, sha)
+    await storage.set_environment(experiment_id, {"python": "3.12"})
     return experiment_id
 
 

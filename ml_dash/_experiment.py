@@ -6,7 +6,6 @@ import inspect
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -184,6 +183,8 @@ class Experiment:
         # The meta as it is now (another process may have started a run since we read it): the uploader ends a
         # predecessor whose process died.
         previous = self._load_meta() if self._uploader is not None else None
+        import socket  # here, not at the top: every module imported eagerly adds to ``import ml_dash``
+
         self._meta.update(status="running", started_at=time.time(), completed_at=None, error=None,
                           hostname=socket.gethostname(), pid=os.getpid())
         if self._environment[0]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import pickle
 import sys
 from typing import Any
 
@@ -13,6 +12,12 @@ from ml_dash.format.layout import atomic_write
 from ml_dash.format.names import check_segments, safe_join
 
 _TEXT_EXTENSIONS = {".txt", ".md", ".csv", ".log", ".yaml", ".yml", ".html", ".toml", ".ini", ".tsv"}
+
+
+def _pickle():
+    import pickle  # imported when a pickle is met, like numpy and torch
+
+    return pickle
 
 
 def _numpy():
@@ -43,7 +48,7 @@ def _encode(data: Any, extension: str) -> bytes:
         # stdlib json, not orjson: it keeps NaN/Infinity and json.load reads them back
         return json.dumps(data, indent=2, default=_json_default).encode()
     if extension in (".pkl", ".pickle"):
-        return pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+        return _pickle().dumps(data, protocol=-1)
     if extension in (".pt", ".pth"):
         buffer = io.BytesIO()
         _torch().save(data, buffer)
@@ -69,7 +74,7 @@ def _encode(data: Any, extension: str) -> bytes:
         # Pickle bytes in a text file would not load back as text: refuse rather than write something unreadable.
         raise TypeError(f"files.save: data= must be str or bytes for a {extension} file, got {type(data).__name__} "
                         f"(convert it yourself, e.g. str(data), or save it as .json or .pkl)")
-    return pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+    return _pickle().dumps(data, protocol=-1)
 
 
 class FileManager:
@@ -117,7 +122,7 @@ class FileManager:
                 return json.load(f)
         if extension in (".pkl", ".pickle"):
             with open(path, "rb") as f:
-                return pickle.load(f)
+                return _pickle().load(f)
         if extension in (".pt", ".pth"):
             return _torch().load(path, weights_only=False)
         if extension == ".npy":
@@ -131,7 +136,7 @@ class FileManager:
             return raw.decode()
         if raw[:1] == b"\x80" and raw[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") and raw.endswith(b"."):
             try:  # save() fell back to pickle for this object; this is the user's own local file
-                return pickle.loads(raw)
+                return _pickle().loads(raw)
             except Exception:
                 pass
         return raw

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 import orjson
 
@@ -43,6 +42,8 @@ def read_meta(directory: str) -> dict:
 
 def atomic_write(path: str, payload: bytes) -> None:
     """Temp file + fsync + rename: a crash never leaves a half-written file under ``path``."""
+    import tempfile  # here, not at the top: ~5 ms of ``import ml_dash`` (shutil, random, bz2, ...)
+
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TMP_MARK, dir=directory)

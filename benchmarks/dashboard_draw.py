@@ -19,7 +19,11 @@ port: browser caches warm, server caches empty — a returning user opening a ru
 same GraphQL query per series alone, against a fresh server (cold, first read) and again (warm), to separate the
 server's share from queueing. Checks that every drawn trace's maximum is the spike. About a minute on 2 cores.
 
-    python benchmarks/dashboard_draw.py [--reloads 3] [--keep]
+    python benchmarks/dashboard_draw.py [--reloads 3] [--part series|workspace|all]
+
+``--part workspace`` (dashboard_workspace.py) opens a workspace of 10,000 experiments beside one of 100, and
+overlays 1,000 runs' loss beside 100 runs' (``--tables``, ``--overlays`` change the sizes; ``--quick``: 100/2,000
+and 100/300).
 """
 from __future__ import annotations
 
@@ -219,7 +223,19 @@ def main() -> None:
     parser.add_argument("--bundles", nargs="+", default=["basic", "full"], choices=["basic", "full"],
                         help="plotly.js bundles to measure, each with a fresh browser and servers")
     parser.add_argument("--viewport", type=int, nargs=2, default=[1400, 900], metavar=("W", "H"))
+    parser.add_argument("--part", choices=["series", "workspace", "all"], default="all")
+    parser.add_argument("--tables", type=int, nargs="+", default=[100, 10_000], help="workspace sizes to open")
+    parser.add_argument("--overlays", type=int, nargs="+", default=[100, 1000], help="runs to overlay in one chart")
+    parser.add_argument("--quick", action="store_true", help="smaller workspace cases (100/2,000 and 100/300)")
     args = parser.parse_args()
+    if args.part != "series":
+        from dashboard_workspace import run
+
+        if args.quick:
+            args.tables, args.overlays = [100, 2000], [100, 300]
+        run(args.tables, args.overlays, args.reloads, args.viewport)
+        if args.part == "workspace":
+            return
 
     with tempfile.TemporaryDirectory() as data_dir:
         began = time.perf_counter()

@@ -6,7 +6,7 @@ by their ``limit`` (default when omitted), ``experimentPage``'s ``items`` by the
 costs ``PAGE_QUERY_COST``), any other list by ``ASSUMED_LIST_SIZE``. ``metric`` costs
 ``METRIC_READ_COST`` (it reads the whole step range from storage) and each of its ``steps``/``values`` lists
 ``2 * maxPoints`` (a min/max bucket keeps up to two points). ``seriesBatch`` is a list as long as its
-``experimentIds``, each item costing ``SERIES_BATCH_READ_COST`` plus its point lists (``2 * maxPoints`` each, its
+``experimentIds``, each item costing ``SERIES_BATCH_READ_COST`` plus its point arrays (``2 * maxPoints`` each, its
 default ``DEFAULT_BATCH_POINTS``): 1,000 runs at 200 buckets fit the budget, 1,000 at 1,000 do not. A query is refused (400, before it runs) past
 ``MAX_COST``, past ``MAX_DEPTH`` nested selections (fragments expanded), or when its text is longer than
 ``MAX_QUERY_CHARS`` or has more than ``MAX_TOKENS`` tokens. docs/server.md lists the numbers.
@@ -54,7 +54,8 @@ SIZED_LISTS = {("Query", "experiments"): ("limit", DEFAULT_EXPERIMENTS_LIMIT),
 CAPS = {("Query", "experiments", "limit"): MAX_EXPERIMENTS_LIMIT, ("Experiment", "logs", "limit"): MAX_LOGS_LIMIT,
         ("Experiment", "metric", "maxPoints"): MAX_POINTS, ("Query", "seriesBatch", "maxPoints"): MAX_POINTS,
         ("Query", "experimentPage", "limit"): MAX_EXPERIMENTS_LIMIT}
-POINT_LISTS = {("Metric", "steps"), ("Metric", "values"), ("Metric", "times")}
+POINT_LISTS = {("Metric", "steps"), ("Metric", "values")}
+POINT_ARRAYS = {("SeriesEnvelope", "steps"), ("SeriesEnvelope", "values"), ("SeriesEnvelope", "times")}  # JSON arrays
 
 
 META_FIELDS = {"__schema": SchemaMetaFieldDef, "__type": TypeMetaFieldDef, "__typename": TypeNameMetaFieldDef}
@@ -190,6 +191,8 @@ class _Counter:
                 size = 2 * (max_points if max_points is not None else DEFAULT_MAX_POINTS)
             while isinstance(return_type, (GraphQLList, GraphQLNonNull)):
                 return_type = return_type.of_type
+        if (parent.name, name) in POINT_ARRAYS:  # priced like the point lists they stand for
+            size = 2 * (max_points if max_points is not None else DEFAULT_BATCH_POINTS)
         if (parent.name, name) == ("Query", "seriesBatch"):
             size = self.list_argument_size(node, "experimentIds")
             if size > MAX_SERIES_BATCH:

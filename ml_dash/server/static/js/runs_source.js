@@ -5,7 +5,7 @@ import { api } from "./api.js";
 import { compareCells, durationOf, flatten } from "./util.js";
 
 const ROW_FIELDS = "id directory prefix readme status hostname startedAt completedAt params lastMetrics";
-const PAGE = 200;
+const PAGE = 100;  // rows per experimentPage read: the first one covers the rows in view and the overscan
 // Table column → the server grammar's name for it (issue 16's filter and orderBy).
 const BUILTIN = { status: "status", prefix: "prefix", started: "startedAt", startedAt: "startedAt", hostname: "hostname",
                   directory: "directory", completedAt: "completedAt" };

@@ -15,6 +15,7 @@ import numpy as np
 import orjson
 
 from ml_dash.api._errors import ApiError
+from ml_dash.format.layout import SYSTEM_PREFIX
 from ml_dash.format.names import check_segments
 from ml_dash.format.values import TEXT_TO_NONFINITE
 
@@ -103,7 +104,9 @@ class RemoteSource:
         return f"/experiments/{quote(record.id, safe='')}"
 
     def metric_names(self, record: Any) -> list[str]:
-        return self.rest(self._experiment_path(record) + "/metrics")["names"]
+        # the system sampler's series live apart (system.jsonl locally): history() is the run's own metrics
+        return [n for n in self.rest(self._experiment_path(record) + "/metrics")["names"]
+                if not n.startswith(SYSTEM_PREFIX)]
 
     def series(self, record: Any, names: list[str], step_min: float | None, step_max: float | None,
                max_points: int | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -124,11 +124,24 @@ def _camel_run(run: dict[str, Any]) -> dict[str, Any]:
             "endedAt": run["ended_at"], "error": run["error"]}
 
 
-def _experiment_node(storage: Storage, e: dict[str, Any]) -> dict[str, Any]:
+class _PageLoader:
+    """One storage call for a page's last metrics, made when the first item's ``lastMetrics`` is resolved."""
+
+    def __init__(self, storage: Storage, experiment_ids: list[str]) -> None:
+        self.storage, self.experiment_ids = storage, experiment_ids
+        self._answer: asyncio.Future | None = None
+
+    async def last_metrics(self, experiment_id: str) -> dict[str, Any]:
+        if self._answer is None:
+            self._answer = asyncio.ensure_future(self.storage.last_metrics_many(self.experiment_ids))
+        return (await self._answer).get(experiment_id, {})
+
+
+def _experiment_node(storage: Storage, e: dict[str, Any], page: _PageLoader | None = None) -> dict[str, Any]:
     experiment_id = e["id"]
 
     async def last_metrics(info):
-        last = await storage.last_metrics(experiment_id)
+        last = await (page.last_metrics(experiment_id) if page else storage.last_metrics(experiment_id))
         return _nonfinite_as_text({k: v for k, v in last.items() if not k.startswith(SYSTEM_PREFIX)})
 
     async def metric_names(info, system=False):  # the sampler's series (SYSTEM_PREFIX) apart from the user's
@@ -219,7 +232,8 @@ def root_value(storage: Storage, allowed: frozenset[str] | None) -> dict[str, An
         total, found = await storage.experiment_page(namespaces, workspace=workspace, directory=directory,
                                                      filter=node, order_by=keys, limit=limit, offset=offset,
                                                      include_deleted=bool(includeDeleted))
-        return {"total": total, "items": [_experiment_node(storage, e) for e in found]}
+        page = _PageLoader(storage, [e["id"] for e in found])
+        return {"total": total, "items": [_experiment_node(storage, e, page) for e in found]}
 
     async def edited(id, edit):
         """Check the token may touch the experiment's namespace, apply ``edit(storage)``, answer the experiment."""

@@ -51,6 +51,10 @@ class Storage(abc.ABC):
         evaluated in the database; soft-deleted experiments only with ``include_deleted``."""
         raise NotImplementedError
 
+    async def last_metrics_many(self, experiment_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """``last_metrics`` of several experiments in one call: id → name → value (ids without metrics left out)."""
+        return {i: found for i in experiment_ids if (found := await self.last_metrics(i))}
+
     async def edit_tags(self, experiment_id: str, replace: list[str] | None = None, add: tuple = (),
                         remove: tuple = ()) -> list[str]:
         """Replace or change the experiment's tags (``ValueError`` for a bad tag); returns them."""

@@ -215,3 +215,13 @@ async def test_postgres_database_at_version_2_upgrades():
             assert (await storage.experiment_page(None, filter=parse_filter("params.lr > 0.05")))[0] == 1
         finally:
             await storage.close()
+
+
+async def test_last_metrics_many_equals_last_metrics_one_by_one(storage):
+    """The page loader's one query answers what last_metrics answers per experiment (NaN, bool, int, inf kept)."""
+    ids = await _populate(storage)
+    many = await storage.last_metrics_many(list(ids.values()))
+    for experiment_id in ids.values():
+        one = await storage.last_metrics(experiment_id)
+        assert repr(many.get(experiment_id, {})) == repr(one)
+    assert await storage.last_metrics_many([]) == {}

@@ -44,6 +44,8 @@ class PostgresStorage(SQLStorage):
     VALUES = "vals"
     SORT_IN_SQL = True
     DIALECT = PostgresDialect()
+    LAST_COLUMNS = "m.last_num, m.last_int, m.last_kind"
+    LAST_WHERE = "AND m.last_kind IS NOT NULL"
     _decode_last = staticmethod(decode_last)
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 10) -> None:

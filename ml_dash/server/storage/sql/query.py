@@ -25,7 +25,7 @@ from ml_dash.format.filter import (
 )
 from ml_dash.format.params import replay
 from ml_dash.server.errors import NotFound
-from ml_dash.server.storage.sql.protocol import ROW, RUN, reads, writes
+from ml_dash.server.storage.sql.protocol import ROW, ROWS, RUN, reads, writes
 
 Clause = tuple[str, list]
 
@@ -118,6 +118,8 @@ class ExperimentQueries:
     ``_experiment_pk`` and the dialect)."""
 
     DIALECT: QueryDialect
+    LAST_COLUMNS: str  # metric_names' last-value columns (alias m), in ``_decode_last``'s order
+    LAST_WHERE = ""  # which metric_names rows ``LAST_METRICS`` answers (an AND clause on m)
 
     @reads(snapshot=True)
     def experiment_page(self, namespaces, workspace=None, directory=None, filter=None, order_by=(), limit=100,
@@ -142,6 +144,20 @@ class ExperimentQueries:
                                              f"ORDER BY {order} LIMIT ? OFFSET ?")
         total = yield from self._experiments(condition, args, count=True)
         return int(total), found
+
+    @reads
+    def last_metrics_many(self, experiment_ids):
+        """experiment id → its last metrics (as ``last_metrics``), for a page of experiments in one query."""
+        if not experiment_ids:
+            return {}
+        clause, args = self._in("e.id", list(experiment_ids), "text")
+        rows = yield ROWS, (f"SELECT e.id, m.name, {self.LAST_COLUMNS} FROM metric_names m JOIN experiments e "
+                            f"ON e.pk = m.experiment_pk WHERE {clause} {self.LAST_WHERE} "
+                            "ORDER BY e.id, m.name"), args
+        out: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            out.setdefault(row[0], {})[row[1]] = self._decode_last(*row[2:])
+        return out
 
     @writes
     def edit_tags(self, experiment_id, replace=None, add=(), remove=()):

@@ -60,6 +60,7 @@ class SQLiteStorage(SQLStorage):
     VALUES = '"values"'
     SORT_IN_SQL = False
     DIALECT = SQLiteDialect()
+    LAST_COLUMNS = "m.last_value, m.last_kind"
     PURGE_FIRST = [("metric_summaries", "DELETE FROM metric_summaries WHERE chunk_pk IN (SELECT chunk_pk FROM "
                     "metric_summaries WHERE name_pk IN (SELECT pk FROM metric_names WHERE experiment_pk = ?) LIMIT ?)")]
     _decode_last = staticmethod(decode_value)

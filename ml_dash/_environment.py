@@ -23,6 +23,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from ml_dash._settings import as_bool, setting
+from ml_dash._starter import start_soon
 
 logger = logging.getLogger("ml_dash")
 
@@ -147,8 +148,7 @@ class EnvironmentCapture:
         self._args = (list(sys.argv), cwd, with_diff)
         self._on_done = on_done
         self.done = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="ml-dash-environment", daemon=True)
-        self._thread.start()
+        start_soon(threading.Thread(target=self._main, name="ml-dash-environment", daemon=True).start)
 
     def _main(self) -> None:
         try:

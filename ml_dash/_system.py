@@ -13,6 +13,7 @@ from time import time as _time
 
 from ml_dash._events import record_event
 from ml_dash._settings import as_bool, setting
+from ml_dash._starter import start_soon
 from ml_dash.pipeline.process import PIPELINE
 
 logger = logging.getLogger("ml_dash")
@@ -45,6 +46,8 @@ class SystemSampler:
         self.samples = 0  # rows queued so far (read by tests through ``wait_for``)
         self.gpu = False  # whether NVML found a GPU (known once the thread has set up its probes)
         self._stop = threading.Event()
+        self._start_lock = threading.Lock()  # a stop() before the starter got to this sampler: it never starts
+        self.running = threading.Event()  # set once the thread runs
         self._done = False
         self._progress = threading.Condition()
         self._thread = threading.Thread(target=self._main, name="ml-dash-system", daemon=True)
@@ -54,10 +57,18 @@ class SystemSampler:
         return self._thread.is_alive()
 
     def start(self) -> None:
-        self._thread.start()
+        start_soon(self._start_now)  # run() does not wait for the thread to be scheduled
+
+    def _start_now(self) -> None:
+        with self._start_lock:
+            if not self._stop.is_set():
+                self._thread.start()
+                return
+        self._finished()
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        self._stop.set()
+        with self._start_lock:
+            self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
@@ -68,6 +79,7 @@ class SystemSampler:
                                            timeout) and self.samples >= samples
 
     def _main(self) -> None:
+        self.running.set()
         try:
             from ml_dash._system_probes import GpuProbe, HostProbe
 

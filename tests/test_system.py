@@ -93,7 +93,7 @@ def test_stops_at_the_end_of_the_run_without_waiting_an_interval(make_exp, monke
     exp = make_exp(end)
     exp.run()
     sampler = exp._sampler
-    assert sampler.alive
+    assert sampler.running.wait(30) and sampler.alive
     exp.complete() if end == "complete" else exp.fail("boom")
     assert not sampler.alive and exp._sampler is None
     assert sampler.samples == 0  # stopped, not sampled one last time
@@ -107,10 +107,22 @@ def test_one_sampler_thread_per_run(make_exp, monkeypatch):
     first = exp._sampler
     with exp.run():  # adopts it
         with exp.run():  # nested: the open run goes on
-            assert exp._sampler is first and len(sampler_threads()) == 1
+            assert exp._sampler is first and first.running.wait(30) and len(sampler_threads()) == 1
     assert not sampler_threads()
     with exp.run():
-        assert exp._sampler is not first and len(sampler_threads()) == 1
+        assert exp._sampler is not first and exp._sampler.running.wait(30) and len(sampler_threads()) == 1
+    assert not sampler_threads()
+
+
+def test_a_run_ended_before_its_sampler_started_never_starts_one(make_exp, monkeypatch):
+    """complete() right after run(): whether or not the starter thread got to the sampler, none is left running."""
+    monkeypatch.setenv("ML_DASH_SYSTEM_INTERVAL", "3600")
+    for i in range(20):
+        exp = make_exp(f"quick-{i}")
+        exp.run()
+        sampler = exp._sampler
+        exp.complete()
+        assert not sampler.alive
     assert not sampler_threads()
 
 

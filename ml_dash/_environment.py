@@ -8,19 +8,12 @@ secrets), and a remote URL loses any user or token it carries.
 """
 from __future__ import annotations
 
-import getpass
-import importlib.metadata
 import logging
 import os
-import platform
-import shutil
-import socket
-import subprocess
 import sys
 import threading
 import time
 from typing import Any, Callable
-from urllib.parse import urlsplit, urlunsplit
 
 from ml_dash._settings import as_bool, setting
 from ml_dash._starter import start_soon
@@ -34,6 +27,8 @@ DIFF_FILE = "code/diff.patch"  # under the experiment's files/
 
 def _git(args: list[str], cwd: str) -> str | None:
     """One git command's stdout, or None if it failed (not a repository, no commits, no such remote)."""
+    import subprocess
+
     env = dict(os.environ, GIT_OPTIONAL_LOCKS="0", GIT_TERMINAL_PROMPT="0", LC_ALL="C")  # never takes index.lock
     try:
         done = subprocess.run(["git", *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -45,6 +40,8 @@ def _git(args: list[str], cwd: str) -> str | None:
 
 def public_remote(url: str) -> str:
     """``url`` without the user and password (a token) an https remote may carry; scp-like URLs as they are."""
+    from urllib.parse import urlsplit, urlunsplit
+
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -58,6 +55,8 @@ def public_remote(url: str) -> str:
 def git_info(cwd: str, with_diff: bool) -> tuple[dict[str, Any] | None, bytes | None]:
     """(commit, branch, remote, dirty, root) of the repository holding ``cwd`` and, with ``with_diff``, the output of
     ``git diff HEAD``; (None, None) without git or outside a repository."""
+    import shutil
+
     if shutil.which("git") is None:
         return None, None
     root = _git(["rev-parse", "--show-toplevel"], cwd)
@@ -85,6 +84,8 @@ def git_info(cwd: str, with_diff: bool) -> tuple[dict[str, Any] | None, bytes | 
 
 def installed_packages() -> dict[str, str]:
     """Distribution name → version, as ``importlib.metadata`` finds them (the first on ``sys.path`` wins)."""
+    import importlib.metadata
+
     found: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
         try:
@@ -98,6 +99,8 @@ def installed_packages() -> dict[str, str]:
 
 
 def _user() -> str | None:
+    import getpass
+
     try:
         return getpass.getuser()
     except Exception:  # noqa: BLE001  (a container uid without a passwd entry, no USER variable)
@@ -114,6 +117,9 @@ def _torch() -> dict[str, Any] | None:
 
 def capture(argv: list[str], cwd: str, with_diff: bool) -> tuple[dict[str, Any], bytes | None]:
     """The environment dict (meta ``"environment"``) and the diff to save, if any. Slow: run it off the caller."""
+    import platform  # these imports cost `import ml_dash` ~30 ms at module level; here they run on the helper
+    import socket
+
     env: dict[str, Any] = {
         "captured_at": time.time(),
         "command": argv,

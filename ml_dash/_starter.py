@@ -8,16 +8,15 @@ child, where the parent's starter does not exist) starts the starter itself.
 from __future__ import annotations
 
 import os
-import queue
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 _lock = threading.Lock()
-_jobs: queue.SimpleQueue | None = None
+_jobs: Any = None  # a queue.SimpleQueue, made on first use (`import ml_dash` does not pay for the queue module)
 _pid: int | None = None
 
 
-def _main(jobs: queue.SimpleQueue) -> None:
+def _main(jobs: Any) -> None:
     while True:
         job = jobs.get()
         try:
@@ -34,10 +33,12 @@ def start_soon(job: Callable[[], None]) -> None:
     if _pid != os.getpid():
         with _lock:
             if _pid != os.getpid():
+                import queue
+
                 _jobs = queue.SimpleQueue()
                 threading.Thread(target=_main, args=(_jobs,), name="ml-dash-starter", daemon=True).start()
                 _pid = os.getpid()
-    _jobs.put(job)  # type: ignore[union-attr]
+    _jobs.put(job)
 
 
 def _after_fork_in_child() -> None:

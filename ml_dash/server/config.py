@@ -49,6 +49,10 @@ class ServerConfig:
     s3_endpoint: str | None = None  # e.g. http://minio:9000; None: AWS S3 (region etc. from boto3's own chain)
     chart_js: str | None = None  # a plotly.js bundle to serve; None: the basic bundle if fetched, else plotly's full one
     allowed_hosts: tuple[str, ...] = ()  # Host names answered besides localhost/127.0.0.1/[::1] (http/security.py)
+    # Processes that decode large batch bodies (ingest_pool.py); None: one per spare core, at most 4; 0: threads only.
+    ingest_processes: int | None = None
+    # Seconds a batch sent ahead waits for the batch before it (http/batch_order.py) before its 409 stands.
+    order_wait: float = 10.0
 
     @classmethod
     def resolve(
@@ -66,6 +70,7 @@ class ServerConfig:
         body_timeout: float | None = None,
         body_idle_timeout: float | None = None,
         allowed_hosts: Iterable[str] | None = None,
+        ingest_processes: int | None = None,
         **limits: int,
     ) -> "ServerConfig":
         """Build a config from explicit arguments, falling back to ``ML_DASH_*`` variables and defaults."""
@@ -87,6 +92,7 @@ class ServerConfig:
             body_idle_timeout=setting("BODY_IDLE_TIMEOUT", body_idle_timeout, 10.0, float),
             allowed_hosts=tuple(allowed_hosts if allowed_hosts is not None else
                                 setting("ALLOWED_HOSTS", None, "").replace(",", " ").split()),
+            ingest_processes=setting("INGEST_PROCESSES", ingest_processes, None, int),
             **limits,
         )
         config.check()
@@ -100,6 +106,8 @@ class ServerConfig:
         """Refuse configurations that would expose data: a non-loopback bind without any token."""
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
+        if self.ingest_processes is not None and self.ingest_processes < 0:
+            raise ConfigError(f"ML_DASH_INGEST_PROCESSES must be 0 (threads only) or more, got {self.ingest_processes}")
         if not (self.body_timeout > 0 and self.body_idle_timeout > 0 and self.file_body_timeout > 0):
             raise ConfigError("body timeouts (ML_DASH_BODY_TIMEOUT, ML_DASH_BODY_IDLE_TIMEOUT) must be positive "
                               "seconds")

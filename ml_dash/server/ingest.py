@@ -23,6 +23,7 @@ from ml_dash.format.values import (
     nonfinite_text,
 )
 from ml_dash.server.errors import BadRequest, PayloadTooLarge, RequestTimeout
+from ml_dash.server.ingest_columns import metric_batch
 
 LOG_LEVELS_MAX = 32
 _INT64 = (INT64_MIN, INT64_END)
@@ -180,8 +181,9 @@ class Validator:
             raise BadRequest(f"field 'status' must be one of {', '.join(RUN_STATUSES)}")
         return value
 
-    def batch(self, body: Any) -> dict:
-        """Validate a batch body; returns it with events normalised for storage."""
+    def batch(self, body: Any, columns: bool = False) -> dict:
+        """Validate a batch body; returns it with events normalised for storage (``columns``: a metrics batch's as
+        one ``MetricBatch``, encoded for the backends, see ``ingest_columns``)."""
         body = self.obj(body)
         stream = body.get("stream")
         if stream not in STREAMS:
@@ -203,7 +205,8 @@ class Validator:
             raise PayloadTooLarge(f"{len(events)} events in one batch; the limit is {self.max_events}")
         rejected: list[dict] = []
         if stream == "metrics":
-            events = self._metric_events(events, rejected)
+            events = (metric_batch(events, self._metric_event, self.max_name_length, rejected) if columns
+                      else self._metric_events(events, rejected))
         elif stream == "system":
             events = self._system_events(events, rejected)
         else:
@@ -219,7 +222,7 @@ class Validator:
         return {"run_id": self.name(body, "run_id", required=False),
                 "stream": "metrics" if stream == "system" else stream,
                 "stream_id": self.name(body, "stream_id"), "start": start, "end": end, "events": events,
-                "rejected": rejected}
+                "rejected": rejected, "ahead": body.get("ahead") is True}
 
     def _metric_events(self, events: list, rejected: list[dict]) -> list:
         """The storable metric events. A bad one is left out and listed in ``rejected`` (``{"index", "error"}``)

@@ -15,6 +15,7 @@ from ml_dash.format.layout import TMP_MARK as _TMP_MARK
 from ml_dash.upload.environment import push_environment
 from ml_dash.upload.http import Api, Conflict, HTTPError, file_url_path
 from ml_dash.upload.state import SyncState
+from ml_dash.upload.window import Flight, Flights
 
 logger = logging.getLogger("ml_dash")
 
@@ -93,13 +94,16 @@ def _excerpt(value: Any, limit: int = 200) -> str:
 class RunSync:
     def __init__(self, api: Api, state: SyncState, identity: dict[str, Any], max_events: int = 50_000,
                  max_bytes: int = 4 << 20, on_ids: Callable[[str | None, str | None], None] | None = None,
-                 on_acked: Callable[[str, int], None] | None = None) -> None:
+                 on_acked: Callable[[str, int], None] | None = None, window: int = 4) -> None:
         self.api = api
         self.state = state
         self.identity = identity  # namespace, workspace, prefix, directory, readme, hostname
         self.environment: dict[str, Any] | None = identity.get("environment")  # the meta's, once captured
         self.max_events = max_events
         self.max_bytes = max_bytes
+        self.window = max(1, window)  # batches of one stream in flight at most (window.py), if the server orders them
+        self.ordered = False  # the server holds batches sent ahead until their turn (GET …/streams says so)
+        self.flights = {s: Flights() for s in STREAMS}
         self.on_ids = on_ids or (lambda experiment_id, run_id: None)
         self.on_acked = on_acked or (lambda stream, nbytes: None)
         self.ready = False  # experiment known and server offsets read in this session
@@ -125,7 +129,9 @@ class RunSync:
             self.state.experiment_id = answer["experiment_id"]
             self.state.save()
         # The server's offsets are the truth (our file may be older than its last answer, or it may have been reset).
-        offsets = (await self._call("GET", f"/experiments/{self.state.experiment_id}/streams"))["streams"]
+        answer = await self._call("GET", f"/experiments/{self.state.experiment_id}/streams")
+        offsets = answer["streams"]
+        self.ordered = answer.get("ordered") is True
         self.state.acked = {s: int(offsets.get(self.state.stream_id(s), 0)) for s in STREAMS}
         self.state.save()
         self.ready = True
@@ -147,14 +153,37 @@ class RunSync:
 
     # -- data -----------------------------------------------------------------------------------------------------
     async def push_stream(self, stream: str) -> bool:
-        """Send the next batch of ``stream``; ``True`` if it was full (more is waiting: do not pause)."""
+        """Keep up to ``window`` batches of ``stream`` in flight and settle the oldest; ``True`` if more is waiting
+        (a full batch, or batches still in flight: do not pause)."""
+        flights = self.flights[stream]
+        self._launch(stream, full_only=bool(flights))
+        if not flights:
+            return False
+        flight = flights.popleft()
+        try:
+            answer = await flight.task
+        except HTTPError as error:
+            flights.drop()  # the ranges after a refused one start again from the acknowledged offset
+            return await self._refused(stream, flight, error)
+        except BaseException:
+            flights.drop()
+            raise
+        self._settle(stream, flight, answer)
+        # Only full batches go ahead: a partial one waits for the round's pause, which keeps the steady-state pace.
+        self._launch(stream, full_only=True)
+        return flight.full or bool(flights)
+
+    def _launch(self, stream: str, full_only: bool) -> None:
+        flights = self.flights[stream]
         path = os.path.join(self.state.directory, f"{stream}.jsonl")
-        start = self.state.acked[stream]
-        if start and not extends_acked(path, start):
-            logger.warning("ml-dash: %s no longer extends the %d bytes the server acknowledged (replaced or truncated);"
-                           " uploading its content as a new stream", path, start)
-            self.state.restart_stream(stream)
-            start = 0
+        start = flights.next_start
+        if start is None:
+            start = self.state.acked[stream]
+            if start and not extends_acked(path, start):
+                logger.warning("ml-dash: %s no longer extends the %d bytes the server acknowledged (replaced or "
+                               "truncated); uploading its content as a new stream", path, start)
+                self.state.restart_stream(stream)
+                start = 0
         max_events = self.max_events
         isolating = self.isolating.get(stream)
         if isolating is not None:
@@ -162,46 +191,68 @@ class RunSync:
                 del self.isolating[stream]
             else:
                 max_events = min(max_events, isolating[1])
-        lines, count, end, full = read_batch(path, start, max_events, self.max_bytes)
-        if end == start:
-            return False
-        current = self.state.current_run()
-        body = {"run_id": current["run_id"] if current else None, "stream": stream,
-                "stream_id": self.state.stream_id(stream), "start": start, "end": end, "lines": lines}
-        try:
-            answer = await self._call("POST", f"/experiments/{self.state.experiment_id}/batches", body)
-        except Conflict as conflict:
-            logger.debug("ml-dash: %s resumes at server offset %d (was %d)", stream, conflict.acked, start)
-            self._acked(stream, conflict.acked, 0)
+        limit = self.window if self.ordered and stream not in self.isolating else 1
+        while len(flights) < limit:
+            lines, count, end, full = read_batch(path, start, max_events, self.max_bytes)
+            if end == start or (full_only and not full):
+                return
+            current = self.state.current_run()
+            body = {"run_id": current["run_id"] if current else None, "stream": stream,
+                    "stream_id": self.state.stream_id(stream), "start": start, "end": end, "lines": lines}
+            flights.send(body, start, end, count, full, self._post_batch)
+            start, full_only = end, True
+
+    async def _post_batch(self, body: dict) -> dict:
+        return await self._call("POST", f"/experiments/{self.state.experiment_id}/batches", body)
+
+    async def _refused(self, stream: str, flight: Flight, error: HTTPError) -> bool:
+        """The server refused ``flight`` (the oldest batch in flight; the others were dropped)."""
+        start, end, count, body = flight.start, flight.end, flight.count, flight.body
+        if isinstance(error, Conflict):
+            if body.get("ahead"):
+                # Its 409 may predate the batch before it being stored: ask the server where the stream stands.
+                offsets = (await self._call("GET", f"/experiments/{self.state.experiment_id}/streams"))["streams"]
+                acked = int(offsets.get(self.state.stream_id(stream), 0))
+            else:
+                acked = error.acked
+            logger.debug("ml-dash: %s resumes at server offset %d (was %d)", stream, acked, start)
+            self._acked(stream, acked, 0)
             return True
-        except HTTPError as error:
-            if error.status == 413 and count > 1:
-                self.max_events = max(1, count // 2)
-                self.max_bytes = max(1024, self.max_bytes // 2)
-                return True
-            if error.status != 400:
-                raise
-            if "'stream' must be one of" in error.message:
-                logger.warning("ml-dash: the server at %s does not take the %r stream (an older version?): %s.jsonl "
-                               "stays local only", self.api.base_url, stream, stream)
-                self.unknown_streams.add(stream)
-                return False
-            if count > 1:
-                # One bad line must not block the rest of the run: halve the batches up to this one's end until the
-                # refused line is alone in its batch (a server that refuses records, not batches, never gets here).
-                until = max(end, isolating[0] if isolating else 0)
-                self.isolating[stream] = (until, max(1, count // 2))
-                return True
-            answer = await self._skip_line(stream, body, error)
-            self.isolating.pop(stream, None)  # full batches again: another bad line further on is isolated anew
-        self._acked(stream, int(answer.get("acked", end)), int(answer.get("stored", 0)))
+        if error.status == 413 and count > 1:
+            self.max_events = max(1, count // 2)
+            self.max_bytes = max(1024, self.max_bytes // 2)
+            return True
+        if error.status != 400:
+            raise error
+        if "'stream' must be one of" in error.message:
+            logger.warning("ml-dash: the server at %s does not take the %r stream (an older version?): %s.jsonl "
+                           "stays local only", self.api.base_url, stream, stream)
+            self.unknown_streams.add(stream)
+            return False
+        isolating = self.isolating.get(stream)
+        if count > 1:
+            # One bad line must not block the rest of the run: halve the batches up to this one's end until the
+            # refused line is alone in its batch (a server that refuses records, not batches, never gets here).
+            until = max(end, isolating[0] if isolating else 0)
+            self.isolating[stream] = (until, max(1, count // 2))
+            return True
+        answer = await self._skip_line(stream, body, error)
+        self.isolating.pop(stream, None)  # full batches again: another bad line further on is isolated anew
+        self._settle(stream, flight, answer)
+        return True
+
+    def _settle(self, stream: str, flight: Flight, answer: dict) -> None:
+        self._acked(stream, int(answer.get("acked", flight.end)), int(answer.get("stored", 0)))
         rejected = answer.get("rejected")
         if rejected:
             self.skipped[stream] += len(rejected) if isinstance(rejected, list) else 1
             logger.warning("ml-dash: the server refused %s record(s) of %s/%s.jsonl (bytes %d-%d), which were dropped: "
                            "%s", len(rejected) if isinstance(rejected, list) else rejected, self.state.directory,
-                           stream, start, end, _excerpt(rejected))
-        return full
+                           stream, flight.start, flight.end, _excerpt(rejected))
+
+    def drop_flights(self) -> None:
+        for flights in self.flights.values():
+            flights.drop()
 
     async def _skip_line(self, stream: str, body: dict, error: HTTPError) -> dict:
         """The server refused a batch of one line: send its byte range as a blank line (the server skips those, so the
@@ -276,6 +327,12 @@ class RunSync:
         self.state.annotations = due
         self.state.save()
 
+    def backlogged(self) -> bool:
+        """A quarter of a full batch or more is waiting: the uploader is behind, even if its last batch was not full
+        (it was read while the writer was still appending), so it goes on without the steady-state pause."""
+        return any(pending >= self.max_bytes // 4 for stream, pending in self.state.pending_bytes().items()
+                   if stream not in self.unknown_streams)
+
     # -- status ---------------------------------------------------------------------------------------------------
     def caught_up(self) -> bool:
         """No complete line beyond what the server acknowledged (an unterminated tail is not data yet)."""
@@ -320,6 +377,7 @@ class RunSync:
                 await self.setup()
             await self.ensure_runs()
             await self.push_annotations()
+            requests = self.api.requests
             behind = False
             for stream in STREAMS:
                 if stream not in self.unknown_streams:
@@ -330,8 +388,12 @@ class RunSync:
             if not behind:
                 await self.push_statuses()
             self.resets = 0
-            return behind
-        except HTTPError as error:
+            # A torn last line sends nothing: only a round that sent something may skip the pause for the backlog.
+            return behind or (self.api.requests > requests and self.backlogged())
+        except BaseException as error:
+            self.drop_flights()  # their tasks must not outlive this round's failure (or a cancelled upload)
+            if not isinstance(error, HTTPError):
+                raise
             if error.status == 404 and self.resets < 3:
                 self.resets += 1
                 # The server lost the experiment or run (a wiped data dir): register again and resend from 0.

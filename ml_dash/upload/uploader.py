@@ -38,6 +38,7 @@ def upload_settings() -> dict[str, Any]:
         "connect_wait": setting("CONNECT_WAIT", None, 2.0, float),  # how long the constructor waits for the ids
         "max_events": setting("UPLOAD_BATCH_EVENTS", None, 50_000, int),
         "max_bytes": setting("UPLOAD_BATCH_BYTES", None, 4 << 20, int),
+        "window": setting("UPLOAD_WINDOW", None, 4, int),  # batches of one stream in flight at most
         "retry_base": setting("RETRY_BASE", None, 0.5, float),
         "retry_cap": setting("RETRY_CAP", None, 30.0, float),
     }
@@ -69,7 +70,7 @@ class RemoteRun:
         identity = {"namespace": exp.namespace, "workspace": exp.workspace, "prefix": exp.prefix,
                     "directory": exp.directory, "readme": exp.readme, "hostname": socket.gethostname()}
         self.sync = RunSync(self.api, SyncState(self.path), identity, settings["max_events"], settings["max_bytes"],
-                            on_ids=on_ids)
+                            on_ids=on_ids, window=settings["window"])
 
     def _retrier(self) -> Retrier:
         backoff = Backoff(base=self.settings["retry_base"], cap=self.settings["retry_cap"])

@@ -67,3 +67,28 @@ def test_lines_parse_the_same_with_and_without_blank_or_torn_lines():
     parsed = batch(lines=messy)
     assert all(r in records for r in parsed) and len(parsed) == len(records) - 1
     assert batch(lines=b"") == []
+
+
+def test_the_columnar_pass_stores_what_validating_each_event_stores():
+    """``batch(columns=True)`` (the server's path) gives the chunks, last points and rejections that validating the
+    events and grouping them (``MetricBatch.of_events``) give, for plain, mixed, normalised and refused records."""
+    from ml_dash.format.limits import MAX_METRIC_NAMES_PER_BATCH
+    from ml_dash.server.series.batch import MetricBatch
+
+    events = [
+        {"timestamp": 1.5, "step": 1, "metrics": {"loss": 0.5, "ok": True, "n": 3, "none": None}},
+        {"timestamp": 2.0, "step": None, "metrics": {"loss": 0.25}, "extra": "dropped"},
+        {"timestamp": 3, "step": 2, "metrics": {"loss": 1.0, "n": 2**70}},
+        {"timestamp": 4.0, "metrics": {"loss": "NaN", "ok": False}},
+        {"timestamp": 5.0, "step": 3, "metrics": {"loss": "text"}},
+        [1, 2],
+        {"timestamp": 6.0, "step": 4, "metrics": {"loss": float("nan"), "inf": "-Infinity"}},
+        {"timestamp": 7.0, "step": 5, "metrics": {f"m{i}": 1.0 for i in range(MAX_METRIC_NAMES_PER_BATCH)}},
+        {"timestamp": 8.0, "step": 6, "metrics": {"loss": 2.0}},
+    ] + [{"timestamp": 9.0 + i, "step": 7 + i, "metrics": {"loss": i / 3, "acc": i}} for i in range(600)]
+    body = {"stream": "metrics", "stream_id": "s", "start": 0, "end": 10}
+    plain = VALIDATOR.batch({**body, "events": [dict(e) if isinstance(e, dict) else e for e in events]})
+    columns = VALIDATOR.batch({**body, "events": events}, columns=True)
+    assert columns["rejected"] == plain["rejected"] and [r["index"] for r in plain["rejected"]] == [4, 5, 7]
+    assert columns["events"] == MetricBatch.of_events(plain["events"])
+    assert columns["events"].count == len(events) - 3

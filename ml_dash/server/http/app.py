@@ -13,10 +13,12 @@ from ml_dash.server.http.auth import auth_middleware
 from ml_dash.server.http.dashboard import setup_dashboard
 from ml_dash.server.http.environment import setup_environment_routes
 from ml_dash.server.http.graphql import setup_graphql
-from ml_dash.server.http.keys import BLOBS_KEY, CONFIG_KEY, STORAGE_KEY
+from ml_dash.server.http.batch_order import BatchOrder
+from ml_dash.server.http.keys import BLOBS_KEY, CONFIG_KEY, DECODER_KEY, ORDER_KEY, STORAGE_KEY
 from ml_dash.server.http.responses import json_response
 from ml_dash.server.http.rest import setup_routes
 from ml_dash.server.http.security import SECURITY_HEADERS, security_middleware
+from ml_dash.server.ingest_pool import DecodePool, default_processes
 from ml_dash.server.storage.base import Storage
 from ml_dash.server.storage.registry import open_storage
 
@@ -71,6 +73,7 @@ def create_app(config: ServerConfig | None = None, storage: Storage | None = Non
                           client_max_size=config.max_body_bytes)
     app[CONFIG_KEY] = config
     app[BLOBS_KEY] = open_file_store(config)
+    app[ORDER_KEY] = BatchOrder()
 
     async def storage_lifecycle(app: web.Application) -> AsyncIterator[None]:
         app[STORAGE_KEY] = storage or open_storage(config.db_url, config.sqlite_path)
@@ -83,7 +86,14 @@ def create_app(config: ServerConfig | None = None, storage: Storage | None = Non
         yield
         await app[BLOBS_KEY].close()
 
+    async def decoder_lifecycle(app: web.Application) -> AsyncIterator[None]:
+        app[DECODER_KEY] = DecodePool(default_processes() if config.ingest_processes is None
+                                      else config.ingest_processes)
+        yield
+        app[DECODER_KEY].close()
+
     app.cleanup_ctx.append(storage_lifecycle)
+    app.cleanup_ctx.append(decoder_lifecycle)
     app.cleanup_ctx.append(files_lifecycle)
     setup_routes(app)
     setup_environment_routes(app)

@@ -12,17 +12,18 @@ from ml_dash.format.params import replay
 from ml_dash.server.errors import BadRequest, BrokenBody, NotFound, PayloadTooLarge
 from ml_dash.server.files.base import check_file_path
 from ml_dash.server.http.auth import allowed_namespaces, check_namespace
-from ml_dash.server.http.keys import BLOBS_KEY, CONFIG_KEY, STORAGE_KEY
+from ml_dash.server.http.batch_order import client_gone
+from ml_dash.server.http.keys import BLOBS_KEY, CONFIG_KEY, DECODER_KEY, ORDER_KEY, STORAGE_KEY
 from ml_dash.server.http.responses import json_response
 from ml_dash.server.http.security import SECURITY_HEADERS, attachment
 from ml_dash.server.ingest import MAX_REJECTED_REPORTED, Validator, decode_body, read_stream, timed_chunks
+from ml_dash.server.ingest_pool import OFF_LOOP_BYTES
 from ml_dash.server.series.downsample import series_result
 
 routes = web.RouteTableDef()
 API = "/api/v1"
 EXPERIMENT = API + "/experiments/{experiment_id}"
 MAX_QUERY_POINTS = 1_000_000
-OFF_LOOP_BYTES = 1 << 20  # bodies larger than this are decoded (and validated) in a thread, not on the event loop
 
 
 def respond(request: web.Request, data: Any, status: int = 200) -> web.Response:
@@ -176,9 +177,16 @@ async def update_run(request: web.Request) -> web.Response:
 @routes.post(EXPERIMENT + "/batches")
 async def append_batch(request: web.Request) -> web.Response:
     experiment = await authorized_experiment(request)  # before the body: a foreign namespace costs no decoding
-    batch = await read_body(request, validator(request).batch)
-    rejected = batch.pop("rejected")
-    result = await request.app[STORAGE_KEY].apply_batch(experiment["id"], **batch)
+    config = request.app[CONFIG_KEY]
+    raw = await read_raw(request)
+    batch = await request.app[DECODER_KEY].decode(
+        raw, request.content_type if request.body_exists else "",
+        (config.max_name_length, config.max_events, config.max_body_items, config.max_json_bytes))
+    rejected, ahead = batch.pop("rejected"), batch.pop("ahead")
+    storage = request.app[STORAGE_KEY]
+    result = await request.app[ORDER_KEY].apply(
+        (experiment["id"], batch["stream_id"]), batch["start"], ahead, config.order_wait,
+        lambda: storage.apply_batch(experiment["id"], **batch), client_gone(request))
     answer = {"acked": result.acked, "stored": result.stored}
     if result.duplicate:
         answer["duplicate"] = True
@@ -191,7 +199,10 @@ async def append_batch(request: web.Request) -> web.Response:
 @routes.get(EXPERIMENT + "/streams")
 async def streams(request: web.Request) -> web.Response:
     experiment = await authorized_experiment(request)
-    return respond(request, {"streams": await request.app[STORAGE_KEY].stream_offsets(experiment["id"])})
+    # "ordered": batches marked "ahead" wait for their predecessor here (docs/protocol.md), so a client may send
+    # several of a stream at once; a client that does not see it sends one at a time.
+    return respond(request, {"streams": await request.app[STORAGE_KEY].stream_offsets(experiment["id"]),
+                             "ordered": True})
 
 
 @routes.get(EXPERIMENT + "/parameters")

@@ -116,7 +116,7 @@ def encode_chunk(points: Sequence[tuple[Any, Any, Any]]) -> EncodedChunk:
     kinds = np.fromiter((_kind(v) for _, _, v in points), DTYPES["kinds"], n)
     # None cannot enter a float array; its kind already says null, so any placeholder would do — NaN reads right.
     values = np.fromiter((np.nan if v is None else v for _, _, v in points), DTYPES["values"], n)
-    return _encode_arrays(steps, values, kinds, stamps)
+    return encode_arrays(steps, values, kinds, stamps)
 
 
 def _kind(value: Any) -> int:
@@ -127,7 +127,7 @@ def _kind(value: Any) -> int:
     return VALUE_KIND_NAN if value != value else VALUE_KIND_NUMBER
 
 
-def _encode_arrays(steps: np.ndarray, values: np.ndarray, kinds: np.ndarray, stamps: np.ndarray) -> EncodedChunk:
+def encode_arrays(steps: np.ndarray, values: np.ndarray, kinds: np.ndarray, stamps: np.ndarray) -> EncodedChunk:
     stepped = steps[~np.isnan(steps)]
     ordered = len(stepped) == len(steps) and bool(np.all(steps[1:] >= steps[:-1]))
     return EncodedChunk(
@@ -142,7 +142,7 @@ def _encode_arrays(steps: np.ndarray, values: np.ndarray, kinds: np.ndarray, sta
 def merge_encoded(old: dict[str, bytes], new: EncodedChunk) -> EncodedChunk:
     """A stored chunk (``COLUMNS`` → bytes) followed by ``new``'s points, as one chunk."""
     arrays = [np.frombuffer(old[c] + getattr(new, c), DTYPES[c]) for c in COLUMNS]
-    return _encode_arrays(*arrays)
+    return encode_arrays(*arrays)
 
 
 def decode_chunks(rows: Iterable[Sequence[bytes]], columns: Sequence[str] = COLUMNS[:3]) -> list[np.ndarray]:

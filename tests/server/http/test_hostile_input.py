@@ -46,7 +46,7 @@ async def test_deeply_nested_values_are_400(client, stream):
                                                       "start": 0, "end": 10, "events": [event]})
     assert answer.status == 400, await answer.text()
     streams = await (await client.get(f"/api/v1/experiments/{experiment_id}/streams")).json()
-    assert streams == {"streams": {}}
+    assert streams == {"streams": {}, "ordered": True}
 
 
 async def test_nesting_within_the_limit_round_trips(client):

@@ -99,7 +99,7 @@ async def test_gap_and_overlap_are_409_with_acked(client):
     resumed = await post_batch(client, experiment_id, metric_batch(100, 200, range(10, 20)))
     assert (await resumed.json())["acked"] == 200
     streams = await (await client.get(f"/api/v1/experiments/{experiment_id}/streams")).json()
-    assert streams == {"streams": {"c1:metrics": 200}}
+    assert streams == {"streams": {"c1:metrics": 200}, "ordered": True}
 
 
 async def test_metric_values_round_trip_including_nonfinite(client):

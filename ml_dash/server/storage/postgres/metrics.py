@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from ml_dash.server.series.chunks import encode_chunk
+from ml_dash.server.series.batch import MetricBatch
 from ml_dash.server.series.types import (
     VALUE_KIND_BOOL,
     VALUE_KIND_NAN,
@@ -27,14 +27,14 @@ _INT64 = (-(2**63), 2**63)
 class MetricRows:
     """One chunk per metric name in the batch; a small tail chunk of the same run absorbs it instead (as in SQLite)."""
 
-    def __init__(self, events: list[dict], experiment_pk: int, run_pk: int | None) -> None:
+    def __init__(self, events: list[dict] | MetricBatch, experiment_pk: int, run_pk: int | None) -> None:
         self.experiment_pk, self.run_pk = experiment_pk, run_pk
-        points = shared.points_by_name(events)
+        batch = MetricBatch.of_events(events)
         # Sorted: every batch locks its names' rows in the same order, so two batches cannot deadlock.
-        self.names = sorted(points)
-        self.chunks = [encode_chunk(points[name]) for name in self.names]
-        self.lasts = [encode_last(points[name][-1][2]) for name in self.names]
-        self.count = len(events)
+        self.names = sorted(batch.names)
+        self.chunks = [batch.chunks[name] for name in self.names]
+        self.lasts = [encode_last(batch.last[name][2]) for name in self.names]
+        self.count = batch.count
 
     async def write(self, conn: asyncpg.Connection) -> int:
         if not self.names:

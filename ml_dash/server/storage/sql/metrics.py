@@ -1,4 +1,5 @@
-"""Metric writes both SQL backends follow: a batch's points per name, the series-state bookkeeping and the merge policy.
+"""Metric writes both SQL backends follow: the series-state bookkeeping and the merge policy (a batch's points per name
+are grouped and encoded before the transaction: ``series.batch``).
 
 The writers themselves differ (SQLite: a few statements per name; PostgreSQL: a few array statements per batch), so
 each backend keeps its own and calls these for what they decide alike.
@@ -12,16 +13,6 @@ from ml_dash.server.series.chunks import EncodedChunk, merge_encoded
 # A live run sends a batch about every second: merging small tails keeps a long run at a few hundred chunks, and
 # caps what one batch rewrites at about MERGE_BELOW * 25 bytes.
 MERGE_BELOW = 4096
-
-
-def points_by_name(events: list[dict]) -> dict[str, list[tuple[Any, Any, Any]]]:
-    """A metrics batch as name → its (step, timestamp, value) points in batch order: one chunk each."""
-    points: dict[str, list[tuple[Any, Any, Any]]] = {}
-    for event in events:
-        step, timestamp = event.get("step"), event.get("timestamp")
-        for name, value in event["metrics"].items():
-            points.setdefault(name, []).append((step, timestamp, value))
-    return points
 
 
 def next_chunk(chunk: EncodedChunk, step_hi: float | None, ordered: Any,

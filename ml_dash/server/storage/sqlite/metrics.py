@@ -10,14 +10,15 @@ import math
 import sqlite3
 from typing import Any
 
-from ml_dash.server.series.chunks import COLUMNS, EncodedChunk, encode_chunk
+from ml_dash.server.series.batch import MetricBatch
+from ml_dash.server.series.chunks import COLUMNS, EncodedChunk
 from ml_dash.server.series.types import (
     VALUE_KIND_BOOL,
     VALUE_KIND_NAN,
     VALUE_KIND_NULL,
     VALUE_KIND_NUMBER,
 )
-from ml_dash.server.storage.sql.metrics import MERGE_BELOW, next_chunk, points_by_name
+from ml_dash.server.storage.sql.metrics import MERGE_BELOW, next_chunk
 
 
 def encode_value(value: Any) -> tuple[Any, int]:
@@ -39,11 +40,12 @@ def decode_value(value: Any, kind: int) -> Any:
     return value  # numbers, and None for VALUE_KIND_NULL
 
 
-def insert_metrics(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | None, events: list[dict],
-                   merge_below: int = MERGE_BELOW) -> int:
+def insert_metrics(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | None,
+                   events: list[dict] | MetricBatch, merge_below: int = MERGE_BELOW) -> int:
     """One chunk per metric name in the batch; a small tail chunk of the same run absorbs it instead."""
-    for name, named in points_by_name(events).items():
-        chunk = encode_chunk(named)
+    batch = MetricBatch.of_events(events)
+    for name in batch.names:
+        chunk = batch.chunks[name]
         conn.execute("INSERT OR IGNORE INTO metric_names (experiment_pk, name) VALUES (?, ?)", (experiment_pk, name))
         name_pk, step_hi, ordered, tail_pk = conn.execute(
             "SELECT pk, step_hi, ordered, tail_pk FROM metric_names WHERE experiment_pk = ? AND name = ?",
@@ -51,11 +53,11 @@ def insert_metrics(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | N
         tail = conn.execute('SELECT pk, steps, "values", kinds, timestamps FROM metric_chunks WHERE pk = ? '
                             "AND n < ? AND run_pk IS ?", (tail_pk, merge_below, run_pk)).fetchone()
         state = chunk_row(conn, name_pk, run_pk, chunk, step_hi, ordered, tail)
-        step, timestamp, value = named[-1]
+        step, timestamp, value = batch.last[name]
         conn.execute("UPDATE metric_names SET last_value = ?, last_kind = ?, last_step = ?, last_timestamp = ?, "
                      "step_hi = ?, ordered = ?, tail_pk = ? WHERE pk = ?",
                      (*encode_value(value), step, timestamp, *state, name_pk))
-    return len(events)
+    return batch.count
 
 
 def chunk_row(conn: sqlite3.Connection, name_pk: int, run_pk: int | None, chunk: EncodedChunk, step_hi: float | None,

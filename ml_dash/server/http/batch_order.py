@@ -1,0 +1,74 @@
+"""Batches sent ahead: a client with several batches of one stream in flight marks all but the first ``ahead``; one
+that arrives (or finishes decoding) before the batch it continues has been stored waits here for its turn instead of
+being answered ``409`` at once.
+
+The offsets stay the database's business (``storage.apply_batch`` checks ``start`` against the acknowledged offset in
+its transaction): this only retries the apply when a batch of the same stream was stored by this process, or every
+``POLL_S`` in case another worker stored it, until ``order_wait`` seconds have passed or the client went away. Then
+the ``409`` stands and the client resumes from the offset it names, as before. A batch not marked ``ahead`` never
+waits: a real gap is answered at once.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Awaitable, Callable
+
+from ml_dash.server.errors import StreamConflict
+from ml_dash.server.storage.base import BatchResult
+
+POLL_S = 0.1  # how often a waiting batch looks again without news from this process (another worker may store)
+
+
+class BatchOrder:
+    """Per (experiment, stream id): an event set each time this process stored a batch of that stream."""
+
+    def __init__(self) -> None:
+        self._stored: dict[tuple[str, str], asyncio.Event] = {}
+        self._waiting: dict[tuple[str, str], int] = {}
+
+    async def apply(self, key: tuple[str, str], start: int, ahead: bool, wait: float,
+                    apply: Callable[[], Awaitable[BatchResult]], gone: Callable[[], bool]) -> BatchResult:
+        """``apply()`` now, or for an ``ahead`` batch whose predecessor is not stored yet, again each time it may
+        have been, for at most ``wait`` seconds or until ``gone()`` (the client closed the connection)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            news = self._stored.setdefault(key, asyncio.Event())  # taken before the attempt: no store is missed
+            try:
+                result = await apply()
+            except StreamConflict as conflict:
+                remaining = deadline - loop.time()
+                if not ahead or conflict.acked >= start or remaining <= 0 or gone():
+                    self._forget(key)
+                    raise
+                await self._wait(key, news, min(POLL_S, remaining))
+                continue
+            self._stored.pop(key, news).set()  # wakes this stream's waiters; the next attempt takes a fresh event
+            self._forget(key)
+            return result
+
+    async def _wait(self, key: tuple[str, str], news: asyncio.Event, timeout: float) -> None:
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            await asyncio.wait_for(news.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key]
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        """Keep an event only while someone may wait on it: a server sees many streams, each for a while."""
+        if key not in self._waiting:
+            event = self._stored.get(key)
+            if event is not None and not event.is_set():
+                del self._stored[key]
+
+
+def client_gone(request: Any) -> Callable[[], bool]:
+    def gone() -> bool:
+        transport = request.transport
+        return transport is None or transport.is_closing()
+
+    return gone

@@ -132,7 +132,8 @@ async def test_params_column_follows_ingest(storage):
 
 
 async def test_tags_notes_and_soft_delete(storage):
-    """Tags edit without duplicates, notes set and clear, a deleted experiment is hidden until restored."""
+    """Tags edit without duplicates, notes set and clear, a deleted experiment is hidden until restored or until a
+    new run starts in it (a retried create of an existing run does not restore it)."""
     ids = await _populate(storage)
     experiment_id = ids["vit-1"]
     assert await storage.edit_tags(experiment_id, add=["a", "b", "a"]) == ["a", "b"]
@@ -151,6 +152,12 @@ async def test_tags_notes_and_soft_delete(storage):
     assert [e["id"] for e in page] == [experiment_id] and page[0]["deleted_at"] == deleted_at
     assert await storage.set_deleted(experiment_id, False) is None
     assert (await storage.experiment_page(None))[0] == 7
+    await storage.set_deleted(experiment_id, True)
+    await storage.create_run(experiment_id, "new", None, None)
+    assert (await storage.get_experiment(experiment_id))["deleted_at"] is None
+    await storage.set_deleted(experiment_id, True)
+    await storage.create_run(experiment_id, "new", None, None)  # the same run again (a retry)
+    assert (await storage.get_experiment(experiment_id))["deleted_at"] is not None
 
 
 async def test_sqlite_database_at_version_5_upgrades(tmp_path):

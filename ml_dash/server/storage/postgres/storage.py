@@ -24,7 +24,7 @@ from ml_dash.server.storage.postgres.driver import run
 from ml_dash.server.storage.postgres.metrics import MetricRows, decode_last
 from ml_dash.server.storage.postgres.migrations import migrate
 from ml_dash.server.storage.postgres.query import PostgresDialect
-from ml_dash.server.storage.sql.protocol import ROW, Body, writes
+from ml_dash.server.storage.sql.protocol import ROW, RUN, Body, writes
 from ml_dash.server.storage.sql.query import merged_params
 from ml_dash.server.storage.sql.storage import SQLStorage, log_row
 
@@ -104,8 +104,10 @@ class PostgresStorage(SQLStorage):
         # RETURNING answer for an existing row too.
         row = yield ROW, ("INSERT INTO runs (id, experiment_pk, client_run_id, status, hostname, started_at) "
                           "VALUES (?, ?, ?, 'RUNNING', ?, ?) ON CONFLICT (experiment_pk, client_run_id) "
-                          "DO UPDATE SET client_run_id = EXCLUDED.client_run_id RETURNING id"), \
+                          "DO UPDATE SET client_run_id = EXCLUDED.client_run_id RETURNING id, (xmax = 0) AS created"), \
             (uuid.uuid4().hex, pk, client_run_id, hostname, time.time() if started_at is None else started_at)
+        if row[1]:  # a new run brings a soft-deleted experiment back (docs/query.md)
+            yield RUN, "UPDATE experiments SET deleted_at = NULL WHERE pk = ? AND deleted_at IS NOT NULL", (pk,)
         return row[0]
 
     async def apply_batch(self, experiment_id, run_id, stream, stream_id, start, end, events):

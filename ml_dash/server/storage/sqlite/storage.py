@@ -178,6 +178,8 @@ class SQLiteStorage(SQLStorage):
         yield RUN, ("INSERT INTO runs (id, experiment_pk, client_run_id, status, hostname, started_at) "
                     "VALUES (?, ?, ?, 'RUNNING', ?, ?)"), (run_id, pk, client_run_id, hostname,
                                                           time.time() if started_at is None else started_at)
+        # A new run brings a soft-deleted experiment back (docs/query.md).
+        yield RUN, "UPDATE experiments SET deleted_at = NULL WHERE pk = ? AND deleted_at IS NOT NULL", (pk,)
         return run_id
 
     async def apply_batch(self, experiment_id, run_id, stream, stream_id, start, end, events):

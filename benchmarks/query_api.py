@@ -14,7 +14,7 @@ ratio Api / raw at p50. Data is written straight into the server's SQLite databa
 only the reads are timed).
 
     python benchmarks/query_api.py [--quick] [--experiments 1000] [--points 1000000] [--repeats 10]
-                                   [--gc] [--gc-rows 3000000]
+                                   [--gc | --gc-only] [--gc-rows 3000000]
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -171,9 +170,10 @@ async def populate_gc(path: str, rows: int) -> None:
         await storage.close()
 
 
-# The command in-process, then its own peak RSS (KiB) as the last line of stdout.
-_REPORTING_RSS = ("import resource, sys; from ml_dash.cli import main; code = main(sys.argv[1:]); "
-                  "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
+# The command in-process, then its own peak RSS (KiB) as the last line of stdout. VmHWM, not getrusage's ru_maxrss:
+# Linux carries ru_maxrss over from the forking parent across exec, so a child of a big process reports the parent's.
+_REPORTING_RSS = ("import sys; from ml_dash.cli import main; code = main(sys.argv[1:]); "
+                  "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]); sys.exit(code)")
 
 
 def bench_gc(rows: int) -> list[tuple[str, dict, str]]:
@@ -211,11 +211,12 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--gc", action="store_true", help="also the gc peak-RSS run")
     parser.add_argument("--gc-rows", type=int, default=3_000_000)
+    parser.add_argument("--gc-only", action="store_true", help="only the gc run")
     args = parser.parse_args()
     if args.quick:
         args.experiments, args.points, args.repeats, args.gc_rows = 200, 200_000, 3, 200_000
-    rows = bench_reads(args.experiments, args.points, args.repeats)
-    if args.gc:
+    rows = [] if args.gc_only else bench_reads(args.experiments, args.points, args.repeats)
+    if args.gc or args.gc_only:
         rows += bench_gc(args.gc_rows)
     print(f"\n{'read':<56}{'p50 ms':>10}{'p99 ms':>10}{'p99.9 ms':>10}{'max ms':>10}  note")
     for name, q, note in rows:

@@ -26,6 +26,9 @@ COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
 TIE_BREAK = ("namespace", "workspace", "directory", "prefix")
 MAX_FILTER_CHARS = 10_000  # a longer filter is refused: it is parsed on the server before any query runs
 MAX_DEPTH = 50  # parentheses nested deeper are refused (the parser recurses)
+# Each comparison is a (correlated) SQL expression evaluated per experiment: a query's cost grows with their number.
+MAX_COMPARISONS = 64
+MAX_ORDER_KEYS = 8
 
 Literal = Union[str, int, float, bool]
 
@@ -131,6 +134,7 @@ class _Parser:
         self.tokens = _tokens(text, what)
         self.i = 0
         self.depth = 0
+        self.comparisons = 0
 
     def peek(self) -> tuple[str, Any, int]:
         return self.tokens[self.i]
@@ -214,6 +218,9 @@ class _Parser:
 
     def comparison(self) -> Compare:
         start = self.peek()[2]
+        self.comparisons += 1
+        if self.comparisons > MAX_COMPARISONS:
+            raise self.error(f"more than {MAX_COMPARISONS} comparisons", start)
         field = self.field()
         kind, op, position = self.peek()
         if kind == "op":
@@ -243,6 +250,8 @@ class _Parser:
             else:
                 self.keyword("asc")
             keys.append(OrderKey(field, descending))
+            if len(keys) > MAX_ORDER_KEYS:
+                raise self.error(f"more than {MAX_ORDER_KEYS} order keys", position)
             if self.peek()[:2] != ("punct", ","):
                 break
             self.take()

@@ -53,8 +53,33 @@ def add_gc_subcommand(subparsers: "argparse._SubParsersAction") -> None:
     parser.add_argument("--older-than", type=float, default=0.0, metavar="DAYS",
                         help="only experiments deleted at least this many days ago (default 0: all)")
     parser.add_argument("--batch", type=int, default=10_000, help="rows per delete (default 10000)")
+    parser.add_argument("--sweep-blobs", action="store_true",
+                        help="also delete every blob no file record names (e.g. older versions of a re-saved file), "
+                             "among those stored more than an hour ago; walks the whole blob store")
     parser.add_argument("--dry-run", action="store_true", help="list what would be purged, change nothing")
     parser.set_defaults(func=gc_main)
+
+
+# A blob is written before the file record that names it: younger blobs may be an upload in flight.
+SWEEP_MIN_AGE = 3600.0
+
+
+async def _sweep(storage, blobs, before: float, batch: int = 1000) -> int:
+    """Delete the blobs stored before ``before`` that no file record names, checked ``batch`` at a time."""
+    deleted, pending = 0, []
+
+    async def check() -> int:
+        unnamed = await storage.unnamed_blobs(pending)
+        for sha in unnamed:
+            await blobs.delete(sha)
+        pending.clear()
+        return len(unnamed)
+
+    async for sha in blobs.stored_before(before):
+        pending.append(sha)
+        if len(pending) >= batch:
+            deleted += await check()
+    return deleted + await check()
 
 
 def gc_main(args: argparse.Namespace) -> int:
@@ -87,7 +112,10 @@ def gc_main(args: argparse.Namespace) -> int:
                 return None
             await blobs.open()
             try:
-                return await storage.purge_deleted(before, args.batch, blobs.delete, echo=print)
+                counts = await storage.purge_deleted(before, args.batch, blobs.delete, echo=print)
+                if args.sweep_blobs:
+                    counts["blobs"] += await _sweep(storage, blobs, time.time() - SWEEP_MIN_AGE)
+                return counts
             finally:
                 await blobs.close()
         finally:

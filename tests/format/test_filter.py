@@ -50,6 +50,8 @@ def test_parse_builds_the_ast_with_precedence():
     ("params.flag < true", 14, "true and false"),
     ("started_at > 'yesterday'", 13, "numbers only"),
     ("prefix = 'a' # b", 13, "unexpected character '#'"),
+    (" or ".join(["prefix = 'a'"] * 65), 64 * 16, "more than 64 comparisons"),
+    ("(" * 51 + "prefix = 'a'" + ")" * 51, 50, "nested more than 50"),
 ])
 def test_syntax_errors_are_value_errors_naming_the_position(text, position, fragment):
     """Each malformed filter raises FilterError (a ValueError) whose message names the offending position."""
@@ -68,6 +70,8 @@ def test_order_by_parses_keys_and_refuses_junk():
         parse_order_by("prefix up")
     with pytest.raises(FilterError, match="cannot order by tags at position 0"):
         parse_order_by("tags")
+    with pytest.raises(FilterError, match="more than 8 order keys at position 64"):
+        parse_order_by(", ".join(["prefix"] * 9))
 
 
 @pytest.mark.parametrize("text, expected", [

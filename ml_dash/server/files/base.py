@@ -47,6 +47,9 @@ class FileStore(Protocol):
     async def delete(self, sha256: str) -> None:
         """Remove stored content ``sha256`` (gone already is fine): ``ml-dash server gc``, once no record names it."""
 
+    def stored_before(self, when: float) -> AsyncIterator[str]:
+        """The sha256 of every blob stored before ``when`` (Unix time), streamed (``ml-dash server gc --sweep-blobs``)."""
+
     async def close(self) -> None:
         """Release connections (called at app cleanup)."""
 

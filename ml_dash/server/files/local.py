@@ -44,5 +44,15 @@ class BlobStore:
     async def delete(self, sha256: str) -> None:
         remove_quietly(self.path_of(sha256))
 
+    async def stored_before(self, when: float) -> AsyncIterator[str]:
+        try:
+            folders = sorted(e.name for e in os.scandir(self.root) if e.is_dir() and len(e.name) == 2)
+        except FileNotFoundError:
+            return
+        for folder in folders:  # one folder (1/256 of the blobs) listed at a time
+            for entry in os.scandir(os.path.join(self.root, folder)):
+                if entry.is_file() and entry.stat().st_mtime < when and len(folder + entry.name) == 64:
+                    yield folder + entry.name
+
     async def response(self, request: web.Request, sha256: str, headers: Mapping[str, str]) -> web.StreamResponse:
         return web.FileResponse(self.path_of(sha256), headers=headers)

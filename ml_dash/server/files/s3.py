@@ -78,6 +78,20 @@ class S3BlobStore:
     async def delete(self, sha256: str) -> None:
         await self._call(self._client.delete_object, Bucket=self.bucket, Key=self.key_of(sha256))
 
+    async def stored_before(self, when: float) -> AsyncIterator[str]:
+        prefix = "/".join(p for p in (self.prefix, "blobs", "") if p)
+        token = None
+        while True:  # a page of at most 1,000 keys at a time
+            page = await self._call(self._client.list_objects_v2, Bucket=self.bucket, Prefix=prefix,
+                                    **({"ContinuationToken": token} if token else {}))
+            for item in page.get("Contents", ()):
+                name = item["Key"][len(prefix):].replace("/", "")
+                if len(name) == 64 and item["LastModified"].timestamp() < when:
+                    yield name
+            if not page.get("IsTruncated"):
+                return
+            token = page["NextContinuationToken"]
+
     async def response(self, request: web.Request, sha256: str, headers: Mapping[str, str]) -> web.StreamResponse:
         key = self.key_of(sha256)
         if request.method == "HEAD":

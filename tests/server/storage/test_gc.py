@@ -95,3 +95,18 @@ def test_gc_command_purges_and_deletes_unreferenced_blobs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "purged 1 experiment(s)" in out and "1 blob(s) deleted" in out
     assert not os.path.exists(blobs.path_of(sha_gone)) and os.path.exists(blobs.path_of(sha_keep))
+
+    async def stray():  # a blob no record names (a re-saved file's old version), and one just uploaded
+        async def chunks(payload):
+            yield payload
+
+        old, _ = await blobs.put(chunks(b"old version"), 100)
+        young, _ = await blobs.put(chunks(b"in flight"), 100)
+        os.utime(blobs.path_of(old), (1.0, 1.0))
+        return old, young
+
+    old, young = asyncio.run(stray())
+    assert main(["server", "gc", "--data", data, "--sweep-blobs"]) == 0
+    assert "1 blob(s) deleted" in capsys.readouterr().out
+    assert not os.path.exists(blobs.path_of(old)) and os.path.exists(blobs.path_of(young))
+    assert os.path.exists(blobs.path_of(sha_keep))

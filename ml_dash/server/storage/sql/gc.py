@@ -62,6 +62,15 @@ class Purge:
         named = {r[0] for r in (yield ROWS, f"SELECT DISTINCT sha256 FROM files WHERE {clause}", args)}
         return len(rows), [sha for sha in shas if sha not in named]
 
+    @reads
+    def unnamed_blobs(self, shas):
+        """Those of ``shas`` that no file record names."""
+        if not shas:
+            return []
+        clause, args = self._in("sha256", sorted(set(shas)), "text")
+        named = {r[0] for r in (yield ROWS, f"SELECT DISTINCT sha256 FROM files WHERE {clause}", args)}
+        return [sha for sha in sorted(set(shas)) if sha not in named]
+
     @writes
     def _purge_experiment_row(self, experiment_pk):
         for table in ("streams", "experiment_environments"):  # a few rows each

@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -78,6 +79,8 @@ def worker(args: argparse.Namespace) -> dict:
             while server_acked(remote, exp.experiment_id) < size:
                 time.sleep(0.005)
             out["durable_s"] = time.perf_counter() - t0
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            out["client_cpu_s"] = usage.ru_utime + usage.ru_stime
             out["server_count"] = server_count(remote, exp.experiment_id)
             out["requests"] = exp._uploader.api.requests
     elif args.worker == "steady":
@@ -113,16 +116,65 @@ def run_worker(code: str, name: str, remote: str, extra: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+class HealthProbe:
+    """``GET /health`` every 20 ms on its own connection while ingest runs: the server's event loop must stay
+    responsive (decoding happens in its pool). Latencies in ms."""
+
+    def __init__(self, url: str) -> None:
+        import threading
+
+        self.url, self.latencies, self.stop = url, [], threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.02):
+            began = time.perf_counter()
+            with urllib.request.urlopen(self.url + "/health", timeout=30) as answer:
+                answer.read()
+            self.latencies.append((time.perf_counter() - began) * 1e3)
+
+    def __enter__(self) -> "HealthProbe":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its children (the server's decoding pool), 0 without psutil."""
+    try:
+        import psutil
+    except ImportError:
+        return 0.0
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
 @contextlib.contextmanager
 def server_from(code: str):
-    """A server started from ``code`` (PYTHONPATH), its data in a temporary directory."""
-    from ml_dash.server.testing import running_server
+    """A server started from ``code`` (PYTHONPATH), its data in a temporary directory; yields (url, its pid)."""
+    from ml_dash.server.testing import server_process
 
     previous = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = code
     try:
-        with tempfile.TemporaryDirectory(prefix="ml-dash-bench-server-") as data, running_server(data) as url:
-            yield url
+        with tempfile.TemporaryDirectory(prefix="ml-dash-bench-server-") as data, \
+                server_process(data) as (url, process):
+            yield url, process.pid
     finally:
         if previous is None:
             os.environ.pop("PYTHONPATH", None)
@@ -179,8 +231,12 @@ def main() -> None:
                 got = results[label]
                 local = run_worker(code, "throughput", "none", common)
                 got.setdefault("local", []).append(local["local_s"])
-                with server_from(code) as url:
-                    remote = run_worker(code, "throughput", url, common)
+                with server_from(code) as (url, pid):
+                    cpu_before = tree_cpu(pid)
+                    with HealthProbe(url) as probe:
+                        remote = run_worker(code, "throughput", url, common)
+                    got.setdefault("health", []).extend(probe.latencies)
+                    got.setdefault("server_cpu", []).append(tree_cpu(pid) - cpu_before)
                     if not args.quick and rep == 0:
                         got["steady"] = [run_worker(code, "steady", url, common)]
                         percall = {"no remote": run_worker(code, "percall", "none", common),
@@ -192,6 +248,7 @@ def main() -> None:
                 got.setdefault("remote", []).append(remote["durable_s"])
                 got.setdefault("ratio", []).append(remote["durable_s"] / local["local_s"])
                 got.setdefault("requests", []).append(remote["requests"])
+                got.setdefault("client_cpu", []).append(remote["client_cpu_s"])
                 got.setdefault("count", []).append(remote["server_count"])
 
     print(f"ml-dash remote sync benchmark ({os.cpu_count()} CPUs, Python {sys.version.split()[0]}, loopback, "
@@ -203,7 +260,11 @@ def main() -> None:
         ("remote / local (goal <= 2.5)", lambda g: stats(g["ratio"])),
         ("remote durable points/s", lambda g: f"{args.points / statistics.median(g['remote']):,.0f}"),
         ("caller loop (remote run), s", lambda g: stats(g["loop"])),
+        ("client process CPU (remote run), s", lambda g: stats(g["client_cpu"])),
+        ("server CPU (with its pool), s", lambda g: stats(g["server_cpu"])),
         ("requests", lambda g: f"{statistics.median(g['requests']):.0f}"),
+        ("/health during ingest p50/p99/p99.9/max, ms", lambda g: "/".join(
+            f"{percentile(g['health'], q):.0f}" for q in (0.5, 0.99, 0.999, 1.0))),
         ("points counted on the server", lambda g: f"{min(g['count']):,}"),
     ]
     if not args.quick:

@@ -6,6 +6,9 @@ about three times as long as this single pass that checks the shape ml-dash clie
 its name's columns. Anything that shape check does not accept goes through ``check`` (``Validator._metric_event``, the
 full check) and either joins the columns as that check normalised it or is listed in ``rejected``, so the result is
 what validating the events and calling ``MetricBatch.of_events`` gives (tests/server/test_ingest.py compares them).
+Before that loop, a batch whose records all have the same metric names (one ``log()`` call per step, the usual case)
+is checked and split into columns with a few list comprehensions and ``set(map(type, …))`` passes, about a third of
+the loop's cost; any doubt sends it through the loop.
 """
 from __future__ import annotations
 
@@ -43,6 +46,9 @@ def metric_batch(events: list, check: Callable[[dict], dict], max_name_length: i
                  rejected: list[dict]) -> MetricBatch:
     """``events`` (parsed records) as a ``MetricBatch`` of the valid ones; the others are appended to ``rejected``
     as ``{"index", "error"}``, as ``Validator._metric_events`` lists them."""
+    uniform = _uniform_batch(events, max_name_length)
+    if uniform is not None:
+        return uniform
     columns: dict[str, tuple[list, list, list]] = {}
     mixed: set[str] = set()  # names with a bool or null value: their kinds need a look at each point
     kept = 0
@@ -85,17 +91,66 @@ def metric_batch(events: list, check: Callable[[dict], dict], max_name_length: i
         _append(columns, event["step"], event["timestamp"], metrics)
         mixed.update(name for name, value in metrics.items() if type(value) not in (float, int))
         kept += 1
+    return _encoded(columns, mixed, kept)
+
+
+def _uniform_batch(events: list, max_name_length: int) -> MetricBatch | None:
+    """The usual batch, checked column by column in C-speed passes: every event a plain record with the same metric
+    names (one ``log()`` call per step), finite float times, int steps, float/int values. None: anything else (the
+    per-event loop then decides, record by record).
+
+    Same keys without comparing key sets (a quarter of a microsecond per dict): a dict with as many keys as the first
+    one that has each of its names has exactly its names; a missing one is a ``KeyError``."""
+    if not events or set(map(type, events)) != {dict} or set(map(len, events)) != {3}:
+        return None
+    first = events[0].get("metrics")
+    if type(first) is not dict:
+        return None
+    names = tuple(first)
+    if not (len(names) <= MAX_METRICS_PER_EVENT and len(names) <= MAX_METRIC_NAMES_PER_BATCH
+            and all(type(name) is str and 0 < len(name) <= max_name_length and "\x00" not in name for name in names)):
+        return None
+    try:
+        metrics = [event["metrics"] for event in events]
+        steps = [event["step"] for event in events]
+        stamps = [event["timestamp"] for event in events]
+        if set(map(type, metrics)) != {dict} or set(map(len, metrics)) != {len(names)}:
+            return None
+        values_of = {name: [m[name] for m in metrics] for name in names}
+    except KeyError:
+        return None
+    if set(map(type, steps)) != {int} or not (INT64_MIN <= min(steps) and max(steps) < INT64_END):
+        return None
+    if set(map(type, stamps)) != {float} or not np.isfinite(np.array(stamps, DTYPES["timestamps"])).all():
+        return None
+    for values in values_of.values():
+        kinds = set(map(type, values))
+        if not kinds <= {float, int}:
+            return None
+        if int in kinds and not all(INT64_MIN <= v < INT64_END for v in values if type(v) is int):
+            return None
+    return _encoded({name: (steps, stamps, values) for name, values in values_of.items()}, set(), len(events))
+
+
+def _encoded(columns: dict[str, tuple[list, list, list]], mixed: set[str], kept: int) -> MetricBatch:
     chunks, last = {}, {}
+    arrays: dict[tuple[int, str], np.ndarray] = {}  # a uniform batch's names share one steps and one times list
+
+    def array(values: list, column: str) -> np.ndarray:
+        key = (id(values), column)
+        if key not in arrays:
+            # None (a missing step or time) becomes NaN in a float array, as encode_chunk spells it.
+            arrays[key] = np.array(values, DTYPES[column])
+        return arrays[key]
+
     for name, (steps, stamps, values) in columns.items():
         last[name] = (steps[-1], stamps[-1], values[-1])
         if name in mixed:
             chunks[name] = encode_chunk(list(zip(steps, stamps, values)))
             continue
-        # None (a missing step or time) becomes NaN in a float array, as encode_chunk spells it.
         value_array = np.array(values, DTYPES["values"])
         kinds = np.where(np.isnan(value_array), VALUE_KIND_NAN, VALUE_KIND_NUMBER).astype(DTYPES["kinds"])
-        chunks[name] = encode_arrays(np.array(steps, DTYPES["steps"]), value_array, kinds,
-                                     np.array(stamps, DTYPES["timestamps"]))
+        chunks[name] = encode_arrays(array(steps, "steps"), value_array, kinds, array(stamps, "timestamps"))
     return MetricBatch(tuple(columns), chunks, last, kept)
 
 

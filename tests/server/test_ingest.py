@@ -1,6 +1,7 @@
 """Batch validation without a server: the fast paths give exactly what the full checks give."""
 from __future__ import annotations
 
+import copy
 import math
 
 import orjson
@@ -92,3 +93,24 @@ def test_the_columnar_pass_stores_what_validating_each_event_stores():
     assert columns["rejected"] == plain["rejected"] and [r["index"] for r in plain["rejected"]] == [4, 5, 7]
     assert columns["events"] == MetricBatch.of_events(plain["events"])
     assert columns["events"].count == len(events) - 3
+
+
+@pytest.mark.parametrize("case", ["plain", "int values", "huge int", "a name missing", "an extra name", "null step",
+                                  "int time", "nan value", "bool value", "empty"])
+def test_uniform_batches_store_what_validating_each_event_stores(case):
+    """Batches of one shape (the columnar shortcut) and near misses (the per-event loop) give what validating
+    every event and grouping them gives."""
+    from ml_dash.server.series.batch import MetricBatch
+
+    events = [{"timestamp": 10.0 + i, "step": i, "metrics": {"loss": 1 / (i + 1), "acc": i * 0.5}} for i in range(300)]
+    edit = {"plain": lambda e: None, "int values": lambda e: e["metrics"].update(acc=7),
+            "huge int": lambda e: e["metrics"].update(acc=2**64), "a name missing": lambda e: e["metrics"].pop("acc"),
+            "an extra name": lambda e: e["metrics"].update(more=1.0), "null step": lambda e: e.update(step=None),
+            "int time": lambda e: e.update(timestamp=11), "nan value": lambda e: e["metrics"].update(loss="NaN"),
+            "bool value": lambda e: e["metrics"].update(acc=True), "empty": lambda e: e["metrics"].clear()}[case]
+    edit(events[150])
+    body = {"stream": "metrics", "stream_id": "s", "start": 0, "end": 10}
+    plain = VALIDATOR.batch({**body, "events": copy.deepcopy(events)})
+    columns = VALIDATOR.batch({**body, "events": events}, columns=True)
+    assert columns["rejected"] == plain["rejected"] == []
+    assert columns["events"] == MetricBatch.of_events(plain["events"])

@@ -10,7 +10,7 @@ import logging
 import os
 from typing import Any, Callable
 
-from ml_dash.format.layout import FINAL_STATUSES, STREAMS, read_meta
+from ml_dash.format.layout import FINAL_STATUSES, STREAMS, meta_path, read_meta
 from ml_dash.format.layout import TMP_MARK as _TMP_MARK
 from ml_dash.upload.environment import push_environment
 from ml_dash.upload.http import Api, Conflict, HTTPError, file_url_path
@@ -114,6 +114,7 @@ class RunSync:
         # stream -> (offset, events): after a 400 for a batch, smaller batches up to that offset isolate the bad line
         self.isolating: dict[str, tuple[int, int]] = {}
         self.skipped = {s: 0 for s in STREAMS}  # lines the server refused, dropped and reported
+        self._meta_seen: tuple | None = None  # (inode, mtime, size) of a meta file with no annotations to send
         self.unknown_streams: set[str] = set()  # refused by name (an older server without "system"): not sent again
         state.bind_remote(api.base_url)
 
@@ -300,9 +301,17 @@ class RunSync:
 
     def annotations_due(self) -> dict[str, Any] | None:
         """The meta file's tags and notes when the server has not acknowledged their revision yet, else None."""
+        try:  # the meta file is re-read only when it changed (it is rewritten whole: a new inode each time)
+            st = os.stat(meta_path(self.state.directory))
+            seen = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            seen = None
+        if seen is not None and seen == self._meta_seen:
+            return None
         meta = read_meta(self.state.directory)
         revision = meta.get("annotations_revision")
         if not isinstance(revision, int) or revision <= self.state.annotations.get("revision", 0):
+            self._meta_seen = seen  # nothing to send in this version of the file
             return None
         return {"revision": revision, "tags": list(meta.get("tags") or []), "notes": meta.get("notes")}
 

@@ -109,3 +109,16 @@ def test_the_server_restarted_mid_window_loses_and_duplicates_nothing(make_exp, 
             view = assert_mirrored(url, exp, list(range(40_000)))
     assert held >= 1 and view["runs"][0]["status"] == "COMPLETED"
     assert max(ahead for _t, _s, _b, ahead, _o in proxy.batches)  # the window was in use
+
+
+def test_batches_spread_over_two_server_workers_arrive_once(make_exp, tmp_path, remote_env):
+    """With two server processes, consecutive batches of a stream land on either: one that arrives ahead of its
+    predecessor on the other worker waits for it (polling the database), and every point is stored once."""
+    remote_env(**SMALL_BATCHES)
+    with running_server(tmp_path / "server-data", workers=2) as url:
+        with FaultProxy(url, fault_rate=0.0) as proxy:
+            exp = make_exp("two-workers", remote=proxy.url)
+            with exp.run():
+                log_run(exp, 20_000)
+        assert_mirrored(url, exp, list(range(20_000)))
+    assert max(ahead for _t, _s, _b, ahead, _o in proxy.batches)

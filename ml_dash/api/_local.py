@@ -12,7 +12,7 @@ import orjson
 
 from ml_dash.api._frames import in_step_order, minmax
 from ml_dash.format.filter import DEFAULT_ORDER, matches, sort_records
-from ml_dash.format.jsonl import read_jsonl
+from ml_dash.format.jsonl import file_size, iter_jsonl, read_jsonl
 from ml_dash.format.layout import FILES_DIR, META_FILE, TMP_MARK, atomic_write, read_meta, stream_path
 from ml_dash.format.names import check_segments, safe_join
 from ml_dash.format.params import replay
@@ -32,6 +32,9 @@ def _number(value: Any) -> float:
 class LocalSource:
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
+        # metrics.jsonl path → (bytes read, last values so far): the file only grows, so a later listing reads
+        # only what was appended since (a run still logging, or a second experiments() call)
+        self._last: dict[str, tuple[int, int, dict[str, Any]]] = {}  # path → (inode, bytes read, last values)
 
     # -- experiments ----------------------------------------------------------------------------------------------
     def _directories(self, namespace: str | None, workspace: str | None) -> list[str]:
@@ -64,13 +67,22 @@ class LocalSource:
             "path": path,
         }
 
-    @staticmethod
-    def _last_metrics(path: str) -> dict[str, Any]:
-        last: dict[str, Any] = {}
-        for row in read_jsonl(stream_path(path, "metrics")):
+    def _last_metrics(self, path: str) -> dict[str, Any]:
+        file = stream_path(path, "metrics")
+        try:
+            inode = os.stat(file).st_ino
+        except OSError:
+            return {}
+        known, offset, last = self._last.get(file, (inode, 0, {}))
+        if known != inode or offset > file_size(file):  # replaced or truncated: start over
+            offset, last = 0, {}
+        last = dict(last)
+        for row, end in iter_jsonl(file, offset):
             metrics = row.get("metrics")
             if isinstance(metrics, dict):
                 last.update(metrics)
+            offset = end
+        self._last[file] = (inode, offset, last)
         return {k: TEXT_TO_NONFINITE.get(v, v) if type(v) is str else v for k, v in sorted(last.items())}
 
     def experiments(self, namespace: str | None, workspace: str | None, node: Any, keys: Sequence,

@@ -122,6 +122,17 @@ def bench_reads(experiments: int, points: int, repeats: int) -> list[tuple[str, 
                          f"{np.median(api_samples) / np.median(raw_samples):.2f}x raw"))
             all_samples, _ = timed(lambda: api.experiments(namespace="bench").to_pandas(), repeats)
             rows.append((f"list all {experiments + 1} (no filter): Api -> DataFrame", quantiles(all_samples), ""))
+            # What the dashboard's runs table asks: one page, filtered and sorted in the database.
+            page = ("{ experimentPage(namespace: \"bench\", filter: \"params.model.layers > 20 and tags contains "
+                    "'baseline'\", orderBy: \"metrics.loss asc, params.lr desc\", limit: 50) { total items { id prefix "
+                    "params lastMetrics } } }")
+            old = "{ experiments(namespace: \"bench\", limit: 50) { id prefix params lastMetrics } }"
+            old_samples, _ = timed(lambda: post_json(base + "/graphql", {"query": old}), repeats * 3)
+            page_samples, answer = timed(lambda: post_json(base + "/graphql", {"query": page}), repeats * 3)
+            assert answer["data"]["experimentPage"]["total"] > 50
+            rows.append(("page of 50, unfiltered: GraphQL experiments()", quantiles(old_samples), ""))
+            rows.append(("page of 50, filtered + sorted in SQL: experimentPage", quantiles(page_samples),
+                         f"{np.median(page_samples) / np.median(old_samples):.2f}x experiments()"))
 
             [record] = api.experiments(filter="prefix = 'big'")
             url = f"{base}/api/v1/experiments/{record.id}/metrics/loss"

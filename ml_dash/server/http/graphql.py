@@ -199,7 +199,8 @@ def root_value(storage: Storage, allowed: frozenset[str] | None) -> dict[str, An
         if not 0 < limit <= MAX_LIMIT or offset < 0:
             raise BadRequest(f"limit must be 1..{MAX_LIMIT} and offset non-negative")
         found = await storage.list_experiments(namespaces, workspace, status, limit, offset)
-        return [_experiment_node(storage, e) for e in found]
+        page = _PageLoader(storage, [e["id"] for e in found])
+        return [_experiment_node(storage, e, page) for e in found]
 
     async def experiment(info, id):
         try:

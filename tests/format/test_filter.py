@@ -118,3 +118,32 @@ def test_sort_numbers_then_strings_then_the_rest_with_a_stable_tie_break():
     desc = sort_records(rows, parse_order_by("params.lr desc"))
     assert [r["prefix"] for r in desc] == ["a", "f", "d", "e", "b", "c"]
     assert [r["prefix"] for r in sort_records(rows, parse_order_by("prefix desc"))] == list("fedcba")
+
+
+TOKENS = ["params.lr", "metrics.loss", "tags", "status", "prefix", "started_at", "and", "or", "(", ")", "=", "!=",
+          "<", ">=", "like", "contains", "'a%'", '"b"', "1", "-2.5e3", "true", "`k`", ".", ",", "asc", "desc", "'",
+          "\\", "\x00", "é", "params", "metrics.", "==", "<>"]
+
+
+def test_any_text_parses_or_raises_a_filter_error():
+    """Random token soups and random characters never raise anything but FilterError (no IndexError, no
+    RecursionError), and what parses evaluates on a record without raising."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    soup = st.lists(st.sampled_from(TOKENS), max_size=12).map(" ".join)
+
+    @settings(max_examples=150, deadline=None, derandomize=True)
+    @given(st.one_of(soup, st.text(max_size=40)))
+    def check(text):
+        for parse in (parse_filter, parse_order_by):
+            try:
+                parsed = parse(text)
+            except FilterError:
+                continue
+            if parse is parse_filter:
+                assert matches(parsed, RECORD) in (True, False)
+            else:
+                sort_records([RECORD, {**RECORD, "prefix": "other"}], parsed)
+
+    check()

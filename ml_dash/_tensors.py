@@ -1,7 +1,8 @@
 """Torch tensors, touched only when one is met (torch stays optional and is never imported by ml_dash itself).
 
 The rule: the thread that logs never waits for a device. No ``.item()``, ``.cpu()``, ``.numpy()`` or ``.tolist()``
-runs there; those happen on the writer thread.
+on a device tensor runs there; those happen on the writer thread. (A CPU tensor logged as a metric never gets here:
+``ml_dash._values.read_cpu_tensor`` reads its number on the caller.)
 
 * ``metrics.log(loss=t)`` — ``capture``: the tensor is detached and cloned on its own device (the caller may change
   it in place later); a CUDA clone is numbered. The writer, before reading one, synchronises the device from its own

@@ -223,3 +223,20 @@ def test_cuda_tensors_never_sync_on_caller(make_exp, sync_calls):
     assert [r["metrics"]["flag"] for r in rows[:100]] == [t.item() > 0 for t in logged]
     values = [t.item() for t in collected]
     assert rows[100]["metrics"] == {"loss": math.fsum(values) / len(values), "n": 49.5}
+
+
+def test_cpu_tensor_rows_are_written_exactly_like_float_rows(make_exp):
+    """A row of CPU tensors gives the same JSONL bytes as the same row of Python numbers (non-finite values too)."""
+    values = {"loss": 0.1, "nan": math.nan, "inf": -math.inf, "n": 7, "ok": True}
+    as_tensors = {"loss": torch.tensor(0.1, dtype=torch.float64), "nan": torch.tensor(math.nan),
+                  "inf": torch.tensor([-math.inf]), "n": torch.tensor(7), "ok": torch.tensor(True)}
+    files = []
+    for prefix, metrics in (("floats", values), ("tensors", as_tensors)):
+        exp = make_exp(prefix)
+        exp.metrics.log(step=3, **metrics)
+        exp.metrics("val").log(step=4, **metrics)
+        assert exp.flush()
+        with open(os.path.join(exp.local_path, "metrics.jsonl"), "rb") as f:
+            files.append([line.split(b',"step"', 1)[1] for line in f.read().splitlines()])  # past the timestamp
+    assert files[0] == files[1]
+    assert b'"nan":"NaN","inf":"-Infinity"' in files[1][0]

@@ -71,7 +71,8 @@ print(json.dumps(asyncio.run(main())))
 
 def run(tree: str, writer: str, value: str, logging_on: bool, steps: int) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_DASH_", "ML_LOGGER_"))}
-    env.update(PYTHONPATH=tree, ML_DASH_WRITER=writer)
+    # The run's other threads (system sampler, environment capture) off: this measures the logging call and writer.
+    env.update(PYTHONPATH=tree, ML_DASH_WRITER=writer, ML_DASH_SYSTEM_METRICS="0", ML_DASH_CAPTURE_ENVIRONMENT="0")
     out = subprocess.run([sys.executable, "-c", WORKER, value, "log" if logging_on else "none", str(steps)],
                          capture_output=True, text=True, env=env, check=True,
                          cwd=tempfile.gettempdir())  # not cwd: '-c' puts it first on sys.path, before PYTHONPATH

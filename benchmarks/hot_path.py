@@ -124,8 +124,13 @@ print(json.dumps(out))
 IMPORT = "import time; t0 = time.perf_counter(); import ml_dash; print((time.perf_counter() - t0) * 1e3)"
 
 
+# The run's other threads (the system-metrics sampler, the environment capture at run start) are off: this measures
+# the logging call and its writer, the same in every tree; benchmarks/run_start.py measures those threads.
+QUIET = {"ML_DASH_SYSTEM_METRICS": "0", "ML_DASH_CAPTURE_ENVIRONMENT": "0"}
+
+
 def run(tree: str, scenario: str, mode: str, steps: int) -> dict:
-    env = dict(os.environ, PYTHONPATH=tree)
+    env = dict(os.environ, PYTHONPATH=tree, **QUIET)
     out = subprocess.run([sys.executable, "-c", WORKER, scenario, mode, str(steps)], capture_output=True, text=True,
                          env=env, check=True, cwd=tempfile.gettempdir())  # not cwd: '-c' puts it first on sys.path
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -170,7 +175,8 @@ def main() -> None:
     floor = med[("floor", "deque")]
     print(f"# hot path: {args.steps:,} steps x {args.reps} reps, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}; log(step=i, loss=<value>, acc=0.75, lr=0.001)")
-    print("(medians over repetitions; latency in µs per call on the caller, the writer thread running)\n")
+    print("(medians over repetitions; latency in µs per call on the caller, the writer thread running; system sampler "
+          "and environment capture off)\n")
     print("| tree | loss is | median | p99 | p99.9 | max | median / float | p99.9 / floor p99.9 | CPU/step (µs) "
           "| rows/s | peak RSS (MB) | writer's longest GIL hold (ms CPU) | ticker worst lag (ms) |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -34,7 +34,7 @@ def _check_names(namespace: str | None, metrics: dict, where: str) -> None:
 def _check_all(metrics: dict, where: str) -> dict:
     """The slow path of the type check: convert or reject each unusual value (a TypeError names its key).
 
-    A CPU tensor becomes its number here (``read_cpu_tensor``; a 0-d one inlined, it is the common case). If every
+    A CPU tensor becomes its number here (as ``read_cpu_tensor`` does; inlined, it is the common case). If every
     value is then a plain number, the row comes back as a *new* dict: the kwargs dict held a tensor, so the cyclic GC
     tracks it for good, and 100k tracked rows waiting in the queue made each young collection ~20x slower and set off
     full ones (~100 ms with torch loaded); a dict built from numbers is untracked. ``metrics`` itself comes back
@@ -43,10 +43,15 @@ def _check_all(metrics: dict, where: str) -> dict:
     for k, v in metrics.items():
         if type(v) in _TYPES:
             row[k] = v
-        elif type(v) in _CPU_READ and v.is_cpu and not v.dim() and type(n := v.tolist()) in _PLAIN:
-            row[k] = n
-        else:
-            return _check_each(metrics, where)
+            continue
+        if type(v) in _CPU_READ and v.is_cpu and v.numel() == 1:
+            n = v.tolist()
+            while type(n) is list:  # a 1-element tensor of any shape: [[x]] -> x
+                n = n[0]
+            if type(n) in _PLAIN:
+                row[k] = n
+                continue
+        return _check_each(metrics, where)  # anything else, or a complex tensor: the TypeError names the key
     return row
 
 

@@ -70,7 +70,7 @@ def check_metric_value(key: str, value: Any, where: str = "metrics.log") -> Any:
             return value
         if isinstance(value, np.ndarray):
             if value.size == 1 and value.dtype.kind in "fiub":
-                return value.copy()  # the caller may overwrite its array in place before the writer reads it
+                return value.item()  # read now: the caller may overwrite its array in place (no device here)
             raise TypeError(f"{where}: {key}= must be a scalar; got a numpy array of shape {value.shape} and dtype {value.dtype}")
     if is_torch_tensor(value):
         # numel() and dtype are metadata: reading them never synchronises a GPU.

@@ -15,7 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path[:0] = [REPO, os.path.join(REPO, "tests", "dashboard")]
 
-from dashboard_seed import Server, seed_big_series, seed_demo  # noqa: E402
+from dashboard_seed import Server, seed_big_series, seed_demo, seed_sweep  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from ml_dash.server.testing import running_server  # noqa: E402
@@ -36,9 +36,18 @@ def main() -> None:
         server = Server(base_url)
         seeded = seed_demo(server)
         big = seed_big_series(server, 1_000_000, 654_321, 50.0)
+        seed_sweep(server, steps=200, spike=("sweep-lr0.03-adam-s1", 120, 6.0))
+        notes = server.experiment("alice", "notes", "markdown-readme", readme=(
+            "# ResNet-50 on CIFAR-10\nA sweep over the learning rate; see the table below.\n\n"
+            "## Setup\n- optimizer: `sgd` with momentum 0.9\n- **augmentation**: random crop + flip\n\n"
+            "| lr | val acc |\n|---:|---:|\n| 0.01 | 0.91 |\n| 0.1 | 0.88 |\n\n"
+            "> Raw HTML is shown as text: <script>alert(1)</script>\n\n```python\nexp.metrics.log(step=i, loss=loss)\n```"))
+        notes.upload("model.pt", bytes(range(256)) * 16)
+        notes.upload("notes.txt", b"lr=0.01 looks best\n")
+        notes.finish()
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page = browser.new_page(viewport={"width": 1440, "height": 900}, bypass_csp=True)  # waits evaluate strings
 
             def shot(name: str, full_page: bool = False) -> None:
                 path = os.path.join(OUT, f"{name}.png")
@@ -80,6 +89,47 @@ def main() -> None:
             page.wait_for_function("Math.max(...document.querySelector('.chart[data-metric=\"train.loss\"]').data[0].x) === 199")
             page.evaluate("document.querySelector('#metrics').scrollIntoView()")
             shot("live")
+
+            page.goto(f"{base_url}/#/ws/alice/sweep?view=charts")
+            page.wait_for_function("document.querySelectorAll('.overlay-chart[data-state=ready]').length === 2")
+            page.select_option("#color-by", "lr")
+            page.fill("#smoothing", "0.6")
+            loss = '.overlay-chart[data-metric="loss"]'
+            box = page.locator(f"{loss} .overlay-top").bounding_box()
+            for dy in range(12, 200, 3):  # down the column of step 120 until a line is under the pointer
+                page.mouse.move(box["x"] + 56 + (box["width"] - 68) * 120 / 199, box["y"] + dy)
+                if page.get_attribute(loss, "data-hovered"):
+                    break
+            shot("workspace-charts")
+            page.mouse.move(0, 0)
+            page.select_option("#color-by", "optimizer")
+            page.check("#group-by")
+            page.wait_for_function(f"document.querySelector('{loss}').dataset.lines === '2'")
+            shot("workspace-grouped")
+
+            page.goto(f"{base_url}/#/ws/alice/sweep?view=parallel")
+            page.wait_for_selector("#parallel[data-state=ready]")
+            target = page.locator('#parallel .pc-axis[data-axis="lr"] .pc-target').bounding_box()
+            x = target["x"] + target["width"] / 2
+            page.mouse.move(x, target["y"] + target["height"] * 0.3)
+            page.mouse.down()
+            page.mouse.move(x, target["y"] + target["height"] * 0.75, steps=4)
+            page.mouse.up()
+            page.wait_for_function("document.querySelector('#parallel').dataset.brushed !== ''")
+            shot("parallel-coordinates")
+
+            page.goto(f"{base_url}/#/exp/{seeded['resnet-lr0.1'].id}")
+            charts_ready(page, 5)
+            page.fill("#smoothing", "0.8")
+            page.check("#log-y")
+            page.select_option("#x-axis", "relative")
+            page.wait_for_function("document.querySelector('.chart[data-metric=\"train.loss\"]')._fullLayout.xaxis.title.text.includes('since start')")
+            page.evaluate("document.querySelector('#metrics').scrollIntoView()")
+            shot("experiment-smoothing")
+
+            page.goto(f"{base_url}/#/exp/{notes.id}")
+            page.wait_for_selector("#readme .readme h1")
+            shot("readme-markdown")
 
             page.goto(f"{base_url}/#/exp/{big.id}")
             charts_ready(page, 1)

@@ -183,3 +183,30 @@ def seed_big_series(server: Server, points: int, spike_step: int, spike_value: f
     exp.metrics(rows, seconds_per_step=0.01)
     exp.finish()
     return exp
+
+
+SWEEP_LRS = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]
+SWEEP_OPTIMIZERS = ["sgd", "adam"]
+
+
+def seed_sweep(server: Server, steps: int = 60, spike: tuple[str, int, float] | None = None,
+               workspace: str = "sweep") -> dict[str, str]:
+    """A 6 lr × 2 optimizer × 2 seed grid (24 runs) in alice/<workspace>/grid/<optimizer>: ``loss`` and ``acc`` per
+    step, 5 s apart, noisy; ``spike`` = (prefix, step, value) gives one run a one-step loss spike. Ids by prefix."""
+    ids = {}
+    for lr in SWEEP_LRS:
+        for optimizer in SWEEP_OPTIMIZERS:
+            for seed in (0, 1):
+                prefix = f"sweep-lr{lr}-{optimizer}-s{seed}"
+                exp = server.experiment("alice", workspace, prefix, directory=f"grid/{optimizer}")
+                exp.params(lr=lr, optimizer=optimizer, seed=seed, batch_size=64)
+                rng = random.Random(f"{prefix}")
+                rate = lr * (12 if optimizer == "adam" else 8) * 60 / steps
+                rows = [(s, {"loss": 2.0 * math.exp(-rate * s) + 0.05 + 0.06 * rng.random(),
+                             "acc": round(1 - math.exp(-rate * s) * (0.9 + 0.1 * rng.random()), 5)}) for s in range(steps)]
+                if spike and prefix == spike[0]:
+                    rows[spike[1]] = (spike[1], {"loss": spike[2], "acc": 0.5})
+                exp.metrics(rows, seconds_per_step=5.0)
+                exp.finish()
+                ids[prefix] = exp.id
+    return ids

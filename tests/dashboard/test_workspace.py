@@ -3,9 +3,7 @@ batched request per metric), the chart controls, colour/group by a parameter, pa
 only the visible rows of a long runs table, Markdown readmes, and the small fixes (breadcrumbs, binary previews)."""
 from __future__ import annotations
 
-import math
 import os
-import random
 
 import pytest
 
@@ -13,11 +11,9 @@ if not os.path.exists("/usr/bin/chromium"):
     pytest.skip("/usr/bin/chromium is absent (apt-get install -y chromium)", allow_module_level=True)
 pytest.importorskip("playwright.sync_api")
 
-from dashboard_seed import Server  # noqa: E402
+from dashboard_seed import Server, seed_sweep  # noqa: E402
 from ml_dash.server.testing import running_server  # noqa: E402
 
-LRS = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]
-OPTIMIZERS = ["sgd", "adam"]
 STEPS = 60
 SPIKE = ("sweep-lr0.03-adam-s1", 33, 50.0)  # one run's one-step loss spike
 ROWS = 250  # the long table
@@ -26,30 +22,11 @@ XSS_README = ("# Title\nDirectly under the heading.\n\n<script>window.__xss = 1<
               "| a | b |\n|---|--:|\n| 1 | 2 |")
 
 
-def seed_sweep(client: Server) -> dict[str, str]:
-    ids = {}
-    for lr in LRS:
-        for optimizer in OPTIMIZERS:
-            for seed in (0, 1):
-                prefix = f"sweep-lr{lr}-{optimizer}-s{seed}"
-                exp = client.experiment("alice", "sweep", prefix, directory=f"grid/{optimizer}")
-                exp.params(lr=lr, optimizer=optimizer, seed=seed, batch_size=64)
-                rng = random.Random(hash(prefix) & 0xFFFF)
-                rows = [(s, {"loss": 2.0 * math.exp(-lr * 10 * s) + 0.05 * rng.random(), "acc": 1 - math.exp(-lr * 10 * s)})
-                        for s in range(STEPS)]
-                if prefix == SPIKE[0]:
-                    rows[SPIKE[1]] = (SPIKE[1], {"loss": SPIKE[2], "acc": 0.5})
-                exp.metrics(rows, seconds_per_step=5.0)
-                exp.finish()
-                ids[prefix] = exp.id
-    return ids
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     with running_server(tmp_path_factory.mktemp("workspace-server")) as base_url:
         client = Server(base_url)
-        ids = seed_sweep(client)
+        ids = seed_sweep(client, STEPS, SPIKE)
         readme = client.experiment("alice", "notes", "markdown", readme=XSS_README)
         readme.upload("model.pt", bytes(range(256)) * 4)
         readme.upload("notes.txt", b"plain text\n")

@@ -87,7 +87,9 @@ export class OverlayChart {
     ctx.beginPath(); ctx.rect(plot.l, plot.t, plot.w, plot.h); ctx.clip();
     const many = series.length > 50;
     if (this.groups) {
-      this.lines = this.groups.map((g) => groupLine(g, series, x0, x1, Math.max(20, Math.round(plot.w / 2)), smoothing, ty));
+      // No more columns than a run has points, or columns without a point would break the band into stripes.
+      const bins = Math.max(10, Math.min(Math.round(plot.w / 2), ...series.map((s) => s.xs.length)));
+      this.lines = this.groups.map((g) => groupLine(g, series, x0, x1, bins, smoothing, ty));
       for (const line of this.lines) {
         ctx.fillStyle = line.color; ctx.globalAlpha = 0.18;
         fillBand(ctx, line.xs, line.lo, line.hi, px, py);
@@ -141,7 +143,7 @@ export class OverlayChart {
     ctx.restore();
     this.tip.hidden = false;
     this.tip.textContent = `${best.label}: ${formatValue(bestValue)}`;
-    this.tip.style.left = `${Math.min(mx + 12, plot.l + plot.w - 160)}px`;
+    this.tip.style.left = `${Math.max(0, Math.min(mx + 12, this.container.clientWidth - this.tip.offsetWidth - 4))}px`;
     this.tip.style.top = `${Math.max(0, my - 28)}px`;
   }
 }

@@ -6,7 +6,7 @@ import { numericScale, rampColor, varyingKeys } from "./chart_controls.js";
 import { el, formatValue } from "./util.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-const HEIGHT = 300, PAD = { t: 28, b: 24, l: 40, r: 40 };
+const HEIGHT = 300, PAD = { t: 28, b: 24, l: 40, r: 70 };
 
 function svg(tag, attrs = {}, ...children) {
   const node = document.createElementNS(SVG, tag);
@@ -107,9 +107,10 @@ export function parallelPanel(container, { onBrush, onOpen }) {
       const x = xAt(i);
       const g = svg("g", { class: "pc-axis", "data-axis": axis.key });
       g.append(svg("line", { x1: x, x2: x, y1: PAD.t, y2: HEIGHT - PAD.b }),
-        svg("text", { x, y: PAD.t - 10, "text-anchor": "middle", class: "pc-title" }, axis.key));
+        svg("text", { x, y: PAD.t - 10, "text-anchor": i === axes.length - 1 ? "end" : "middle", class: "pc-title" }, axis.key));
       const ticks = axis.numeric ? axis.ticks : axis.ticks.slice(0, 12);
-      for (const v of ticks) g.append(svg("text", { x: x + 4, y: yAt(axis.at(v)) + 3, class: "pc-tick" }, formatValue(v)));
+      const last = i === axes.length - 1;  // the metric axis: labels on its left, inside the picture
+      for (const v of ticks) g.append(svg("text", { x: last ? x - 4 : x + 4, y: yAt(axis.at(v)) + 3, class: "pc-tick", "text-anchor": last ? "end" : "start" }, formatValue(v)));
       const brush = svg("rect", { x: x - 6, y: PAD.t, width: 12, height: 0, class: "pc-brush" });
       const target = svg("rect", { x: x - 12, y: PAD.t - 4, width: 24, height: HEIGHT - PAD.t - PAD.b + 8, class: "pc-target" });
       g.append(brush, target);

@@ -178,32 +178,40 @@ async def test_sqlite_migration_backfills_summaries(tmp_path):
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL tests need ML_DASH_TEST_POSTGRES=postgresql://...")
 async def test_postgres_migration_backfills_summaries():
+    """A database at schema version 1 (chunks without summaries) gets them computed when a newer server opens it."""
     from ml_dash.server.storage.postgres.migrations import MIGRATIONS as PG_MIGRATIONS
 
     with postgres_schema_url() as url:
-        storage = open_storage(url, "unused")
-        await storage.open()
+        chunk = encode_chunk([(s, None, -9.0 if s == 4321 else float("nan") if s == 7 else 1.0)
+                              for s in range(6000)])
+        conn = await asyncpg.connect(url)  # the URL's search_path is passed on as a server setting
         try:
-            chunk = encode_chunk([(s, None, -9.0 if s == 4321 else float("nan") if s == 7 else 1.0)
-                                  for s in range(6000)])
-            async with storage._pool.acquire() as conn:
-                # Back to version 1: no summary column, one chunk written by an old server.
-                await conn.execute("ALTER TABLE metric_chunks DROP COLUMN summary")
-                await conn.execute("DELETE FROM schema_migrations WHERE version > 1")
-                e = await conn.fetchval("INSERT INTO experiments (id, namespace, workspace, directory, prefix, "
-                                        "created_at) VALUES ('e1', 'a', 'w', '', 'p', 0) RETURNING pk")
-                name_pk = await conn.fetchval("INSERT INTO metric_names (experiment_pk, name) VALUES ($1, 'm') "
-                                              "RETURNING pk", e)
-                pk = await conn.fetchval(
-                    "INSERT INTO metric_chunks (name_pk, n, step_min, step_max, steps, vals, kinds, timestamps) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING pk", name_pk, chunk.n, chunk.step_min,
-                    chunk.step_max, chunk.steps, chunk.values, chunk.kinds, chunk.timestamps)
-                await conn.execute("UPDATE metric_names SET tail_pk = $1 WHERE pk = $2", pk, name_pk)
-                from ml_dash.server.storage.postgres.migrations import migrate
-
-                assert await migrate(conn) == PG_MIGRATIONS[-1][0]
-                assert await conn.fetchval("SELECT summary FROM metric_chunks WHERE pk = $1", pk) == chunk.summary
+            # A real version-1 database: only the first migration applied, one chunk written by an old server.
+            await conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                               "applied_at DOUBLE PRECISION NOT NULL)")
+            await conn.execute(PG_MIGRATIONS[0][1])
+            await conn.execute("INSERT INTO schema_migrations VALUES (1, 0)")
+            e = await conn.fetchval("INSERT INTO experiments (id, namespace, workspace, directory, prefix, "
+                                    "created_at) VALUES ('e1', 'a', 'w', '', 'p', 0) RETURNING pk")
+            name_pk = await conn.fetchval("INSERT INTO metric_names (experiment_pk, name) VALUES ($1, 'm') "
+                                          "RETURNING pk", e)
+            pk = await conn.fetchval(
+                "INSERT INTO metric_chunks (name_pk, n, step_min, step_max, steps, vals, kinds, timestamps) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING pk", name_pk, chunk.n, chunk.step_min,
+                chunk.step_max, chunk.steps, chunk.values, chunk.kinds, chunk.timestamps)
+            await conn.execute("UPDATE metric_names SET tail_pk = $1 WHERE pk = $2", pk, name_pk)
+        finally:
+            await conn.close()
+        storage = open_storage(url, "unused")
+        await storage.open()  # migrates to the newest version
+        try:
             series = await storage.metric_series("e1", "m", None, None, 2)
             assert isinstance(series, Envelope) and series.min == -9.0 and 4321 in series.steps.tolist()
         finally:
             await storage.close()
+        conn = await asyncpg.connect(url)
+        try:
+            assert await conn.fetchval("SELECT summary FROM metric_chunks WHERE pk = $1", pk) == chunk.summary
+            assert await conn.fetchval("SELECT MAX(version) FROM schema_migrations") == PG_MIGRATIONS[-1][0]
+        finally:
+            await conn.close()

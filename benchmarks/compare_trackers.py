@@ -315,7 +315,8 @@ def _markdown(rows, base, skipped, errors, versions, date, args, total_s) -> str
              "back in a fresh process after the worker exited (steps holding all 3 metrics / steps logged, all reps). "
              "*caller syncs/step*: a second pass logs a `requires_grad` 0-d torch tensor plus two tensors and counts "
              "the calls of `Tensor.item/.cpu/.numpy/.tolist/__float__/__int__/__array__` made on the caller thread "
-             "inside the logging calls, per step; on a GPU each one waits for the device.\n")
+             "inside the logging calls, per step; on a GPU each one waits for the device. Every tensor reports "
+             "`is_cpu` False in this pass, so a tracker that reads CPU tensors inline takes its GPU path.\n")
     L.append("Ratios to ml-dash (median over reps):\n")
     L.append("| tracker | median µs | p99 µs | loop time per step | CPU per step | disk per step | what each step calls |")
     L.append("|---|---:|---:|---:|---:|---:|---|")

@@ -7,7 +7,7 @@ create schemas (``--postgres`` or ML_DASH_TEST_POSTGRES, as printed by scripts/s
 fresh schema, dropped afterwards. Without one the PostgreSQL column is skipped with a message. The default run takes
 well under three minutes on two cores; raise the flags to scale up.
 
-    python benchmarks/server_ingest.py [--clients 8] [--batches 10] [--batch-size 5000] [--workers 1,2,4]
+    python benchmarks/server_ingest.py [--clients 8] [--batches 10] [--batch-size 5000] [--workers 1,2,4] [--body lines]
                                        [--series-points 1000000] [--backends sqlite,postgresql] [--postgres URL]
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ import uuid
 
 import aiohttp
 import msgpack
+import orjson
 
 from ml_dash.server.testing import running_server
 
@@ -37,17 +38,33 @@ def metric_batch(stream_id: str, index: int, size: int, name: str) -> bytes:
                           "end": index + 1, "events": events})
 
 
+def stream_bodies(stream_id: str, batches: int, size: int, name: str, body: str) -> list[bytes]:
+    """A stream's batches: parsed ``events``, or ``lines`` (the JSONL bytes, as the ml-dash client sends; bodies
+    over 1 MiB are then decoded in the server's pool) with their byte offsets."""
+    if body == "events":
+        return [metric_batch(stream_id, index, size, name) for index in range(batches)]
+    bodies, offset = [], 0
+    for index in range(batches):
+        lines = b"".join(orjson.dumps({"timestamp": 1.7e9 + s, "step": s, "metrics": {name: (s % 1000) * 0.001}})
+                         + b"\n" for s in range(index * size, (index + 1) * size))
+        bodies.append(msgpack.packb({"run_id": None, "stream": "metrics", "stream_id": stream_id, "start": offset,
+                                     "end": offset + len(lines), "lines": lines}, use_bin_type=True))
+        offset += len(lines)
+    return bodies
+
+
 async def new_experiment(session: aiohttp.ClientSession, base: str, prefix: str) -> str:
     async with session.post(f"{base}/api/v1/experiments",
                             json={"namespace": "bench", "workspace": "w", "prefix": prefix}) as answer:
         return (await answer.json())["experiment_id"]
 
 
-async def ingest(base: str, clients: int, batches: int, batch_size: int) -> tuple[float, list[float]]:
+async def ingest(base: str, clients: int, batches: int, batch_size: int,
+                 body: str = "events") -> tuple[float, list[float]]:
     """Concurrent clients, one stream and one metric each; bodies are encoded up front so only the server is timed."""
     async with aiohttp.ClientSession() as session:
         experiment_id = await new_experiment(session, base, "ingest")
-    bodies = [[metric_batch(f"client{c}", b, batch_size, f"m{c}") for b in range(batches)] for c in range(clients)]
+    bodies = [stream_bodies(f"client{c}", batches, batch_size, f"m{c}", body) for c in range(clients)]
     latencies: list[float] = []
 
     async def client(c: int) -> None:
@@ -149,24 +166,26 @@ def main(args: argparse.Namespace) -> None:
     for backend in backends:
         for n in workers:
             with server(backend, n, args.postgres) as base:
-                elapsed, latencies = asyncio.run(ingest(base, args.clients, args.batches, args.batch_size))
+                elapsed, latencies = asyncio.run(ingest(base, args.clients, args.batches, args.batch_size, args.body))
             latencies.sort()
-            p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
-            ingest_rows[backend, n] = (points / elapsed, statistics.median(latencies) * 1000, p99 * 1000)
+            p99, p999 = (latencies[min(len(latencies) - 1, int(q * len(latencies)))] for q in (0.99, 0.999))
+            ingest_rows[backend, n] = (points / elapsed, statistics.median(latencies) * 1000, p99 * 1000,
+                                       p999 * 1000, latencies[-1] * 1000)
             print(f"  {backend}, {n} worker(s): {points / elapsed:,.0f} points/s", file=sys.stderr, flush=True)
         if args.series_points:
             with server(backend, 1, args.postgres) as base:
                 series_rows[backend] = asyncio.run(serve_series(base, args.series_points, args.buckets, args.repeats))
     print(f"ingest: {args.clients} clients x {args.batches} batches x {args.batch_size} points "
-          f"= {points:,} points per cell (msgpack, one stream and metric per client, keep-alive connections)")
-    header = "| workers | " + " | ".join(f"{b} points/s | {b} p50 / p99 batch ms" for b in backends) + " |"
+          f"= {points:,} points per cell (msgpack {args.body}, one stream and metric per client, keep-alive "
+          "connections)")
+    header = "| workers | " + " | ".join(f"{b} points/s | {b} p50 / p99 / p99.9 / max batch ms" for b in backends) + " |"
     print(header)
     print("|" + "---|" * (1 + 2 * len(backends)))
     for n in workers:
         cells = []
         for backend in backends:
-            rate, p50, p99 = ingest_rows[backend, n]
-            cells += [f"{rate:,.0f}", f"{p50:.1f} / {p99:.1f}"]
+            rate, p50, p99, p999, worst = ingest_rows[backend, n]
+            cells += [f"{rate:,.0f}", f"{p50:.1f} / {p99:.1f} / {p999:.1f} / {worst:.1f}"]
         print(f"| {n} | " + " | ".join(cells) + " |")
     if series_rows:
         print(f"\n{args.series_points:,}-point series -> {args.buckets} buckets (median of {args.repeats}, 1 worker)")
@@ -180,6 +199,8 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--batches", type=int, default=10, help="batches per client")
     parser.add_argument("--batch-size", type=int, default=5000, help="metric points per batch")
+    parser.add_argument("--body", choices=("events", "lines"), default="events",
+                        help="batches as parsed events, or as JSONL lines like the ml-dash client")
     parser.add_argument("--workers", default="1,2,4", help="comma-separated worker counts")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--postgres", default=os.environ.get("ML_DASH_TEST_POSTGRES"),

@@ -169,13 +169,18 @@ def server_from(code: str):
     """A server started from ``code`` (PYTHONPATH), its data in a temporary directory; yields (url, its pid)."""
     from ml_dash.server.testing import server_process
 
-    previous = os.environ.get("PYTHONPATH")
+    previous, cwd = os.environ.get("PYTHONPATH"), os.getcwd()
     os.environ["PYTHONPATH"] = code
+    # `python -m` puts the working directory first on sys.path: started from a checkout, the server would import
+    # that checkout whatever PYTHONPATH says. Started from the code's own directory, it imports the code under test.
+    os.chdir(code)
     try:
         with tempfile.TemporaryDirectory(prefix="ml-dash-bench-server-") as data, \
                 server_process(data) as (url, process):
+            os.chdir(cwd)
             yield url, process.pid
     finally:
+        os.chdir(cwd)
         if previous is None:
             os.environ.pop("PYTHONPATH", None)
         else:

@@ -117,3 +117,22 @@ async def test_threads_only_decode_large_bodies_too(make_client, processes):
                              headers={"Content-Type": "application/msgpack"})
     assert good.status == 200 and (await good.json())["stored"] == 20_000
     assert client.app[DECODER_KEY].decoded_in_processes == 0
+
+
+async def test_a_dead_pool_process_costs_no_batch():
+    """A decoding process killed under the server: the body it would have decoded is decoded in a thread, and the
+    next large body starts a fresh pool."""
+    import os
+    import signal
+
+    raw = jsonl_body(20_000)
+    pool = DecodePool(1)
+    try:
+        await pool.started()
+        os.kill(pool._warmups[0].result(), signal.SIGKILL)
+        first = await pool.decode(raw, "application/msgpack", LIMITS)
+        assert first == decode_batch(raw, "application/msgpack", LIMITS) and pool.decoded_in_processes == 0
+        await pool.started()
+        assert await pool.decode(raw, "application/msgpack", LIMITS) == first and pool.decoded_in_processes == 1
+    finally:
+        pool.close()

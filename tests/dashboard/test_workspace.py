@@ -147,6 +147,23 @@ def test_parallel_coordinates_brush_filters_the_table_and_click_opens(server, pa
     page.wait_for_selector("#exp-header h1:has-text('sweep-lr0.001-sgd-s0')")
 
 
+def test_compare_of_many_runs_is_one_batched_request_and_zoom_refetches_it(server, page):
+    """Comparing all 24 runs draws 24 traces from one seriesBatch request (aliases were capped near 65 runs);
+    zooming asks again, once, for the visible step range."""
+    base_url, ids = server
+    sent = series_batches(page)
+    page.goto(f"{base_url}/#/compare?ids={','.join(v for k, v in ids.items() if k.startswith('sweep-'))}&metric=loss")
+    page.wait_for_function("(() => { const c = document.querySelector('#compare-chart'); "
+                           "return c && c.dataset.state === 'ready' && c.data.length === 24; })()")
+    assert len(sent) == 1
+    assert max(page.eval_on_selector("#compare-chart", "c => c.data.map(t => Math.max(...t.y))")) == SPIKE[2]
+    renders = int(page.get_attribute("#compare-chart", "data-renders"))
+    page.evaluate("Plotly.relayout(document.querySelector('#compare-chart'), {'xaxis.range': [20, 40]})")
+    page.wait_for_function(f"Number(document.querySelector('#compare-chart').dataset.renders) > {renders}")
+    assert len(sent) == 2 and '"stepMin": 20' in sent[1].replace(":20", ": 20")
+    assert page.eval_on_selector("#compare-chart", "c => c.data[0].x") == list(range(20, 41))
+
+
 def test_long_runs_table_renders_only_the_rows_in_view(server, page):
     """250 runs: far fewer rows are in the DOM; scrolling to the end renders the last one."""
     base_url, _ = server

@@ -78,7 +78,8 @@ type Query {
   experiment(id: ID!): Experiment
   namespaces: [String!]!
   workspaces(namespace: String!): [String!]!
-  seriesBatch(experimentIds: [ID!]!, name: String!, maxPoints: Int, x: String): [SeriesEnvelope]!
+  seriesBatch(experimentIds: [ID!]!, name: String!, maxPoints: Int, x: String, stepMin: Float,
+              stepMax: Float): [SeriesEnvelope]!
   experimentPage(namespace: String, workspace: String, directory: String, filter: String, orderBy: String,
                  limit: Int = 100, offset: Int = 0, includeDeleted: Boolean = false): ExperimentPage!
 }

@@ -30,7 +30,8 @@ STEP_TIME_ANCHORS = 2000  # as many (step, time) pairs as the dashboard's own st
 
 
 def series_batch_resolver(storage: Any, allowed: frozenset[str] | None):
-    async def series_batch(info, experimentIds, name, maxPoints=DEFAULT_BATCH_POINTS, x="step"):
+    async def series_batch(info, experimentIds, name, maxPoints=DEFAULT_BATCH_POINTS, x="step", stepMin=None,
+                           stepMax=None):
         max_points = DEFAULT_BATCH_POINTS if maxPoints is None else maxPoints
         x = x or "step"
         if not 1 <= len(experimentIds) <= MAX_SERIES_BATCH:
@@ -42,18 +43,19 @@ def series_batch_resolver(storage: Any, allowed: frozenset[str] | None):
         if x not in X_MODES:
             raise BadRequest(f"x must be one of {', '.join(X_MODES)} (got {x!r})")
         # The storage gate bounds how many of these reads are in flight; gather only keeps the answer's order.
-        return await asyncio.gather(*(_one(storage, allowed, i, name, max_points, x == "time")
+        steps = (stepMin, stepMax)  # a zoomed chart: the same step range of every run
+        return await asyncio.gather(*(_one(storage, allowed, i, name, max_points, x == "time", steps)
                                       for i in experimentIds))
 
     return series_batch
 
 
 async def _one(storage: Any, allowed: frozenset[str] | None, experiment_id: str, name: str, max_points: int,
-               with_times: bool) -> dict[str, Any] | None:
+               with_times: bool, steps: tuple[float | None, float | None]) -> dict[str, Any] | None:
     try:
         if allowed is not None:  # only a namespace-limited token needs the experiment record: one read less per run
             check_namespace(allowed, (await storage.get_experiment(experiment_id))["namespace"])
-        series = await storage.metric_series(experiment_id, name, None, None, max_points)
+        series = await storage.metric_series(experiment_id, name, *steps, max_points)
     except NotFound:
         return None
     if series is None:

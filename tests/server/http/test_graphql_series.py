@@ -63,6 +63,17 @@ async def test_series_batch_time_axis_interpolates_timestamps(client):
         assert got["times"] == [pytest.approx(1000.0 + s) for s in got["steps"]]
 
 
+async def test_series_batch_step_range_is_the_same_for_every_run(client):
+    """stepMin/stepMax (a zoomed compare chart) narrow every run's answer to that range, at full resolution there."""
+    ids = await seeded_runs(client, 3, points=1000)
+    query = """query($ids: [ID!]!) { seriesBatch(experimentIds: $ids, name: "loss", maxPoints: 500, stepMin: 100,
+               stepMax: 199) { count steps } }"""
+    status, body = await gql(client, query, {"ids": ids})
+    assert status == 200, body
+    for got in body["data"]["seriesBatch"]:
+        assert got["count"] == 100 and got["steps"] == list(range(100, 200))
+
+
 async def test_series_batch_refuses_bad_arguments_by_name(client):
     """A bad x, too many buckets or an empty id list is an error naming the argument."""
     [experiment_id] = await seeded_runs(client, 1, points=10)

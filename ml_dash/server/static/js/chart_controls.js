@@ -104,3 +104,12 @@ export function varyingKeys(runs) {
   const keys = [...new Set(runs.flatMap((r) => Object.keys(r.flatParams)))].sort();
   return keys.filter((k) => new Set(runs.map((r) => JSON.stringify(r.flatParams[k] ?? null))).size > 1);
 }
+
+const COST_BUDGET = 900_000;  // under graphql_cost.MAX_COST: ids × (100 + 2·maxPoints per point list)
+
+// Buckets per run: one per pixel while the runs are few, fewer as they multiply so the request fits the cost budget
+// (1,000 runs → ~200): a bucket keeps its min and max, so a spike still shows at full height either way.
+export function bucketsFor(runs, width, withTimes) {
+  const lists = withTimes ? 3 : 2;
+  return Math.max(10, Math.min(Math.round(width), Math.floor((COST_BUDGET / Math.max(1, runs) - 110) / (2 * lists))));
+}

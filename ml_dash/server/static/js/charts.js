@@ -1,7 +1,7 @@
 // Metric charts: lazy plotly.js loading and MetricChart (min/max-bucketed series, zoom refetch, time axes, smoothing).
 
 import { api } from "./api.js";
-import { categoricalColor, defaultControls, ema, relativeUnit } from "./chart_controls.js";
+import { bucketsFor, categoricalColor, defaultControls, ema, relativeUnit } from "./chart_controls.js";
 import { el, plotlyText } from "./util.js";
 
 // plotly.js (1.2 MB basic bundle, or the full 4.8 MB one): index.html only preloads it (download, no execution), and
@@ -51,6 +51,8 @@ export class MetricChart {
 
   async load() {
     const number = ++this.requestNumber;
+    // Many runs' same metric (compare): one seriesBatch request, however many runs (aliases stopped near 65).
+    if (this.series.length > 1 && this.series.every((s) => s.metric === this.series[0].metric)) return this.loadBatch(number);
     const varDefs = ["$maxPoints: Int", "$stepMin: Float", "$stepMax: Float"];
     const fields = [];
     const variables = { maxPoints: this.pixelWidth(), stepMin: null, stepMax: null };
@@ -70,6 +72,24 @@ export class MetricChart {
     if (number !== this.requestNumber) return;  // a newer request (zoom, live refresh) superseded this one
     this.loaded = this.series.map((s, i) => (data[`s${i}`] && data[`s${i}`].metric) || { count: 0, steps: [], values: [] });
     if (stepTimes) this.stepTimes = stepTimes;
+    this.draw();
+  }
+
+  async loadBatch(number) {
+    const withTimes = this.xMode !== "step";
+    const [stepMin, stepMax] = this.stepRange || [null, null];
+    const [data] = await Promise.all([
+      api.graphql(`query SeriesBatch($ids: [ID!]!, $name: String!, $n: Int, $x: String, $stepMin: Float, $stepMax: Float) {
+        seriesBatch(experimentIds: $ids, name: $name, maxPoints: $n, x: $x, stepMin: $stepMin, stepMax: $stepMax) {
+          count steps values min max ${withTimes ? "times" : ""} } }`,
+      { ids: this.series.map((s) => s.experimentId), name: this.series[0].metric, n: bucketsFor(this.series.length, this.pixelWidth(), withTimes),
+        x: withTimes ? "time" : "step", stepMin, stepMax }),
+      loadPlotly(),
+    ]);
+    if (number !== this.requestNumber) return;
+    this.loaded = data.seriesBatch.map((m) => m || { count: 0, steps: [], values: [] });
+    // The answer's own (step, time) pairs are the time axis' anchors; a zoomed answer keeps the whole run's ones.
+    if (withTimes && (!this.stepRange || !this.stepTimes.length)) this.stepTimes = this.loaded.map(anchorsOf);
     this.draw();
   }
 
@@ -202,6 +222,15 @@ export class MetricChart {
     if (this.plotted) Plotly.purge(this.container);
     delete this.container.dataset.state;
   }
+}
+
+function anchorsOf(m) {
+  const steps = [], timestamps = [];
+  (m.steps || []).forEach((step, i) => {
+    const t = m.times ? m.times[i] : null;
+    if (step !== null && t !== null && (!steps.length || step > steps[steps.length - 1])) { steps.push(step); timestamps.push(t); }
+  });
+  return { steps, timestamps };
 }
 
 // Piecewise-linear y(x) through sorted anchors xs → ys, extended linearly past both ends; null without anchors.

@@ -2,19 +2,11 @@
 // seriesBatch request per metric), coloured or grouped by a parameter, with the shared smoothing/log/x controls.
 
 import { api } from "./api.js";
-import { colorBy, controlsToolbar, defaultControls, varyingKeys } from "./chart_controls.js";
+import { bucketsFor, colorBy, controlsToolbar, defaultControls, varyingKeys } from "./chart_controls.js";
 import { OverlayChart } from "./overlay_chart.js";
 import { el, formatValue } from "./util.js";
 
 export const MAX_OVERLAY = 1000;  // runs per chart: seriesBatch's own limit
-const COST_BUDGET = 900_000;  // under graphql_cost.MAX_COST: ids × (100 + 2·maxPoints per point list)
-
-// Buckets per run: one per pixel while the runs are few, fewer as they multiply so the request fits the cost budget
-// (1,000 runs → ~200): a bucket keeps its min and max, so a spike still shows at full height either way.
-export function bucketsFor(runs, width, withTimes) {
-  const lists = withTimes ? 3 : 2;
-  return Math.max(10, Math.min(Math.round(width), Math.floor((COST_BUDGET / Math.max(1, runs) - 110) / (2 * lists))));
-}
 
 export function workspaceCharts(container, { onOpen }) {
   const state = { controls: defaultControls(), colorKey: "", group: false, rows: [], charts: new Map(), request: 0, metrics: "" };

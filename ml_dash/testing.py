@@ -40,7 +40,8 @@ def temporary_experiment(**kwargs: Any) -> Iterator[Experiment]:
 
 
 def read_run(path: str) -> dict:
-    """Everything an experiment directory holds: ``meta``, ``params`` (replayed), ``metrics`` and ``logs``."""
+    """Everything an experiment directory holds: ``meta``, ``params`` (replayed), ``metrics``, ``logs`` and the
+    sampler's ``system`` rows."""
     try:
         with open(os.path.join(path, META_FILE), "rb") as f:
             meta = orjson.loads(f.read())
@@ -54,4 +55,5 @@ def read_run(path: str) -> dict:
         "params": replay(read_jsonl(os.path.join(path, "parameters.jsonl"))),
         "metrics": metrics,
         "logs": read_jsonl(os.path.join(path, "logs.jsonl")),
+        "system": read_jsonl(os.path.join(path, "system.jsonl")),
     }

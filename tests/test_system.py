@@ -11,6 +11,7 @@ import pytest
 from ml_dash import _system_probes
 from ml_dash._system_probes import GpuProbe
 from ml_dash.format.layout import STREAM_FILES
+from ml_dash.testing import read_run
 
 
 def system_rows(exp):
@@ -56,6 +57,7 @@ def test_rows_reach_system_jsonl_in_the_metrics_row_format(make_exp, fast):
         assert first["net_recv_mb_s"] >= 0 and first["net_sent_mb_s"] >= 0
     assert [r["timestamp"] for r in rows] == sorted(r["timestamp"] for r in rows)
     assert not os.path.exists(os.path.join(exp.local_path, STREAM_FILES["metrics"]))
+    assert read_run(exp.local_path)["system"] == rows and read_run(exp.local_path)["metrics"] == []
 
 
 def test_turned_off_by_argument_or_environment(make_exp, monkeypatch, fast):

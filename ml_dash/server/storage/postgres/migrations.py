@@ -112,7 +112,7 @@ MIGRATIONS: list[tuple[int, str | Callable[[asyncpg.Connection], Awaitable[None]
     (3, _experiment_columns),
     (4, """
     -- The environment of the experiment's latest run (docs/system-metrics.md): JSON text, key order kept.
-    CREATE TABLE experiment_environments (
+    CREATE TABLE IF NOT EXISTS experiment_environments (
         experiment_pk BIGINT PRIMARY KEY REFERENCES experiments(pk),
         environment TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL
     )

@@ -161,7 +161,7 @@ MIGRATIONS: list[tuple[int, str | Callable[[sqlite3.Connection], None]]] = [
     (6, _experiment_columns),
     (7, """
     -- The environment of the experiment's latest run (docs/system-metrics.md): JSON text, key order kept.
-    CREATE TABLE experiment_environments (
+    CREATE TABLE IF NOT EXISTS experiment_environments (
         experiment_pk INTEGER PRIMARY KEY REFERENCES experiments(pk),
         environment TEXT NOT NULL, updated_at REAL NOT NULL
     )

@@ -2,11 +2,15 @@
 import json
 import os
 
+import msgpack
+from aiohttp import web
+
 from ml_dash.format.layout import STREAMS
 from ml_dash.upload.state import SyncState
 from ml_dash.upload.sync_command import sync_paths
 
 from .conftest import get_json
+from .fault_proxy import FaultProxy
 
 GRAPHQL = "query($id: ID!) {{ experiment(id: $id) {{ {fields} }} }}"
 
@@ -74,3 +78,43 @@ def test_a_sync_state_from_before_the_system_stream_still_loads(tmp_path):
     assert state.environment_sent is None and list(STREAMS)[-1] == "system"
     state.save()
     assert SyncState(str(tmp_path)).acked == state.acked
+
+
+class _OlderServer(FaultProxy):
+    """The real server behind a proxy that answers as a server from before the system stream and the environment
+    route did: 400 naming the streams it takes, 404 for /environment."""
+
+    def __init__(self, upstream):
+        super().__init__(upstream, fault_rate=0.0)
+        self.refused = 0
+
+    async def _handle(self, request):
+        if request.path.endswith("/environment"):
+            return web.json_response({"error": "Not Found"}, status=404)
+        if request.method == "POST" and request.path.endswith("/batches"):
+            if msgpack.unpackb(await request.read())["stream"] == "system":  # aiohttp keeps the body for super()
+                self.refused += 1
+                return web.json_response({"error": "field 'stream' must be one of parameters, metrics, logs"},
+                                         status=400)
+        return await super()._handle(request)
+
+
+def test_an_older_server_gets_the_other_streams_and_one_warning(make_exp, server, remote_env, caplog):
+    """A server without the system stream: one warning, system.jsonl stays local, the rest arrives and complete()
+    finds the upload finished (it does not wait out ML_DASH_UPLOAD_TIMEOUT for lines the server cannot take)."""
+    remote_env(SYSTEM_INTERVAL="0.02")
+    with _OlderServer(server) as older:
+        exp = make_exp("older", remote=older.url)
+        with exp.run():
+            for step in range(100):
+                exp.metrics.log(step=step, loss=1.0 / (step + 1))
+            assert exp._sampler.wait_for(5, timeout=30)
+        remote = exp._uploader
+        assert remote.finished.is_set() and remote.parked is None
+    warnings = [r.getMessage() for r in caplog.records if "does not take the 'system' stream" in r.getMessage()]
+    assert len(warnings) == 1 and older.refused == 1
+    assert not any("refused a line" in r.getMessage() for r in caplog.records)
+    names = get_json(f"{server}/api/v1/experiments/{exp.experiment_id}/metrics")["names"]
+    assert names == ["loss"]
+    assert get_json(f"{server}/api/v1/experiments/{exp.experiment_id}/metrics/loss")["count"] == 100
+    assert len(local_system_rows(exp)) >= 5

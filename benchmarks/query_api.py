@@ -10,16 +10,18 @@
    parameter rows, metric chunks); peak RSS of the gc process and the database size before and after.
 
 Every timing is repeated; the table gives p50, p99, p99.9 and max (with few repeats p99/p99.9 are the max), and the
-ratio Api / raw at p50. Data is written straight into the server's SQLite database before it starts (fast, and
-only the reads are timed).
+ratio Api / raw at p50. Data is written straight into the server's database (SQLite, or a fresh PostgreSQL schema
+with ``--backends postgresql``) before it starts: fast, and only the reads are timed.
 
     python benchmarks/query_api.py [--quick] [--experiments 1000] [--points 1000000] [--repeats 10]
+                                   [--backends sqlite,postgresql] [--postgres URL]
                                    [--gc | --gc-only] [--gc-rows 3000000]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -27,11 +29,13 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 
 import numpy as np
 
 from ml_dash import Api
 from ml_dash.server.config import ServerConfig
+from ml_dash.server.storage.registry import open_storage
 from ml_dash.server.storage.sqlite.storage import SQLiteStorage
 from ml_dash.server.testing import running_server
 
@@ -56,8 +60,35 @@ def timed(fn, repeats: int) -> tuple[list[float], object]:
     return samples, result
 
 
-async def populate(path: str, experiments: int, points: int) -> None:
-    storage = SQLiteStorage(path)
+@contextlib.contextmanager
+def database(backend: str, data: str, postgres: str | None):
+    """The database URL the server and the populating code share: SQLite in ``data``, or a fresh PostgreSQL schema
+    (dropped afterwards)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{ServerConfig(data_dir=data).sqlite_path}"
+        return
+    if not postgres:
+        raise SystemExit("--backends postgresql needs --postgres URL (or ML_DASH_TEST_POSTGRES)")
+    import asyncpg
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(postgres)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{postgres}{'&' if '?' in postgres else '?'}search_path={schema}"
+    finally:
+        asyncio.run(run(f"DROP SCHEMA {schema} CASCADE"))
+
+
+async def populate(url: str, experiments: int, points: int) -> None:
+    storage = open_storage(url, "unused")
     await storage.open()
     try:
         for i in range(experiments):
@@ -94,15 +125,17 @@ def get_json(url: str) -> dict:
         return json.loads(answer.read())
 
 
-def bench_reads(experiments: int, points: int, repeats: int) -> list[tuple[str, dict, str]]:
+def bench_reads(backend: str, postgres: str | None, experiments: int, points: int,
+                repeats: int) -> list[tuple[str, dict, str]]:
     rows = []
-    with tempfile.TemporaryDirectory(prefix="ml-dash-query-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ml-dash-query-bench-") as tmp, \
+            database(backend, os.path.join(tmp, "data"), postgres) as url:
         data = os.path.join(tmp, "data")
         began = time.perf_counter()
-        asyncio.run(populate(ServerConfig(data_dir=data).sqlite_path, experiments, points))
-        print(f"populated {experiments} experiments and a {points:,}-point series in "
+        asyncio.run(populate(url, experiments, points))
+        print(f"{backend}: populated {experiments} experiments and a {points:,}-point series in "
               f"{time.perf_counter() - began:.1f} s", file=sys.stderr)
-        with running_server(data) as base:
+        with running_server(data, db=None if backend == "sqlite" else url) as base:
             api = Api(remote=base)
             expected = sum(1 for i in range(experiments) if (i % 100) / 100 < 0.5 and i % 10)
             query = ("query($f: String, $limit: Int) { experimentPage(namespace: \"bench\", filter: $f, limit: $limit)"
@@ -223,15 +256,23 @@ def main() -> int:
     parser.add_argument("--gc", action="store_true", help="also the gc peak-RSS run")
     parser.add_argument("--gc-rows", type=int, default=3_000_000)
     parser.add_argument("--gc-only", action="store_true", help="only the gc run")
+    parser.add_argument("--backends", default="sqlite", help="comma list of sqlite, postgresql (default sqlite)")
+    parser.add_argument("--postgres", default=os.environ.get("ML_DASH_TEST_POSTGRES"),
+                        help="PostgreSQL URL whose role may create schemas (default: ML_DASH_TEST_POSTGRES)")
     args = parser.parse_args()
     if args.quick:
         args.experiments, args.points, args.repeats, args.gc_rows = 200, 200_000, 3, 200_000
-    rows = [] if args.gc_only else bench_reads(args.experiments, args.points, args.repeats)
+    rows = []
+    for backend in ([] if args.gc_only else [b.strip() for b in args.backends.split(",") if b.strip()]):
+        if backend not in ("sqlite", "postgresql"):
+            raise SystemExit(f"unknown backend {backend!r}")
+        rows += [(f"[{backend}] {name}", q, note) for name, q, note in
+                 bench_reads(backend, args.postgres, args.experiments, args.points, args.repeats)]
     if args.gc or args.gc_only:
         rows += bench_gc(args.gc_rows)
-    print(f"\n{'read':<56}{'p50 ms':>10}{'p99 ms':>10}{'p99.9 ms':>10}{'max ms':>10}  note")
+    print(f"\n{'read':<70}{'p50 ms':>10}{'p99 ms':>10}{'p99.9 ms':>10}{'max ms':>10}  note")
     for name, q, note in rows:
-        print(f"{name:<56}{q['p50']:>10.1f}{q['p99']:>10.1f}{q['p99.9']:>10.1f}{q['max']:>10.1f}  {note}")
+        print(f"{name:<70}{q['p50']:>10.1f}{q['p99']:>10.1f}{q['p99.9']:>10.1f}{q['max']:>10.1f}  {note}")
     return 0
 
 

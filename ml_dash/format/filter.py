@@ -18,17 +18,15 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence, Union
 
+from ml_dash.format.limits import MAX_COMPARISONS, MAX_FILTER_CHARS, MAX_FILTER_DEPTH, MAX_ORDER_KEYS
+
 # Attribute fields: name → value type. camelCase spellings are accepted too (the GraphQL fields' names).
 STRING_FIELDS = ("id", "namespace", "workspace", "directory", "prefix", "status", "notes")
 NUMBER_FIELDS = ("started_at", "completed_at")
 ALIASES = {"startedAt": "started_at", "completedAt": "completed_at"}
 COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
 TIE_BREAK = ("namespace", "workspace", "directory", "prefix")
-MAX_FILTER_CHARS = 10_000  # a longer filter is refused: it is parsed on the server before any query runs
-MAX_DEPTH = 50  # parentheses nested deeper are refused (the parser recurses)
-# Each comparison is a (correlated) SQL expression evaluated per experiment: a query's cost grows with their number.
-MAX_COMPARISONS = 64
-MAX_ORDER_KEYS = 8
+
 
 Literal = Union[str, int, float, bool]
 
@@ -178,8 +176,8 @@ class _Parser:
         if kind == "punct" and value == "(":
             self.take()
             self.depth += 1
-            if self.depth > MAX_DEPTH:
-                raise self.error(f"parentheses nested more than {MAX_DEPTH} deep", position)
+            if self.depth > MAX_FILTER_DEPTH:
+                raise self.error(f"parentheses nested more than {MAX_FILTER_DEPTH} deep", position)
             node = self.disjunction()
             kind, value, _ = self.peek()
             if not (kind == "punct" and value == ")"):

@@ -14,3 +14,9 @@ MAX_METRIC_NAMES_PER_BATCH = 4096
 MAX_TAGS = 100
 MAX_TAG_LENGTH = 256
 MAX_NOTES_CHARS = 100_000
+# Filters and orders (format.filter), parsed alike by the server (before any query runs) and the local reader.
+MAX_FILTER_CHARS = 10_000
+MAX_FILTER_DEPTH = 50  # nested parentheses (the parser recurses)
+# Each comparison is a (correlated) SQL expression evaluated per experiment: a query's cost grows with their number.
+MAX_COMPARISONS = 64
+MAX_ORDER_KEYS = 8

@@ -30,8 +30,10 @@ def _numpy() -> Any:
 
 
 def is_torch_tensor(value: Any) -> bool:
-    """Recognise a torch tensor without importing torch (importing ml_dash must never import it)."""
-    return type(value).__module__.startswith("torch") and hasattr(value, "numel") and hasattr(value, "dtype")
+    """Recognise a torch tensor, subclasses included, without importing torch (importing ml_dash must never import
+    it): no tensor can exist before torch is imported."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
 
 
 def read_cpu_tensor(key: str, value: Any, where: str) -> Any:

@@ -240,3 +240,18 @@ def test_cpu_tensor_rows_are_written_exactly_like_float_rows(make_exp):
             files.append([line.split(b',"step"', 1)[1] for line in f.read().splitlines()])  # past the timestamp
     assert files[0] == files[1]
     assert b'"nan":"NaN","inf":"-Infinity"' in files[1][0]
+
+
+def test_a_tensor_subclass_is_logged_like_a_tensor(make_exp):
+    """A torch.Tensor subclass from any module is accepted (and read by the writer), not refused as a non-number."""
+
+    class Tagged(torch.Tensor):
+        pass
+
+    exp = make_exp()
+    loss = torch.tensor(0.25).as_subclass(Tagged)
+    exp.metrics.log(step=0, loss=loss)
+    exp.metrics.collect(loss=loss)
+    loss.add_(1.0)  # in place, after logging
+    exp.metrics.flush(_aggregation="last", step=1)
+    assert [r["metrics"]["loss"] for r in exp.metrics.read()] == [0.25, 0.25]

@@ -92,25 +92,12 @@ def _cpu_children() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _values(i: int, n: int, tensor: bool, torch=None, w=None, probe=None) -> dict:
+def _values(i: int, n: int, tensor: bool, torch=None, w=None) -> dict:
     if not tensor:
         return {"loss": 1.0 / (i + 1), "acc": i / n, "lr": 1e-3 * (1.0 - i / n)}
     # a loss as a training loop has it: a 0-d tensor that requires grad, plus two plain-tensor metrics
     loss = (w * (1.0 / (i + 1))).sum()
-    return {"loss": loss, "acc": torch.tensor(i / n).as_subclass(probe), "lr": torch.tensor(1e-3).as_subclass(probe)}
-
-
-def _probe_class(torch):
-    """The sync pass's tensors are of a ``torch.Tensor`` subclass: a stand-in for device tensors without a GPU.
-
-    Every tracker treats them as tensors. ml-dash reads a *plain* CPU tensor on the caller with ``tolist()`` (which
-    waits for no device) and takes its device path for anything else; with the subclass it takes that device path,
-    the one a CUDA tensor takes, so the counts say what each tracker would do with a GPU tensor."""
-
-    class ProbeTensor(torch.Tensor):
-        pass
-
-    return ProbeTensor
+    return {"loss": loss, "acc": torch.tensor(i / n), "lr": torch.tensor(1e-3)}
 
 
 class _SyncCounter:
@@ -136,19 +123,12 @@ class _SyncCounter:
 
     def _wrap(self, m, orig):
         counter = self
-        inside = threading.local()  # a subclass's __torch_function__ calls the (wrapped) method again: count it once
 
         def wrapper(*a, **k):
-            if getattr(inside, "depth", 0):
-                return orig(*a, **k)
             if counter.on:
                 d = counter.caller_calls if threading.get_ident() == counter.caller else counter.other_calls
                 d[m] = d.get(m, 0) + 1
-            inside.depth = 1
-            try:
-                return orig(*a, **k)
-            finally:
-                inside.depth = 0
+            return orig(*a, **k)
 
         wrapper.__name__ = m
         return wrapper
@@ -163,13 +143,12 @@ def worker(args) -> None:
     meta: dict = {}
     t.prepare(out, meta)  # environment, a helper server: before the sampler starts, outside the setup time
 
-    torch = w = counter = probe = None
+    torch = w = counter = None
     tensor = args.mode == "sync"
     if tensor or t.needs_torch:
         import torch  # noqa: F811  (TB needs it anyway; the sync pass needs it for the tensors)
     if tensor:
-        probe = _probe_class(torch)
-        w = torch.ones(4).as_subclass(probe).requires_grad_()
+        w = torch.ones(4, requires_grad=True)
         counter = _SyncCounter(torch)
 
     sampler = _ChildSampler()
@@ -186,7 +165,7 @@ def worker(args) -> None:
     t_loop = pc()
     done = n
     for i in range(n):
-        d = _values(i, n, tensor, torch, w, probe)
+        d = _values(i, n, tensor, torch, w)
         t0 = pc()
         log(i, d)
         durs[i] = pc() - t0

@@ -49,7 +49,8 @@ class ServerConfig:
     s3_endpoint: str | None = None  # e.g. http://minio:9000; None: AWS S3 (region etc. from boto3's own chain)
     chart_js: str | None = None  # a plotly.js bundle to serve; None: the basic bundle if fetched, else plotly's full one
     allowed_hosts: tuple[str, ...] = ()  # Host names answered besides localhost/127.0.0.1/[::1] (http/security.py)
-    # Processes that decode large batch bodies (ingest_pool.py); None: one per spare core, at most 4; 0: threads only.
+    # Processes that decode large batch bodies (ingest_pool.py); None: half the cores from 4 on (at most 4), else 0;
+    # 0: a thread.
     ingest_processes: int | None = None
     # Seconds a batch sent ahead waits for the batch before it (http/batch_order.py) before its 409 stands.
     order_wait: float = 10.0

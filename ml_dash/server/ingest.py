@@ -357,13 +357,10 @@ def parse_lines(lines: Any, size: int, max_events: int | None = None, max_items:
         if values > max_items:
             raise PayloadTooLarge(f"the batch's lines may hold {values} values; the limit is {max_items}: "
                                   "send smaller batches")
-    try:  # one parse for the whole batch when every line is a JSON object (the usual case)
-        events = orjson.loads(b"[" + lines[:-1].replace(b"\n", b",") + b"]")
-    except orjson.JSONDecodeError:  # a blank or torn line: go line by line
-        events = None
-    if events is not None and all(type(event) is dict for event in events):
+    events = _parse_objects(lines)  # the usual case: every line a JSON object
+    if events is not None:
         return events
-    events = []
+    events = []  # a blank or torn line: go line by line
     for line in lines.split(b"\n"):
         if not line.strip():
             continue
@@ -374,6 +371,27 @@ def parse_lines(lines: Any, size: int, max_events: int | None = None, max_items:
         if isinstance(record, dict):
             events.append(record)
     return events
+
+
+PARSE_PIECE = 256 << 10  # bytes per orjson call: a thread decoding a body hands the GIL back between calls
+
+
+def _parse_objects(lines: bytes) -> list | None:
+    """The records when every line is a JSON object, parsed a piece of whole lines at a time (one orjson call holds
+    the GIL throughout: ~3 ms per piece instead of ~40 ms per 4 MiB body, so the event loop is not held as long);
+    None when a line is not one."""
+    events: list = []
+    start, size = 0, len(lines)
+    while start < size:
+        cut = size - 1 if size - start <= PARSE_PIECE else lines.rfind(b"\n", start, start + PARSE_PIECE)
+        if cut < start:  # a line longer than a piece
+            cut = lines.index(b"\n", start + PARSE_PIECE)
+        try:
+            events += orjson.loads(b"[" + lines[start:cut].replace(b"\n", b",") + b"]")
+        except orjson.JSONDecodeError:
+            return None
+        start = cut + 1
+    return events if all(type(event) is dict for event in events) else None
 
 
 def _millis(timestamp: float | None) -> int | None:

@@ -1,16 +1,19 @@
-"""Large batch bodies decoded off the event loop: in a small pool of processes, so that a second core helps.
+"""Large batch bodies decoded off the event loop: in a thread, or in a small pool of processes where cores are spare.
 
 Decoding and validating a batch (msgpack, orjson's parse of its JSONL lines, ``ingest_columns``' pass, the numpy
-chunks) costs about 1.5 µs of CPU per event, all of it holding the GIL: 50,000 events are ~80 ms. In a thread that
-would still stall the event loop (``/health``, other clients) for whole GIL slices, and a server process would never
-use more than one core. So bodies over ``OFF_LOOP_BYTES`` go to ``DecodePool``: ``processes`` spawned interpreters
-that get the body's bytes and send back the validated batch, its metrics already encoded as chunks
-(``series.batch.MetricBatch``). Only what this server's own code built crosses the pipe, pickled: a body's bytes go in
-as one ``bytes`` object, never as received pickles, and nothing from the network is unpickled.
+chunks) costs about 1.5-2 µs of CPU per event, all of it holding the GIL: 40,000 events are ~80 ms. On the loop that
+would stall ``/health`` and every other client for as long; in a thread the loop gets the GIL back between Python
+bytecodes (orjson's parse of one body is the longest stretch, ~40 ms), but one server process never uses more than
+one core. So bodies over ``OFF_LOOP_BYTES`` go to ``DecodePool``: a thread (one body at a time), or ``processes``
+spawned interpreters that get the body's bytes and send back the validated batch, its metrics already encoded as
+chunks (``series.batch.MetricBatch``). Processes are the default from 4 cores on (``default_processes``); on 2 cores
+shared with the client they cost more CPU than they freed. Only what this server's own code built crosses the pipe,
+pickled: a body's bytes go in as one ``bytes`` object, never as received pickles, and nothing from the network is
+unpickled.
 
-Bounded: at most two bodies per process (or, with threads, two bodies in all) are decoded at once; the rest wait
-on the loop, holding only their bytes. The processes start with the first large body (a server that only sees small ones never spawns any); until
-they are up, and if the pool breaks, bodies are decoded in a thread. ``processes=0`` means threads only.
+Bounded: at most two bodies per process (threads only: one) are decoded at once; the rest wait on the loop, holding
+only their bytes. The processes start with the first large body (a server that only sees small ones never spawns
+any); until they are up, and if the pool breaks, bodies are decoded in a thread.
 """
 from __future__ import annotations
 
@@ -32,8 +35,11 @@ OFF_LOOP_BYTES = 1 << 20  # smaller bodies are decoded on the loop: handing them
 
 
 def default_processes() -> int:
-    """One decoding process per spare core (at most 4); none on a single core, where a process only adds copies."""
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+    """Half the cores (at most 4) from 4 cores on; none on 1 or 2 cores, where a decoding process took more CPU than
+    it freed (its start, the copies both ways): on a 2-core machine shared with the client, 1M points were durable
+    sooner with threads (11.6-12.4 s against 13.5-15.6 s with a process, docs/remote.md)."""
+    cores = os.cpu_count() or 1
+    return 0 if cores <= 2 else min(4, cores // 2)
 
 
 def decode_batch(raw: bytes, content_type: str, limits: tuple[int, int, int, int]) -> dict:

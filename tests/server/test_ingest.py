@@ -114,3 +114,21 @@ def test_uniform_batches_store_what_validating_each_event_stores(case):
     columns = VALIDATOR.batch({**body, "events": events}, columns=True)
     assert columns["rejected"] == plain["rejected"] == []
     assert columns["events"] == MetricBatch.of_events(plain["events"])
+
+
+def test_lines_parse_the_same_in_pieces(monkeypatch):
+    """A body parsed a piece of lines at a time (PARSE_PIECE) gives the records one parse gives, whatever falls on
+    a piece's edge: long lines, blank lines, a torn line."""
+    from ml_dash.server import ingest
+
+    records = [{"timestamp": float(i), "step": i, "metrics": {"loss": i / 4, "name": "x" * (i % 7) * 40}}
+               for i in range(400)]
+    clean = b"".join(orjson.dumps(r) + b"\n" for r in records)
+    messy = clean[:5000] + b"\n\n" + clean[5000:9000] + b'{"torn": \n' + clean[9000:]
+    whole = {name: ingest.parse_lines(body, len(body)) for name, body in (("clean", clean), ("messy", messy))}
+    assert whole["clean"] == records and all(r in records for r in whole["messy"])
+    assert len(records) - 2 <= len(whole["messy"]) < len(records)  # the lines the insertions cut are dropped
+    for piece in (64, 100, 333, 4096):
+        monkeypatch.setattr(ingest, "PARSE_PIECE", piece)
+        assert ingest.parse_lines(clean, len(clean)) == records
+        assert ingest.parse_lines(messy, len(messy)) == whole["messy"]

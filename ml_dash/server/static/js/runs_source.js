@@ -175,6 +175,10 @@ class LocalSource {
     this.rows = data.experiments
       .filter((e) => !directory || e.directory === directory || e.directory.startsWith(`${directory}/`))
       .map(prepareRow);
+    for (const r of this.rows) {
+      for (const k of Object.keys(r.flatParams)) this.known.params.add(k);
+      for (const k of Object.keys(r.lastMetrics)) this.known.metrics.add(k);
+    }
     this.apply();
   }
 

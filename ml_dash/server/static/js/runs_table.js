@@ -55,9 +55,9 @@ export async function runsView(main, namespace, workspace, directory, initialFil
     return `${base}${query.toString() ? `?${query}` : ""}`;
   }
 
-  function columnsOf(rows) {
-    const paramKeys = [...new Set(rows.flatMap((r) => Object.keys(r.flatParams)))].sort();
-    const metricKeys = [...new Set(rows.flatMap((r) => Object.keys(r.lastMetrics)))].sort();
+  // From the keys the source has seen (every loaded page), not by scanning its rows on each scroll frame.
+  function columnsOf({ params, metrics }) {
+    const paramKeys = [...params].sort(), metricKeys = [...metrics].sort();
     return [...builtinColumns, ...paramKeys.map((k) => ({ key: `param:${k}`, label: k, kind: "param" })),
       ...metricKeys.map((k) => ({ key: `metric:${k}`, label: k, kind: "metric" }))];
   }
@@ -72,7 +72,7 @@ export async function runsView(main, namespace, workspace, directory, initialFil
     let missing = false;
     for (let i = first; i <= last; i++) { const row = view.rowAt(i); if (!row) missing = true; rows.push(row); }
     if (missing) view.ensure(first, last).then(renderTable, showError);
-    const columns = columnsOf(source.knownRows());
+    const columns = columnsOf(source.known);
     const shown = rows.filter(Boolean);
     const allBox = el("input", { type: "checkbox", title: "select all shown", onclick: (event) => {
       event.stopPropagation();
@@ -128,7 +128,7 @@ export async function runsView(main, namespace, workspace, directory, initialFil
     clearTimeout(state.queryTimer);
     filterError.textContent = "";
     try { state.terms = parseFilter(state.filter); } catch (error) { filterError.textContent = error.message; return; }
-    const known = columnsOf(source.knownRows()).map((c) => c.key.replace(/^(param|metric):/, ""));
+    const known = columnsOf(source.known).map((c) => c.key.replace(/^(param|metric):/, ""));
     const unknown = state.terms.filter((t) => !known.includes(t.key.replace(/^(params|metrics)\./, "")) && t.key !== "startedAt");
     if (unknown.length) filterError.textContent = `no column named ${unknown.map((t) => `"${t.key}"`).join(", ")}`;
     const number = ++state.queries, text = state.filter;

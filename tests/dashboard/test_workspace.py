@@ -104,6 +104,19 @@ def test_controls_smooth_log_and_relative_time_on_an_experiment_page(server, pag
     assert xs[-1] == pytest.approx((STEPS - 1) * 5 / 60)  # 5 s per step, in minutes
 
 
+def test_workspace_charts_redraw_at_a_new_width(server, page):
+    """Narrowing the window redraws each overlay at its new width (the canvas follows the card)."""
+    base_url, _ = server
+    page.goto(f"{base_url}/#/ws/alice/sweep?view=charts")
+    wait_overlays(page, 2)
+    loss = '.overlay-chart[data-metric="loss"]'
+    before = page.eval_on_selector(loss, "c => c.querySelector('canvas').style.width")
+    page.set_viewport_size({"width": 900, "height": 900})
+    page.wait_for_function(f"(() => {{ const c = document.querySelector('{loss}'); "
+                           f"return c.querySelector('canvas').style.width === c.clientWidth + 'px'; }})()")
+    assert page.eval_on_selector(loss, "c => c.querySelector('canvas').style.width") != before
+
+
 def test_colour_and_group_by_a_parameter(server, page):
     """Grouping by optimizer draws one mean line with a band per value; the band keeps the spike."""
     base_url, _ = server

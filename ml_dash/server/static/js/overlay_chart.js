@@ -25,6 +25,12 @@ export class OverlayChart {
     this.top.addEventListener("click", () => {
       if (this.hovered && this.hovered.id && this.onOpen) this.onOpen(this.hovered.id);
     });
+    // Redraw at the new width when the window (hence the grid) resizes; the canvases are absolutely placed, so
+    // drawing never changes the container's own width.
+    this.width = 0;
+    new ResizeObserver(() => {
+      if (this.runs && this.container.clientWidth && this.container.clientWidth !== this.width) this.draw();
+    }).observe(container);
   }
 
   // runs: [{id, label, color, steps, values, times, start}]; groups: null, or [{label, color, members: [run index]}].
@@ -47,6 +53,7 @@ export class OverlayChart {
   draw() {
     const { smoothing, logY, xMode } = this.controls;
     const width = Math.max(200, this.container.clientWidth || 500), height = this.height;
+    this.width = this.container.clientWidth;
     const ratio = window.devicePixelRatio || 1;
     for (const canvas of [this.base, this.top]) {
       canvas.width = width * ratio; canvas.height = height * ratio;

@@ -29,7 +29,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 
 import numpy as np
 
@@ -38,6 +37,8 @@ from ml_dash.server.config import ServerConfig
 from ml_dash.server.storage.registry import open_storage
 from ml_dash.server.storage.sqlite.storage import SQLiteStorage
 from ml_dash.server.testing import running_server
+
+from server_ingest import postgres_schema  # this directory is first on sys.path when a benchmark runs
 
 FIELDS = ("id namespace workspace directory prefix status params tags notes deletedAt startedAt completedAt "
           "lastMetrics readme hostname")
@@ -69,22 +70,8 @@ def database(backend: str, data: str, postgres: str | None):
         return
     if not postgres:
         raise SystemExit("--backends postgresql needs --postgres URL (or ML_DASH_TEST_POSTGRES)")
-    import asyncpg
-
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(postgres)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{postgres}{'&' if '?' in postgres else '?'}search_path={schema}"
-    finally:
-        asyncio.run(run(f"DROP SCHEMA {schema} CASCADE"))
+    with postgres_schema(postgres) as url:
+        yield url
 
 
 async def populate(url: str, experiments: int, points: int) -> None:

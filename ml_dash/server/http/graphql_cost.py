@@ -46,6 +46,7 @@ MAX_SERIES_BATCH = 1_000
 # experimentPage: its filtered, sorted SQL query and the COUNT beside it, whatever is selected; its ``items`` list is
 # sized by the page's ``limit``.
 PAGE_QUERY_COST = 1_000
+_ABSENT = object()  # an argument the query does not give
 
 # (type, field) → (argument giving the list size, its default)
 SIZED_LISTS = {("Query", "experiments"): ("limit", DEFAULT_EXPERIMENTS_LIMIT),
@@ -117,32 +118,31 @@ class _Counter:
             raise QueryTooExpensive(f"{node.name.value}({name}: {value}) asks for too much: {name} is at most {cap:,}")
         return value
 
-    def _int_argument(self, node: FieldNode, name: str, default: int) -> int:
+    def _argument(self, node: FieldNode, name: str) -> Any:
+        """Argument ``name`` of ``node`` as written, a variable resolved to its value; ``_ABSENT`` when not given."""
         for argument in node.arguments or ():
-            if argument.name.value != name:
-                continue
-            value: Any = argument.value
-            if isinstance(value, VariableNode):
-                key = value.name.value
-                value = self.variables[key] if key in self.variables else self.defaults.get(key)
-            if isinstance(value, IntValueNode):
-                value = int(value.value)
-            # Anything else (null, a wrongly typed variable) is defaulted, or refused by execution itself.
-            return max(value, 0) if isinstance(value, int) and not isinstance(value, bool) else default
-        return default
+            if argument.name.value == name:
+                value: Any = argument.value
+                if isinstance(value, VariableNode):
+                    key = value.name.value
+                    value = self.variables[key] if key in self.variables else self.defaults.get(key)
+                return value
+        return _ABSENT
+
+    def _int_argument(self, node: FieldNode, name: str, default: int) -> int:
+        value = self._argument(node, name)
+        if isinstance(value, IntValueNode):
+            value = int(value.value)
+        # Anything else (absent, null, a wrongly typed variable) is defaulted, or refused by execution itself.
+        return max(value, 0) if isinstance(value, int) and not isinstance(value, bool) else default
 
     def list_argument_size(self, node: FieldNode, name: str) -> int:
-        for argument in node.arguments or ():
-            if argument.name.value != name:
-                continue
-            value: Any = argument.value
-            if isinstance(value, VariableNode):
-                key = value.name.value
-                value = self.variables[key] if key in self.variables else self.defaults.get(key)
-            if isinstance(value, ListValueNode):
-                return len(value.values)
-            return len(value) if isinstance(value, list) else 1  # GraphQL coerces a single value to a list of one
-        return 0
+        value = self._argument(node, name)
+        if value is _ABSENT:
+            return 0
+        if isinstance(value, ListValueNode):
+            return len(value.values)
+        return len(value) if isinstance(value, list) else 1  # GraphQL coerces a single value to a list of one
 
     def selection(self, parent: GraphQLObjectType, selection_set: SelectionSetNode | None,
                   max_points: int | None) -> Cost:

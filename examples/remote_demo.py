@@ -73,8 +73,8 @@ def main() -> None:
         if args.remote is not None:  # the user's own server: it stays up
             print(f"dashboard: {dashboard}")
         elif args.keep:
-            print(f"dashboard: {dashboard}  (the server runs until Ctrl-C)", flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
+            with contextlib.suppress(KeyboardInterrupt):  # the print too: a Ctrl-C may come as soon as it is read
+                print(f"dashboard: {dashboard}  (the server runs until Ctrl-C)", flush=True)
                 import threading
 
                 threading.Event().wait()

@@ -44,3 +44,21 @@ def test_with_keep_the_printed_url_answers_until_ctrl_c(tmp_path):
         watchdog.cancel()
         proc.kill()
         proc.wait(timeout=30)
+
+
+def test_ctrl_c_as_soon_as_the_url_is_printed_exits_cleanly(tmp_path):
+    """A Ctrl-C that lands while the demo is still printing its URL ends it with status 0, not a traceback."""
+    proc = subprocess.Popen([sys.executable, DEMO, "--keep", "--data", str(tmp_path / "data")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp_path)
+    watchdog = threading.Timer(90, proc.kill)  # bounds the read below if the demo never prints its URL
+    watchdog.start()
+    try:
+        for line in proc.stdout:
+            if line.startswith("dashboard:"):
+                break
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()[-2000:]
+    finally:
+        watchdog.cancel()
+        proc.kill()
+        proc.wait(timeout=30)

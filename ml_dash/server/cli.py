@@ -6,7 +6,7 @@ import errno
 import logging
 import sys
 
-from ml_dash.server.config import ConfigError, ServerConfig
+from ml_dash.server.config import SHUTDOWN_TIMEOUT_S, ConfigError, ServerConfig
 
 
 def add_server_subcommand(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParser:
@@ -179,6 +179,7 @@ def server_main(args: argparse.Namespace) -> int:
     # print=... announces the bound address on stdout, which running_server() reads to learn a port-0 choice.
     try:
         web.run_app(create_app(config), host=config.host, port=config.port, access_log=None,
+                    shutdown_timeout=SHUTDOWN_TIMEOUT_S,
                     print=lambda line: print(f"{line} [{where}, {auth}]", flush=True))
     except ConfigError as exc:  # found at startup, e.g. an unreachable --files bucket
         print(f"ml-dash server: {exc}", file=sys.stderr)
@@ -199,7 +200,8 @@ def run_server(config: ServerConfig) -> None:
     from ml_dash.server.http.app import create_app
 
     config.check()
-    web.run_app(create_app(config), host=config.host, port=config.port, access_log=None)
+    web.run_app(create_app(config), host=config.host, port=config.port, access_log=None,
+                shutdown_timeout=SHUTDOWN_TIMEOUT_S)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,10 @@ DEFAULT_DATA_DIR = "./ml-dash-data"
 # A token maps to the namespaces it may touch; ``None`` means every namespace.
 TokenTable = Mapping[str, "frozenset[str] | None"]
 
+# How long a stopping server (SIGTERM, Ctrl-C) waits for requests in flight; aiohttp's default is 60 s. A client
+# whose request is cut retries the same byte range, which the server then stores exactly once.
+SHUTDOWN_TIMEOUT_S = 5.0
+
 
 class ConfigError(ValueError):
     """A configuration the server refuses to start with; the message says how to fix it."""

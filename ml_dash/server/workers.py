@@ -28,7 +28,7 @@ import socket
 import sys
 import time
 
-from ml_dash.server.config import ServerConfig
+from ml_dash.server.config import SHUTDOWN_TIMEOUT_S, ServerConfig
 
 WORKER_HEADER = "X-ML-Dash-Worker"
 STOP_GRACE_S = 10.0
@@ -140,7 +140,8 @@ def _worker_main(config: ServerConfig, port: int, reserved_fd: int) -> None:
     app = create_app(config)
     app.on_response_prepare.append(tag)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s %(name)s[{pid}]: %(message)s")
-    web.run_app(app, host=config.host, port=port, reuse_port=True, access_log=None, print=None)
+    web.run_app(app, host=config.host, port=port, reuse_port=True, access_log=None, print=None,
+                shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     sys.exit(0)
 
 

@@ -11,6 +11,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(REPO, "examples", "remote_demo.py")
 
 
+def _sigint_default() -> None:
+    # A suite started in the background by a non-interactive shell inherits SIGINT ignored, and a Python started so
+    # never turns Ctrl-C into KeyboardInterrupt; the demo under test must see Ctrl-C as a user's terminal sends it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _env():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_DASH_", "ML_LOGGER_"))}
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
@@ -27,7 +33,8 @@ def test_the_demo_terminates_and_prints_no_dead_url(tmp_path):
 
 def test_with_keep_the_printed_url_answers_until_ctrl_c(tmp_path):
     proc = subprocess.Popen([sys.executable, DEMO, "--keep", "--data", str(tmp_path / "data")], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env=_env(), cwd=tmp_path)
+                            stderr=subprocess.DEVNULL, text=True, env=_env(), cwd=tmp_path,
+                            preexec_fn=_sigint_default)
     watchdog = threading.Timer(90, proc.kill)  # bounds the read below if the demo never prints its URL
     watchdog.start()
     try:
@@ -49,7 +56,8 @@ def test_with_keep_the_printed_url_answers_until_ctrl_c(tmp_path):
 def test_ctrl_c_as_soon_as_the_url_is_printed_exits_cleanly(tmp_path):
     """A Ctrl-C that lands while the demo is still printing its URL ends it with status 0, not a traceback."""
     proc = subprocess.Popen([sys.executable, DEMO, "--keep", "--data", str(tmp_path / "data")], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp_path)
+                            stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp_path,
+                            preexec_fn=_sigint_default)
     watchdog = threading.Timer(90, proc.kill)  # bounds the read below if the demo never prints its URL
     watchdog.start()
     try:

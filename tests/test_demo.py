@@ -1,5 +1,6 @@
 """examples/remote_demo.py (what scripts/demo.sh runs): terminates on its own, and prints a dashboard URL only while
 the server behind it is up."""
+import contextlib
 import os
 import signal
 import subprocess
@@ -31,42 +32,37 @@ def test_the_demo_terminates_and_prints_no_dead_url(tmp_path):
     assert "/#/exp/" not in done.stdout and "--keep" in done.stdout
 
 
-def test_with_keep_the_printed_url_answers_until_ctrl_c(tmp_path):
+@contextlib.contextmanager
+def _kept_demo(tmp_path, stderr):
+    """``remote_demo.py --keep`` running, with the ``dashboard:`` line it printed; killed afterwards in any case."""
     proc = subprocess.Popen([sys.executable, DEMO, "--keep", "--data", str(tmp_path / "data")], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env=_env(), cwd=tmp_path,
-                            preexec_fn=_sigint_default)
+                            stderr=stderr, text=True, env=_env(), cwd=tmp_path, preexec_fn=_sigint_default)
     watchdog = threading.Timer(90, proc.kill)  # bounds the read below if the demo never prints its URL
     watchdog.start()
     try:
         for line in proc.stdout:
             if line.startswith("dashboard:"):
                 break
+        yield proc, line
+    finally:
+        watchdog.cancel()
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def test_with_keep_the_printed_url_answers_until_ctrl_c(tmp_path):
+    """With --keep the printed URL answers, and Ctrl-C then ends the demo with status 0."""
+    with _kept_demo(tmp_path, subprocess.DEVNULL) as (proc, line):
         url = line.split()[1]
         assert "Ctrl-C" in line
         with urllib.request.urlopen(url, timeout=30) as answer:
             assert answer.status == 200
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
-    finally:
-        watchdog.cancel()
-        proc.kill()
-        proc.wait(timeout=30)
 
 
 def test_ctrl_c_as_soon_as_the_url_is_printed_exits_cleanly(tmp_path):
     """A Ctrl-C that lands while the demo is still printing its URL ends it with status 0, not a traceback."""
-    proc = subprocess.Popen([sys.executable, DEMO, "--keep", "--data", str(tmp_path / "data")], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp_path,
-                            preexec_fn=_sigint_default)
-    watchdog = threading.Timer(90, proc.kill)  # bounds the read below if the demo never prints its URL
-    watchdog.start()
-    try:
-        for line in proc.stdout:
-            if line.startswith("dashboard:"):
-                break
+    with _kept_demo(tmp_path, subprocess.PIPE) as (proc, _):
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0, proc.stderr.read()[-2000:]
-    finally:
-        watchdog.cancel()
-        proc.kill()
-        proc.wait(timeout=30)

@@ -6,7 +6,7 @@ Every scenario runs in fresh interpreters, repetitions interleaved:
 * throughput: an untimed loop, then ``complete()`` (process CPU per step including the writer, rows/s until the rows
   are in the files, peak RSS);
 * writer GIL hold: the steps are logged untimed and flushed; the writer's longest stretch of CPU time between two
-  points where it lets go of the GIL (``os.write``, its pacing, its wait for work), measured with thread CPU time so a
+  points where it lets go of the GIL (``os.writev``, its pacing, its wait for work), measured with thread CPU time so a
   busy machine does not inflate it; beside it, the worst lag of a ticker thread (``sleep(0.5 ms)`` in a loop, wall
   time) while the main thread waits in ``flush()``;
 * import: ``import ml_dash`` in a fresh interpreter (median of ``--imports`` runs).
@@ -81,7 +81,7 @@ elif mode == "throughput":  # an untimed loop, then everything durable in the fi
     out = {"cpu_per_step_ns": cpu / n * 1e9, "rows_per_s": n / wall,
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 else:  # gil: how long the writer holds the GIL at a stretch
-    # (1) the writer's CPU time between two points where it releases the GIL (os.write, its pacing sleep, its wait
+    # (1) the writer's CPU time between two points where it releases the GIL (os.writev, its pacing sleep, its wait
     # for work): thread CPU time, so other processes on a busy machine do not inflate it;
     # (2) a ticker thread (sleep 0.5 ms in a loop) while the main thread waits in flush(): its worst lag (wall time).
     import ml_dash.sinks.jsonl as sink_module
@@ -99,7 +99,10 @@ else:  # gil: how long the writer holds the GIL at a stretch
             finally:
                 mark[0] = time.thread_time()
         return wrapper
-    sink_module._write = released(sink_module._write)
+    if hasattr(sink_module, "_writev"):
+        sink_module._writev = released(sink_module._writev)
+    else:  # a tree from before writev
+        sink_module._write = released(sink_module._write)
     try:
         import ml_dash.pipeline.pace as pace_module
         pace_module._sleep = released(pace_module._sleep)

@@ -167,8 +167,17 @@ def test_caller_never_touches_disk(make_exp, monkeypatch):
             io_on_caller.append("open")
         return real_open(*args, **kwargs)
 
+    def spy_writev(fd, buffers):
+        if threading.get_ident() == caller:
+            io_on_caller.append("writev")
+        return real_writev(fd, buffers)
+
+    from ml_dash.sinks import jsonl
+
+    real_writev = jsonl._writev
     monkeypatch.setattr(os, "write", spy_write)
     monkeypatch.setattr(os, "open", spy_open)
+    monkeypatch.setattr(jsonl, "_writev", spy_writev)
     for i in range(50_000):
         exp.metrics.log(step=i, loss=0.5, acc=0.75, lr=0.001)
     monkeypatch.undo()

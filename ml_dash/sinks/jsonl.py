@@ -1,7 +1,9 @@
-"""The local sink: encodes events with orjson and appends each file's lines with a few large ``write()`` calls.
+"""The local sink: encodes events with orjson and appends each file's lines with a few large ``writev()`` calls.
 
 Files are opened ``O_APPEND``: several processes (DDP ranks, DataLoader workers) appending to one experiment never
-interleave inside a line, because every ``write`` carries whole lines only (up to ``_WRITE_PIECE`` bytes of them).
+interleave inside a line, because every ``writev`` carries whole lines only. ``writev`` takes the encoded pieces as
+they are: no ``b"".join`` at all (joining a batch's megabytes at once was fresh memory, ~1 ms of page faults with the
+GIL held), in calls of up to ``_WRITE_BYTES``.
 The writer works through a batch in pieces and may hand over the GIL between them (``pipeline.pace``).
 """
 from __future__ import annotations
@@ -30,8 +32,44 @@ from ml_dash.pipeline.pace import pace
 logger = logging.getLogger("ml_dash")
 
 _OPTS = orjson.OPT_APPEND_NEWLINE
-_write = os.write  # the one call that appends bytes; a module attribute so tests can simulate a filling disk
-_WRITE_PIECE = 64 * 1024  # bytes of whole lines per write()
+
+
+def _join_and_write(fd: int, buffers: list) -> int:  # where there is no os.writev (Windows)
+    return os.write(fd, b"".join(buffers))
+
+
+_writev = getattr(os, "writev", _join_and_write)  # the one call that appends bytes; tests simulate a full disk with it
+_WRITE_BUFFERS = min(1024, os.sysconf("SC_IOV_MAX")) if hasattr(os, "sysconf") else 1024  # at most IOV_MAX per call
+# Bytes per writev(). Measured per event on the writer (thread CPU, kernel included): 256 KB calls ~62 ns, 64 KB
+# joined writes ~60-90 ns, 4 MB calls 170-330 ns (the copy into the page cache no longer runs from the CPU cache).
+_WRITE_BYTES = 256 * 1024
+
+
+def _line_group_end(lines: list[bytes], start: int) -> int:
+    """Where the next ``writev()`` group starting at ``lines[start]`` ends: whole lines only (it ends with a buffer
+    ending in a newline), at most ``_WRITE_BUFFERS`` buffers and about ``_WRITE_BYTES`` bytes unless one line is
+    longer. A buffer holds whole lines, or (the metric encoder's) lines whose last newline is the next buffer."""
+    count = len(lines)
+    end, size, cut = start, 0, start
+    while end < count and (end == start or end - start < _WRITE_BUFFERS and size + len(lines[end]) <= _WRITE_BYTES):
+        size += len(lines[end])
+        end += 1
+        if lines[end - 1].endswith(b"\n"):
+            cut = end
+    if cut > start:
+        return cut
+    while end < count and not lines[end - 1].endswith(b"\n"):  # one line past the limits: still written whole
+        end += 1
+    return end
+
+
+def _unwritten(group: list, written: int) -> list:
+    """The part of ``group`` that a ``writev()`` which wrote ``written`` bytes left, a cut buffer as a memoryview."""
+    for i, buffer in enumerate(group):
+        if written < len(buffer):
+            return [memoryview(buffer)[written:], *group[i + 1:]] if written else group[i:]
+        written -= len(buffer)
+    return []
 
 
 class LocalStore:
@@ -52,28 +90,24 @@ class LocalStore:
         if pending:
             lines = pending + lines
         done, count = 0, len(lines)
-        view = None
         try:
             fd = self._fds.get(stream)
             if fd is None:
                 os.makedirs(self.directory, exist_ok=True)
                 fd = self._fds[stream] = os.open(self.path(stream), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             while done < count:
-                # Whole lines, up to _WRITE_PIECE bytes per write(): joining a batch's megabytes at once is fresh
-                # memory, about a millisecond of page faults with the GIL held; a few dozen KB reuse the heap.
-                end, size = done + 1, len(lines[done])
-                while end < count and size + len(lines[end]) <= _WRITE_PIECE:
-                    size += len(lines[end])
-                    end += 1
-                view = memoryview(lines[done] if end == done + 1 else b"".join(lines[done:end]))
+                end = _line_group_end(lines, done)
+                group = lines[done:end]
+                while group:  # a regular file takes it all at once; loop only for the short write of a filling disk
+                    group = _unwritten(group, _writev(fd, group))
+                    if group:  # the first buffer left may be the unwritten tail of a cut one
+                        done = end - len(group)
+                        lines = lines[:done] + group + lines[end:]
                 done = end
-                while view:  # a regular file takes it all at once; loop only for the short write of a filling disk
-                    written = _write(fd, view)
-                    view = view[written:]
         except OSError as exc:
             # Keep only the bytes not written yet: what is in the file stays there (a line cut short by a full disk
             # is completed by the next attempt, never written twice), and nothing logged is lost if the disk comes back.
-            rest = ([bytes(view)] if view else []) + lines[done:]
+            rest = lines[done:]
             if rest:
                 self._pending[stream] = [b"".join(rest)]
             raise StoreError(f"{self.path(stream)}: {exc.strerror or exc}") from exc

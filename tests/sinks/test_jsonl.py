@@ -10,17 +10,17 @@ from ml_dash.sinks.jsonl import LocalStore, StoreError
 
 
 class FillingDisk:
-    """Stands in for ``os.write``: takes at most ``room`` more bytes (a short write), then raises ENOSPC."""
+    """Stands in for ``os.writev``: takes at most ``room`` more bytes (a short write), then raises ENOSPC."""
 
     def __init__(self, room):
         self.room = room
 
-    def __call__(self, fd, data):
+    def __call__(self, fd, buffers):
         if self.room is None:
-            return os.write(fd, data)
+            return os.writev(fd, buffers)
         if self.room == 0:
             raise OSError(errno.ENOSPC, "No space left on device")
-        written = os.write(fd, bytes(data[:self.room]))
+        written = os.write(fd, b"".join(buffers)[:self.room])
         self.room -= written
         return written
 
@@ -31,7 +31,7 @@ def lines(start, stop):
 
 def test_short_write_then_enospc_keeps_only_the_unwritten_bytes(tmp_path, monkeypatch):
     disk = FillingDisk(room=100)  # cuts the second line in the middle
-    monkeypatch.setattr(jsonl, "_write", disk)
+    monkeypatch.setattr(jsonl, "_writev", disk)
     store = LocalStore(0, str(tmp_path))
     with pytest.raises(StoreError):
         store.append("metrics", lines(0, 10))
@@ -49,7 +49,7 @@ def test_short_write_then_enospc_keeps_only_the_unwritten_bytes(tmp_path, monkey
 
 def test_disk_full_mid_run_loses_and_duplicates_nothing(make_exp, monkeypatch):
     disk = FillingDisk(room=None)
-    monkeypatch.setattr(jsonl, "_write", disk)
+    monkeypatch.setattr(jsonl, "_writev", disk)
     exp = make_exp("full-disk")
     exp.run()
     for step in range(1000):
@@ -71,23 +71,41 @@ def test_disk_full_mid_run_loses_and_duplicates_nothing(make_exp, monkeypatch):
     assert raw.endswith(b"\n")
 
 
-def test_a_batch_goes_down_in_writes_of_whole_lines(tmp_path, monkeypatch):
-    """A batch of megabytes is appended in several writes, each of whole lines and at most _WRITE_PIECE bytes."""
+def recording(writes):
+    def recording_writev(fd, buffers):
+        writes.append(list(buffers))
+        return os.writev(fd, buffers)
+    return recording_writev
+
+
+def test_a_batch_goes_down_in_few_writes_of_whole_lines(tmp_path, monkeypatch):
+    """A batch is appended with writev() calls of at most _WRITE_BUFFERS buffers, each ending at a line's end."""
     writes = []
-
-    def recording_write(fd, data):
-        writes.append(bytes(data))
-        return os.write(fd, data)
-
-    monkeypatch.setattr(jsonl, "_write", recording_write)
+    monkeypatch.setattr(jsonl, "_writev", recording(writes))
     store = LocalStore(0, str(tmp_path))
-    batch = lines(0, 50_000)
+    batch = lines(0, 5_000)
+    store.append("metrics", batch)
+    store.close()
+    with open(store.path("metrics"), "rb") as f:
+        assert f.read() == b"".join(batch)
+    assert len(writes) == -(-5_000 // jsonl._WRITE_BUFFERS)
+    assert all(len(w) <= jsonl._WRITE_BUFFERS and bytes(w[-1]).endswith(b"\n") for w in writes)
+
+
+def test_a_write_never_ends_inside_a_line_split_over_buffers(tmp_path, monkeypatch):
+    """Buffers whose newline comes in the next one (the metric encoder's) are never cut apart between writes."""
+    writes = []
+    monkeypatch.setattr(jsonl, "_writev", recording(writes))
+    monkeypatch.setattr(jsonl, "_WRITE_BYTES", 100)
+    store = LocalStore(0, str(tmp_path))
+    batch = [b'{"a":1}\n{"a":2}', b"\n", b'{"a":3}', b"\n"] * 20 + [b"x" * 300, b"\n"]  # the last line is over the limit
     store.append("metrics", batch)
     store.close()
     with open(store.path("metrics"), "rb") as f:
         assert f.read() == b"".join(batch)
     assert len(writes) > 1
-    assert all(w.endswith(b"\n") and len(w) <= jsonl._WRITE_PIECE for w in writes)
+    assert all(bytes(w[-1]).endswith(b"\n") for w in writes)
+    assert sum(len(b) for b in writes[-1]) > 100  # one line past the byte limit still goes down whole
 
 
 def test_export_drops_the_batchs_references_as_it_goes(make_exp):

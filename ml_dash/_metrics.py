@@ -39,19 +39,24 @@ def _check_all(metrics: dict, where: str) -> dict:
     tracks it for good, and 100k tracked rows waiting in the queue made each young collection ~20x slower and set off
     full ones (~100 ms with torch loaded); a dict built from numbers is untracked. ``metrics`` itself comes back
     (converted in place) when a value is left for the writer to convert: a device tensor's clone, a numpy value."""
+    row = _read_plain(metrics)
+    return _check_each(metrics, where) if row is None else row
+
+
+def _read_plain(metrics: dict) -> dict | None:
+    """``metrics`` as a new dict of plain numbers with its 0-d CPU tensors read, or ``None`` if it holds anything
+    else (another value, a 1-element tensor of another shape, a complex one, a layout ``tolist()`` cannot read)."""
     row = {}
-    for k, v in metrics.items():
-        if type(v) in _TYPES:
-            row[k] = v
-            continue
-        if type(v) in _CPU_READ and v.is_cpu and v.numel() == 1:
-            n = v.tolist()
-            while type(n) is list:  # a 1-element tensor of any shape: [[x]] -> x
-                n = n[0]
-            if type(n) in _PLAIN:
+    try:
+        for k, v in metrics.items():
+            if type(v) in _TYPES:
+                row[k] = v
+            elif type(v) in _CPU_READ and v.is_cpu and not v.dim() and type(n := v.tolist()) in _PLAIN:
                 row[k] = n
-                continue
-        return _check_each(metrics, where)  # anything else, or a complex tensor: the TypeError names the key
+            else:
+                return None
+    except Exception:  # tolist() of a sparse or quantized tensor: the general path decides
+        return None
     return row
 
 
@@ -99,9 +104,11 @@ class MetricsLogger:
         meta = self._meta
         for v in metrics.values():
             if type(v) not in _TYPES:
-                row = _check_all(metrics, "metrics.log")
-                if row is metrics:
-                    meta = self._meta_convert  # the writer converts (device tensors, arrays): not its fast check
+                row = _read_plain(metrics)  # a 0-d CPU tensor (a loss) read here; see _check_all
+                if row is None:
+                    row = _check_each(metrics, "metrics.log")
+                    if row is metrics:
+                        meta = self._meta_convert  # the writer converts (device tensors, arrays)
                 metrics = row
                 break
         if type(step) is not int and step is not None:

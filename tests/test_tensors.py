@@ -255,3 +255,21 @@ def test_a_tensor_subclass_is_logged_like_a_tensor(make_exp):
     loss.add_(1.0)  # in place, after logging
     exp.metrics.flush(_aggregation="last", step=1)
     assert [r["metrics"]["loss"] for r in exp.metrics.read()] == [0.25, 0.25]
+
+
+@pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor:UserWarning")  # deprecated in torch, still made
+def test_a_tensor_tolist_cannot_read_is_still_logged(make_exp):
+    """A 0-d quantized CPU tensor (tolist() raises for it) takes the general path: logged with its value, no error."""
+    exp = make_exp()
+    q = torch.quantize_per_tensor(torch.tensor(0.5), 0.1, 0, torch.quint8)
+    exp.metrics.log(step=0, q=q, loss=0.25)
+    assert exp.metrics.read()[0]["metrics"] == {"q": 0.5, "loss": 0.25}
+
+
+def test_a_0d_complex_tensor_is_rejected_naming_its_key(make_exp):
+    """A 0-d complex tensor beside plain values raises TypeError naming it; rows logged before are kept."""
+    exp = make_exp()
+    exp.metrics.log(step=0, loss=torch.tensor(1.0))
+    with pytest.raises(TypeError, match="z="):
+        exp.metrics.log(step=1, loss=0.5, z=torch.tensor(1 + 2j))
+    assert [r["metrics"] for r in exp.metrics.read()] == [{"loss": 1.0}]

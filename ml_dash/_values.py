@@ -123,8 +123,11 @@ def metric_to_python(value: Any) -> Any:
     raise TypeError(f"cannot convert {type(value).__name__} to a metric value")
 
 
-def clean_metrics(metrics: dict, namespace: str | None) -> dict:
-    """Writer side: apply the namespace and convert every value in place (the dict is ours: it came from **kwargs)."""
+def clean_metrics(metrics: dict, namespace: str | None, tensors: list | None = None) -> dict:
+    """Writer side: apply the namespace and convert every value in place (the dict is ours: it came from **kwargs).
+
+    With a ``tensors`` list, a tensor is left in place and ``(row, name, tensor)`` appended: ``read_metric_tensors``
+    then reads them all at once (one stacked host copy per device and dtype, not one copy and wait per value)."""
     if namespace:
         metrics = {namespace + k: v for k, v in metrics.items()}
     for k, v in metrics.items():
@@ -133,8 +136,26 @@ def clean_metrics(metrics: dict, namespace: str | None) -> dict:
             if v - v != 0.0:
                 metrics[k] = nonfinite_text(v)
         elif t is not int and t is not bool and v is not None:
-            metrics[k] = metric_to_python(v)
+            if tensors is not None and is_torch_tensor(v):
+                tensors.append((metrics, k, v))
+            else:
+                metrics[k] = metric_to_python(v)
     return metrics
+
+
+def read_metric_tensors(found: list) -> None:
+    """Writer side: put the numbers of the tensors ``clean_metrics`` set aside into their rows, and empty ``found``.
+
+    A tensor that cannot be read (a device error) loses its value only, with an ERROR: its row keeps the rest."""
+    from ml_dash._tensors import UNREADABLE, read_many  # torch is already imported if we see a tensor
+
+    values = read_many([tensor for _, _, tensor in found])
+    for (metrics, key, _), value in zip(found, values):
+        if value is UNREADABLE:
+            del metrics[key]
+        else:
+            metrics[key] = metric_to_python(value)
+    found.clear()
 
 
 def check_step(step: Any, where: str) -> Any:

@@ -273,3 +273,81 @@ def test_a_0d_complex_tensor_is_rejected_naming_its_key(make_exp):
     with pytest.raises(TypeError, match="z="):
         exp.metrics.log(step=1, loss=0.5, z=torch.tensor(1 + 2j))
     assert [r["metrics"] for r in exp.metrics.read()] == [{"loss": 1.0}]
+
+
+class Captured(torch.Tensor):
+    """A subclass: not read on the caller (only torch.Tensor and Parameter are), so the writer reads its clone."""
+
+
+@pytest.fixture
+def writer_reads(monkeypatch):
+    """Counts torch.stack calls and single-tensor reads (tensor_to_python) made by the writer thread; CPU tensors
+    are stacked like a device's (on a GPU machine the same path reads CUDA clones)."""
+    from ml_dash import _tensors
+
+    monkeypatch.setattr(_tensors, "STACK_CPU", True)
+    counts = {"stack": 0, "single": 0}
+    real_stack, real_single = torch.stack, _tensors.tensor_to_python
+
+    def stack(*args, **kwargs):
+        counts["stack"] += 1
+        return real_stack(*args, **kwargs)
+
+    def single(*args, **kwargs):
+        counts["single"] += 1
+        return real_single(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "stack", stack)
+    monkeypatch.setattr(_tensors, "tensor_to_python", single)
+    return counts
+
+
+def test_the_writer_reads_a_batchs_tensors_with_one_stack_per_dtype(make_exp, writer_reads):
+    """Tensors left to the writer are read with one stacked copy per (device, dtype) per piece, values exact."""
+    from ml_dash.pipeline.process import PIPELINE
+
+    exp = make_exp()
+    n = 1000
+    with PIPELINE.writer_held():  # one batch: the counts below do not depend on when the writer wakes
+        for i in range(n):
+            exp.metrics.log(step=i, loss=torch.tensor(i / 7).as_subclass(Captured),
+                            n=torch.tensor([i], dtype=torch.int32).as_subclass(Captured), lr=0.001)
+    rows = exp.metrics.read()
+    assert [r["metrics"] for r in rows] == [{"loss": torch.tensor(i / 7).item(), "n": i, "lr": 0.001} for i in range(n)]
+    pieces = -(-n // 128)
+    assert writer_reads["single"] == 0
+    assert writer_reads["stack"] <= 2 * (pieces + n // 256)  # two dtypes, per piece or encoded chunk: not per value
+
+
+def test_a_group_that_fails_to_stack_is_read_one_by_one(make_exp, writer_reads, monkeypatch):
+    """If stacking a group fails, its tensors are read one at a time and every value still arrives."""
+    def broken_stack(*args, **kwargs):
+        raise RuntimeError("simulated device error")
+
+    monkeypatch.setattr(torch, "stack", broken_stack)
+    exp = make_exp()
+    for i in range(10):
+        exp.metrics.log(step=i, loss=torch.tensor(float(i)).as_subclass(Captured))
+    assert [r["metrics"]["loss"] for r in exp.metrics.read()] == [float(i) for i in range(10)]
+
+
+def test_an_unreadable_tensor_loses_only_its_own_value(make_exp, monkeypatch, caplog):
+    """A tensor the device cannot give back drops that one value, with an ERROR; its row and the others are kept."""
+    from ml_dash import _tensors
+
+    real = _tensors.tensor_to_python
+
+    def flaky(t, *args, **kwargs):
+        if t.item() == 3.0:
+            raise ValueError("could not read a tensor: simulated")
+        return real(t, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "stack", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("device error")))
+    monkeypatch.setattr(_tensors, "tensor_to_python", flaky)
+    exp = make_exp()
+    for i in range(5):
+        exp.metrics.log(step=i, loss=torch.tensor(float(i)).as_subclass(Captured), acc=0.5)
+    rows = exp.metrics.read()
+    assert [r["metrics"].get("loss") for r in rows] == [0.0, 1.0, 2.0, None, 4.0]
+    assert all(r["metrics"]["acc"] == 0.5 for r in rows)
+    assert "a metric value was lost" in caplog.text

@@ -23,7 +23,7 @@ from ml_dash._events import (
     STORE_DIRECTORIES,
     split_metric_event,
 )
-from ml_dash._values import clean_metrics, json_safe, metric_to_python, resolve_deferred
+from ml_dash._values import clean_metrics, json_safe, metric_to_python, read_metric_tensors, resolve_deferred
 from ml_dash.format.layout import stream_path
 from ml_dash.format.limits import MAX_NAME_LENGTH
 from ml_dash.format.values import TEXT_TO_NONFINITE
@@ -288,6 +288,7 @@ class JsonlSink:
         last_key, rows = None, []
         sources = METRIC_SOURCES
         total = len(batch)
+        tensors: list = []  # (row, name, tensor) still to read, set aside by clean_metrics
         for lo in range(0, total, _PIECE):
             # In pieces: between two, the writer may hand over the GIL (pipeline.pace), and the piece's events are
             # dropped from the batch, so they are freed as their rows are encoded, not 20k at the end at once.
@@ -304,9 +305,11 @@ class JsonlSink:
                                 rows = metric_rows[key] = []
                             last_key = key
                         if convert or namespace is not None:  # plain rows are checked per chunk when encoded
-                            event = clean_metrics(event, namespace)
+                            event = clean_metrics(event, namespace, tensors)
                         rows.append({"timestamp": timestamp, "step": step, "metrics": event})
                         if len(rows) >= _ENCODE_CHUNK:  # encode early: short-lived rows keep the young generation small
+                            if tensors:
+                                read_metric_tensors(tensors)
                             encoded.setdefault(key, []).extend(_encode_metric_rows(rows))
                             rows.clear()
                         continue
@@ -322,6 +325,8 @@ class JsonlSink:
                         by_file.setdefault((stores[event[0]], event[2]), []).append(_encode_line(record))
                 except Exception as exc:  # a bug must not kill the writer; say what was lost
                     logger.error("ml-dash: dropped an event that could not be encoded: %r", exc)
+            if tensors:  # the piece's device tensors: one stacked copy per device and dtype
+                read_metric_tensors(tensors)
             batch[lo:hi] = _NONES[:hi - lo]
             pace()
         for key, rows in metric_rows.items():

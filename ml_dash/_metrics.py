@@ -44,14 +44,19 @@ def _check_all(metrics: dict, where: str) -> dict:
 
 
 def _read_plain(metrics: dict) -> dict | None:
-    """``metrics`` as a new dict of plain numbers with its 0-d CPU tensors read, or ``None`` if it holds anything
-    else (another value, a 1-element tensor of another shape, a complex one, a layout ``tolist()`` cannot read)."""
+    """``metrics`` as a new dict of plain numbers with its 1-element CPU tensors read, or ``None`` if it holds
+    anything else (another value, a bigger or complex tensor, a layout ``tolist()`` cannot read)."""
     row = {}
     try:
         for k, v in metrics.items():
             if type(v) in _TYPES:
                 row[k] = v
-            elif type(v) in _CPU_READ and v.is_cpu and not v.dim() and type(n := v.tolist()) in _PLAIN:
+            elif type(v) in _CPU_READ and v.is_cpu and (not v.dim() or v.numel() == 1):
+                n = v.tolist()
+                while type(n) is list:  # a 1-element tensor of any shape: [[x]] -> x
+                    n = n[0]
+                if type(n) not in _PLAIN:  # complex
+                    return None
                 row[k] = n
             else:
                 return None
@@ -104,7 +109,7 @@ class MetricsLogger:
         meta = self._meta
         for v in metrics.values():
             if type(v) not in _TYPES:
-                row = _read_plain(metrics)  # a 0-d CPU tensor (a loss) read here; see _check_all
+                row = _read_plain(metrics)  # 1-element CPU tensors (a loss) read here; see _check_all
                 if row is None:
                     row = _check_each(metrics, "metrics.log")
                     if row is metrics:

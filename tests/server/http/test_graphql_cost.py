@@ -105,13 +105,14 @@ async def test_max_points_and_logs_limit_have_defaults_and_caps(client):
 async def test_health_and_ingest_answer_while_a_heavy_query_runs(make_client):
     """A query near the edge of the budget (60 full reads of a big series, a 2·50,000-point answer): before, it ran on
     the event loop and /health waited seconds behind it, and its reads queued ahead of ingest's in the storage's
-    reader pool; now both answer within 0.5 s throughout."""
+    reader pool; now both answer within 0.5 s throughout (or a quarter of the query's time, on a loaded machine)."""
     client = await make_client()
     experiment_id = await seed_points(client, 300_000)
     other_id = await new_experiment(client, "other")
     reads = " ".join(f'r{i}: metric(name: "x", stepMin: {i}) {{ count }}' for i in range(60))
     big = f'b: metric(name: "x", maxPoints: {MAX_POINTS}) {{ steps values }}'
     query = f'{{ experiment(id: "{experiment_id}") {{ {reads} {big} }} }}'
+    heavy_started = time.monotonic()
     heavy = asyncio.ensure_future(client.post("/graphql", json={"query": query}))
     health, ingest = [], []
     for i in range(200):  # bounded: the query ends long before
@@ -125,8 +126,11 @@ async def test_health_and_ingest_answer_while_a_heavy_query_runs(make_client):
         assert answer.status == 200, await answer.text()
         ingest.append(time.monotonic() - started)
     answer = await heavy
+    heavy_s = time.monotonic() - heavy_started
     assert answer.status == 200, await answer.text()
     data = (await answer.json())["data"]["experiment"]
     assert data["r0"]["count"] == 300_000 and len(data["b"]["values"]) <= 2 * MAX_POINTS
-    assert health and max(health) <= 0.5, f"/health waited {max(health):.2f} s ({len(health)} probes)"
-    assert max(ingest) <= 0.5, f"ingest waited {max(ingest):.2f} s ({len(ingest)} probes)"
+    # Blocked behind the query, one probe would take about its whole time: the bound scales with it on a busy machine.
+    bound = max(0.5, heavy_s / 4)
+    assert len(health) >= 2 and max(health) <= bound, f"/health waited {max(health):.2f} s ({len(health)} probes, query {heavy_s:.2f} s)"
+    assert max(ingest) <= bound, f"ingest waited {max(ingest):.2f} s ({len(ingest)} probes, query {heavy_s:.2f} s)"

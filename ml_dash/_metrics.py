@@ -109,11 +109,9 @@ class MetricsLogger:
         meta = self._meta
         for v in metrics.values():
             if type(v) not in _TYPES:
-                row = _read_plain(metrics)  # 1-element CPU tensors (a loss) read here; see _check_all
-                if row is None:
-                    row = _check_each(metrics, "metrics.log")
-                    if row is metrics:
-                        meta = self._meta_convert  # the writer converts (device tensors, arrays)
+                row = _check_all(metrics, "metrics.log")
+                if row is metrics:
+                    meta = self._meta_convert  # the writer converts (device tensors, arrays): not its fast check
                 metrics = row
                 break
         if type(step) is not int and step is not None:

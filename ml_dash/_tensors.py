@@ -114,20 +114,28 @@ class DeferredRows:
 def defer_rows(rows: list) -> DeferredRows:
     """Caller side of ``metrics.flush``: stack the kept tensors per (device, dtype), start one host copy per stack."""
     Tensor = torch.Tensor
-    groups: dict[tuple, tuple[list, list]] = {}
+    tensors, where = [], []
     for i, (_, metrics) in enumerate(rows):
         for key, value in metrics.items():
             if isinstance(value, Tensor):
-                group = groups.get((value.device, value.dtype))
-                if group is None:
-                    group = groups[(value.device, value.dtype)] = ([], [])
-                group[0].append(value)
-                group[1].append((i, key))
+                tensors.append(value)
+                where.append((i, key))
     out = []
-    for (device, _), (tensors, positions) in groups.items():
-        stacked = torch.stack(tensors)  # asynchronous on a device
-        out.append((stacked if device.type == "cpu" else _to_host_async(stacked), positions))
+    for (device, _), indices in _by_device_and_dtype(tensors).items():
+        stacked = torch.stack([tensors[j] for j in indices])  # asynchronous on a device
+        out.append((stacked if device.type == "cpu" else _to_host_async(stacked), [where[j] for j in indices]))
     return DeferredRows(rows, out)
+
+
+def _by_device_and_dtype(tensors: list) -> dict[tuple, list[int]]:
+    """The positions in ``tensors`` of each (device, dtype): the tensors one stack can hold."""
+    groups: dict[tuple, list[int]] = {}
+    for i, t in enumerate(tensors):
+        group = groups.get((t.device, t.dtype))
+        if group is None:
+            group = groups[(t.device, t.dtype)] = []
+        group.append(i)
+    return groups
 
 
 def _host(tensor: Any) -> Any:
@@ -139,8 +147,6 @@ def _host(tensor: Any) -> Any:
 
 
 UNREADABLE = object()  # read_many's value for a tensor whose device failed to give it
-
-
 STACK_CPU = False  # CPU tensors are read one by one: on the host a stack costs more than it saves (tests set it)
 
 
@@ -150,14 +156,8 @@ def read_many(tensors: list) -> list:
     Reading device tensors one by one cost a device-to-host copy and a wait each, and each wait hands the GIL to the
     training thread and takes it back. A group that fails is read one by one, so a device error costs only its own
     value (``UNREADABLE``, logged)."""
-    groups: dict[tuple, list[int]] = {}
-    for i, t in enumerate(tensors):
-        group = groups.get((t.device, t.dtype))
-        if group is None:
-            group = groups[(t.device, t.dtype)] = []
-        group.append(i)
     out: list = [UNREADABLE] * len(tensors)
-    for (device, _), indices in groups.items():
+    for (device, _), indices in _by_device_and_dtype(tensors).items():
         members = [tensors[i] for i in indices]
         values = _read_stacked(members) if STACK_CPU or device.type != "cpu" else None
         if values is None:

@@ -185,7 +185,10 @@ exp.flush()
 for i in range(1000, 1500):  # still queued when the signal comes: the writer only wakes every 60 s
     exp.metrics.log(step=i, loss=1.0)
 print("ready", flush=True)
-time.sleep(120)
+# Short sleeps, as a training loop between steps: CPython runs a Python signal handler only between bytecodes, so a
+# SIGTERM landing after the check before one long sleep(120) (the "ready" line makes that likely) waits out the sleep.
+for _ in range(2400):
+    time.sleep(0.05)
 """
 
 

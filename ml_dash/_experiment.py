@@ -5,7 +5,6 @@ import functools
 import inspect
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -14,6 +13,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from ml_dash import _sigterm
 from ml_dash._annotations import Tags, set_notes
 from ml_dash._environment import EnvironmentCapture, environment_settings
 from ml_dash._events import register_store
@@ -22,6 +22,7 @@ from ml_dash._logs import LogManager
 from ml_dash._metrics import MetricsLogger, set_in_run
 from ml_dash._params import ParameterManager
 from ml_dash._settings import setting
+from ml_dash._sigterm import handle_sigterm
 from ml_dash._system import STOP_TIMEOUT, start_sampler, system_settings
 from ml_dash.format.layout import META_FILE, atomic_write
 from ml_dash.format.names import check_segments
@@ -195,7 +196,7 @@ class Experiment:
             self._capture = EnvironmentCapture(self._environment[1], self._environment_captured)
         self._in_run = self._ran = True
         set_in_run(self.metrics, True)
-        _handle_sigterm()
+        handle_sigterm()
         if self._finalise_at_exit not in PIPELINE.at_exit:
             PIPELINE.at_exit.append(self._finalise_at_exit)
         if self._uploader is not None:
@@ -289,8 +290,8 @@ class Experiment:
         # (the drop warning) get the exit timeout too, unless the drain at exit already ran out of it.
         timeout = PIPELINE.exit_timeout if PIPELINE.exit_drained else 0
         uncaught = getattr(sys, "last_value", None)
-        if _terminated_by is not None:
-            self._end("failed", _terminated_by, timeout=timeout)
+        if _sigterm.terminated_by is not None:
+            self._end("failed", _sigterm.terminated_by, timeout=timeout)
         elif uncaught is not None:
             self._end("failed", f"{type(uncaught).__name__}: {uncaught}", timeout=timeout)
         else:
@@ -349,39 +350,6 @@ class Experiment:
             self._experiment_id = experiment_id
         if run_id:
             self._run_id = run_id
-
-
-_terminated_by: str | None = None  # set by the SIGTERM handler: runs still open at that point end failed with it
-_sigterm_pid: int | None = None  # the process that installed the handler (a forked child inherits it)
-
-
-def _handle_sigterm() -> None:
-    """When a run starts: handle SIGTERM (docker stop, SLURM, Kubernetes) like an exception at exit, unless the
-    program has a handler of its own. Only the main thread can install one."""
-    global _sigterm_pid
-    if _sigterm_pid == os.getpid() or threading.current_thread() is not threading.main_thread():
-        return
-    try:
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            return
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    except (ValueError, OSError, AttributeError):  # no SIGTERM here, or not the main interpreter
-        return
-    _sigterm_pid = os.getpid()
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    """Drain the queue, mark open runs failed ("terminated by SIGTERM") and upload them, all within the exit bounds
-    (ML_DASH_EXIT_TIMEOUT, ML_DASH_UPLOAD_TIMEOUT); then die of SIGTERM as without the handler (exit status 143)."""
-    global _terminated_by
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
-    if os.getpid() == _sigterm_pid:  # a forked child that inherited the handler: the default action, as before
-        _terminated_by = "terminated by SIGTERM"
-        try:
-            PIPELINE.exit_drain()
-        except BaseException:  # noqa: BLE001  (dying anyway: never let finalising keep the process alive)
-            logger.exception("ml-dash: finalising at SIGTERM failed")
-    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _check_remote(remote: Any) -> str | None:

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from ml_dash.format.layout import TMP_MARK as _TMP_MARK
-from ml_dash.format.layout import atomic_write
+from ml_dash.format.layout import atomic_write, saved_files
 from ml_dash.format.names import check_segments, safe_join
 
 _TEXT_EXTENSIONS = {".txt", ".md", ".csv", ".log", ".yaml", ".yml", ".html", ".toml", ".ini", ".tsv"}
@@ -151,10 +151,4 @@ class FileManager:
 
     def list(self) -> list[str]:
         """Files in this namespace, as sorted relative paths (sub-namespaces included, e.g. ``checkpoints/a.pt``)."""
-        base = self.directory
-        found = []
-        for dirpath, _dirs, files in os.walk(base):
-            for name in files:
-                if not name.startswith(_TMP_MARK):
-                    found.append(os.path.relpath(os.path.join(dirpath, name), base).replace(os.sep, "/"))
-        return sorted(found)
+        return [path for path, _st in saved_files(self.directory)]

@@ -13,7 +13,7 @@ import orjson
 from ml_dash.api._frames import in_step_order, minmax
 from ml_dash.format.filter import DEFAULT_ORDER, matches, sort_records
 from ml_dash.format.jsonl import file_size, iter_jsonl, read_jsonl
-from ml_dash.format.layout import FILES_DIR, META_FILE, TMP_MARK, atomic_write, read_meta, stream_path
+from ml_dash.format.layout import FILES_DIR, META_FILE, atomic_write, read_meta, saved_files, stream_path
 from ml_dash.format.names import check_segments, safe_join
 from ml_dash.format.params import replay
 from ml_dash.format.values import TEXT_TO_NONFINITE
@@ -152,15 +152,7 @@ class LocalSource:
         return found if isinstance(found, dict) else None
 
     def files(self, record: Any) -> list[dict[str, Any]]:
-        top = os.path.join(record.path, FILES_DIR)
-        found = []
-        for dirpath, _dirs, names in os.walk(top):
-            for name in names:
-                if TMP_MARK in name:
-                    continue
-                full = os.path.join(dirpath, name)
-                found.append({"path": os.path.relpath(full, top).replace(os.sep, "/"), "size": os.path.getsize(full)})
-        return sorted(found, key=lambda f: f["path"])
+        return [{"path": path, "size": st.st_size} for path, st in saved_files(os.path.join(record.path, FILES_DIR))]
 
     def download(self, record: Any, path: str, to: str) -> str:
         source = safe_join(os.path.join(record.path, FILES_DIR), path, "path")

@@ -40,6 +40,23 @@ def read_meta(directory: str) -> dict:
     return meta if isinstance(meta, dict) else {}
 
 
+def saved_files(top: str) -> list[tuple[str, os.stat_result]]:
+    """The files under ``top`` that ``atomic_write`` has finished (its temp files left out), as (path relative to
+    ``top`` with ``/`` separators, stat), sorted by path; a file removed during the walk is left out."""
+    found = []
+    for dirpath, _dirs, names in os.walk(top):
+        for name in names:
+            if TMP_MARK in name:
+                continue
+            full = os.path.join(dirpath, name)
+            try:
+                st = os.stat(full)
+            except FileNotFoundError:
+                continue
+            found.append((os.path.relpath(full, top).replace(os.sep, "/"), st))
+    return sorted(found, key=lambda item: item[0])
+
+
 def atomic_write(path: str, payload: bytes) -> None:
     """Temp file + fsync + rename: a crash never leaves a half-written file under ``path``."""
     import tempfile  # here, not at the top: ~5 ms of ``import ml_dash`` (shutil, random, bz2, ...)

@@ -10,8 +10,7 @@ import logging
 import os
 from typing import Any, Callable
 
-from ml_dash.format.layout import FINAL_STATUSES, STREAMS, meta_path, read_meta
-from ml_dash.format.layout import TMP_MARK as _TMP_MARK
+from ml_dash.format.layout import FINAL_STATUSES, STREAMS, meta_path, read_meta, saved_files
 from ml_dash.upload.environment import push_environment
 from ml_dash.upload.http import Api, Conflict, HTTPError, file_url_path
 from ml_dash.upload.state import SyncState
@@ -26,20 +25,7 @@ class Parked(Exception):
 
 def changed_files(files_dir: str, known: dict[str, list[int]]) -> list[str]:
     """Closed files (not temp files of an atomic save in progress) that are new or changed since uploaded."""
-    found = []
-    for dirpath, _dirs, names in os.walk(files_dir):
-        for name in names:
-            if _TMP_MARK in name:
-                continue
-            full = os.path.join(dirpath, name)
-            try:
-                st = os.stat(full)
-            except FileNotFoundError:
-                continue
-            rel = os.path.relpath(full, files_dir).replace(os.sep, "/")
-            if known.get(rel) != [st.st_size, st.st_mtime_ns]:
-                found.append(rel)
-    return sorted(found)
+    return [path for path, st in saved_files(files_dir) if known.get(path) != [st.st_size, st.st_mtime_ns]]
 
 
 def _excerpt(value: Any, limit: int = 200) -> str:

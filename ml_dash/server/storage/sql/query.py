@@ -121,20 +121,26 @@ class ExperimentQueries:
     LAST_COLUMNS: str  # metric_names' last-value columns (alias m), in ``_decode_last``'s order
     LAST_WHERE = ""  # which metric_names rows ``LAST_METRICS`` answers (an AND clause on m)
 
-    @reads(snapshot=True)
-    def experiment_page(self, namespaces, workspace=None, directory=None, filter=None, order_by=(), limit=100,
-                        offset=0, include_deleted=False):
+    def _scope(self, namespaces, include_deleted, **equal) -> tuple[list[str], list]:
+        """The WHERE clauses (joined with AND) and arguments that pick the experiments visible to ``namespaces``
+        (``None``: all), not soft-deleted unless asked, whose columns equal the ``equal`` values that are not None."""
         clauses, args = [], []
         if namespaces is not None:
             clause, values = self._in("namespace", sorted(namespaces), "text")
             clauses.append(clause)
             args.extend(values)
-        for column, value in (("workspace", workspace), ("directory", directory)):
+        for column, value in equal.items():
             if value is not None:
                 clauses.append(f"{column} = ?")
                 args.append(value)
         if not include_deleted:
             clauses.append("deleted_at IS NULL")
+        return clauses, args
+
+    @reads(snapshot=True)
+    def experiment_page(self, namespaces, workspace=None, directory=None, filter=None, order_by=(), limit=100,
+                        offset=0, include_deleted=False):
+        clauses, args = self._scope(namespaces, include_deleted, workspace=workspace, directory=directory)
         where, where_args = compile_filter(filter, self.DIALECT)
         clauses.append(where)
         args.extend(where_args)

@@ -141,15 +141,8 @@ class SQLStorage(ExperimentQueries, Purge, Storage):
 
     @reads
     def list_experiments(self, namespaces, workspace, status, limit, offset):
-        clauses, args = ["deleted_at IS NULL"], []  # soft-deleted experiments are listed by experiment_page only
-        if namespaces is not None:
-            clause, values = self._in("namespace", sorted(namespaces), "text")
-            clauses.append(clause)
-            args.extend(values)
-        for column, value in (("workspace", workspace), ("status", status)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                args.append(value)
+        # Soft-deleted experiments are listed by experiment_page only.
+        clauses, args = self._scope(namespaces, False, workspace=workspace, status=status)
         return (yield from self._experiments(" AND ".join(clauses), (*args, limit, offset),
                                              "ORDER BY created_at DESC, pk DESC LIMIT ? OFFSET ?"))
 

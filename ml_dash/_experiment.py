@@ -22,7 +22,6 @@ from ml_dash._logs import LogManager
 from ml_dash._metrics import MetricsLogger, set_in_run
 from ml_dash._params import ParameterManager
 from ml_dash._settings import setting
-from ml_dash._sigterm import handle_sigterm
 from ml_dash._system import STOP_TIMEOUT, start_sampler, system_settings
 from ml_dash.format.layout import META_FILE, atomic_write
 from ml_dash.format.names import check_segments
@@ -196,7 +195,7 @@ class Experiment:
             self._capture = EnvironmentCapture(self._environment[1], self._environment_captured)
         self._in_run = self._ran = True
         set_in_run(self.metrics, True)
-        handle_sigterm()
+        _sigterm.handle_sigterm()
         if self._finalise_at_exit not in PIPELINE.at_exit:
             PIPELINE.at_exit.append(self._finalise_at_exit)
         if self._uploader is not None:

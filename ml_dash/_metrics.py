@@ -32,31 +32,25 @@ def _check_names(namespace: str | None, metrics: dict, where: str) -> None:
 
 
 def _check_all(metrics: dict, where: str) -> dict:
-    """The slow path of the type check: convert or reject each unusual value (a TypeError names its key).
-
-    A CPU tensor becomes its number here (as ``read_cpu_tensor`` does; inlined, it is the common case). If every
-    value is then a plain number, the row comes back as a *new* dict: the kwargs dict held a tensor, so the cyclic GC
-    tracks it for good, and 100k tracked rows waiting in the queue made each young collection ~20x slower and set off
-    full ones (~100 ms with torch loaded); a dict built from numbers is untracked. ``metrics`` itself comes back
-    (converted in place) when a value is left for the writer to convert: a device tensor's clone, a numpy value."""
-    row = _read_plain(metrics)
+    """The slow path of the type check: convert or reject each unusual value (a TypeError names its key)."""
+    row = _plain_row(metrics)
     return _check_each(metrics, where) if row is None else row
 
 
-def _read_plain(metrics: dict) -> dict | None:
-    """``metrics`` as a new dict of plain numbers with its 1-element CPU tensors read, or ``None`` if it holds
-    anything else (another value, a bigger or complex tensor, a layout ``tolist()`` cannot read)."""
+def _plain_row(metrics: dict) -> dict | None:
+    """``metrics`` as a *new* dict of plain numbers with its 0-d CPU tensors read (as ``read_cpu_tensor`` does;
+    inlined, it is the common case), or ``None`` if it holds anything else: another value, a bigger or complex
+    tensor, a layout ``tolist()`` cannot read.
+
+    A new dict, because the kwargs dict held a tensor: the cyclic GC tracks it for good, and 100k tracked rows waiting
+    in the queue made each young collection ~20x slower and set off full ones (~100 ms with torch loaded); a dict
+    built from numbers is untracked. ``ndim`` (a getter) is read, not ``dim()``: one call less on the hot path."""
     row = {}
     try:
         for k, v in metrics.items():
             if type(v) in _TYPES:
                 row[k] = v
-            elif type(v) in _CPU_READ and v.is_cpu and (not v.dim() or v.numel() == 1):
-                n = v.tolist()
-                while type(n) is list:  # a 1-element tensor of any shape: [[x]] -> x
-                    n = n[0]
-                if type(n) not in _PLAIN:  # complex
-                    return None
+            elif type(v) in _CPU_READ and v.is_cpu and not v.ndim and type(n := v.tolist()) in _PLAIN:
                 row[k] = n
             else:
                 return None
@@ -109,9 +103,11 @@ class MetricsLogger:
         meta = self._meta
         for v in metrics.values():
             if type(v) not in _TYPES:
-                row = _check_all(metrics, "metrics.log")
-                if row is metrics:
-                    meta = self._meta_convert  # the writer converts (device tensors, arrays): not its fast check
+                row = _plain_row(metrics)
+                if row is None:
+                    row = _check_each(metrics, "metrics.log")
+                    if row is metrics:
+                        meta = self._meta_convert  # the writer converts (device tensors, arrays): not its fast check
                 metrics = row
                 break
         if type(step) is not int and step is not None:

@@ -153,6 +153,25 @@ def test_in_place_change_after_log_does_not_alter_logged_value(make_exp):
     assert [r["metrics"] for r in exp.metrics.read()] == [{"x": 1.0}, {"x": 1.0}, {"y": 1.0}]
 
 
+def test_a_queued_cpu_tensor_row_is_untracked_by_the_gc(make_exp, monkeypatch):
+    """The row log() queues for CPU tensors holds their numbers only and is a dict the cyclic GC does not track."""
+    import collections
+    import gc
+
+    from ml_dash import _metrics
+
+    exp = make_exp()
+    exp.metrics.log(step=-1, first=torch.tensor(0.0))  # the first tensor met takes the general path
+    queue = collections.deque()
+    monkeypatch.setattr(_metrics, "_Q", queue)  # the writer never sees these rows: nothing drains them early
+    exp.metrics.log(step=0, loss=torch.tensor(0.25), acc=0.5)
+    exp.metrics.log(step=1, loss=torch.tensor([0.75]), n=torch.tensor(3))
+    rows = list(queue)
+    assert [{k: v for k, v in row.items() if type(k) is str} for row in rows] == [
+        {"loss": 0.25, "acc": 0.5}, {"loss": 0.75, "n": 3}]
+    assert [gc.is_tracked(row) for row in rows] == [False, False]
+
+
 def test_bad_tensors_are_rejected_on_the_caller(make_exp):
     """Tensors with more than one element or complex dtype raise TypeError naming the key."""
     exp = make_exp()

@@ -8,7 +8,7 @@ end), and the empty loop's count is taken off each row. The writer thread runs a
 Rows:
 
 * ``deque.append(dict)``: the floor, as in ``hot_path.py``;
-* ``log(loss=float)`` and ``log(loss=0-d CPU tensor)``, with ``step=i, acc=0.75, lr=0.001`` as in ``hot_path.py``;
+* ``log(loss=float)``, ``log(loss=0-d CPU tensor)`` and ``log(loss=1-element 1-d CPU tensor)``, with ``step=i, acc=0.75, lr=0.001`` as in ``hot_path.py``;
 * ``torch reads only``: ``t.is_cpu``, ``t.ndim`` and ``t.tolist()`` alone, the three torch calls a CPU tensor's value
   cannot be read safely without (no device sync, no expansion of a big tensor). ``float + torch reads`` is then the
   least a tensor call could cost if everything else it does (the fresh row the GC does not track) were free.
@@ -38,16 +38,18 @@ exp.run()
 log = exp.metrics.log
 q = collections.deque()
 t = torch.tensor(0.5)
+t1 = torch.tensor([0.5])
 gc.collect()
 
 def empty(i): pass
 def floor(i): q.append({"step": i, "loss": 0.5, "acc": 0.75, "lr": 0.001})
 def log_float(i): log(step=i, loss=0.5, acc=0.75, lr=0.001)
 def log_tensor(i): log(step=i, loss=t, acc=0.75, lr=0.001)
+def log_tensor1d(i): log(step=i, loss=t1, acc=0.75, lr=0.001)
 def reads(i): t.is_cpu and not t.ndim and t.tolist()
 
 for name, call in (("empty", empty), ("floor", floor), ("float", log_float), ("tensor", log_tensor),
-                   ("reads", reads)):
+                   ("tensor1d", log_tensor1d), ("reads", reads)):
     for i in range(2000):
         call(i)
     exp.flush()
@@ -63,6 +65,7 @@ exp.complete()
 """
 
 ROWS = [("floor", "deque.append(dict)"), ("float", "log(loss=float)"), ("tensor", "log(loss=0-d CPU tensor)"),
+        ("tensor1d", "log(loss=1-element 1-d CPU tensor)"),
         ("reads", "torch reads only (is_cpu, ndim, tolist)")]
 
 
@@ -80,7 +83,7 @@ def start(tree: str, calls: int, out: str) -> subprocess.Popen:
 def counts(proc: subprocess.Popen, calls: int, out: str) -> dict[str, float]:
     """Instructions per call for each loop, the empty loop's taken off."""
     names = proc.communicate()[0].split()
-    if proc.returncode != 0 or len(names) != 5:
+    if proc.returncode != 0 or len(names) != 6:
         sys.exit(f"the callgrind run in {out} failed (exit {proc.returncode})")
     per_call = {}
     for part, name in enumerate(names, 1):

@@ -38,19 +38,24 @@ def _check_all(metrics: dict, where: str) -> dict:
 
 
 def _plain_row(metrics: dict) -> dict | None:
-    """``metrics`` as a *new* dict of plain numbers with its 0-d CPU tensors read (as ``read_cpu_tensor`` does;
+    """``metrics`` as a *new* dict of plain numbers with its 1-element CPU tensors read (as ``read_cpu_tensor`` does;
     inlined, it is the common case), or ``None`` if it holds anything else: another value, a bigger or complex
     tensor, a layout ``tolist()`` cannot read.
 
     A new dict, because the kwargs dict held a tensor: the cyclic GC tracks it for good, and 100k tracked rows waiting
     in the queue made each young collection ~20x slower and set off full ones (~100 ms with torch loaded); a dict
-    built from numbers is untracked. ``ndim`` (a getter) is read, not ``dim()``: one call less on the hot path."""
+    built from numbers is untracked. ``ndim`` is a getter: it costs less than the ``dim()`` method call."""
     row = {}
     try:
         for k, v in metrics.items():
             if type(v) in _TYPES:
                 row[k] = v
-            elif type(v) in _CPU_READ and v.is_cpu and not v.ndim and type(n := v.tolist()) in _PLAIN:
+            elif type(v) in _CPU_READ and v.is_cpu and (not v.ndim or v.numel() == 1):
+                if type(n := v.tolist()) not in _PLAIN:
+                    while type(n) is list:  # a 1-element tensor of any shape: [[x]] -> x
+                        n = n[0]
+                    if type(n) not in _PLAIN:  # complex
+                        return None
                 row[k] = n
             else:
                 return None
@@ -60,6 +65,8 @@ def _plain_row(metrics: dict) -> dict | None:
 
 
 def _check_each(metrics: dict, where: str) -> dict:
+    """Convert each unusual value in place; a fresh (untracked) dict if all are plain numbers now, else ``metrics``
+    itself, whose values the writer converts (a device tensor's clone, a numpy value)."""
     plain = True
     for k, v in metrics.items():
         if type(v) not in _TYPES:

@@ -110,7 +110,7 @@ class MetricsLogger:
         meta = self._meta
         for v in metrics.values():
             if type(v) not in _TYPES:
-                row = _plain_row(metrics)
+                row = _plain_row(metrics)  # _check_all, inlined: one Python frame less on every tensor call
                 if row is None:
                     row = _check_each(metrics, "metrics.log")
                     if row is metrics:

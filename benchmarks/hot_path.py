@@ -93,8 +93,8 @@ else:  # gil: how long the writer holds the GIL at a stretch
     # (1) the writer's CPU time between two points where it releases the GIL (os.writev, its pacing sleep, its wait
     # for work): thread CPU time, so other processes on a busy machine do not inflate it;
     # (2) a ticker thread (sleep 0.5 ms in a loop) while the main thread waits in flush(): its worst lag (wall time).
-    import ml_dash.sinks.jsonl as sink_module
-    from ml_dash.pipeline.process import PIPELINE
+    import ml_dash.client.sinks.jsonl as sink_module
+    from ml_dash.client.pipeline.process import PIPELINE
     stretches, mark = [], [None]
     def released(fn):
         def wrapper(*args, **kwargs):
@@ -113,7 +113,7 @@ else:  # gil: how long the writer holds the GIL at a stretch
     else:  # a tree from before writev
         sink_module._write = released(sink_module._write)
     try:
-        import ml_dash.pipeline.pace as pace_module
+        import ml_dash.client.pipeline.pace as pace_module
         pace_module._sleep = released(pace_module._sleep)
     except ImportError:  # a tree without pacing
         pass

@@ -17,12 +17,12 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         add_server_subcommand(sub)
     try:
-        from ml_dash.upload.cli import add_sync_subcommand
+        from ml_dash.client.upload.cli import add_sync_subcommand
     except ImportError:
         pass
     else:
         add_sync_subcommand(sub)
-    from ml_dash.api._cli import add_query_subcommands
+    from ml_dash.query.cli import add_query_subcommands
 
     add_query_subcommands(sub)
     return parser

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 import orjson
 
-from ml_dash._experiment import Experiment
+from ml_dash.client.experiment import Experiment
 from ml_dash.format.jsonl import read_jsonl
 from ml_dash.format.layout import META_FILE
 from ml_dash.format.params import replay

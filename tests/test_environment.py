@@ -7,7 +7,7 @@ import sys
 import orjson
 import pytest
 
-from ml_dash._environment import public_remote
+from ml_dash.client.run.environment import public_remote
 from ml_dash.format.layout import META_FILE
 
 

@@ -186,7 +186,7 @@ def test_complete_and_fail_from_two_threads_end_the_run_once(make_exp, monkeypat
     """complete() and fail() racing from two threads: one of them ends the run, the meta file is written once."""
     import threading
 
-    from ml_dash._experiment import Experiment
+    from ml_dash.client.experiment import Experiment
 
     writes = []
     original = Experiment._write_meta

@@ -172,7 +172,7 @@ def test_caller_never_touches_disk(make_exp, monkeypatch):
             io_on_caller.append("writev")
         return real_writev(fd, buffers)
 
-    from ml_dash.sinks import jsonl
+    from ml_dash.client.sinks import jsonl
 
     real_writev = jsonl._writev
     monkeypatch.setattr(os, "write", spy_write)

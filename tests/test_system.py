@@ -8,8 +8,8 @@ import types
 import orjson
 import pytest
 
-from ml_dash import _system_probes
-from ml_dash._system_probes import GpuProbe
+from ml_dash.client.run import probes as _system_probes
+from ml_dash.client.run.probes import GpuProbe
 from ml_dash.format.layout import STREAM_FILES
 from ml_dash.testing import read_run
 

@@ -158,7 +158,7 @@ def test_a_queued_cpu_tensor_row_is_untracked_by_the_gc(make_exp, monkeypatch):
     import collections
     import gc
 
-    from ml_dash import _metrics
+    from ml_dash.client import metrics as _metrics
 
     exp = make_exp()
     exp.metrics.log(step=-1, first=torch.tensor(0.0))  # the first tensor met takes the general path
@@ -302,7 +302,7 @@ class Captured(torch.Tensor):
 def writer_reads(monkeypatch):
     """Counts torch.stack calls and single-tensor reads (tensor_to_python) made by the writer thread; CPU tensors
     are stacked like a device's (on a GPU machine the same path reads CUDA clones)."""
-    from ml_dash import _tensors
+    from ml_dash.client import tensors as _tensors
 
     monkeypatch.setattr(_tensors, "STACK_CPU", True)
     counts = {"stack": 0, "single": 0}
@@ -323,7 +323,7 @@ def writer_reads(monkeypatch):
 
 def test_the_writer_reads_a_batchs_tensors_with_one_stack_per_dtype(make_exp, writer_reads):
     """Tensors left to the writer are read with one stacked copy per (device, dtype) per piece, values exact."""
-    from ml_dash.pipeline.process import PIPELINE
+    from ml_dash.client.pipeline.process import PIPELINE
 
     exp = make_exp()
     n = 1000
@@ -352,7 +352,7 @@ def test_a_group_that_fails_to_stack_is_read_one_by_one(make_exp, writer_reads, 
 
 def test_an_unreadable_tensor_loses_only_its_own_value(make_exp, monkeypatch, caplog):
     """A tensor the device cannot give back drops that one value, with an ERROR; its row and the others are kept."""
-    from ml_dash import _tensors
+    from ml_dash.client import tensors as _tensors
 
     real = _tensors.tensor_to_python
 

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from ml_dash._settings import setting
+from ml_dash.settings import setting
 from ml_dash.format.limits import MAX_NAME_LENGTH
 
 DEFAULT_HOST = "127.0.0.1"

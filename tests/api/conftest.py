@@ -8,7 +8,7 @@ import pytest
 
 from ml_dash import Experiment
 from ml_dash.server.testing import running_server
-from ml_dash.upload.uploader import detach_all
+from ml_dash.client.upload.uploader import detach_all
 
 UPLOAD_ENV = {"UPLOAD_TIMEOUT": "30", "UPLOAD_INTERVAL": "0.05", "RETRY_BASE": "0.01", "RETRY_CAP": "0.1"}
 

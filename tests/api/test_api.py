@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ml_dash import Api
-from ml_dash.api import ApiError
+from ml_dash.query import ApiError
 
 FILTERS = [None, "params.lr < 0.05 and status = 'completed'", "tags contains 'baseline'", "prefix like 'resnet%'",
            "metrics.val/loss <= 0.5 or status = 'failed'", "params.lr = 'auto'", "directory = 'sweeps/a'",

@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 
 from ml_dash import Api
-from ml_dash.api import ApiError
+from ml_dash.query import ApiError
 from ml_dash.server.testing import running_server
 
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from ml_dash.pipeline.process import PIPELINE
+from ml_dash.client.pipeline.process import PIPELINE
 
 
 def count_lines(path):
@@ -123,12 +123,12 @@ async def test_cancelled_decorated_coroutine_marks_run_failed(make_exp):
 
 WORKLOAD = r"""
 import asyncio, itertools, json, sys, threading
-import ml_dash._metrics, ml_dash._logs, ml_dash._params
+import ml_dash.client.metrics, ml_dash.client.logs, ml_dash.client.params
 from ml_dash import Experiment
-from ml_dash.pipeline.process import PIPELINE
+from ml_dash.client.pipeline.process import PIPELINE
 
 clock = itertools.count(1_700_000_000)
-for module in (ml_dash._metrics, ml_dash._logs, ml_dash._params):
+for module in (ml_dash.client.metrics, ml_dash.client.logs, ml_dash.client.params):
     module._time = lambda: float(next(clock))  # identical timestamps in both runs
 
 async def main():
@@ -177,8 +177,8 @@ def test_asyncio_writer_writes_identical_files(run_python, tmp_path):
 TICKER = r"""
 import asyncio, json, sys
 from ml_dash import Experiment
-from ml_dash.pipeline.aio import CHUNK
-from ml_dash.pipeline.process import PIPELINE
+from ml_dash.client.pipeline.aio import CHUNK
+from ml_dash.client.pipeline.process import PIPELINE
 
 ticks = 0
 seen = []  # the ticker's count each time the writer encodes a chunk
@@ -220,7 +220,7 @@ def test_asyncio_writer_yields_to_the_loop_between_chunks(run_python, tmp_path):
 
 def test_writer_is_a_thread_outside_a_loop(run_python, tmp_path):
     """ML_DASH_WRITER=asyncio with no running loop falls back to the writer thread."""
-    code = ("import threading; from ml_dash import Experiment; from ml_dash.pipeline.process import PIPELINE\n"
+    code = ("import threading; from ml_dash import Experiment; from ml_dash.client.pipeline.process import PIPELINE\n"
             f"exp = Experiment('a', 'b', 'c', local_root={str(tmp_path / 'r')!r})\n"
             "exp.metrics.log(step=0, x=1.0); assert exp.flush()\n"
             "print(PIPELINE.writer.owner.name, len(exp.metrics.read()))")

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from ml_dash.format.jsonl import read_jsonl
-from ml_dash.pipeline.process import PIPELINE
+from ml_dash.client.pipeline.process import PIPELINE
 
 
 def _child_logs(exp, worker, n):
@@ -85,7 +85,7 @@ def test_exit_is_bounded_when_writer_is_stuck(run_python):
     proc = run_python(textwrap.dedent("""
         import threading
         from ml_dash import Experiment
-        from ml_dash.sinks.jsonl import LocalStore
+        from ml_dash.client.sinks.jsonl import LocalStore
         LocalStore.append = lambda self, stream, lines: threading.Event().wait()  # a write that never returns
         exp = Experiment(namespace="a", workspace="b", prefix="c")
         for i in range(1000):
@@ -99,7 +99,7 @@ def test_exit_is_bounded_when_writer_is_stuck(run_python):
 OVERFLOW_WHILE_WRITER_WAITS = textwrap.dedent("""
         import threading
         from ml_dash import Experiment
-        from ml_dash.sinks.jsonl import LocalStore
+        from ml_dash.client.sinks.jsonl import LocalStore
         gate = threading.Event()
         original = LocalStore.append
         def slow_append(self, stream, lines):
@@ -274,7 +274,7 @@ def test_complete_is_bounded_when_writer_is_stuck(run_python, tmp_path):
     proc = run_python(textwrap.dedent("""
         import threading
         from ml_dash import Experiment
-        from ml_dash.sinks.jsonl import LocalStore
+        from ml_dash.client.sinks.jsonl import LocalStore
         LocalStore.append = lambda self, stream, lines: threading.Event().wait()  # a write that never returns
         exp = Experiment(namespace="a", workspace="b", prefix="c")
         exp.run()

@@ -4,7 +4,7 @@ import sys
 import threading
 import time
 
-from ml_dash.pipeline.pace import pace, pace_this_thread
+from ml_dash.client.pipeline.pace import pace, pace_this_thread
 
 
 def _spin_until_stopped(opt_in: bool, give_up_after: float) -> bool:

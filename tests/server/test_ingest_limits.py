@@ -369,7 +369,7 @@ def test_the_uploader_sends_a_run_holding_a_too_long_metric_name_whole(make_exp,
     """End to end: a run whose metrics.jsonl holds a 300-character name in the middle (written by a client that did
     not check it) is synced: every other point arrives once, the run is COMPLETED, nothing is parked."""
     from ml_dash.server.testing import running_server
-    from ml_dash.upload.sync_command import sync_paths
+    from ml_dash.client.upload.sync_command import sync_paths
 
     exp = make_exp("long-name")
     with exp.run():

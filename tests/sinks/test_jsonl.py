@@ -5,8 +5,8 @@ import os
 import orjson
 import pytest
 
-from ml_dash.sinks import jsonl
-from ml_dash.sinks.jsonl import LocalStore, StoreError
+from ml_dash.client.sinks import jsonl
+from ml_dash.client.sinks.jsonl import LocalStore, StoreError
 
 
 class FillingDisk:
@@ -110,7 +110,7 @@ def test_a_write_never_ends_inside_a_line_split_over_buffers(tmp_path, monkeypat
 
 def test_export_drops_the_batchs_references_as_it_goes(make_exp):
     """The sink consumes a batch: every item is released (so events are freed in pieces), and all rows are written."""
-    from ml_dash.pipeline.process import PIPELINE
+    from ml_dash.client.pipeline.process import PIPELINE
 
     exp = make_exp()
     exp.metrics.log(step=0, loss=0.0)

@@ -4,7 +4,7 @@ import urllib.request
 
 import pytest
 
-from ml_dash.upload.uploader import detach_all
+from ml_dash.client.upload.uploader import detach_all
 from ml_dash.server.testing import running_server
 
 

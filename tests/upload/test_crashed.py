@@ -9,7 +9,7 @@ import pytest
 
 from ml_dash.format.layout import META_FILE
 from ml_dash.format.layout import atomic_write
-from ml_dash.upload.crashed import process_gone
+from ml_dash.client.upload.crashed import process_gone
 from ml_dash.server.testing import free_port
 from ml_dash.testing import read_run
 

@@ -1,6 +1,6 @@
 import pytest
 
-from ml_dash.upload.http import use_gzip
+from ml_dash.client.upload.http import use_gzip
 
 
 @pytest.mark.parametrize("url, expected", [

@@ -4,7 +4,7 @@ import subprocess
 import sys
 import textwrap
 
-from ml_dash.upload.sync_command import format_summary, sync_paths
+from ml_dash.client.upload.sync_command import format_summary, sync_paths
 from ml_dash.server.testing import free_port
 from ml_dash.testing import read_run
 

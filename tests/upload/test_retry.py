@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from ml_dash.upload.retry import (Backoff, GiveUp, Retrier, RetryableError, is_retryable_status,
+from ml_dash.client.upload.retry import (Backoff, GiveUp, Retrier, RetryableError, is_retryable_status,
                                    parse_retry_after)
 
 

@@ -6,8 +6,8 @@ import msgpack
 from aiohttp import web
 
 from ml_dash.format.layout import STREAMS
-from ml_dash.upload.state import SyncState
-from ml_dash.upload.sync_command import sync_paths
+from ml_dash.client.upload.state import SyncState
+from ml_dash.client.upload.sync_command import sync_paths
 
 from .conftest import get_json
 from .fault_proxy import FaultProxy

@@ -149,7 +149,7 @@ def test_logging_without_run_reaches_the_server(server, tmp_path):
     import sys
     import textwrap
 
-    from ml_dash.upload.sync_command import find_experiments
+    from ml_dash.client.upload.sync_command import find_experiments
 
     from .conftest import find_experiment_id
     from .test_offline import child_env

@@ -1,0 +1,325 @@
+"""The process-wide event pipeline: a lock-free deque on the caller side, one writer draining it in batches.
+
+The caller's cost is an ``append`` and one ``len`` compared with ``threshold``. Everything unusual — the first
+event (start the writer), a full queue (back-pressure), a batch worth waking the writer for, an error to report, a
+fork — is signalled by lowering ``threshold`` so the next call takes ``slow_path``.
+
+The writer is pluggable (``pipeline.writer``): a thread by default, a task on the running event loop with
+``ML_DASH_WRITER=asyncio``. The sink (``set_sink``) is what turns batches into files; the queue knows neither.
+"""
+from __future__ import annotations
+
+import atexit
+import collections
+import contextlib
+import logging
+import os
+import sys
+import threading
+from typing import Callable, Iterator, Protocol
+
+from ml_dash.client.events import barrier_event, is_barrier
+from ml_dash.settings import setting
+from ml_dash.client.pipeline.pace import pace
+from ml_dash.client.pipeline.thread import ThreadWriter
+from ml_dash.client.pipeline.writer import Writer, WriterFactory
+
+logger = logging.getLogger("ml_dash")
+
+_POP_PIECE = 4096  # events taken off the queue between two chances for the writer to hand over the GIL
+
+
+class Sink(Protocol):
+    """Where batches go. ``export`` runs on the writer; it must not raise for bad data."""
+
+    def export(self, batch: list) -> None:
+        """Write a batch; may clear the list's items as it goes (so they are freed in pieces, not all at once)."""
+
+    def count_drop(self, event: dict | tuple) -> None: ...
+
+    def dropped(self, store_key: int) -> int:
+        """Events of one store dropped so far by the ``drop`` back-pressure policy."""
+
+    @property
+    def has_pending(self) -> bool: ...
+
+    def close_store(self, store_key: int) -> None:
+        """fsync and close one store's files (called while the writer is held off)."""
+
+    def after_fork_in_child(self) -> None: ...
+
+    def shutdown(self, timeout: float | None) -> None: ...
+
+
+def _asyncio_writer(host) -> Writer | None:
+    from ml_dash.client.pipeline.aio import (
+        start_writer_task,  # asyncio is imported only when this writer is chosen
+    )
+
+    return start_writer_task(host)
+
+
+WRITERS: dict[str, WriterFactory] = {"thread": ThreadWriter, "asyncio": _asyncio_writer}
+
+
+def _writer_kind(value: str) -> str:
+    if value not in WRITERS:
+        raise ValueError("writer must be 'thread' or 'asyncio'")
+    return value
+
+
+def _on_full_policy(value: str) -> str:
+    if value not in ("block", "drop"):
+        raise ValueError("on_full must be 'block' or 'drop'")
+    return value
+
+
+class Pipeline:
+    def __init__(self, sink: Sink | None = None) -> None:
+        self.queue: collections.deque = collections.deque()
+        self.sink: Sink = sink  # type: ignore[assignment]  # set_sink() before the first event
+        self.capacity = setting("QUEUE_SIZE", None, 1_000_000, int)
+        self.batch_size = min(setting("BATCH_SIZE", None, 20_000, int), self.capacity)
+        self.interval = setting("FLUSH_INTERVAL", None, 0.2, float)
+        self.on_full = setting("ON_FULL", None, "block", _on_full_policy)
+        self.exit_timeout = setting("EXIT_TIMEOUT", None, 10.0, float)
+        self.complete_timeout = setting("COMPLETE_TIMEOUT", None, 120.0, float)  # complete()/fail() never hang
+        self.writer_kind = setting("WRITER", None, "thread", _writer_kind)
+        self.at_exit: list[Callable[[], None]] = []  # experiments finalising at exit, run after the drain
+        self.exit_drained = True  # False once the drain at exit timed out: finalisers then wait for nothing more
+        self._reset_threading()
+        self._atexit_registered = False
+        self._exited = False
+        os.register_at_fork(before=self._before_fork, after_in_parent=self._after_fork_parent,
+                            after_in_child=self._after_fork_child)
+
+    def set_sink(self, sink: Sink) -> None:
+        self.sink = sink
+
+    def _reset_threading(self) -> None:
+        self.threshold = 0  # 0 until the writer runs: the first call starts it
+        self.writer: Writer | None = None
+        self._lock = threading.Lock()  # held by the writer while it drains; taken around fork()
+        self._wake_pending = False
+        self._room = threading.Condition(threading.Lock())
+        self._blocked = 0
+        self._in_flight = 0
+        self._error: BaseException | None = None
+        self._reported_error: str | None = None
+
+    def _on_writer_thread(self) -> bool:
+        writer = self.writer
+        return writer is not None and threading.current_thread() is writer.owner
+
+    # -- caller side ---------------------------------------------------------------------------------------
+    def slow_path(self) -> None:
+        """Everything the hot path does not do; reached only when ``len(queue) >= threshold``."""
+        if self.writer is None:
+            self._start()
+        if self._error is not None:
+            self._report_error()
+        n = len(self.queue)
+        if n > self.capacity:
+            self._handle_full()
+        elif n >= self.batch_size and not self._wake_pending:
+            self._wake_pending = True
+            self.writer.wake()
+        self.threshold = self.batch_size
+
+    def _handle_full(self) -> None:
+        if self.on_full == "drop":
+            try:
+                event = self.queue.pop()
+            except IndexError:  # the writer emptied the queue since we looked: nothing to drop
+                return
+            if is_barrier(event):  # never drop a flush barrier: someone is waiting on it
+                self.queue.append(event)
+            else:
+                self.sink.count_drop(event)
+            return
+        if self._on_writer_thread():  # an asyncio writer on this very thread: drain inline
+            self._drain()
+            return
+        with self._room:
+            self._blocked += 1
+            try:
+                self.writer.wake()
+                while len(self.queue) > self.capacity and self.writer is not None and self.writer.is_alive():
+                    self._room.wait(0.05)
+            finally:
+                self._blocked -= 1
+
+    def _report_error(self) -> None:
+        message = f"ml-dash: the writer could not write: {self._error}"
+        if message != self._reported_error:
+            self._reported_error = message
+            print(message + " (events are kept in memory and retried)", file=sys.stderr)
+
+    def set_error(self, error: BaseException | None) -> None:
+        """Called by sinks and writers: an error is reported on the caller's next logging call, not raised into it."""
+        self._error = error
+        if error is not None:
+            logger.warning("ml-dash writer error: %s", error)
+            self.threshold = 0
+        else:
+            self._reported_error = None
+
+    @property
+    def error(self) -> BaseException | None:
+        """The writer's last error, until a write succeeds again."""
+        return self._error
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything logged before this call is written; ``False`` if ``timeout`` ran out first."""
+        if self.all_written():
+            return True
+        if self._on_writer_thread():
+            self._drain()
+            return True
+        done = threading.Event()
+        self.post_barrier(done)
+        return done.wait(timeout) and self._error is None
+
+    def all_written(self) -> bool:
+        """Nothing queued, nothing held back by an error, no drain in progress (events leave the queue only under
+        the lock). Without this check, flush(0) — how runs still open at exit end — would always time out."""
+        if self.writer is None and not self.queue:
+            return True
+        if not self.queue and self._error is None and self._lock.acquire(blocking=False):
+            self._lock.release()
+            return True
+        return False
+
+    def post_barrier(self, signal: object) -> None:
+        """Queue a flush barrier: the writer calls ``signal.set()`` once everything queued before it is written."""
+        self.queue.append(barrier_event(signal))
+        if self.writer is None:
+            self._start()
+        self.writer.wake()
+
+    def pending(self) -> int:
+        """Events logged but not yet in the files: queued, or in the writer's hands."""
+        return self._in_flight + sum(1 for e in list(self.queue) if not is_barrier(e))
+
+    @contextlib.contextmanager
+    def writer_held(self, timeout: float | None = None) -> Iterator[bool]:
+        """Hold the writer off (it finishes its current batch first); yields ``False`` if that took past ``timeout``."""
+        acquired = self._lock.acquire(timeout=-1 if timeout is None else timeout)
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                self._lock.release()
+
+    # -- writer side ---------------------------------------------------------------------------------------
+    def _start(self) -> None:
+        with self._room:
+            if self.writer is not None:
+                return
+            writer = WRITERS[self.writer_kind](self)
+            self.writer = writer if writer is not None else ThreadWriter(self)  # asyncio with no loop: a thread
+        if not self._atexit_registered:
+            self._atexit_registered = True
+            atexit.unregister(self.exit_drain)  # a forked child inherits the parent's registration
+            atexit.register(self.exit_drain)
+            if os.getpid() != _IMPORT_PID:
+                # A forked multiprocessing worker (a DataLoader's) leaves through os._exit, skipping atexit;
+                # multiprocessing's finalizers still run there.
+                import multiprocessing.util
+
+                multiprocessing.util.Finalize(None, self.exit_drain, exitpriority=100)
+
+    def writer_turn(self, limit: int | None = None) -> bool:
+        """One turn of the writer (see ``WriterHost``): never raises, reports instead."""
+        self._wake_pending = False
+        try:
+            return self._drain(limit)
+        except Exception as exc:  # never let the writer die: flushes would wait forever
+            logger.exception("ml-dash writer failed")
+            self.set_error(exc)
+            return False
+
+    def writer_stopped(self, writer: Writer) -> None:
+        with self._room:
+            if self.writer is writer:
+                self.writer = None
+                self.threshold = 0
+
+    def _drain(self, limit: int | None = None) -> bool:
+        """Write what is queued, in batches of at most ``limit`` (default ``batch_size``) events.
+
+        With a ``limit``, write one batch and return whether more are waiting (the asyncio writer yields between).
+        """
+        queue = self.queue
+        popleft = queue.popleft
+        with self._lock:
+            while queue:
+                batch, barriers = _take(popleft, min(len(queue), limit or self.batch_size))
+                if batch or self.sink.has_pending:  # retry held-back lines before releasing a flush barrier
+                    self._in_flight = len(batch)
+                    self.sink.export(batch)  # consumes the batch (drops its references as it goes)
+                    self._in_flight = 0
+                for event in barriers:
+                    event[2].set()
+                if self._blocked:
+                    with self._room:
+                        self._room.notify_all()
+                if limit is not None:
+                    return bool(queue)
+            if self.sink.has_pending:  # nothing new queued, but lines a full disk refused last time
+                self.sink.export([])
+        return False
+
+    def exit_drain(self) -> None:
+        """Bounded drain at interpreter exit (registered with atexit): report what is left instead of hanging."""
+        if self._exited:
+            return
+        self._exited = True
+        self.exit_drained = self.writer is None or self.flush(self.exit_timeout)
+        if not self.exit_drained:
+            print(f"ml-dash: {self.pending()} events were still pending after {self.exit_timeout:.0f}s at exit "
+                  "and were not written (writer stuck?)", file=sys.stderr)
+        for finalise in list(self.at_exit):
+            try:
+                finalise()
+            except Exception:
+                logger.exception("ml-dash: finalising an experiment at exit failed")
+        self.sink.shutdown(self.exit_timeout)
+
+    # -- fork ---------------------------------------------------------------------------------------------
+    def _before_fork(self) -> None:
+        self._lock.acquire()
+
+    def _after_fork_parent(self) -> None:
+        self._lock.release()
+
+    def _after_fork_child(self) -> None:
+        # The parent's writer writes what was queued before fork(); the child must not write it twice.
+        self.queue.clear()
+        self.at_exit.clear()
+        self._reset_threading()
+        self._atexit_registered = False
+        self._exited = False
+        if self.sink is not None:
+            self.sink.after_fork_in_child()
+
+
+def _take(popleft: Callable[[], object], count: int) -> tuple[list, list]:
+    """``count`` events off the queue: (the batch, the flush barriers among them), in pieces with ``pace()``
+    between, as 20k pops and a Python-level filter over them would keep the GIL for milliseconds."""
+    batch: list = []
+    barriers: list = []
+    while count > 0:
+        piece = [popleft() for _ in range(min(count, _POP_PIECE))]
+        count -= len(piece)
+        if tuple in set(map(type, piece)):  # C-level: only tuples can be barriers; most events are dicts
+            found = [e for e in piece if is_barrier(e)]
+            if found:
+                barriers += found
+                piece = [e for e in piece if not is_barrier(e)]
+        batch += piece
+        pace()
+    return batch, barriers
+
+
+_IMPORT_PID = os.getpid()

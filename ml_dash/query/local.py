@@ -1,0 +1,169 @@
+"""``Api`` on a local root: the experiments' directories read as they are (meta file, JSONL streams, files/)."""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import orjson
+
+from ml_dash.query.frames import in_step_order, minmax
+from ml_dash.format.filter import DEFAULT_ORDER, matches, sort_records
+from ml_dash.format.jsonl import file_size, iter_jsonl, read_jsonl
+from ml_dash.format.layout import FILES_DIR, META_FILE, atomic_write, read_meta, saved_files, stream_path
+from ml_dash.format.names import check_segments, safe_join
+from ml_dash.format.params import replay
+from ml_dash.format.values import TEXT_TO_NONFINITE
+
+
+def _number(value: Any) -> float:
+    if value is True or value is False:
+        return float(value)
+    if type(value) in (int, float):
+        return float(value)
+    if type(value) is str and value in TEXT_TO_NONFINITE:
+        return TEXT_TO_NONFINITE[value]
+    return math.nan  # null (and anything a reader cannot chart)
+
+
+class LocalSource:
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        # metrics.jsonl path → (bytes read, last values so far): the file only grows, so a later listing reads
+        # only what was appended since (a run still logging, or a second experiments() call)
+        self._last: dict[str, tuple[int, int, dict[str, Any]]] = {}  # path → (inode, bytes read, last values)
+
+    # -- experiments ----------------------------------------------------------------------------------------------
+    def _directories(self, namespace: str | None, workspace: str | None) -> list[str]:
+        top = self.root
+        for part, arg in ((namespace, "namespace"), (workspace, "workspace")):
+            if part is None:
+                break
+            top = os.path.join(top, check_segments(arg, part, allow_nested=False))
+        found = []
+        for dirpath, dirnames, filenames in os.walk(top):
+            if META_FILE in filenames:
+                found.append(dirpath)
+                if FILES_DIR in dirnames:
+                    dirnames.remove(FILES_DIR)  # a run's saved files are never experiments (and may be many)
+            dirnames.sort()
+        return found
+
+    def record(self, path: str) -> dict[str, Any]:
+        meta = read_meta(path)
+        status = meta.get("status")
+        return {
+            "id": meta.get("experiment_id") or os.path.relpath(path, self.root).replace(os.sep, "/"),
+            "namespace": meta.get("namespace"), "workspace": meta.get("workspace"),
+            "directory": meta.get("directory") or None, "prefix": meta.get("prefix"),
+            "status": status.upper() if isinstance(status, str) else None,
+            "params": replay(read_jsonl(stream_path(path, "parameters"))),
+            "tags": meta.get("tags") or [], "notes": meta.get("notes"), "last_metrics": self._last_metrics(path),
+            "started_at": meta.get("started_at"), "completed_at": meta.get("completed_at"),
+            "deleted_at": meta.get("deleted_at"), "readme": meta.get("readme"), "hostname": meta.get("hostname"),
+            "path": path,
+        }
+
+    def _last_metrics(self, path: str) -> dict[str, Any]:
+        file = stream_path(path, "metrics")
+        try:
+            inode = os.stat(file).st_ino
+        except OSError:
+            return {}
+        known, offset, last = self._last.get(file, (inode, 0, {}))
+        if known != inode or offset > file_size(file):  # replaced or truncated: start over
+            offset, last = 0, {}
+        last = dict(last)
+        for row, end in iter_jsonl(file, offset):
+            metrics = row.get("metrics")
+            if isinstance(metrics, dict):
+                last.update(metrics)
+            offset = end
+        self._last[file] = (inode, offset, last)
+        return {k: TEXT_TO_NONFINITE.get(v, v) if type(v) is str else v for k, v in sorted(last.items())}
+
+    def experiments(self, namespace: str | None, workspace: str | None, node: Any, keys: Sequence,
+                    limit: int | None, include_deleted: bool) -> tuple[int, list[dict[str, Any]]]:
+        records = [self.record(path) for path in self._directories(namespace, workspace)]
+        found = [r for r in records if (include_deleted or r["deleted_at"] is None) and matches(node, r)]
+        found = sort_records(found, keys or DEFAULT_ORDER)
+        return len(found), found if limit is None else found[:limit]
+
+    def experiment(self, key: str) -> dict[str, Any]:
+        """By directory (absolute, or relative to the working directory or to the root), or by id."""
+        for candidate in (key, os.path.join(self.root, key)):
+            if os.path.isfile(os.path.join(candidate, META_FILE)):
+                return self.record(os.path.abspath(candidate))
+        for path in self._directories(None, None):
+            record = self.record(path)
+            if record["id"] == key:
+                return record
+        raise LookupError(f"no experiment {key!r} under {self.root}")
+
+    # -- data -----------------------------------------------------------------------------------------------------
+    def metric_names(self, record: Any) -> list[str]:
+        names: dict[str, None] = {}
+        for row in read_jsonl(stream_path(record.path, "metrics")):
+            names.update(dict.fromkeys(row.get("metrics") or {}))
+        return sorted(names)
+
+    def series(self, record: Any, names: list[str], step_min: float | None, step_max: float | None,
+               max_points: int | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        wanted = set(names)
+        points: dict[str, tuple[list, list]] = {}
+        for row in read_jsonl(stream_path(record.path, "metrics")):
+            metrics = row.get("metrics")
+            if not isinstance(metrics, dict):
+                continue
+            step = row.get("step")
+            step = math.nan if type(step) not in (int, float) or step is True or step is False else step
+            for name in wanted.intersection(metrics):
+                steps, values = points.setdefault(name, ([], []))
+                steps.append(step)
+                values.append(_number(metrics[name]))
+        out = {}
+        for name, (steps, values) in points.items():
+            s, v = np.asarray(steps, dtype=np.float64), np.asarray(values, dtype=np.float64)
+            if step_min is not None or step_max is not None:
+                keep = (s >= (-math.inf if step_min is None else step_min)) & \
+                       (s <= (math.inf if step_max is None else step_max))
+                s, v = s[keep], v[keep]
+            s, v = in_step_order(s, v)
+            out[name] = minmax(s, v, max_points) if max_points is not None else (s, v)
+        return out
+
+    def logs(self, record: Any, level: str | None, limit: int | None) -> list[dict[str, Any]]:
+        entries = [{"timestamp": e.get("timestamp"), "level": e.get("level"), "message": e.get("message"),
+                    "context": e.get("context")} for e in read_jsonl(stream_path(record.path, "logs"))
+                   if level is None or e.get("level") == level]
+        return entries if limit is None else entries[max(0, len(entries) - limit):]
+
+    def environment(self, record: Any) -> dict[str, Any] | None:
+        found = read_meta(record.path).get("environment")
+        if found is None:
+            try:
+                with open(os.path.join(record.path, "environment.json"), "rb") as f:
+                    found = orjson.loads(f.read())
+            except (OSError, orjson.JSONDecodeError):
+                return None
+        return found if isinstance(found, dict) else None
+
+    def files(self, record: Any) -> list[dict[str, Any]]:
+        return [{"path": path, "size": st.st_size} for path, st in saved_files(os.path.join(record.path, FILES_DIR))]
+
+    def download(self, record: Any, path: str, to: str) -> str:
+        source = safe_join(os.path.join(record.path, FILES_DIR), path, "path")
+        if not os.path.isfile(source):
+            raise FileNotFoundError(f"no file {path!r} in experiment {record.id!r}")
+        target = os.path.join(to, os.path.basename(source)) if os.path.isdir(to) else to
+        shutil.copyfile(source, target)
+        return target
+
+    def set_deleted(self, record: Any, deleted: bool) -> float | None:
+        meta = read_meta(record.path)
+        meta["deleted_at"] = (meta.get("deleted_at") or time.time()) if deleted else None
+        atomic_write(os.path.join(record.path, META_FILE), orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+        return meta["deleted_at"]

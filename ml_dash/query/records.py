@@ -1,0 +1,128 @@
+"""What ``Api.experiments`` returns: experiment records (one per experiment) and their sequence."""
+from __future__ import annotations
+
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from ml_dash.query.frames import align, flatten, pandas
+
+FIELDS = ("id", "namespace", "workspace", "directory", "prefix", "status", "params", "tags", "notes", "last_metrics",
+          "started_at", "completed_at", "deleted_at", "readme", "hostname", "path")
+# to_pandas(): these columns first, then params.* and metrics.*
+TABLE_FIELDS = ("id", "namespace", "workspace", "directory", "prefix", "status", "tags", "notes", "started_at",
+                "completed_at", "deleted_at")
+
+
+class ExperimentRecord:
+    """One experiment: its fields as attributes (``record.params``, ``record.last_metrics``...) and its data."""
+
+    def __init__(self, source: Any, fields: dict[str, Any]) -> None:
+        self._source = source
+        self._fields = {name: fields.get(name) for name in FIELDS}
+        self._fields["params"] = fields.get("params") or {}
+        self._fields["tags"] = list(fields.get("tags") or [])
+        self._fields["last_metrics"] = dict(sorted((fields.get("last_metrics") or {}).items()))
+
+    def __getattr__(self, name: str) -> Any:
+        fields = self.__dict__.get("_fields", {})
+        if name in fields:
+            return fields[name]
+        raise AttributeError(name)
+
+    def __getitem__(self, name: str) -> Any:
+        return self._fields[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._fields)
+
+    def __repr__(self) -> str:
+        where = "/".join(p for p in (self.namespace, self.workspace, self.directory, self.prefix) if p)
+        return f"ExperimentRecord({where}, status={self.status}, id={self.id})"
+
+    # -- data ---------------------------------------------------------------------------------------------------
+    def metric_names(self) -> list[str]:
+        return self._source.metric_names(self)
+
+    def to_numpy(self, keys: Sequence[str] | str | None = None, step_min: float | None = None,
+                 step_max: float | None = None, max_points: int | None = None) -> dict[str, np.ndarray]:
+        """``history()`` without pandas: ``{"step": steps, name: values, ...}``, float64 values (NaN: no point)."""
+        if isinstance(keys, str):
+            keys = [keys]
+        names = list(keys) if keys is not None else self.metric_names()
+        if max_points is not None and (not isinstance(max_points, int) or max_points < 1):
+            raise ValueError(f"max_points must be a positive int or None, got {max_points!r}")
+        series = self._source.series(self, names, step_min, step_max, max_points)
+        steps, columns = align({name: series[name] for name in names if name in series})
+        return {"step": steps, **columns}
+
+    def history(self, keys: Sequence[str] | str | None = None, step_min: float | None = None,
+                step_max: float | None = None, max_points: int | None = None) -> Any:
+        """A pandas DataFrame indexed by step, one column per metric (``keys``: which; default all), every point
+        unless ``max_points`` asks for min/max downsampling (up to 2 points per bucket)."""
+        pd = pandas()
+        arrays = self.to_numpy(keys, step_min, step_max, max_points)
+        steps = arrays.pop("step")
+        return pd.DataFrame(arrays, index=pd.Index(steps, name="step"))
+
+    def logs(self, level: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Log entries oldest first (``{timestamp, level, message, context}``); ``limit``: the newest that many."""
+        return self._source.logs(self, level.upper() if level else None, limit)
+
+    def environment(self) -> dict[str, Any] | None:
+        """The run environment the client captured (host, Python, packages...), when the run recorded one."""
+        return self._source.environment(self)
+
+    def files(self) -> list[dict[str, Any]]:
+        """The experiment's files: ``{path, size}``, by path."""
+        return self._source.files(self)
+
+    def download(self, path: str, to: str) -> str:
+        """Copy the file ``path`` to ``to`` (a file name, or an existing directory); returns where it went."""
+        return self._source.download(self, path, to)
+
+    def delete(self) -> None:
+        """Soft delete: hidden from ``Api.experiments`` (unless ``include_deleted``) until ``restore()``."""
+        self._fields["deleted_at"] = self._source.set_deleted(self, True)
+
+    def restore(self) -> None:
+        self._fields["deleted_at"] = self._source.set_deleted(self, False)
+
+
+class Records(Sequence[ExperimentRecord]):
+    """A sequence of experiment records; ``total`` is how many matched before ``limit``."""
+
+    def __init__(self, records: list[ExperimentRecord], total: int) -> None:
+        self._records = records
+        self.total = total
+
+    def __getitem__(self, index):  # type: ignore[override]
+        found = self._records[index]
+        return Records(found, len(found)) if isinstance(index, slice) else found
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __iter__(self) -> Iterator[ExperimentRecord]:
+        return iter(self._records)
+
+    def __repr__(self) -> str:
+        return f"Records({len(self)} of {self.total})"
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat dict per experiment: the fields, ``params.a.b`` and ``metrics.name`` (last values)."""
+        out = []
+        for record in self._records:
+            row = {name: record[name] for name in TABLE_FIELDS}
+            row.update(flatten(record.params))
+            row.update({f"metrics.{k}": v for k, v in record.last_metrics.items()})
+            out.append(row)
+        return out
+
+    def to_pandas(self) -> Any:
+        """A DataFrame, one row per experiment: the fields, then ``params.*`` and ``metrics.*`` columns (sorted)."""
+        pd = pandas()
+        rows = self.rows()
+        extra = sorted({k for row in rows for k in row if k not in TABLE_FIELDS},
+                       key=lambda k: (not k.startswith("params."), k))
+        return pd.DataFrame(rows, columns=[*TABLE_FIELDS, *extra])

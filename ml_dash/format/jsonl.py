@@ -11,7 +11,7 @@ from typing import Iterator
 
 import orjson
 
-PARSE_PIECE = 256 << 10  # bytes per orjson call in parse_lines: a thread parsing a body hands the GIL back between calls
+PARSE_PIECE = 256 << 10  # bytes per orjson call in parse_lines: a thread parsing a body gives up the GIL between them
 
 
 def read_jsonl(path: str, start: int = 0, end: int | None = None) -> list[dict]:

@@ -1,16 +1,18 @@
-"""Request bodies: read them within size and time limits, decode msgpack/JSON within limits, validate batch events.
+"""Request bodies as bytes: decode msgpack/JSON within limits, validate bodies and batch events.
 
-Everything here turns bad input into ``BadRequest``/``PayloadTooLarge`` so a client never sees a 500. Decoding uses
-msgpack and orjson only: nothing received is ever unpickled or otherwise executed.
+Functions on bytes and decoded values, no HTTP (``http/body.py`` reads a body within its size and time limits), so
+the decoding pool's processes run them too. Everything here turns bad input into ``BadRequest``/``PayloadTooLarge``
+so a client never sees a 500. Decoding uses msgpack and orjson only: nothing received is ever unpickled or otherwise
+executed.
 """
 from __future__ import annotations
 
-import asyncio
-from typing import Any, AsyncIterator
+from typing import Any
 
 import msgpack
 import orjson
 
+from ml_dash.format.jsonl import parse_lines as parse_jsonl
 from ml_dash.format.layout import RUN_STATUSES, STREAMS, SYSTEM_PREFIX
 from ml_dash.format.limits import MAX_METRIC_NAMES_PER_BATCH, MAX_METRICS_PER_EVENT, MAX_NESTING
 from ml_dash.format.names import check_segments
@@ -22,7 +24,7 @@ from ml_dash.format.values import (
     UINT64_END,
     nonfinite_text,
 )
-from ml_dash.server.errors import BadRequest, PayloadTooLarge, RequestTimeout
+from ml_dash.server.errors import BadRequest, PayloadTooLarge
 from ml_dash.server.ingest_columns import metric_batch
 
 LOG_LEVELS_MAX = 32
@@ -65,46 +67,6 @@ def decode_body(raw: bytes, content_type: str, max_items: int = 2_000_000, max_j
         except orjson.JSONDecodeError as exc:
             raise BadRequest(f"malformed JSON body: {exc}") from None
     raise BadRequest(f"unsupported Content-Type {content_type!r}; use application/msgpack or application/json")
-
-
-async def read_stream(stream: Any, limit: int, total_timeout: float, idle_timeout: float) -> bytes:
-    """All of a body (an aiohttp ``StreamReader``, already inflated if gzip) up to ``limit`` bytes (else 413), read
-    within ``total_timeout`` seconds with at most ``idle_timeout`` between chunks (else 408)."""
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in timed_chunks(stream, total_timeout, idle_timeout):
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-        parts.append(chunk)
-    return b"".join(parts)
-
-
-async def timed_chunks(stream: Any, total_timeout: float, idle_timeout: float,
-                       limit: int | None = None, limit_message: str = "") -> AsyncIterator[bytes]:
-    """The chunks of a body, or ``RequestTimeout`` when the whole body takes longer than ``total_timeout`` or the
-    client sends nothing for ``idle_timeout`` seconds (a client trickling a byte at a time holds a connection and a
-    handler otherwise forever). Past ``limit`` bytes: ``PayloadTooLarge(limit_message)``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + total_timeout
-    size = 0
-    while True:
-        wait = min(idle_timeout, deadline - loop.time())
-        try:
-            if wait <= 0:
-                raise TimeoutError
-            async with asyncio.timeout(wait):
-                chunk = await stream.readany()
-        except TimeoutError:
-            what = "in total" if deadline - loop.time() <= 0 else "between chunks"
-            raise RequestTimeout(f"the request body took too long ({total_timeout:g} s at most in total, "
-                                 f"{idle_timeout:g} s between chunks; timed out {what})") from None
-        if not chunk:
-            return
-        size += len(chunk)
-        if limit is not None and size > limit:
-            raise PayloadTooLarge(limit_message or f"request body exceeds {limit} bytes")
-        yield chunk
 
 
 class Validator:
@@ -337,7 +299,8 @@ class Validator:
 
 def parse_lines(lines: Any, size: int, max_events: int | None = None, max_items: int | None = None) -> list:
     """The records of a batch sent as JSONL bytes (msgpack bin). Exactly ``end - start`` bytes of whole lines; blank
-    lines, lines that are not JSON objects and lines torn by a crash are skipped, as a reader of the file would.
+    lines, lines that are not JSON objects and lines torn by a crash are skipped, by the rules every reader of the
+    file follows (``format.jsonl.parse_lines``).
 
     Before parsing, the lines are counted against ``max_events`` and, for more than 1 MiB, the values they can hold
     (commas, brackets, braces and newlines: an upper bound) against ``max_items``, the decoding budget msgpack bodies
@@ -357,41 +320,7 @@ def parse_lines(lines: Any, size: int, max_events: int | None = None, max_items:
         if values > max_items:
             raise PayloadTooLarge(f"the batch's lines may hold {values} values; the limit is {max_items}: "
                                   "send smaller batches")
-    events = _parse_objects(lines)  # the usual case: every line a JSON object
-    if events is not None:
-        return events
-    events = []  # a blank or torn line: go line by line
-    for line in lines.split(b"\n"):
-        if not line.strip():
-            continue
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(record, dict):
-            events.append(record)
-    return events
-
-
-PARSE_PIECE = 256 << 10  # bytes per orjson call: a thread decoding a body hands the GIL back between calls
-
-
-def _parse_objects(lines: bytes) -> list | None:
-    """The records when every line is a JSON object, parsed a piece of whole lines at a time (one orjson call holds
-    the GIL throughout: ~3 ms per piece instead of ~40 ms per 4 MiB body, so the event loop is not held as long);
-    None when a line is not one."""
-    events: list = []
-    start, size = 0, len(lines)
-    while start < size:
-        cut = size - 1 if size - start <= PARSE_PIECE else lines.rfind(b"\n", start, start + PARSE_PIECE)
-        if cut < start:  # a line longer than a piece
-            cut = lines.index(b"\n", start + PARSE_PIECE)
-        try:
-            events += orjson.loads(b"[" + lines[start:cut].replace(b"\n", b",") + b"]")
-        except orjson.JSONDecodeError:
-            return None
-        start = cut + 1
-    return events if all(type(event) is dict for event in events) else None
+    return parse_jsonl(lines)
 
 
 def _millis(timestamp: float | None) -> int | None:

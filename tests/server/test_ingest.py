@@ -119,6 +119,7 @@ def test_uniform_batches_store_what_validating_each_event_stores(case):
 def test_lines_parse_the_same_in_pieces(monkeypatch):
     """A body parsed a piece of lines at a time (PARSE_PIECE) gives the records one parse gives, whatever falls on
     a piece's edge: long lines, blank lines, a torn line."""
+    from ml_dash.format import jsonl
     from ml_dash.server import ingest
 
     records = [{"timestamp": float(i), "step": i, "metrics": {"loss": i / 4, "name": "x" * (i % 7) * 40}}
@@ -129,6 +130,19 @@ def test_lines_parse_the_same_in_pieces(monkeypatch):
     assert whole["clean"] == records and all(r in records for r in whole["messy"])
     assert len(records) - 2 <= len(whole["messy"]) < len(records)  # the lines the insertions cut are dropped
     for piece in (64, 100, 333, 4096):
-        monkeypatch.setattr(ingest, "PARSE_PIECE", piece)
+        monkeypatch.setattr(jsonl, "PARSE_PIECE", piece)
         assert ingest.parse_lines(clean, len(clean)) == records
         assert ingest.parse_lines(messy, len(messy)) == whole["messy"]
+
+
+def test_a_batch_parses_its_lines_as_a_reader_of_the_file_does(tmp_path):
+    """The server's ``lines`` and the client's readers share format.jsonl's rules: the same records from the same
+    bytes (blank, non-object and torn lines skipped), and an unterminated tail is no record for either."""
+    from ml_dash.format.jsonl import parse_lines, read_jsonl
+    from ml_dash.server import ingest
+
+    body = b'{"a": 1}\n\n[1, 2]\n{"torn": \n"text"\n{"b": 2}\n'
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(body + b'{"still being wri')
+    assert ingest.parse_lines(body, len(body)) == read_jsonl(str(path)) == [{"a": 1}, {"b": 2}]
+    assert parse_lines(body + b'{"c": 3}') == [{"a": 1}, {"b": 2}]

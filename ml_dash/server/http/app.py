@@ -10,13 +10,12 @@ from ml_dash.server.config import ServerConfig
 from ml_dash.server.errors import DISK_FULL_MESSAGE, InsufficientStorage, ServerError, is_disk_full
 from ml_dash.server.files.registry import open_file_store
 from ml_dash.server.http.auth import auth_middleware
-from ml_dash.server.http.dashboard import setup_dashboard
-from ml_dash.server.http.environment import setup_environment_routes
-from ml_dash.server.http.graphql import setup_graphql
 from ml_dash.server.http.batch_order import BatchOrder
+from ml_dash.server.http.dashboard import prepare_assets
+from ml_dash.server.http.graphql import graphql_pool
 from ml_dash.server.http.keys import BLOBS_KEY, CONFIG_KEY, DECODER_KEY, ORDER_KEY, STORAGE_KEY
 from ml_dash.server.http.responses import json_response
-from ml_dash.server.http.rest import setup_routes
+from ml_dash.server.http.routes import ROUTES
 from ml_dash.server.http.security import SECURITY_HEADERS, security_middleware
 from ml_dash.server.ingest_pool import DecodePool, default_processes
 from ml_dash.server.storage.base import Storage
@@ -95,8 +94,7 @@ def create_app(config: ServerConfig | None = None, storage: Storage | None = Non
     app.cleanup_ctx.append(storage_lifecycle)
     app.cleanup_ctx.append(decoder_lifecycle)
     app.cleanup_ctx.append(files_lifecycle)
-    setup_routes(app)
-    setup_environment_routes(app)
-    setup_graphql(app)
-    setup_dashboard(app)
+    app.cleanup_ctx.append(graphql_pool)
+    app.cleanup_ctx.append(prepare_assets)
+    app.add_routes(ROUTES)
     return app

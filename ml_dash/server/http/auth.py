@@ -1,4 +1,4 @@
-"""Bearer-token authentication and per-namespace authorization.
+"""Bearer-token authentication, which gives each request its ``Scope`` (``scope.py``: the per-namespace check).
 
 With no tokens configured (only allowed on a loopback bind) every request is let through. Otherwise each ``/api``
 and ``/graphql`` request needs ``Authorization: Bearer <token>``; a token limited to namespaces gets 403 elsewhere.
@@ -11,10 +11,9 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from ml_dash.server.config import TokenTable
-from ml_dash.server.errors import Forbidden, Unauthorized
+from ml_dash.server.errors import Unauthorized
+from ml_dash.server.http.scope import SCOPE_KEY, UNLIMITED, Scope
 
-# What the authenticated token may touch: None means every namespace.
-ALLOWED_NAMESPACES = web.RequestKey("allowed_namespaces", object)
 PROTECTED_PREFIXES = ("/api/", "/graphql")
 
 
@@ -31,7 +30,7 @@ def find_token(tokens: TokenTable, presented: str) -> tuple[bool, frozenset[str]
 def auth_middleware(tokens: TokenTable) -> Callable:
     @web.middleware
     async def middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
-        request[ALLOWED_NAMESPACES] = None
+        request[SCOPE_KEY] = UNLIMITED
         if tokens and request.path.startswith(PROTECTED_PREFIXES):
             scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not presented.strip():
@@ -39,16 +38,8 @@ def auth_middleware(tokens: TokenTable) -> Callable:
             match, allowed = find_token(tokens, presented.strip())
             if not match:
                 raise Unauthorized("unknown token")
-            request[ALLOWED_NAMESPACES] = allowed
+            request[SCOPE_KEY] = Scope(allowed)
         return await handler(request)
 
     return middleware
 
-
-def allowed_namespaces(request: web.Request) -> frozenset[str] | None:
-    return request.get(ALLOWED_NAMESPACES)
-
-
-def check_namespace(allowed: frozenset[str] | None, namespace: str) -> None:
-    if allowed is not None and namespace not in allowed:
-        raise Forbidden(f"this token may not access namespace {namespace!r}")

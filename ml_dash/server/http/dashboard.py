@@ -26,7 +26,7 @@ from ml_dash.server import chart_library
 from ml_dash.server.errors import BadRequest, NotFound
 from ml_dash.server.http.keys import CONFIG_KEY, STORAGE_KEY
 from ml_dash.server.http.responses import json_response
-from ml_dash.server.http.rest import authorized_experiment, int_query
+from ml_dash.server.http.inputs import authorized_experiment, int_query
 
 STATIC_DIR = Path(__file__).parent.parent / "static"
 PLOTLY_URL = "/static/vendor/plotly.min.js"
@@ -177,7 +177,7 @@ async def metric_step_times(request: web.Request) -> web.Response:
     return json_response({"steps": steps.tolist(), "timestamps": timestamps.tolist()})
 
 
-async def _prepare_assets(app: web.Application):
+async def prepare_assets(app: web.Application):
     """Read and gzip the static assets in the background at start-up, so that the first visitor's page does not pay
     for compressing plotly.min.js (~150 ms of CPU) while its chart data requests are being answered."""
     async def prepare() -> None:
@@ -199,11 +199,3 @@ async def _prepare_assets(app: web.Application):
     except asyncio.CancelledError:
         pass
 
-
-def setup_dashboard(app: web.Application) -> None:
-    app.cleanup_ctx.append(_prepare_assets)
-    app.router.add_get("/api/v1/experiments/{experiment_id}/step-times", metric_step_times)
-    app.router.add_get("/", index)
-    # Registered before the catch-all so that it wins the /static/ prefix for this one path.
-    app.router.add_get(PLOTLY_URL, plotly_js)
-    app.router.add_get("/static/{path:.+}", static_file)

@@ -7,14 +7,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from ml_dash.server.errors import BadRequest
+from ml_dash.server.http.body import read_body
+from ml_dash.server.http.inputs import authorized_experiment, validator
 from ml_dash.server.http.keys import STORAGE_KEY
-from ml_dash.server.http.rest import EXPERIMENT, authorized_experiment, read_body, respond, validator
+from ml_dash.server.http.responses import respond
 from ml_dash.server.ingest import json_safe
 
-routes = web.RouteTableDef()
 
-
-@routes.put(EXPERIMENT + "/environment")
 async def put_environment(request: web.Request) -> web.Response:
     experiment = await authorized_experiment(request)  # before the body: a foreign namespace costs no decoding
     body = validator(request).obj(await read_body(request))
@@ -26,11 +25,7 @@ async def put_environment(request: web.Request) -> web.Response:
     return respond(request, {"ok": True})
 
 
-@routes.get(EXPERIMENT + "/environment")
 async def get_environment(request: web.Request) -> web.Response:
     experiment = await authorized_experiment(request)
     return respond(request, {"environment": await request.app[STORAGE_KEY].environment(experiment["id"])})
 
-
-def setup_environment_routes(app: web.Application) -> None:
-    app.add_routes(routes)

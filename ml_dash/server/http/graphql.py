@@ -30,7 +30,6 @@ from ml_dash.format.filter import parse_filter, parse_order_by
 from ml_dash.format.layout import RUN_STATUSES, SYSTEM_PREFIX
 from ml_dash.format.values import nonfinite_text
 from ml_dash.server.errors import BadRequest, Forbidden, NotFound, ServerError
-from ml_dash.server.http.auth import allowed_namespaces, check_namespace
 from ml_dash.server.http.graphql_cost import (
     DEFAULT_LOGS_LIMIT,
     DEFAULT_MAX_POINTS,
@@ -45,6 +44,7 @@ from ml_dash.server.http.graphql_cost import (
 from ml_dash.server.http.graphql_series import series_batch_resolver
 from ml_dash.server.http.keys import STORAGE_KEY
 from ml_dash.server.http.readme_html import readme_html
+from ml_dash.server.http.scope import Scope, request_scope
 from ml_dash.server.series.downsample import series_result
 from ml_dash.server.storage.base import Storage
 
@@ -188,13 +188,10 @@ def _nonfinite_as_text(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def root_value(storage: Storage, allowed: frozenset[str] | None) -> dict[str, Any]:
+def root_value(storage: Storage, scope: Scope) -> dict[str, Any]:
     async def experiments(info, namespace=None, workspace=None, status=None, limit=100, offset=0):
         limit, offset = (100 if limit is None else limit), (0 if offset is None else offset)  # explicit nulls
-        namespaces = allowed
-        if namespace is not None:
-            check_namespace(allowed, namespace)
-            namespaces = frozenset([namespace])
+        namespaces = scope.listing(namespace)
         if status is not None and status not in RUN_STATUSES:
             raise BadRequest(f"status must be one of {', '.join(RUN_STATUSES)}")
         if not 0 < limit <= MAX_LIMIT or offset < 0:
@@ -205,26 +202,21 @@ def root_value(storage: Storage, allowed: frozenset[str] | None) -> dict[str, An
 
     async def experiment(info, id):
         try:
-            found = await storage.get_experiment(id)
+            return _experiment_node(storage, await scope.experiment(storage, id))
         except NotFound:
             return None
-        check_namespace(allowed, found["namespace"])
-        return _experiment_node(storage, found)
 
     async def namespaces(info):
-        return [ns for ns in await storage.list_namespaces() if allowed is None or ns in allowed]
+        return [ns for ns in await storage.list_namespaces() if scope.allows(ns)]
 
     async def workspaces(info, namespace):
-        check_namespace(allowed, namespace)
+        scope.check(namespace)
         return await storage.list_workspaces(namespace)
 
     async def experiment_page(info, namespace=None, workspace=None, directory=None, filter=None, orderBy=None,
                               limit=100, offset=0, includeDeleted=False):
         limit, offset = (100 if limit is None else limit), (0 if offset is None else offset)
-        namespaces = allowed
-        if namespace is not None:
-            check_namespace(allowed, namespace)
-            namespaces = frozenset([namespace])
+        namespaces = scope.listing(namespace)
         if not 0 < limit <= MAX_LIMIT or offset < 0:
             raise BadRequest(f"limit must be 1..{MAX_LIMIT} and offset non-negative")
         try:  # here, in the worker thread: a bad filter never reaches the storage (or the server's loop)
@@ -240,10 +232,9 @@ def root_value(storage: Storage, allowed: frozenset[str] | None) -> dict[str, An
     async def edited(id, edit):
         """Check the token may touch the experiment's namespace, apply ``edit(storage)``, answer the experiment."""
         try:
-            found = await storage.get_experiment(id)
+            await scope.experiment(storage, id)
         except NotFound:
             return None
-        check_namespace(allowed, found["namespace"])
         try:
             await edit()
         except (TypeError, ValueError) as exc:
@@ -251,7 +242,7 @@ def root_value(storage: Storage, allowed: frozenset[str] | None) -> dict[str, An
         return _experiment_node(storage, await storage.get_experiment(id))
 
     return {"experiments": experiments, "experiment": experiment, "namespaces": namespaces, "workspaces": workspaces,
-            "seriesBatch": series_batch_resolver(storage, allowed), "experimentPage": experiment_page,
+            "seriesBatch": series_batch_resolver(storage, scope), "experimentPage": experiment_page,
             "setTags": lambda info, id, tags: edited(id, lambda: storage.edit_tags(id, replace=tags)),
             "addTags": lambda info, id, tags: edited(id, lambda: storage.edit_tags(id, add=tags)),
             "removeTags": lambda info, id, tags: edited(id, lambda: storage.edit_tags(id, remove=tags)),
@@ -281,21 +272,20 @@ async def graphql_post(request: web.Request) -> web.Response:
     if operation_name is not None and not isinstance(operation_name, str):
         raise BadRequest("'operationName' must be a string")
     storage = _OnLoop(request.app[STORAGE_KEY], asyncio.get_running_loop())
-    allowed = allowed_namespaces(request)
     answer, status = await asyncio.get_running_loop().run_in_executor(
-        request.app[POOL_KEY], _in_worker, body["query"], variables, operation_name, storage, allowed)
+        request.app[POOL_KEY], _in_worker, body["query"], variables, operation_name, storage, request_scope(request))
     return web.Response(body=answer, status=status, content_type="application/json")
 
 
 def _in_worker(query: str, variables: dict | None, operation_name: str | None, storage: Any,
-               allowed: frozenset[str] | None) -> tuple[bytes, int]:
+               scope: Scope) -> tuple[bytes, int]:
     """Parse, check, execute and encode one query on an event loop of this worker thread's own."""
-    answer, status = asyncio.run(_run(query, variables, operation_name, storage, allowed))
+    answer, status = asyncio.run(_run(query, variables, operation_name, storage, scope))
     return orjson.dumps(answer), status
 
 
 async def _run(query: str, variables: dict | None, operation_name: str | None, storage: Any,
-               allowed: frozenset[str] | None) -> tuple[dict[str, Any], int]:
+               scope: Scope) -> tuple[dict[str, Any], int]:
     try:
         check_source(query)
         document = parse(query, max_tokens=MAX_TOKENS)
@@ -310,7 +300,7 @@ async def _run(query: str, variables: dict | None, operation_name: str | None, s
     errors = validate(schema, document)
     if errors:
         return {"data": None, "errors": [e.formatted for e in errors]}, 400
-    result = execute(schema, document, root_value=root_value(storage, allowed), variable_values=variables,
+    result = execute(schema, document, root_value=root_value(storage, scope), variable_values=variables,
                      operation_name=operation_name)
     if inspect.isawaitable(result):
         result = await result
@@ -328,13 +318,8 @@ async def _run(query: str, variables: dict | None, operation_name: str | None, s
     return answer, status
 
 
-async def _graphql_pool(app: web.Application) -> AsyncIterator[None]:
+async def graphql_pool(app: web.Application) -> AsyncIterator[None]:
     pool = app[POOL_KEY] = ThreadPoolExecutor(GRAPHQL_THREADS, thread_name_prefix="ml-dash-graphql")
     yield
     pool.shutdown(wait=False, cancel_futures=True)
 
-
-def setup_graphql(app: web.Application) -> None:
-    app.cleanup_ctx.append(_graphql_pool)
-    app.router.add_get("/graphql", graphql_get)
-    app.router.add_post("/graphql", graphql_post)

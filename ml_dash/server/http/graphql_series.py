@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from ml_dash.server.errors import BadRequest, NotFound
-from ml_dash.server.http.auth import check_namespace
 from ml_dash.server.http.graphql_cost import DEFAULT_BATCH_POINTS, MAX_POINTS, MAX_SERIES_BATCH
+from ml_dash.server.http.scope import Scope
 from ml_dash.server.series.downsample import series_result
 
 X_MODES = ("step", "time")
@@ -29,7 +29,7 @@ SIGNIFICANT_DIGITS = 7
 STEP_TIME_ANCHORS = 2000  # as many (step, time) pairs as the dashboard's own step-times read uses
 
 
-def series_batch_resolver(storage: Any, allowed: frozenset[str] | None):
+def series_batch_resolver(storage: Any, scope: Scope):
     async def series_batch(info, experimentIds, name, maxPoints=DEFAULT_BATCH_POINTS, x="step", stepMin=None,
                            stepMax=None):
         max_points = DEFAULT_BATCH_POINTS if maxPoints is None else maxPoints
@@ -44,17 +44,17 @@ def series_batch_resolver(storage: Any, allowed: frozenset[str] | None):
             raise BadRequest(f"x must be one of {', '.join(X_MODES)} (got {x!r})")
         # The storage gate bounds how many of these reads are in flight; gather only keeps the answer's order.
         steps = (stepMin, stepMax)  # a zoomed chart: the same step range of every run
-        return await asyncio.gather(*(_one(storage, allowed, i, name, max_points, x == "time", steps)
+        return await asyncio.gather(*(_one(storage, scope, i, name, max_points, x == "time", steps)
                                       for i in experimentIds))
 
     return series_batch
 
 
-async def _one(storage: Any, allowed: frozenset[str] | None, experiment_id: str, name: str, max_points: int,
+async def _one(storage: Any, scope: Scope, experiment_id: str, name: str, max_points: int,
                with_times: bool, steps: tuple[float | None, float | None]) -> dict[str, Any] | None:
     try:
-        if allowed is not None:  # only a namespace-limited token needs the experiment record: one read less per run
-            check_namespace(allowed, (await storage.get_experiment(experiment_id))["namespace"])
+        if scope.limited:  # only a namespace-limited token needs the experiment record: one read less per run
+            await scope.experiment(storage, experiment_id)
         series = await storage.metric_series(experiment_id, name, *steps, max_points)
     except NotFound:
         return None

@@ -1,104 +1,42 @@
-"""REST endpoints under ``/api/v1`` (see docs/protocol.md for the contract)."""
+"""The REST views under ``/api/v1`` and ``/health`` (docs/protocol.md for the contract; routes.py for their URLs)."""
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import msgpack
 from aiohttp import web
 
 from ml_dash.format.layout import RUN_STATUSES
 from ml_dash.format.params import replay
-from ml_dash.server.errors import BadRequest, BrokenBody, NotFound, PayloadTooLarge
+from ml_dash.server.errors import BadRequest, BrokenBody, NotFound
 from ml_dash.server.files.base import check_file_path
-from ml_dash.server.http.auth import allowed_namespaces, check_namespace
 from ml_dash.server.http.batch_order import client_gone
+from ml_dash.server.http.body import content_type, read_body, read_raw, timed_chunks
+from ml_dash.server.http.inputs import authorized_experiment, int_query, validator
 from ml_dash.server.http.keys import BLOBS_KEY, CONFIG_KEY, DECODER_KEY, ORDER_KEY, STORAGE_KEY
-from ml_dash.server.http.responses import json_response
+from ml_dash.server.http.responses import json_response, respond
+from ml_dash.server.http.scope import request_scope
 from ml_dash.server.http.security import SECURITY_HEADERS, attachment
-from ml_dash.server.ingest import MAX_REJECTED_REPORTED, Validator, decode_body, read_stream, timed_chunks
-from ml_dash.server.ingest_pool import OFF_LOOP_BYTES
+from ml_dash.server.ingest import MAX_REJECTED_REPORTED
 from ml_dash.server.series.downsample import series_result
 
-routes = web.RouteTableDef()
-API = "/api/v1"
-EXPERIMENT = API + "/experiments/{experiment_id}"
+# The protocol /health answers: a client compares it with the one it speaks (docs/protocol.md, "Compatibility").
+PROTOCOL = 1
 MAX_QUERY_POINTS = 1_000_000
-
-
-def respond(request: web.Request, data: Any, status: int = 200) -> web.Response:
-    if "application/msgpack" in request.headers.get("Accept", ""):
-        return web.Response(body=msgpack.packb(data), status=status, content_type="application/msgpack")
-    return json_response(data, status)
-
-
-def validator(request: web.Request) -> Validator:
-    config = request.app[CONFIG_KEY]
-    return Validator(config.max_name_length, config.max_events, config.max_body_items)
-
-
-async def read_raw(request: web.Request) -> bytes:
-    """The body's bytes (inflated if gzip) within ``max_body_bytes`` (413) and the body timeouts (408)."""
-    config = request.app[CONFIG_KEY]
-    if request.content_length is not None and request.content_length > config.max_body_bytes:
-        raise PayloadTooLarge(f"request body of {request.content_length} bytes exceeds {config.max_body_bytes}")
-    if not request.body_exists:
-        return b""
-    try:
-        return await read_stream(request.content, config.max_body_bytes, config.body_timeout, config.body_idle_timeout)
-    except web.RequestPayloadError as exc:  # e.g. a body claiming gzip that is not
-        raise BrokenBody(f"malformed request body: {exc}") from None
-
-
-async def read_body(request: web.Request, then: Any = None) -> Any:
-    """The decoded body; ``then(decoded)`` (a validation) runs with the decode, in a thread for a large body."""
-    config = request.app[CONFIG_KEY]
-    raw = await read_raw(request)
-    content_type = request.content_type if request.body_exists else ""
-
-    def decode() -> Any:
-        body = decode_body(raw, content_type, config.max_body_items, config.max_json_bytes)
-        return body if then is None else then(body)
-
-    return await asyncio.to_thread(decode) if len(raw) > OFF_LOOP_BYTES else decode()
-
-
-async def authorized_experiment(request: web.Request) -> dict[str, Any]:
-    """The experiment named in the URL, after checking the token may see its namespace (404 before 403 is fine:
-    ids are unguessable random hex)."""
-    experiment = await request.app[STORAGE_KEY].get_experiment(request.match_info["experiment_id"])
-    check_namespace(allowed_namespaces(request), experiment["namespace"])
-    return experiment
 
 
 def public(experiment: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in experiment.items() if k != "pk"}
 
 
-def int_query(request: web.Request, key: str, default: int | None, lo: int, hi: int) -> int | None:
-    raw = request.query.get(key)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"query parameter {key!r} must be an integer") from None
-    if not lo <= value <= hi:
-        raise BadRequest(f"query parameter {key!r} must be between {lo} and {hi}")
-    return value
-
-
-@routes.get("/health")
 async def health(request: web.Request) -> web.Response:
-    return json_response({"ok": True, "protocol": 1})
+    return json_response({"ok": True, "protocol": PROTOCOL})
 
 
-@routes.post(API + "/experiments")
 async def create_experiment(request: web.Request) -> web.Response:
     v = validator(request)
     body = v.obj(await read_body(request))
     namespace = v.path_name(body, "namespace", nested=False)
-    check_namespace(allowed_namespaces(request), namespace)
+    request_scope(request).check(namespace)
     experiment_id, created = await request.app[STORAGE_KEY].create_experiment(
         namespace, v.path_name(body, "workspace", nested=False), v.path_name(body, "directory", nested=True,
                                                                              required=False),
@@ -106,13 +44,8 @@ async def create_experiment(request: web.Request) -> web.Response:
     return respond(request, {"experiment_id": experiment_id, "created": created})
 
 
-@routes.get(API + "/experiments")
 async def list_experiments(request: web.Request) -> web.Response:
-    allowed = allowed_namespaces(request)
-    namespace = request.query.get("namespace") or None
-    if namespace is not None:
-        check_namespace(allowed, namespace)
-        allowed = frozenset([namespace])
+    allowed = request_scope(request).listing(request.query.get("namespace") or None)
     status = request.query.get("status") or None
     if status is not None and status not in RUN_STATUSES:
         raise BadRequest(f"status must be one of {', '.join(RUN_STATUSES)}")
@@ -122,7 +55,6 @@ async def list_experiments(request: web.Request) -> web.Response:
     return respond(request, {"experiments": [public(e) for e in found]})
 
 
-@routes.get(EXPERIMENT)
 async def get_experiment(request: web.Request) -> web.Response:
     experiment = await authorized_experiment(request)
     storage, experiment_id = request.app[STORAGE_KEY], experiment["id"]
@@ -133,7 +65,6 @@ async def get_experiment(request: web.Request) -> web.Response:
                              "runs": await storage.list_runs(experiment_id)})
 
 
-@routes.patch(EXPERIMENT)
 async def edit_experiment(request: web.Request) -> web.Response:
     """``{"tags"?, "add_tags"?, "remove_tags"?, "notes"?}``: tags replaced or changed, notes set (docs/query.md)."""
     experiment = await authorized_experiment(request)  # before the body: a foreign namespace costs no decoding
@@ -151,7 +82,6 @@ async def edit_experiment(request: web.Request) -> web.Response:
     return respond(request, {"tags": found["tags"], "notes": found["notes"]})
 
 
-@routes.post(EXPERIMENT + "/runs")
 async def create_run(request: web.Request) -> web.Response:
     experiment = await authorized_experiment(request)  # before the body: a foreign namespace costs no decoding
     v = validator(request)
@@ -162,11 +92,10 @@ async def create_run(request: web.Request) -> web.Response:
     return respond(request, {"run_id": run_id})
 
 
-@routes.patch(API + "/runs/{run_id}")
 async def update_run(request: web.Request) -> web.Response:
     storage = request.app[STORAGE_KEY]
     run = await storage.get_run(request.match_info["run_id"])
-    check_namespace(allowed_namespaces(request), run["namespace"])  # before the body is read
+    request_scope(request).check(run["namespace"])  # before the body is read
     v = validator(request)
     body = v.obj(await read_body(request))
     status, error, ended_at = v.status(body), v.text(body, "error"), v.number(body, "ended_at")
@@ -174,13 +103,12 @@ async def update_run(request: web.Request) -> web.Response:
     return respond(request, {"ok": True})
 
 
-@routes.post(EXPERIMENT + "/batches")
 async def append_batch(request: web.Request) -> web.Response:
     experiment = await authorized_experiment(request)  # before the body: a foreign namespace costs no decoding
     config = request.app[CONFIG_KEY]
     raw = await read_raw(request)
     batch = await request.app[DECODER_KEY].decode(
-        raw, request.content_type if request.body_exists else "",
+        raw, content_type(request),
         (config.max_name_length, config.max_events, config.max_body_items, config.max_json_bytes))
     rejected, ahead = batch.pop("rejected"), batch.pop("ahead")
     storage = request.app[STORAGE_KEY]
@@ -196,7 +124,6 @@ async def append_batch(request: web.Request) -> web.Response:
     return respond(request, answer)
 
 
-@routes.get(EXPERIMENT + "/streams")
 async def streams(request: web.Request) -> web.Response:
     experiment = await authorized_experiment(request)
     # "ordered": batches marked "ahead" wait for their predecessor here (docs/protocol.md), so a client may send
@@ -205,19 +132,16 @@ async def streams(request: web.Request) -> web.Response:
                              "ordered": True})
 
 
-@routes.get(EXPERIMENT + "/parameters")
 async def parameters(request: web.Request) -> web.Response:
     experiment = await authorized_experiment(request)
     return respond(request, replay(await request.app[STORAGE_KEY].parameter_ops(experiment["id"])))
 
 
-@routes.get(EXPERIMENT + "/metrics")
 async def metric_names(request: web.Request) -> web.Response:
     experiment = await authorized_experiment(request)
     return respond(request, {"names": await request.app[STORAGE_KEY].metric_names(experiment["id"])})
 
 
-@routes.get(EXPERIMENT + "/metrics/{name:.+}")
 async def metric(request: web.Request) -> web.Response:
     experiment = await authorized_experiment(request)
     name = request.match_info["name"]
@@ -230,7 +154,6 @@ async def metric(request: web.Request) -> web.Response:
     return respond(request, series_result(name, series, max_points, nonfinite_as_text=True))
 
 
-@routes.get(EXPERIMENT + "/logs")
 async def logs(request: web.Request) -> web.Response:
     experiment = await authorized_experiment(request)
     level = (request.query.get("level") or "").upper() or None
@@ -238,7 +161,6 @@ async def logs(request: web.Request) -> web.Response:
     return respond(request, {"logs": found})
 
 
-@routes.put(EXPERIMENT + "/files/{path:.+}")
 async def upload_file(request: web.Request) -> web.Response:
     path = check_file_path(request.match_info["path"])
     experiment = await authorized_experiment(request)
@@ -260,7 +182,6 @@ async def upload_file(request: web.Request) -> web.Response:
     return respond(request, {"path": path, "size": size, "sha256": sha256})
 
 
-@routes.get(EXPERIMENT + "/files/{path:.+}")
 async def download_file(request: web.Request) -> web.StreamResponse:
     path = check_file_path(request.match_info["path"])
     experiment = await authorized_experiment(request)
@@ -270,11 +191,7 @@ async def download_file(request: web.Request) -> web.StreamResponse:
                                     "Content-Disposition": attachment(path), **SECURITY_HEADERS})
 
 
-@routes.get(EXPERIMENT + "/files")
 async def list_files(request: web.Request) -> web.Response:
     experiment = await authorized_experiment(request)
     return respond(request, {"files": await request.app[STORAGE_KEY].list_files(experiment["id"])})
 
-
-def setup_routes(app: web.Application) -> None:
-    app.add_routes(routes)

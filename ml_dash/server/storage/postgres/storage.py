@@ -23,7 +23,7 @@ import orjson
 from ml_dash.server.storage.postgres.driver import run
 from ml_dash.server.storage.postgres.metrics import MetricRows, decode_last
 from ml_dash.server.storage.postgres.migrations import migrate
-from ml_dash.server.storage.postgres.query import PostgresDialect
+from ml_dash.server.storage.postgres.dialect import PostgresDialect
 from ml_dash.server.storage.sql.protocol import ROW, RUN, Body, writes
 from ml_dash.server.storage.sql.query import merged_params
 from ml_dash.server.storage.sql.storage import SQLStorage, log_row

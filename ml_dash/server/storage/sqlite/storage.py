@@ -31,7 +31,7 @@ from ml_dash.server.storage.sqlite.metrics import (
     insert_metrics,
 )
 from ml_dash.server.storage.sqlite.migrations import migrate
-from ml_dash.server.storage.sqlite.query import SQLiteDialect
+from ml_dash.server.storage.sqlite.dialect import SQLiteDialect
 
 T = TypeVar("T")
 

@@ -7,6 +7,7 @@ export DEBIAN_FRONTEND=noninteractive
 need=()
 command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
 [ -x /usr/bin/chromium ] || need+=(chromium chromium-driver)
+command -v node >/dev/null 2>&1 || need+=(nodejs)  # the dashboard's JS unit tests (node --test)
 if [ ${#need[@]} -gt 0 ]; then
   { apt-get update -qq && apt-get install -y -qq "${need[@]}"; } >&2 || echo "services: could not install ${need[*]}" >&2
 fi

@@ -77,7 +77,8 @@ def test_index_preloads_every_module_of_the_app(server):
             assert answer.status == 200 and answer.headers["Content-Type"].startswith("application/javascript"), path
             source = answer.read().decode()
         assert source.startswith("// "), f"{path} should open with a one-line comment saying what it holds"
-        queue += [posixpath.join(posixpath.dirname(path), name) for name in re.findall(r'from "\./([\w.]+)";$', source, re.M)]
+        queue += [posixpath.normpath(posixpath.join(posixpath.dirname(path), name))
+                  for name in re.findall(r'from "(\.{1,2}/[\w./]+)";$', source, re.M)]
     assert preloaded == imported
 
 

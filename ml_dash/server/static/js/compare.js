@@ -3,7 +3,10 @@
 import { api } from "./api.js";
 import { controlsToolbar, defaultControls } from "./chart_controls.js";
 import { MetricChart } from "./charts.js";
-import { el, flatten, formatValue, setBreadcrumbs } from "./util.js";
+import { el, setBreadcrumbs } from "./dom.js";
+import { formatValue } from "./lib/format.js";
+import { flatten, varyingKeys } from "./lib/rows.js";
+import { feedChart } from "./metric_series.js";
 
 export async function compareView(main, ids, initialMetric) {
   setBreadcrumbs(["compare", null]);
@@ -18,8 +21,7 @@ export async function compareView(main, ids, initialMetric) {
   for (const e of experiments) e.flatParams = flatten(e.params || {});
 
   // The legend names a run by its prefix plus only the parameters that tell the selected runs apart.
-  const allKeys = [...new Set(experiments.flatMap((e) => Object.keys(e.flatParams)))].sort();
-  const differing = allKeys.filter((k) => new Set(experiments.map((e) => JSON.stringify(e.flatParams[k] ?? null))).size > 1);
+  const differing = varyingKeys(experiments);
   const prefixes = experiments.map((e) => e.prefix);
   const prefixIsUnique = new Set(prefixes).size === prefixes.length;
   const labelOf = (e) => {
@@ -52,7 +54,7 @@ export async function compareView(main, ids, initialMetric) {
     select.value = metric;
     const withMetric = experiments.filter((e) => e.metricNames.includes(metric));
     chart = new MetricChart(chartDiv, withMetric.map((e) => ({ experimentId: e.id, metric, label: labelOf(e) })), { controls });
-    chart.load().catch((error) => { chartDiv.textContent = `Could not load: ${error.message}`; });
+    feedChart(chart)().catch((error) => { chartDiv.textContent = `Could not load: ${error.message}`; });
   }
   select.addEventListener("change", () => {
     metric = select.value;

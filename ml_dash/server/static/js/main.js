@@ -1,8 +1,13 @@
 // ml-dash dashboard entry point: a dependency-free single-page app over the server's /graphql and /api/v1 reads.
 
+import { api } from "./api.js";
 import { loadPlotly } from "./charts.js";
+import { showPartialErrors } from "./dom.js";
 import { navigator_ } from "./navigator.js";
 import { route, setNavigatorReady } from "./router.js";
+
+// The token outlives the page in this browser's localStorage; a 401 asks for one.
+api.configure({ storage: localStorage, askToken: (text) => window.prompt(text), onPartialErrors: showPartialErrors });
 
 document.getElementById("nav-search").addEventListener("input", (event) => {
   navigator_.query = event.target.value.trim();

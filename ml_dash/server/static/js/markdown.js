@@ -1,6 +1,6 @@
 // Readmes: the server's CommonMark HTML (readmeHtml, raw HTML off) copied into the page through an allow-list.
 
-import { el } from "./util.js";
+import { el } from "./dom.js";
 
 // Elements markdown-it produces; anything else keeps only its text. script/style/iframe... lose their text too.
 const TAGS = new Set(["h1", "h2", "h3", "h4", "h5", "h6", "p", "br", "hr", "ul", "ol", "li", "blockquote", "pre", "code",

@@ -1,7 +1,7 @@
 // The navigator on the left: the namespace → workspace → directory → experiment tree, its search and open folders.
 
 import { api } from "./api.js";
-import { el } from "./util.js";
+import { el } from "./dom.js";
 
 export const navigator_ = {
   experiments: [],

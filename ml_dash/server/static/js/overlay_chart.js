@@ -1,7 +1,8 @@
 // OverlayChart: one metric of many runs (up to ~1,000) drawn on a canvas from per-run min/max envelopes; hover names a run.
 
-import { ema, relativeUnit } from "./chart_controls.js";
-import { el, formatValue } from "./util.js";
+import { el } from "./dom.js";
+import { formatValue, timeLabel } from "./lib/format.js";
+import { ema, extent, groupEnvelope, nearestIndex, niceTicks, relativeUnit } from "./lib/series.js";
 
 // SVG (plotly) slows down past a few hundred traces of ~1,000 points; a canvas draws 1,000 envelopes in one pass.
 const MARGIN = { l: 56, r: 12, t: 10, b: 30 };
@@ -68,19 +69,7 @@ export class OverlayChart {
       for (const v of run.values) if (v !== null && v > rawMax) rawMax = v;
       return { run, xs, raw: run.values.map(ty), smooth: smoothing > 0 ? ema(run.values, smoothing).map(ty) : null };
     });
-    let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
-    for (const s of series) {
-      for (let i = 0; i < s.xs.length; i++) {
-        const x = s.xs[i], y = s.raw[i];
-        if (x === null || y === null) continue;
-        if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y;
-      }
-    }
-    if (!(x0 <= x1)) { x0 = 0; x1 = 1; }
-    if (!(y0 <= y1)) { y0 = 0; y1 = 1; }
-    if (x0 === x1) { x0 -= 1; x1 += 1; }
-    const pad = (y1 - y0) * 0.04 || Math.abs(y0) * 0.1 || 1;
-    y0 -= pad; y1 += pad;
+    const { x: [x0, x1], y: [y0, y1] } = extent(series.map((s) => ({ xs: s.xs, ys: s.raw })));
     const plot = { l: MARGIN.l, t: MARGIN.t, w: width - MARGIN.l - MARGIN.r, h: height - MARGIN.t - MARGIN.b };
     const px = (x) => plot.l + ((x - x0) / (x1 - x0)) * plot.w;
     const py = (y) => plot.t + (1 - (y - y0) / (y1 - y0)) * plot.h;
@@ -155,17 +144,6 @@ export class OverlayChart {
   }
 }
 
-// Index of the point whose x is nearest the pointer's pixel column (xs ascending; nulls skipped by the caller).
-function nearestIndex(xs, mx, px) {
-  let lo = 0, hi = xs.length - 1;
-  while (hi - lo > 1) {
-    const mid = (lo + hi) >> 1;
-    const x = xs[mid];
-    if (x === null || px(x) < mx) lo = mid; else hi = mid;
-  }
-  return Math.abs(px(xs[lo] ?? Infinity) - mx) <= Math.abs(px(xs[hi] ?? Infinity) - mx) ? lo : hi;
-}
-
 function strokeLine(ctx, xs, ys, px, py, color, width, alpha) {
   ctx.strokeStyle = color; ctx.lineWidth = width; ctx.globalAlpha = alpha;
   ctx.beginPath();
@@ -197,46 +175,15 @@ function fillBand(ctx, xs, lo, hi, px, py) {
   ctx.globalAlpha = 1;
 }
 
-// A group drawn as the mean of its runs with the min-max band across them, on `bins` columns of x. Each run first
-// reduces to its own per-column mean, min and max (from its full-resolution envelope, so a spike widens the band).
+// A group drawn as the mean of its runs with the min-max band across them (lib/series.js groupEnvelope), in the
+// y axis' units (ty: log10 on a log axis).
 function groupLine(group, series, x0, x1, bins, smoothing, ty) {
-  const sum = new Float64Array(bins), count = new Float64Array(bins);
-  const lo = new Array(bins).fill(null), hi = new Array(bins).fill(null);
-  const runSum = new Float64Array(bins), runCount = new Float64Array(bins);
-  for (const index of group.members) {
-    const { run, xs } = series[index];
-    const touched = [];
-    run.values.forEach((v, i) => {
-      const x = xs[i];
-      if (x === null || v === null || !isFinite(v)) return;
-      const b = Math.min(bins - 1, Math.max(0, Math.floor(((x - x0) / (x1 - x0)) * (bins - 1) + 0.5)));
-      if (!runCount[b]) touched.push(b);
-      runSum[b] += v; runCount[b]++;
-      if (lo[b] === null || v < lo[b]) lo[b] = v;
-      if (hi[b] === null || v > hi[b]) hi[b] = v;
-    });
-    for (const b of touched) { sum[b] += runSum[b] / runCount[b]; count[b]++; runSum[b] = 0; runCount[b] = 0; }
-  }
-  const xs = Array.from({ length: bins }, (_, b) => x0 + ((x1 - x0) * b) / (bins - 1));
-  const mean = Array.from(sum, (s, b) => (count[b] ? s / count[b] : null));
+  const { xs, mean, lo, hi } = groupEnvelope(group.members.map((i) => ({ xs: series[i].xs, values: series[i].run.values })), x0, x1, bins);
   return {
     id: null, label: `${group.label} (${group.members.length} run${group.members.length === 1 ? "" : "s"})`, color: group.color, xs,
     mean: mean.map(ty), lo: lo.map(ty), hi: hi.map(ty), smooth: smoothing > 0 ? ema(mean, smoothing).map(ty) : null,
     get ys() { return this.smooth || this.mean; }, raw: mean,
   };
-}
-
-function niceTicks(lo, hi, count) {
-  const step0 = (hi - lo) / count, magnitude = 10 ** Math.floor(Math.log10(step0));
-  const step = [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= step0) || step0;
-  const ticks = [];
-  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(Math.abs(t) < step * 1e-9 ? 0 : t);
-  return ticks;
-}
-
-function timeLabel(seconds, span) {
-  const d = new Date(seconds * 1000), pad = (n) => String(n).padStart(2, "0");
-  return span > 2 * 86400 ? `${pad(d.getMonth() + 1)}-${pad(d.getDate())}` : `${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
 function drawAxes(ctx, plot, [x0, x1], [y0, y1], px, py, xMode, logY, title) {

@@ -2,30 +2,12 @@
 // scatter; brushing an axis narrows the runs table, clicking a line or a point opens the run. Plain SVG.
 
 import { api } from "./api.js";
-import { numericScale, rampColor, varyingKeys } from "./chart_controls.js";
-import { el, formatValue } from "./util.js";
+import { el, svg } from "./dom.js";
+import { formatValue } from "./lib/format.js";
+import { varyingKeys } from "./lib/rows.js";
+import { axisFor, rampColor } from "./lib/scales.js";
 
-const SVG = "http://www.w3.org/2000/svg";
 const HEIGHT = 300, PAD = { t: 28, b: 24, l: 40, r: 70 };
-
-function svg(tag, attrs = {}, ...children) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) if (v !== null && v !== undefined) node.setAttribute(k, v);
-  for (const c of children.flat()) if (c !== null && c !== undefined) node.append(c instanceof Node ? c : String(c));
-  return node;
-}
-
-// An axis over the runs' values: numeric (linear, or log across orders of magnitude) or categorical (evenly spaced).
-function axisFor(key, values) {
-  const numeric = values.some((v) => typeof v === "number") && values.every((v) => v === undefined || v === null || typeof v === "number");
-  if (numeric) {
-    const scale = numericScale(values);
-    return { key, numeric: true, at: scale.at, ticks: [scale.lo, scale.hi] };
-  }
-  const distinct = [...new Set(values.filter((v) => v !== undefined && v !== null).map((v) => JSON.stringify(v)))].sort();
-  return { key, numeric: false, ticks: distinct.map((v) => JSON.parse(v)),
-           at: (v) => (v === undefined || v === null ? null : distinct.length < 2 ? 0.5 : distinct.indexOf(JSON.stringify(v)) / (distinct.length - 1)) };
-}
 
 export function parallelPanel(container, { onBrush, onOpen }) {
   const state = { rows: [], metric: "", agg: "last", values: new Map(), brushes: new Map(), request: 0, scatterKey: "" };

@@ -9,8 +9,8 @@
 import { compareView } from "./compare.js";
 import { experimentView } from "./experiment_page.js";
 import { navigator_ } from "./navigator.js";
-import { runsView } from "./runs_table.js";
-import { el, setBreadcrumbs, setLive, statusBadge } from "./util.js";
+import { el, setBreadcrumbs, setLive, statusBadge } from "./dom.js";
+import { workspaceView } from "./workspace_view.js";
 
 let currentView = null;  // {destroy()} of the view on screen, so timers and charts stop when we navigate away
 let navigatorReady = null;  // the navigator's first load; only the home view (built from its list) waits for it
@@ -35,7 +35,7 @@ export async function route() {
   const { parts, query } = parseHash();
   try {
     if (parts[0] === "exp" && parts[1]) currentView = await experimentView(main, parts[1]);
-    else if (parts[0] === "ws" && parts.length >= 3) currentView = await runsView(main, parts[1], parts[2], query.get("dir") || "", query.get("filter") || "", query.get("view") || "runs");
+    else if (parts[0] === "ws" && parts.length >= 3) currentView = await workspaceView(main, parts[1], parts[2], query.get("dir") || "", query.get("filter") || "", query.get("view") || "runs");
     else if (parts[0] === "compare") currentView = await compareView(main, (query.get("ids") || "").split(",").filter(Boolean), query.get("metric"));
     else { await navigatorReady; currentView = homeView(main); }
   } catch (error) {

@@ -2,7 +2,7 @@
 // mutation (docs/query.md). Delete asks for a confirmation first; a deleted experiment says so and offers restore.
 
 import { api } from "./api.js";
-import { el } from "./util.js";
+import { el } from "./dom.js";
 
 const FIELDS = "id tags notes deletedAt";
 

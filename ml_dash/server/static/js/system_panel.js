@@ -3,37 +3,9 @@
 
 import { api } from "./api.js";
 import { loadPlotly } from "./charts.js";
-import { el, formatTime, plotlyText } from "./util.js";
-
-const PREFIX = "system/";
-// The System group's charts: the series (names without the prefix) each pattern takes, drawn together. A name no
-// pattern takes gets a chart of its own, so a newer client's readings still show.
-const CHARTS = [
-  ["CPU %", /^(process_)?cpu_percent$/],
-  ["Memory (MiB)", /^(process_rss|memory_used|memory_available)_mb$/],
-  ["Memory %", /^memory_percent$/],
-  ["Disk I/O (MiB/s)", /^disk_(read|write)_mb_s$/],
-  ["Network (MiB/s)", /^net_(recv|sent)_mb_s$/],
-  ["Threads", /^process_threads$/],
-  ["GPU utilisation %", /^gpu\.\d+\.utilization_percent$/],
-  ["GPU memory %", /^gpu\.\d+\.memory_percent$/],
-  ["GPU memory (MiB)", /^gpu\.\d+\.memory_used_mb$/],
-  ["GPU temperature (°C)", /^gpu\.\d+\.temperature_c$/],
-  ["GPU power (W)", /^gpu\.\d+\.power_w$/],
-];
-
-// [{title, names}] in CHARTS order, then the names no pattern takes; names are given and kept with the prefix.
-export function systemChartGroups(names) {
-  const groups = CHARTS.map(([title]) => ({ title, names: [] }));
-  const others = [];
-  for (const name of [...names].sort()) {
-    const short = name.startsWith(PREFIX) ? name.slice(PREFIX.length) : name;
-    const index = CHARTS.findIndex(([, pattern]) => pattern.test(short));
-    if (index >= 0) groups[index].names.push(name);
-    else others.push({ title: short, names: [name] });
-  }
-  return [...groups.filter((g) => g.names.length), ...others];
-}
+import { el } from "./dom.js";
+import { formatTime, plotlyText } from "./lib/format.js";
+import { SYSTEM_PREFIX as PREFIX, systemChartGroups } from "./lib/rows.js";
 
 export class SystemPanels {
   constructor(experimentId) {

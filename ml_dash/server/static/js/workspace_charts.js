@@ -2,9 +2,13 @@
 // seriesBatch request per metric), coloured or grouped by a parameter, with the shared smoothing/log/x controls.
 
 import { api } from "./api.js";
-import { bucketsFor, colorBy, controlsToolbar, defaultControls, varyingKeys } from "./chart_controls.js";
+import { controlsToolbar, defaultControls } from "./chart_controls.js";
+import { el } from "./dom.js";
+import { formatValue } from "./lib/format.js";
+import { groupByValue, varyingKeys } from "./lib/rows.js";
+import { colorBy } from "./lib/scales.js";
+import { bucketsFor } from "./lib/series.js";
 import { OverlayChart } from "./overlay_chart.js";
-import { el, formatValue } from "./util.js";
 
 export const MAX_OVERLAY = 1000;  // runs per chart: seriesBatch's own limit
 
@@ -82,16 +86,10 @@ export function workspaceCharts(container, { onOpen }) {
                     times: answer.times || null, start: row.startedAt });
       rowsOf.push(row);
     });
-    let groups = null;
-    if (state.group && state.colorKey) {
-      const byValue = new Map();
-      rowsOf.forEach((row, i) => {
-        const key = JSON.stringify(row.flatParams[state.colorKey] ?? null);
-        if (!byValue.has(key)) byValue.set(key, { label: `${state.colorKey}=${formatValue(JSON.parse(key))}`, color: series[i].color, members: [] });
-        byValue.get(key).members.push(i);
-      });
-      groups = [...byValue.values()];
-    }
+    const groups = state.group && state.colorKey
+      ? groupByValue(rowsOf, state.colorKey).map(({ value, members }) => ({
+        label: `${state.colorKey}=${formatValue(value)}`, color: series[members[0]].color, members }))
+      : null;
     chart.overlay.setData(series, state.controls, groups);
     const points = chart.answers.reduce((n, a) => n + (a ? a.count : 0), 0);
     chart.count.textContent = `${series.length} runs${groups ? ` in ${groups.length} groups` : ""}, ${points} points`;

@@ -1,0 +1,61 @@
+// The experiment page's Metrics section: the shared chart controls and one MetricChart per metric, grouped by
+// namespace (train.*, val.*), each fed by metric_series.js.
+
+import { controlsToolbar, defaultControls } from "./chart_controls.js";
+import { MetricChart } from "./charts.js";
+import { el } from "./dom.js";
+import { groupByPrefix } from "./lib/rows.js";
+import { feedChart } from "./metric_series.js";
+
+export class MetricsSection {
+  constructor(section, experimentId) {
+    this.section = section;
+    this.experimentId = experimentId;
+    this.controls = defaultControls();
+    this.charts = new Map();  // metric name → {chart, load}
+  }
+
+  // Lay out one chart per metric and send all their series requests.
+  render(metricNames) {
+    this.destroy();
+    const toolbar = controlsToolbar(this.controls, (_, what) => {
+      for (const { chart } of this.charts.values()) chart.update(what).catch(console.error);
+    });
+    this.section.replaceChildren(el("h2", {}, "Metrics"), el("div", { class: "toolbar" }, toolbar,
+      el("span", { class: "muted" }, "drag to zoom (fetches full resolution), double-click to reset")));
+    if (!metricNames.length) this.section.append(el("p", { class: "muted" }, "No metrics yet."));
+    for (const [group, names] of groupByPrefix(metricNames)) {
+      const grid = el("div", { class: "chart-group" });
+      this.section.append(el("div", { class: "metric-group", "data-group": group }, group ? el("h3", {}, `${group}.*`) : null, grid));
+      for (const name of names) {
+        const countLabel = el("span", { class: "count" });
+        const div = el("div", { class: "chart", "data-metric": name });
+        grid.append(el("div", { class: "chart-card" }, el("div", { class: "title" }, el("span", {}, name), countLabel), div));
+        const chart = new MetricChart(div, [{ experimentId: this.experimentId, metric: name, label: name }], { controls: this.controls });
+        chart.onDrawn = (c) => {
+          const m = c.loaded[0];
+          countLabel.textContent = m.count > m.values.length ? `${m.values.length} of ${m.count} points (min/max envelope)` : `${m.count} points`;
+        };
+        this.charts.set(name, { chart, load: feedChart(chart) });
+      }
+    }
+    // The charts are in the document, so each can read its width (one layout) and ask for as many points as it has
+    // pixels. All of the page's series requests leave together, in this task, before any answer is awaited.
+    for (const { chart, load } of this.charts.values()) load().catch((error) => showChartError(chart, error));
+  }
+
+  // New data landed: read every chart again (its zoom kept).
+  reload() {
+    for (const { load } of this.charts.values()) load().catch(console.error);
+  }
+
+  destroy() {
+    for (const { chart } of this.charts.values()) chart.destroy();
+    this.charts.clear();
+  }
+}
+
+function showChartError(chart, error) {
+  chart.container.textContent = `Could not load: ${error.message}`;
+  chart.container.classList.add("error");
+}

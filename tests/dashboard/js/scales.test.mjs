@@ -1,0 +1,55 @@
+// lib/scales.js: palette, ramp, numeric scales, colouring by a parameter, parallel-coordinates axes.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { axisFor, categoricalColor, colorBy, numericScale, rampColor } from "../../../ml_dash/server/static/js/lib/scales.js";
+
+test("categoricalColor: the palette, then distinct hues", () => {
+  assert.equal(categoricalColor(0), "#4e79a7");
+  assert.equal(categoricalColor(19), "#aec7e8");
+  assert.match(categoricalColor(20), /^hsl\(\d+(\.\d+)?, 60%, 45%\)$/);
+  assert.notEqual(categoricalColor(20), categoricalColor(21));
+});
+
+test("rampColor: the ends, the middle, clamping and grey for no value", () => {
+  assert.equal(rampColor(0), "rgb(68, 1, 84)");
+  assert.equal(rampColor(1), "rgb(253, 231, 37)");
+  assert.equal(rampColor(0.5), "rgb(33, 145, 140)");
+  assert.equal(rampColor(7), rampColor(1));
+  assert.equal(rampColor(null), "#999999");
+  assert.equal(rampColor(NaN), "#999999");
+});
+
+test("numericScale: linear, log across orders of magnitude, none without numbers", () => {
+  const linear = numericScale([0, 5, 10, "x", null]);
+  assert.equal(linear.log, false);
+  assert.equal(linear.at(5), 0.5);
+  assert.equal(linear.at("5"), null);
+  const log = numericScale([0.0001, 0.01, 1]);
+  assert.equal(log.log, true);
+  assert.ok(Math.abs(log.at(0.01) - 0.5) < 1e-12);
+  assert.equal(numericScale([3, 3]).at(3), 0.5);
+  assert.equal(numericScale(["a", null]), null);
+});
+
+test("colorBy: the palette per run without a key, a ramp for numbers, the palette per value otherwise", () => {
+  const runs = [{ flatParams: { lr: 1, opt: "sgd" } }, { flatParams: { lr: 3, opt: "adam" } }, { flatParams: { lr: 2, opt: "sgd" } }];
+  assert.equal(colorBy(runs, "").colorOf(runs[1]), categoricalColor(1));
+  const byLr = colorBy(runs, "lr");
+  assert.equal(byLr.colorOf(runs[0]), rampColor(0));
+  assert.equal(byLr.colorOf(runs[2]), rampColor(0.5));
+  assert.deepEqual(byLr.legend, [["lr = 1", rampColor(0)], ["3", rampColor(1)]]);
+  const byOpt = colorBy(runs, "opt");
+  assert.equal(byOpt.colorOf(runs[0]), byOpt.colorOf(runs[2]));
+  assert.deepEqual(byOpt.legend, [['opt = adam', categoricalColor(0)], ['opt = sgd', categoricalColor(1)]]);
+});
+
+test("axisFor: numeric axes span the values, categorical ones space the sorted values evenly", () => {
+  const numeric = axisFor("lr", [1, 3, null]);
+  assert.deepEqual([numeric.numeric, numeric.ticks, numeric.at(2)], [true, [1, 3], 0.5]);
+  const categorical = axisFor("opt", ["sgd", "adam", "rms", null]);
+  assert.equal(categorical.numeric, false);
+  assert.deepEqual(categorical.ticks, ["adam", "rms", "sgd"]);
+  assert.deepEqual(["adam", "rms", "sgd", null].map(categorical.at), [0, 0.5, 1, null]);
+  assert.equal(axisFor("one", ["only"]).at("only"), 0.5);
+});

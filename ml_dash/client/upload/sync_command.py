@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import orjson
 
-from ml_dash.format.layout import META_FILE, STREAMS
+from ml_dash.format.layout import FILES_DIR, META_FILE, STREAMS, is_experiment, read_meta
 from ml_dash.client.upload.crashed import crash_verdict, mark_meta_failed
 from ml_dash.client.upload.http import Api
 from ml_dash.client.upload.retry import Backoff, GiveUp, Retrier
@@ -34,11 +34,11 @@ def find_experiments(paths: list[str]) -> list[str]:
     found: list[str] = []
     for path in paths:
         path = os.path.abspath(path)
-        if os.path.isfile(os.path.join(path, META_FILE)):
+        if is_experiment(path):
             found.append(path)
             continue
         for dirpath, dirnames, filenames in os.walk(path):
-            dirnames[:] = sorted(d for d in dirnames if d != "files")  # an experiment's files/ holds no runs
+            dirnames[:] = sorted(d for d in dirnames if d != FILES_DIR)  # an experiment's files/ holds no runs
             if META_FILE in filenames:
                 found.append(dirpath)
     return list(dict.fromkeys(found))
@@ -47,8 +47,7 @@ def find_experiments(paths: list[str]) -> list[str]:
 def prepare_state(directory: str) -> tuple[SyncState, dict]:
     """The sync state, reconciled with the meta file: the meta may know of a run (or its end) the uploader never saw
     (logged offline, or the process died before the uploader recorded the end)."""
-    with open(os.path.join(directory, META_FILE), "rb") as f:
-        meta = orjson.loads(f.read())
+    meta = read_meta(directory, strict=True)
     state = SyncState(directory)
     started_at = meta.get("started_at")
     if started_at is not None:
@@ -172,7 +171,7 @@ def sync_paths(paths: list[str], remote: str | None = None, token: str | None = 
 
 def format_summary(results: list[SyncResult]) -> str:
     if not results:
-        return "ml-dash sync: no experiments found (looked for .ml-logger.meta.json)"
+        return f"ml-dash sync: no experiments found (looked for {META_FILE})"
     lines = []
     header = f"{'experiment':<48} " + " ".join(f"{s:>10}" for s in STREAMS) + f" {'files':>6} {'run status':>11}  result"
     lines.append(header)

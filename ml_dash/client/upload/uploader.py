@@ -26,6 +26,7 @@ from ml_dash.client.upload.http import Api
 from ml_dash.client.upload.retry import Backoff, Retrier, RetryableError
 from ml_dash.client.upload.run_upload import Parked, RunSync, changed_files
 from ml_dash.client.upload.state import SyncState
+from ml_dash.format.layout import files_path
 
 logger = logging.getLogger("ml_dash")
 
@@ -64,7 +65,7 @@ class RemoteRun:
         def on_ids(experiment_id: str | None, run_id: str | None) -> None:
             exp = self.exp_ref()
             if exp is not None:
-                exp._set_remote_ids(experiment_id, run_id)
+                exp.set_remote_ids(experiment_id, run_id)
 
         self.api = Api(uploader.session, self.remote, settings["token"], self._retrier)
         identity = {"namespace": exp.namespace, "workspace": exp.workspace, "prefix": exp.prefix,
@@ -112,7 +113,7 @@ class RemoteRun:
         pending = self.sync.state.pending_bytes()
         parts = [f"{n} bytes of {stream}" for stream, n in pending.items() if n]
         try:
-            n_files = len(changed_files(os.path.join(self.path, "files"), dict(self.sync.state.files)))
+            n_files = len(changed_files(files_path(self.path), dict(self.sync.state.files)))
         except RuntimeError:  # the dict changed under us; the count is only informative
             n_files = 0
         if n_files:
@@ -229,12 +230,12 @@ class Uploader:
             # The same directory again (a new Experiment object for a re-run): one task and one state per directory,
             # so two tasks never race over the same offsets.
             existing.exp_ref = weakref.ref(exp)
-            self.by_store[exp._store_key] = existing
+            self.by_store[exp.store_key] = existing
             state = existing.sync.state
-            exp._set_remote_ids(state.experiment_id if existing.sync.ready else None, None)
+            exp.set_remote_ids(state.experiment_id if existing.sync.ready else None, None)
             return existing
         run = RemoteRun(self, exp, upload_settings())
-        self.by_store[exp._store_key] = run
+        self.by_store[exp.store_key] = run
         self.by_path[exp.local_path] = run
 
         def start() -> None:

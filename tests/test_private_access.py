@@ -22,8 +22,6 @@ ALLOWED = {
         "Tags comparing itself with another Tags: the same class's own member",
     ("client/metrics.py", "logger._children"):
         "set_in_run walks MetricsLogger's own tree of namespaced children, in the class's module",
-    ("client/sinks/jsonl.py", "store._pending"):
-        "JsonlSink and LocalStore are one unit of the same module: the sink retries and forgets a store's held lines",
     ("integrations/lightning.py", "from lightning.pytorch.loggers.utilities import _scan_checkpoints"):
         "Lightning's own loggers use it to find checkpoints; no public equivalent exists",
     ("server/ingest.py", "inner._metric_events"):

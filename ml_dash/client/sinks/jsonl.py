@@ -26,10 +26,10 @@ from ml_dash.client.events import (
     STORE_DIRECTORIES,
     split_metric_event,
 )
-from ml_dash.client.values import clean_metrics, json_safe, metric_to_python, read_metric_tensors, resolve_deferred
+from ml_dash.client.values import clean_metrics, metric_to_python, read_metric_tensors, resolve_deferred
 from ml_dash.format.layout import stream_path
 from ml_dash.format.limits import MAX_NAME_LENGTH
-from ml_dash.format.values import TEXT_TO_NONFINITE
+from ml_dash.format.values import TEXT_TO_NONFINITE, json_safe
 from ml_dash.client.pipeline.pace import pace
 
 logger = logging.getLogger("ml_dash")

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from ml_dash.format.layout import FINAL_STATUSES, STREAMS, files_path, meta_path, read_meta, saved_files, stream_path
 from ml_dash.client.upload.environment import push_environment
-from ml_dash.client.upload.http import Api, Conflict, HTTPError, file_url_path
+from ml_dash.client.upload.http import PROTOCOL, Conflict, HTTPError, ServerClient, file_url_path
 from ml_dash.client.upload.state import SyncState
 from ml_dash.client.upload.window import Flight, Flights, extends_acked, read_batch
 
@@ -33,8 +33,8 @@ def _excerpt(value: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-class RunSync:
-    def __init__(self, api: Api, state: SyncState, identity: dict[str, Any], max_events: int = 50_000,
+class RunUpload:
+    def __init__(self, api: ServerClient, state: SyncState, identity: dict[str, Any], max_events: int = 50_000,
                  max_bytes: int = 4 << 20, on_ids: Callable[[str | None, str | None], None] | None = None,
                  on_acked: Callable[[str, int], None] | None = None, window: int = 4) -> None:
         self.api = api
@@ -62,6 +62,10 @@ class RunSync:
 
     # -- setup ----------------------------------------------------------------------------------------------------
     async def setup(self) -> None:
+        protocol = await self.api.protocol()
+        if protocol != PROTOCOL:  # compatibility is the protocol number /health answers (docs/protocol.md)
+            raise Parked(f"the server at {self.api.base_url} speaks protocol {protocol}, this client protocol "
+                         f"{PROTOCOL}: upgrade the one that is older; the data stays local (ml-dash sync sends it later)")
         ident = self.identity
         body = {k: ident[k] for k in ("namespace", "workspace", "prefix") if ident.get(k)}
         for optional in ("directory", "readme", "hostname"):

@@ -1,4 +1,5 @@
-"""``ml-dash sync PATH…``: upload runs logged offline or interrupted, resuming exactly where the server stopped."""
+"""``ml-dash sync PATH…``: the upload (``RunUpload``) of runs logged offline or interrupted, run to the end, resuming
+exactly where the server stopped."""
 from __future__ import annotations
 
 import asyncio
@@ -10,9 +11,9 @@ import orjson
 
 from ml_dash.format.layout import FILES_DIR, META_FILE, STREAMS, is_experiment, read_meta
 from ml_dash.client.upload.crashed import crash_verdict, mark_meta_failed
-from ml_dash.client.upload.http import Api
+from ml_dash.client.upload.http import ServerClient
 from ml_dash.client.upload.retry import Backoff, GiveUp, Retrier
-from ml_dash.client.upload.run_upload import Parked, RunSync
+from ml_dash.client.upload.run_upload import Parked, RunUpload
 from ml_dash.client.upload.state import SyncState
 
 
@@ -61,13 +62,13 @@ def prepare_state(directory: str) -> tuple[SyncState, dict]:
     return state, meta
 
 
-async def _drain(sync: RunSync) -> str | None:
+async def _drain(upload: RunUpload) -> str | None:
     """Step until everything is on the server; the error that stopped it, or ``None``."""
     try:
         stalled = 0
         while True:
-            behind = await sync.step()
-            if not behind and sync.finished():
+            behind = await upload.step()
+            if not behind and upload.finished():
                 return None
             stalled = 0 if behind else stalled + 1
             if stalled > 3:  # not behind yet not finished: nothing more this sync can do
@@ -76,7 +77,7 @@ async def _drain(sync: RunSync) -> str | None:
         return str(exc)
 
 
-async def _end_if_crashed(sync: RunSync, state: SyncState, meta: dict, result: SyncResult) -> None:
+async def _end_if_crashed(upload: RunUpload, state: SyncState, meta: dict, result: SyncResult) -> None:
     """A run whose meta still says running after all its data is on the server: FAILED if its process is provably
     gone (locally in the meta file, then on the server, after the data), else a note saying why it stays RUNNING."""
     run = state.current_run()
@@ -92,7 +93,7 @@ async def _end_if_crashed(sync: RunSync, state: SyncState, meta: dict, result: S
         return
     run.update(status="FAILED", error=error, ended_at=ended_at)
     state.save()  # a failed status push is sent by the next sync (the meta now says failed too)
-    result.error = await _drain(sync)
+    result.error = await _drain(upload)
     result.marked_failed = error
 
 
@@ -120,16 +121,16 @@ async def _sync_all(targets: list[tuple[str, str | None]], token: str | None, pr
             except (OSError, orjson.JSONDecodeError) as exc:
                 result.error = f"unreadable meta file: {exc}"
                 continue
-            api = Api(session, remote, token, lambda: Retrier(backoff=backoff, max_attempts=attempts))
+            api = ServerClient(session, remote, token, lambda: Retrier(backoff=backoff, max_attempts=attempts))
             identity = {k: meta.get(k) for k in ("namespace", "workspace", "prefix", "directory", "readme", "hostname",
                                                  "environment")}
-            sync = RunSync(api, state, identity, on_acked=lambda stream, n: progress.update(max(0, n)))
-            result.error = await _drain(sync)
+            upload = RunUpload(api, state, identity, on_acked=lambda stream, n: progress.update(max(0, n)))
+            result.error = await _drain(upload)
             if mark_crashed and result.error is None:
-                await _end_if_crashed(sync, state, meta, result)
-            result.events = dict(sync.sent)
-            result.files = sync.files_sent
-            result.statuses = sync.statuses_sent
+                await _end_if_crashed(upload, state, meta, result)
+            result.events = dict(upload.sent)
+            result.files = upload.files_sent
+            result.statuses = upload.statuses_sent
             result.experiment_id = state.experiment_id
             run = state.current_run()
             result.run_status = run["sent_status"] if run else None

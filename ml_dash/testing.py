@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 from typing import Any, Iterator
 
-import orjson
-
 from ml_dash.client.experiment import Experiment
 from ml_dash.format.jsonl import read_jsonl
-from ml_dash.format.layout import META_FILE
+from ml_dash.format.layout import read_meta, stream_path
 from ml_dash.format.params import replay
 from ml_dash.format.values import decode_metrics
 
@@ -36,24 +33,23 @@ def temporary_experiment(**kwargs: Any) -> Iterator[Experiment]:
             exp.complete()  # a run left open would otherwise be ended at exit, recreating the deleted directory
         finally:
             exp.flush()
-            exp._close_files()
+            exp.close_files()
 
 
 def read_run(path: str) -> dict:
     """Everything an experiment directory holds: ``meta``, ``params`` (replayed), ``metrics``, ``logs`` and the
     sampler's ``system`` rows."""
     try:
-        with open(os.path.join(path, META_FILE), "rb") as f:
-            meta = orjson.loads(f.read())
+        meta = read_meta(path, strict=True)  # a damaged meta file is an error in a test, not an empty dict
     except FileNotFoundError:
         meta = {}
-    metrics = read_jsonl(os.path.join(path, "metrics.jsonl"))
+    metrics = read_jsonl(stream_path(path, "metrics"))
     for row in metrics:
         decode_metrics(row.get("metrics") or {})
     return {
         "meta": meta,
-        "params": replay(read_jsonl(os.path.join(path, "parameters.jsonl"))),
+        "params": replay(read_jsonl(stream_path(path, "parameters"))),
         "metrics": metrics,
-        "logs": read_jsonl(os.path.join(path, "logs.jsonl")),
-        "system": read_jsonl(os.path.join(path, "system.jsonl")),
+        "logs": read_jsonl(stream_path(path, "logs")),
+        "system": read_jsonl(stream_path(path, "system")),
     }

@@ -7,7 +7,8 @@ Two shapes, chosen for the caller's cost:
   ``METRIC_SOURCES``: which store, which namespace, and whether values still need converting. A dict of atomic
   values is untracked by the cyclic GC, so a long queue costs garbage collections nothing.
 * everything else is a **tuple** ``(store key, kind, a, b, c, d)`` of one of the kinds below, built by the
-  constructors here.
+  constructors here. Its positions are named below (``STORE``, ``KIND`` and each kind's own); a reader indexes with
+  those names or unpacks the whole tuple in the order its constructor documents, never by a bare number.
 
 Stores are named by an int key, not by reference, for the same GC reason: a queued tuple of atomic values is
 untracked after its first young collection.
@@ -18,6 +19,11 @@ from typing import Any
 
 METRIC_AGG, RECORD, BARRIER = 1, 2, 3
 STEP_KEY = 0
+# Positions in an event tuple. Every kind: which store (None for a barrier) and which kind.
+STORE, KIND = 0, 1
+RECORD_STREAM, RECORD_BODY, RECORD_DEFERRED = 2, 3, 4  # record_event
+AGG_TIMESTAMP, AGG_STEP, AGG_SPEC = 2, 3, 4  # aggregate_event; AGG_SPEC holds (rows, how, extra, namespace)
+BARRIER_SIGNAL = 2  # barrier_event
 METRIC_SOURCES: list[tuple[int, str | None, bool]] = [(-1, None, False)]  # index 0 is never a source: it is STEP_KEY
 STORE_DIRECTORIES: list[str] = []  # index = store key: the experiment directory its events are written under
 
@@ -43,20 +49,27 @@ def split_metric_event(event: dict) -> tuple[int, str | None, bool, float, objec
 
 
 def record_event(store_key: int, stream: str, record: dict, deferred: bool) -> tuple:
-    """A JSON record for ``stream`` (parameters, logs). ``deferred``: it holds tensors the writer must still read."""
+    """A JSON record for ``stream`` (parameters, logs). ``deferred``: it holds tensors the writer must still read.
+
+    ``(store_key, RECORD, stream, record, deferred, None)``: positions ``RECORD_STREAM``, ``RECORD_BODY``,
+    ``RECORD_DEFERRED``."""
     return (store_key, RECORD, stream, record, deferred, None)
 
 
 def aggregate_event(store_key: int, timestamp: float, step: Any, rows: Any, how: str, extra: dict,
                     namespace: str | None) -> tuple:
-    """``metrics.flush()``: the writer aggregates ``rows`` (``[(step, metrics)]`` or collected tensors) by ``how``."""
+    """``metrics.flush()``: the writer aggregates ``rows`` (``[(step, metrics)]`` or collected tensors) by ``how``.
+
+    ``(store_key, METRIC_AGG, timestamp, step, (rows, how, extra, namespace), None)``: positions ``AGG_TIMESTAMP``,
+    ``AGG_STEP``, ``AGG_SPEC``."""
     return (store_key, METRIC_AGG, timestamp, step, (rows, how, extra, namespace), None)
 
 
 def barrier_event(signal: Any) -> tuple:
-    """A flush barrier: the writer calls ``signal.set()`` once everything queued before it is written."""
+    """A flush barrier: the writer calls ``signal.set()`` (at ``BARRIER_SIGNAL``) once everything queued before it is
+    written."""
     return (None, BARRIER, signal, None, None, None)
 
 
 def is_barrier(event: object) -> bool:
-    return type(event) is tuple and event[1] == BARRIER
+    return type(event) is tuple and event[KIND] == BARRIER

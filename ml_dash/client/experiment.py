@@ -11,8 +11,6 @@ import time
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-import orjson
-
 from ml_dash.client import sigterm as _sigterm
 from ml_dash.client.annotations import Tags, set_notes
 from ml_dash.client.run.environment import EnvironmentCapture, environment_settings
@@ -23,7 +21,7 @@ from ml_dash.client.metrics import MetricsLogger, set_in_run
 from ml_dash.client.params import ParameterManager
 from ml_dash.settings import setting
 from ml_dash.client.run.system import STOP_TIMEOUT, start_sampler, system_settings
-from ml_dash.format.layout import META_FILE, atomic_write
+from ml_dash.format.layout import META_FILE, files_path, read_meta, write_meta
 from ml_dash.format.names import check_segments
 from ml_dash.client.pipeline.process import PIPELINE
 
@@ -76,16 +74,18 @@ class Experiment:
         self._owner_pid = os.getpid()
         self._end_lock = threading.Lock()  # complete()/fail() from two threads: the first one ends the run
         self._start_lock = threading.Lock()  # run() and an implicit start from two threads: one run
-        self._in_run = False  # this object started a run that has not ended
+        # Public-internal seams (the loggers, the uploader and ml_dash.testing use them; not part of the user API):
+        # in_run and store_key are plain attributes, read by the loggers off a run's hot path without a property call.
+        self.in_run = False  # this object started a run that has not ended
         self._implicit = False  # that run was started by a logging call, not by run(): run() adopts it
         self._ran = False  # this object has started a run before
         self._warned: set[str] = set()
-        self._store_key = register_store(self._path)
-        self.params = ParameterManager(self, self._store_key, self._path)
-        self.metrics = MetricsLogger(self, self._store_key, self._path)
+        self.store_key = register_store(self._path)
+        self.params = ParameterManager(self, self.store_key, self._path)
+        self.metrics = MetricsLogger(self, self.store_key, self._path)
         set_in_run(self.metrics, False)
-        self.logs = LogManager(self, self._store_key, self._path)
-        self.files = FileManager(os.path.join(self._path, "files"))
+        self.logs = LogManager(self, self.store_key, self._path)
+        self.files = FileManager(files_path(self._path))
         if self._remote:
             self._uploader = attach_remote(self)
 
@@ -130,7 +130,7 @@ class Experiment:
         if func is not None:
             return self._decorate(func)
         with self._start_lock:
-            if self._in_run:
+            if self.in_run:
                 if self._implicit:  # a logging call started it: this run() takes it over
                     self._implicit = False
                     return _RunContext(self)
@@ -141,14 +141,15 @@ class Experiment:
             self._start()
         return _RunContext(self)
 
-    def _outside_run(self, where: str) -> None:
-        """A logging call while this object has no open run (called by the loggers, off the hot path of a run).
+    def ensure_run(self, where: str) -> None:
+        """Public-internal: a logging call while this object has no open run (the loggers call it, off the hot path of
+        a run; ``where`` names the call in messages).
 
         Before the first run, it starts one implicitly, as W&B and MLflow do: the data then belongs to a run, reaches
         the server, and the run is completed at exit (or by ``complete()``; a later ``run()`` takes it over). After
         the run ended, it warns once and the data is kept (in the local files, as before)."""
         with self._start_lock:
-            if self._in_run:
+            if self.in_run:
                 return
             if os.getpid() != self._owner_pid:
                 return  # a forked child logs into its parent's files and never starts a run of its own
@@ -190,10 +191,10 @@ class Experiment:
         if self._environment[0]:
             self._meta.pop("environment", None)  # an earlier run's, until this run's capture replaces it
         self._write_meta()
-        self._sampler = start_sampler(self._store_key, *self._system)
+        self._sampler = start_sampler(self.store_key, *self._system)
         if self._environment[0]:
             self._capture = EnvironmentCapture(self._environment[1], self._environment_captured)
-        self._in_run = self._ran = True
+        self.in_run = self._ran = True
         set_in_run(self.metrics, True)
         _sigterm.handle_sigterm()
         if self._finalise_at_exit not in PIPELINE.at_exit:
@@ -225,12 +226,12 @@ class Experiment:
     def _end_locked(self, status: str, error: str | None, timeout: float | None) -> None:
         self._stop_run_helpers(timeout)
         written = PIPELINE.flush(timeout)
-        dropped = PIPELINE.sink.dropped(self._store_key)
+        dropped = PIPELINE.sink.dropped(self.store_key)
         if dropped:  # logged after the drain, so the warning itself finds room in the queue
             self.logs.warning("ml-dash dropped events because the queue was full (on_full='drop')",
                               dropped_events=dropped)
             written = PIPELINE.flush(timeout) and written
-        written = self._close_files(timeout) and written
+        written = self.close_files(timeout) and written
         self._meta.update(status=status, completed_at=time.time(), error=error, dropped_events=dropped)
         self._meta.pop("unwritten_events", None)  # an earlier run's count must not stick to this one
         if not written:
@@ -239,7 +240,7 @@ class Experiment:
                 print(f"ml-dash: {self._meta['unwritten_events']} events were not written within {timeout:g}s when the "
                       f"run ended; they stay queued and the exit hook tries again", file=sys.stderr)
         self._write_meta()
-        self._in_run = self._implicit = False
+        self.in_run = self._implicit = False
         set_in_run(self.metrics, False)
         if self._finalise_at_exit in PIPELINE.at_exit:
             PIPELINE.at_exit.remove(self._finalise_at_exit)
@@ -268,8 +269,8 @@ class Experiment:
         if self._uploader is not None:
             self._uploader.environment_captured(environment)
 
-    def _close_files(self, timeout: float | None = None) -> bool:
-        """fsync and close the JSONL files; ``False`` if that failed or the writer was busy past ``timeout``.
+    def close_files(self, timeout: float | None = None) -> bool:
+        """Public-internal (``ml_dash.testing`` calls it before deleting a directory): fsync and close the JSONL files; ``False`` if that failed or the writer was busy past ``timeout``.
 
         Done while the writer is held off (it may be appending to them for another thread, and a closed descriptor's
         number can be reused by any file): a process running many runs one after another would otherwise run out of
@@ -279,7 +280,7 @@ class Experiment:
             if not held:
                 return False
             try:
-                PIPELINE.sink.close_store(self._store_key)
+                PIPELINE.sink.close_store(self.store_key)
                 return True
             except OSError:
                 return False
@@ -321,11 +322,7 @@ class Experiment:
 
     # -- meta file ------------------------------------------------------------------------------------------------
     def _load_meta(self) -> dict:
-        try:
-            with open(os.path.join(self._path, META_FILE), "rb") as f:
-                meta = orjson.loads(f.read())
-        except (OSError, orjson.JSONDecodeError):
-            meta = {}
+        meta = read_meta(self._path)
         if self._experiment_id is None:
             self._experiment_id = meta.get("experiment_id")
         if self._readme is None:
@@ -338,13 +335,13 @@ class Experiment:
                 self._meta.update(namespace=self._namespace, workspace=self._workspace, prefix=self._prefix,
                                   directory=self._directory, readme=self._readme, experiment_id=self._experiment_id,
                                   run_id=self._run_id)
-                atomic_write(os.path.join(self._path, META_FILE), orjson.dumps(self._meta, option=orjson.OPT_INDENT_2))
+                write_meta(self._path, self._meta)
         except OSError as exc:  # an unwritable root must not crash the training loop; the writer reports it too
             logger.warning("ml-dash: could not write %s: %s", META_FILE, exc)
             print(f"ml-dash: could not write the run's status file in {self._path}: {exc}", file=sys.stderr)
 
-    def _set_remote_ids(self, experiment_id: str | None, run_id: str | None) -> None:
-        """Called by the uploader once the server has answered."""
+    def set_remote_ids(self, experiment_id: str | None, run_id: str | None) -> None:
+        """Public-internal: the uploader gives the server's ids once it has answered."""
         if experiment_id:
             self._experiment_id = experiment_id
         if run_id:

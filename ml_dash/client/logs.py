@@ -22,8 +22,8 @@ class LogManager:
 
     def log(self, /, message: str, level: str = "INFO", **context: Any) -> None:
         """Append one log line; ``context`` values must be JSON-able (numbers, strings, lists, dicts, arrays)."""
-        if not self._exp._in_run:
-            self._exp._outside_run("logs.log")
+        if not self._exp.in_run:
+            self._exp.ensure_run("logs.log")
         if not isinstance(message, str):
             raise TypeError(f"logs.log: message must be a str, got {type(message).__name__}")
         level_name = level.upper() if isinstance(level, str) else level

@@ -195,18 +195,18 @@ class _OutsideRun(MetricsLogger):
     __slots__ = ()
 
     def log(self, /, step: int | None = None, **metrics: Any) -> None:
-        if not self._exp._in_run:  # a bound method taken before the run started still ends up here
-            self._exp._outside_run("metrics.log")
+        if not self._exp.in_run:  # a bound method taken before the run started still ends up here
+            self._exp.ensure_run("metrics.log")
         MetricsLogger.log(self, step, **metrics)
 
     def collect(self, /, step: int | None = None, **metrics: Any) -> None:
-        if not self._exp._in_run:  # a bound method taken before the run started still ends up here
-            self._exp._outside_run("metrics.collect")
+        if not self._exp.in_run:  # a bound method taken before the run started still ends up here
+            self._exp.ensure_run("metrics.collect")
         MetricsLogger.collect(self, step, **metrics)
 
     def flush(self, /, _aggregation: str = "mean", step: int | None = None, **additional_metrics: Any) -> None:
-        if not self._exp._in_run:  # a bound method taken before the run started still ends up here
-            self._exp._outside_run("metrics.flush")
+        if not self._exp.in_run:  # a bound method taken before the run started still ends up here
+            self._exp.ensure_run("metrics.flush")
         MetricsLogger.flush(self, _aggregation, step, **additional_metrics)
 
 

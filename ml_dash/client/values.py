@@ -231,18 +231,3 @@ def to_jsonable(value: Any, where: str, key: str, deferred: list | None = None) 
         if isinstance(value, base):
             return to_jsonable(base(value), where, key)
     raise TypeError(f"{where}: {key}= has type {type(value).__name__}, which cannot be stored as JSON")
-
-
-def json_safe(value: Any) -> Any:
-    """Last resort before encoding: ints beyond 64 bits become floats, unknown objects their ``str``."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return value if -(2**63) <= value < 2**64 else float(value)
-    if isinstance(value, float):
-        return value if value - value == 0.0 else nonfinite_text(value)
-    return str(value)

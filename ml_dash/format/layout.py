@@ -30,14 +30,40 @@ def meta_path(directory: str) -> str:
     return os.path.join(directory, META_FILE)
 
 
-def read_meta(directory: str) -> dict:
-    """The experiment's meta file as a dict; {} when it is missing or unreadable."""
+def files_path(directory: str) -> str:
+    """Where ``exp.files`` saves (``files/``): the uploader and the reader walk it."""
+    return os.path.join(directory, FILES_DIR)
+
+
+def sync_state_path(directory: str) -> str:
+    return os.path.join(directory, SYNC_STATE_FILE)
+
+
+def is_experiment(directory: str) -> bool:
+    """Whether ``directory`` holds an experiment (its meta file)."""
+    return os.path.isfile(meta_path(directory))
+
+
+def read_meta(directory: str, strict: bool = False) -> dict:
+    """The experiment's meta file as a dict; {} when it is missing or unreadable.
+
+    ``strict``: raise instead, ``OSError`` (``FileNotFoundError`` when missing) or ``orjson.JSONDecodeError`` (also
+    for JSON that is not an object), for a caller that reports what is wrong."""
     try:
         with open(meta_path(directory), "rb") as f:
             meta = orjson.loads(f.read())
+        if not isinstance(meta, dict):
+            raise orjson.JSONDecodeError("the meta file does not hold a JSON object", "", 0)
     except (OSError, orjson.JSONDecodeError):
+        if strict:
+            raise
         return {}
-    return meta if isinstance(meta, dict) else {}
+    return meta
+
+
+def write_meta(directory: str, meta: dict) -> None:
+    """Replace the meta file atomically (``OSError`` if that failed): readers never see it half-written."""
+    atomic_write(meta_path(directory), orjson.dumps(meta, option=orjson.OPT_INDENT_2))
 
 
 def saved_files(top: str) -> list[tuple[str, os.stat_result]]:

@@ -13,7 +13,8 @@ import orjson
 from ml_dash.query.frames import in_step_order, minmax
 from ml_dash.format.filter import DEFAULT_ORDER, matches, sort_records
 from ml_dash.format.jsonl import file_size, iter_jsonl, read_jsonl
-from ml_dash.format.layout import FILES_DIR, META_FILE, atomic_write, read_meta, saved_files, stream_path
+from ml_dash.format.layout import (FILES_DIR, META_FILE, files_path, is_experiment, read_meta, saved_files, stream_path,
+                                   write_meta)
 from ml_dash.format.names import check_segments, safe_join
 from ml_dash.format.params import replay
 from ml_dash.format.values import TEXT_TO_NONFINITE
@@ -95,7 +96,7 @@ class LocalSource:
     def experiment(self, key: str) -> dict[str, Any]:
         """By directory (absolute, or relative to the working directory or to the root), or by id."""
         for candidate in (key, os.path.join(self.root, key)):
-            if os.path.isfile(os.path.join(candidate, META_FILE)):
+            if is_experiment(candidate):
                 return self.record(os.path.abspath(candidate))
         for path in self._directories(None, None):
             record = self.record(path)
@@ -152,10 +153,10 @@ class LocalSource:
         return found if isinstance(found, dict) else None
 
     def files(self, record: Any) -> list[dict[str, Any]]:
-        return [{"path": path, "size": st.st_size} for path, st in saved_files(os.path.join(record.path, FILES_DIR))]
+        return [{"path": path, "size": st.st_size} for path, st in saved_files(files_path(record.path))]
 
     def download(self, record: Any, path: str, to: str) -> str:
-        source = safe_join(os.path.join(record.path, FILES_DIR), path, "path")
+        source = safe_join(files_path(record.path), path, "path")
         if not os.path.isfile(source):
             raise FileNotFoundError(f"no file {path!r} in experiment {record.id!r}")
         target = os.path.join(to, os.path.basename(source)) if os.path.isdir(to) else to
@@ -165,5 +166,5 @@ class LocalSource:
     def set_deleted(self, record: Any, deleted: bool) -> float | None:
         meta = read_meta(record.path)
         meta["deleted_at"] = (meta.get("deleted_at") or time.time()) if deleted else None
-        atomic_write(os.path.join(record.path, META_FILE), orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+        write_meta(record.path, meta)
         return meta["deleted_at"]

@@ -18,7 +18,7 @@ import sys
 import threading
 from typing import Callable, Iterator, Protocol
 
-from ml_dash.client.events import barrier_event, is_barrier
+from ml_dash.client.events import BARRIER_SIGNAL, barrier_event, is_barrier
 from ml_dash.settings import setting
 from ml_dash.client.pipeline.pace import pace
 from ml_dash.client.pipeline.thread import ThreadWriter
@@ -260,7 +260,7 @@ class Pipeline:
                     self.sink.export(batch)  # consumes the batch (drops its references as it goes)
                     self._in_flight = 0
                 for event in barriers:
-                    event[2].set()
+                    event[BARRIER_SIGNAL].set()
                 if self._blocked:
                     with self._room:
                         self._room.notify_all()

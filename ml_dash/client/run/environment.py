@@ -22,7 +22,6 @@ logger = logging.getLogger("ml_dash")
 
 GIT_TIMEOUT = 10.0  # seconds per git command (a hung network filesystem must not keep the helper forever)
 MAX_DIFF_BYTES = 10 << 20  # a larger diff is not saved (the environment says so): it is not "code", it is data
-DIFF_FILE = "code/diff.patch"  # under the experiment's files/
 
 
 def _git(args: list[str], cwd: str) -> str | None:

@@ -18,15 +18,18 @@ from typing import Callable
 import orjson
 
 from ml_dash.client.events import (
+    KIND,
     METRIC_AGG,
     METRIC_SOURCES,
+    RECORD,
+    STORE,
     STORE_DIRECTORIES,
     split_metric_event,
 )
-from ml_dash.client.values import clean_metrics, json_safe, metric_to_python, read_metric_tensors, resolve_deferred
+from ml_dash.client.values import clean_metrics, metric_to_python, read_metric_tensors, resolve_deferred
 from ml_dash.format.layout import stream_path
 from ml_dash.format.limits import MAX_NAME_LENGTH
-from ml_dash.format.values import TEXT_TO_NONFINITE
+from ml_dash.format.values import TEXT_TO_NONFINITE, json_safe
 from ml_dash.client.pipeline.pace import pace
 
 logger = logging.getLogger("ml_dash")
@@ -131,6 +134,13 @@ class LocalStore:
     @property
     def has_pending(self) -> bool:
         return bool(self._pending)
+
+    def pending_streams(self) -> list[str]:
+        """The streams holding lines not written yet (retried with the next batch)."""
+        return list(self._pending)
+
+    def forget_pending(self) -> None:
+        self._pending.clear()
 
 
 class StoreError(OSError):
@@ -265,6 +275,22 @@ class JsonlSink:
         self.after_write: list[Callable[[set], None]] = []
         self.stores: dict[int, LocalStore] = _Stores()
         self._stores_with_pending: set[LocalStore] = set()
+        # Tuple events by kind (metric rows, the common case, are dicts handled inline in export()). A handler adds
+        # its event's output to the batch's ``metric_rows`` (per store key) or ``by_file`` ((store, stream) -> lines).
+        self._handlers: dict[int, Callable[[tuple, dict, dict], None]] = {
+            METRIC_AGG: self._aggregated, RECORD: self._record}
+
+    def _aggregated(self, event: tuple, metric_rows: dict, by_file: dict) -> None:
+        key, _kind, timestamp, step, (rows, how, extra, namespace), _ = event  # aggregate_event's shape
+        step, metrics = _aggregate(rows, how, step, extra, namespace)
+        if metrics:
+            metric_rows.setdefault(key, []).append({"timestamp": timestamp, "step": step, "metrics": metrics})
+
+    def _record(self, event: tuple, metric_rows: dict, by_file: dict) -> None:
+        key, _kind, stream, record, deferred, _ = event  # record_event's shape; deferred: tensors still to be read
+        if deferred:
+            record = resolve_deferred(record)
+        by_file.setdefault((self.stores[key], stream), []).append(_encode_line(record))
 
     def dropped(self, store_key: int) -> int:
         """Events of this store dropped by the ``drop`` back-pressure policy."""
@@ -287,6 +313,7 @@ class JsonlSink:
         encoded: dict[int, list[bytes]] = {}
         last_key, rows = None, []
         sources = METRIC_SOURCES
+        handlers = self._handlers
         total = len(batch)
         tensors: list = []  # (row, name, tensor) still to read, set aside by clean_metrics
         for lo in range(0, total, _PIECE):
@@ -313,16 +340,8 @@ class JsonlSink:
                             encoded.setdefault(key, []).extend(_encode_metric_rows(rows))
                             rows.clear()
                         continue
-                    kind = event[1]
-                    if kind == METRIC_AGG:
-                        rows_in, how, extra, namespace = event[4]
-                        step, metrics = _aggregate(rows_in, how, event[3], extra, namespace)
-                        if metrics:
-                            metric_rows.setdefault(event[0], []).append({"timestamp": event[2], "step": step, "metrics": metrics})
-                            last_key = None
-                    else:  # RECORD: a JSON record (parameters, logs); event[4]: it holds tensors still to be read
-                        record = resolve_deferred(event[3]) if event[4] else event[3]
-                        by_file.setdefault((stores[event[0]], event[2]), []).append(_encode_line(record))
+                    handlers[event[KIND]](event, metric_rows, by_file)
+                    last_key = None  # a handler may have added a store's list: look it up again
                 except Exception as exc:  # a bug must not kill the writer; say what was lost
                     logger.error("ml-dash: dropped an event that could not be encoded: %r", exc)
             if tensors:  # the piece's device tensors: one stacked copy per device and dtype
@@ -332,12 +351,12 @@ class JsonlSink:
         for key, rows in metric_rows.items():
             by_file[(stores[key], "metrics")] = encoded.get(key, []) + (_encode_metric_rows(rows) if rows else [])
         for store in list(self._stores_with_pending):
-            for stream in list(store._pending):
+            for stream in store.pending_streams():
                 by_file.setdefault((store, stream), [])
         self._write(by_file)
 
     def count_drop(self, event: dict | tuple) -> None:
-        store_key = split_metric_event(event)[0] if type(event) is dict else event[0]
+        store_key = split_metric_event(event)[0] if type(event) is dict else event[STORE]
         self.stores[store_key].dropped += 1
 
     def _write(self, by_file: dict) -> None:
@@ -367,6 +386,6 @@ class JsonlSink:
     def after_fork_in_child(self) -> None:
         # Lines the parent could not write yet are the parent's to retry: a child writing them too would duplicate them.
         for store in self._stores_with_pending:
-            store._pending.clear()
+            store.forget_pending()
         self._stores_with_pending.clear()
 

@@ -5,16 +5,17 @@ import argparse
 import logging
 import sys
 
+from ml_dash.format.layout import META_FILE, SYNC_STATE_FILE
 from ml_dash.settings import setting
 
 
 def add_sync_subcommand(subparsers) -> None:
     p = subparsers.add_parser("sync", help="upload runs logged offline or interrupted to an ml-dash server",
-                              description="Upload every experiment found under PATH (directories holding "
-                                          ".ml-logger.meta.json), resuming exactly where the server stopped.")
+                              description=f"Upload every experiment found under PATH (directories holding "
+                                          f"{META_FILE}), resuming exactly where the server stopped.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="an experiment directory or a directory above some")
     p.add_argument("--remote", help="server URL (default: $ML_DASH_REMOTE or $ML_LOGGER_REMOTE, else the server each "
-                                    "experiment was logged to, as its .ml-dash-sync.json records)")
+                                    f"experiment was logged to, as its {SYNC_STATE_FILE} records)")
     p.add_argument("--token", help="bearer token for servers with auth (default: $ML_DASH_TOKEN)")
     p.add_argument("--attempts", type=int, default=8, help="attempts per request before giving up (default 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -10,11 +10,8 @@ import os
 import socket
 import sys
 
-import orjson
+from ml_dash.format.layout import STREAMS, meta_path, read_meta, stream_path, write_meta
 
-from ml_dash.format.layout import META_FILE, STREAM_FILES, atomic_write
-
-_STREAM_FILES = (*STREAM_FILES.values(), META_FILE)
 _START_SLACK = 2.0  # seconds: /proc start times are boot time (whole seconds) plus clock ticks
 
 
@@ -87,9 +84,9 @@ def previous_run_crashed(directory: str, meta: dict) -> tuple[float, str, float]
 def last_write(directory: str, meta: dict) -> float:
     """When the run last wrote its streams or meta: the best guess at when its process died."""
     times = [float(meta.get("started_at") or 0.0)]
-    for name in _STREAM_FILES:
+    for path in [stream_path(directory, stream) for stream in STREAMS] + [meta_path(directory)]:
         try:
-            times.append(os.stat(os.path.join(directory, name)).st_mtime)
+            times.append(os.stat(path).st_mtime)
         except OSError:
             pass
     return max(times)
@@ -98,18 +95,13 @@ def last_write(directory: str, meta: dict) -> float:
 def mark_meta_failed(directory: str, meta: dict, error: str, ended_at: float) -> bool:
     """Rewrite the meta file (atomically, as ``Experiment`` does) with status ``failed``; ``False`` if it no longer
     describes the same running run (a new run started in this directory meanwhile) or cannot be written."""
-    path = os.path.join(directory, META_FILE)
-    try:
-        with open(path, "rb") as f:
-            now = orjson.loads(f.read())
-    except (OSError, orjson.JSONDecodeError):
-        return False
-    if not isinstance(now, dict) or now.get("status") != "running" or any(
+    now = read_meta(directory)
+    if now.get("status") != "running" or any(
             now.get(k) != meta.get(k) for k in ("started_at", "pid", "hostname")):
         return False
     now.update(status="failed", completed_at=ended_at, error=error)
     try:
-        atomic_write(path, orjson.dumps(now, option=orjson.OPT_INDENT_2))
+        write_meta(directory, now)
     except OSError:
         return False
     meta.update(now)

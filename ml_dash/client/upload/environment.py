@@ -14,18 +14,18 @@ from ml_dash.client.upload.http import HTTPError
 logger = logging.getLogger("ml_dash")
 
 
-async def push_environment(sync: Any) -> None:
-    """``sync``: the ``RunSync``. A server that refuses the environment (an older one answers 404 or 405 for the
+async def push_environment(upload: Any) -> None:
+    """``sync``: the ``RunUpload``. A server that refuses the environment (an older one answers 404 or 405 for the
     route) is told once and not asked again for this capture: the environment is never worth blocking a run's data."""
-    environment = sync.environment
-    state = sync.state
+    environment = upload.environment
+    state = upload.state
     if not isinstance(environment, dict) or state.experiment_id is None:
         return
     stamp = environment.get("captured_at")
     if stamp is None or state.environment_sent == stamp:
         return
     try:
-        await sync.api.call("PUT", f"/experiments/{state.experiment_id}/environment", environment)
+        await upload.api.call("PUT", f"/experiments/{state.experiment_id}/environment", environment)
     except HTTPError as error:
         if error.status in (404, 405):
             logger.debug("ml-dash: the server keeps no run environment (%s)", error)

@@ -25,6 +25,8 @@ from ml_dash.client.upload.retry import (
 )
 
 API = "/api/v1"
+# The version of docs/protocol.md this client speaks; a server whose GET /health answers another is not talked to.
+PROTOCOL = 1
 GZIP_MIN_BYTES = 64 << 10  # smaller bodies are not worth a compression round on either side
 _GZIP_CHOICES = {"auto": None, "on": True, "1": True, "true": True, "off": False, "0": False, "false": False}
 
@@ -65,7 +67,9 @@ class Conflict(HTTPError):
         return int(self.body.get("acked", 0))
 
 
-class Api:
+class ServerClient:
+    """The uploader's HTTP client for one server (not ``ml_dash.Api``, the public reader)."""
+
     def __init__(self, session: aiohttp.ClientSession, base_url: str, token: str | None,
                  retrier_factory: Callable[[], Retrier]) -> None:
         self.session = session
@@ -76,16 +80,28 @@ class Api:
         self.retrier_factory = retrier_factory
         self.gzip = use_gzip(base_url)
         self.requests = 0  # attempts made, for the benchmark and the sync summary
+        self._protocol: int | None = None
+
+    async def protocol(self) -> int | None:
+        """The protocol number ``GET /health`` answers (asked once per client, retried like any call); ``None`` from
+        a server whose answer carries none."""
+        if self._protocol is None:
+            answer = await self.call("GET", "/health", root=True)
+            number = answer.get("protocol")
+            self._protocol = number if type(number) is int else -1
+        return None if self._protocol == -1 else self._protocol
 
     async def call(self, method: str, path: str, body: Any = None,
-                   file_path: str | None = None, on_open: Callable[[int, int], None] | None = None) -> dict:
-        """``method path`` with a msgpack ``body`` (or the content of ``file_path``, streamed), retried per the
-        retrier; returns the JSON answer. Raises ``HTTPError``/``Conflict``, or ``GiveUp`` from a bounded retrier."""
-        return await self.retrier_factory().run(lambda: self._attempt(method, path, body, file_path, on_open))
+                   file_path: str | None = None, on_open: Callable[[int, int], None] | None = None,
+                   root: bool = False) -> dict:
+        """``method path`` (under ``/api/v1``, or the server's root with ``root``) with a msgpack ``body`` (or the
+        content of ``file_path``, streamed), retried per the retrier; returns the JSON answer. Raises
+        ``HTTPError``/``Conflict``, or ``GiveUp`` from a bounded retrier."""
+        return await self.retrier_factory().run(lambda: self._attempt(method, path, body, file_path, on_open, root))
 
     async def _attempt(self, method: str, path: str, body: Any, file_path: str | None,
-                       on_open: Callable[[int, int], None] | None) -> dict:
-        url = yarl.URL(self.base_url + API + path, encoded=True)
+                       on_open: Callable[[int, int], None] | None, root: bool = False) -> dict:
+        url = yarl.URL(self.base_url + ("" if root else API) + path, encoded=True)
         headers = dict(self.headers)
         self.requests += 1
         try:

@@ -10,9 +10,9 @@ import logging
 import os
 from typing import Any, Callable
 
-from ml_dash.format.layout import FINAL_STATUSES, STREAMS, meta_path, read_meta, saved_files
+from ml_dash.format.layout import FINAL_STATUSES, STREAMS, files_path, meta_path, read_meta, saved_files, stream_path
 from ml_dash.client.upload.environment import push_environment
-from ml_dash.client.upload.http import Api, Conflict, HTTPError, file_url_path
+from ml_dash.client.upload.http import PROTOCOL, Conflict, HTTPError, ServerClient, file_url_path
 from ml_dash.client.upload.state import SyncState
 from ml_dash.client.upload.window import Flight, Flights, extends_acked, read_batch
 
@@ -33,8 +33,8 @@ def _excerpt(value: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-class RunSync:
-    def __init__(self, api: Api, state: SyncState, identity: dict[str, Any], max_events: int = 50_000,
+class RunUpload:
+    def __init__(self, api: ServerClient, state: SyncState, identity: dict[str, Any], max_events: int = 50_000,
                  max_bytes: int = 4 << 20, on_ids: Callable[[str | None, str | None], None] | None = None,
                  on_acked: Callable[[str, int], None] | None = None, window: int = 4) -> None:
         self.api = api
@@ -62,6 +62,10 @@ class RunSync:
 
     # -- setup ----------------------------------------------------------------------------------------------------
     async def setup(self) -> None:
+        protocol = await self.api.protocol()
+        if protocol != PROTOCOL:  # compatibility is the protocol number /health answers (docs/protocol.md)
+            raise Parked(f"the server at {self.api.base_url} speaks protocol {protocol}, this client protocol "
+                         f"{PROTOCOL}: upgrade the one that is older; the data stays local (ml-dash sync sends it later)")
         ident = self.identity
         body = {k: ident[k] for k in ("namespace", "workspace", "prefix") if ident.get(k)}
         for optional in ("directory", "readme", "hostname"):
@@ -118,7 +122,7 @@ class RunSync:
 
     def _launch(self, stream: str, full_only: bool) -> None:
         flights = self.flights[stream]
-        path = os.path.join(self.state.directory, f"{stream}.jsonl")
+        path = stream_path(self.state.directory, stream)
         start = flights.next_start
         if start is None:
             start = self.state.acked[stream]
@@ -168,8 +172,8 @@ class RunSync:
         if error.status != 400:
             raise error
         if "'stream' must be one of" in error.message:
-            logger.warning("ml-dash: the server at %s does not take the %r stream (an older version?): %s.jsonl "
-                           "stays local only", self.api.base_url, stream, stream)
+            logger.warning("ml-dash: the server at %s does not take the %r stream (an older version?): %s "
+                           "stays local only", self.api.base_url, stream, stream_path(self.state.directory, stream))
             self.unknown_streams.add(stream)
             return False
         isolating = self.isolating.get(stream)
@@ -189,9 +193,9 @@ class RunSync:
         rejected = answer.get("rejected")
         if rejected:
             self.skipped[stream] += len(rejected) if isinstance(rejected, list) else 1
-            logger.warning("ml-dash: the server refused %s record(s) of %s/%s.jsonl (bytes %d-%d), which were dropped: "
-                           "%s", len(rejected) if isinstance(rejected, list) else rejected, self.state.directory,
-                           stream, flight.start, flight.end, _excerpt(rejected))
+            logger.warning("ml-dash: the server refused %s record(s) of %s (bytes %d-%d), which were dropped: %s",
+                           len(rejected) if isinstance(rejected, list) else rejected,
+                           stream_path(self.state.directory, stream), flight.start, flight.end, _excerpt(rejected))
 
     def drop_flights(self) -> None:
         for flights in self.flights.values():
@@ -204,8 +208,8 @@ class RunSync:
         blank = dict(body, lines=b" " * (len(line) - 1) + b"\n")
         answer = await self._call("POST", f"/experiments/{self.state.experiment_id}/batches", blank)
         self.skipped[stream] += 1
-        logger.warning("ml-dash: the server refused a line of %s/%s.jsonl (bytes %d-%d): %s; the line was dropped "
-                       "and the upload goes on: %s", self.state.directory, stream, body["start"], body["end"],
+        logger.warning("ml-dash: the server refused a line of %s (bytes %d-%d): %s; the line was dropped "
+                       "and the upload goes on: %s", stream_path(self.state.directory, stream), body["start"], body["end"],
                        error.message, _excerpt(line))
         return answer
 
@@ -217,7 +221,7 @@ class RunSync:
         self.on_acked(stream, acked - before)
 
     async def push_files(self) -> int:
-        files_dir = os.path.join(self.state.directory, "files")
+        files_dir = files_path(self.state.directory)
         uploaded = 0
         for rel in changed_files(files_dir, self.state.files):
             seen: list[int] = []
@@ -289,7 +293,7 @@ class RunSync:
         """No complete line beyond what the server acknowledged (an unterminated tail is not data yet)."""
         for stream, pending in self.state.pending_bytes().items():
             if pending and stream not in self.unknown_streams:
-                with open(os.path.join(self.state.directory, f"{stream}.jsonl"), "rb") as f:
+                with open(stream_path(self.state.directory, stream), "rb") as f:
                     f.seek(self.state.acked[stream])
                     if b"\n" in f.read(pending):
                         return False
@@ -315,7 +319,7 @@ class RunSync:
     def finished(self) -> bool:
         """Everything on disk is on the server, including the final status of every ended run."""
         environment = self.environment
-        return self.caught_up() and not changed_files(os.path.join(self.state.directory, "files"), self.state.files) \
+        return self.caught_up() and not changed_files(files_path(self.state.directory), self.state.files) \
             and self.annotations_due() is None \
             and all(r["sent_status"] == r["status"] for r in self.state.runs if r["status"] in FINAL_STATUSES) \
             and (not isinstance(environment, dict) or environment.get("captured_at") == self.state.environment_sent)

@@ -14,9 +14,7 @@ from typing import Any
 
 import orjson
 
-from ml_dash.format.layout import STREAMS, SYNC_STATE_FILE, atomic_write
-
-STATE_FILE = SYNC_STATE_FILE
+from ml_dash.format.layout import STREAMS, atomic_write, stream_path, sync_state_path
 
 
 class SyncState:
@@ -24,7 +22,7 @@ class SyncState:
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
-        self.path = os.path.join(directory, STATE_FILE)
+        self.path = sync_state_path(directory)
         data = self._load()
         self.client_id: str = data.get("client_id") or uuid.uuid4().hex
         self.remote: str | None = data.get("remote")
@@ -105,7 +103,7 @@ class SyncState:
         out = {}
         for stream in STREAMS:
             try:
-                size = os.path.getsize(os.path.join(self.directory, f"{stream}.jsonl"))
+                size = os.path.getsize(stream_path(self.directory, stream))
             except FileNotFoundError:
                 size = 0
             out[stream] = max(0, size - self.acked[stream])

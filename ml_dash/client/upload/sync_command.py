@@ -1,4 +1,5 @@
-"""``ml-dash sync PATH…``: upload runs logged offline or interrupted, resuming exactly where the server stopped."""
+"""``ml-dash sync PATH…``: the upload (``RunUpload``) of runs logged offline or interrupted, run to the end, resuming
+exactly where the server stopped."""
 from __future__ import annotations
 
 import asyncio
@@ -8,11 +9,11 @@ from dataclasses import dataclass, field
 import aiohttp
 import orjson
 
-from ml_dash.format.layout import META_FILE, STREAMS
+from ml_dash.format.layout import FILES_DIR, META_FILE, STREAMS, is_experiment, read_meta
 from ml_dash.client.upload.crashed import crash_verdict, mark_meta_failed
-from ml_dash.client.upload.http import Api
+from ml_dash.client.upload.http import ServerClient
 from ml_dash.client.upload.retry import Backoff, GiveUp, Retrier
-from ml_dash.client.upload.run_upload import Parked, RunSync
+from ml_dash.client.upload.run_upload import Parked, RunUpload
 from ml_dash.client.upload.state import SyncState
 
 
@@ -34,11 +35,11 @@ def find_experiments(paths: list[str]) -> list[str]:
     found: list[str] = []
     for path in paths:
         path = os.path.abspath(path)
-        if os.path.isfile(os.path.join(path, META_FILE)):
+        if is_experiment(path):
             found.append(path)
             continue
         for dirpath, dirnames, filenames in os.walk(path):
-            dirnames[:] = sorted(d for d in dirnames if d != "files")  # an experiment's files/ holds no runs
+            dirnames[:] = sorted(d for d in dirnames if d != FILES_DIR)  # an experiment's files/ holds no runs
             if META_FILE in filenames:
                 found.append(dirpath)
     return list(dict.fromkeys(found))
@@ -47,8 +48,7 @@ def find_experiments(paths: list[str]) -> list[str]:
 def prepare_state(directory: str) -> tuple[SyncState, dict]:
     """The sync state, reconciled with the meta file: the meta may know of a run (or its end) the uploader never saw
     (logged offline, or the process died before the uploader recorded the end)."""
-    with open(os.path.join(directory, META_FILE), "rb") as f:
-        meta = orjson.loads(f.read())
+    meta = read_meta(directory, strict=True)
     state = SyncState(directory)
     started_at = meta.get("started_at")
     if started_at is not None:
@@ -62,13 +62,13 @@ def prepare_state(directory: str) -> tuple[SyncState, dict]:
     return state, meta
 
 
-async def _drain(sync: RunSync) -> str | None:
+async def _drain(upload: RunUpload) -> str | None:
     """Step until everything is on the server; the error that stopped it, or ``None``."""
     try:
         stalled = 0
         while True:
-            behind = await sync.step()
-            if not behind and sync.finished():
+            behind = await upload.step()
+            if not behind and upload.finished():
                 return None
             stalled = 0 if behind else stalled + 1
             if stalled > 3:  # not behind yet not finished: nothing more this sync can do
@@ -77,7 +77,7 @@ async def _drain(sync: RunSync) -> str | None:
         return str(exc)
 
 
-async def _end_if_crashed(sync: RunSync, state: SyncState, meta: dict, result: SyncResult) -> None:
+async def _end_if_crashed(upload: RunUpload, state: SyncState, meta: dict, result: SyncResult) -> None:
     """A run whose meta still says running after all its data is on the server: FAILED if its process is provably
     gone (locally in the meta file, then on the server, after the data), else a note saying why it stays RUNNING."""
     run = state.current_run()
@@ -93,7 +93,7 @@ async def _end_if_crashed(sync: RunSync, state: SyncState, meta: dict, result: S
         return
     run.update(status="FAILED", error=error, ended_at=ended_at)
     state.save()  # a failed status push is sent by the next sync (the meta now says failed too)
-    result.error = await _drain(sync)
+    result.error = await _drain(upload)
     result.marked_failed = error
 
 
@@ -121,16 +121,16 @@ async def _sync_all(targets: list[tuple[str, str | None]], token: str | None, pr
             except (OSError, orjson.JSONDecodeError) as exc:
                 result.error = f"unreadable meta file: {exc}"
                 continue
-            api = Api(session, remote, token, lambda: Retrier(backoff=backoff, max_attempts=attempts))
+            api = ServerClient(session, remote, token, lambda: Retrier(backoff=backoff, max_attempts=attempts))
             identity = {k: meta.get(k) for k in ("namespace", "workspace", "prefix", "directory", "readme", "hostname",
                                                  "environment")}
-            sync = RunSync(api, state, identity, on_acked=lambda stream, n: progress.update(max(0, n)))
-            result.error = await _drain(sync)
+            upload = RunUpload(api, state, identity, on_acked=lambda stream, n: progress.update(max(0, n)))
+            result.error = await _drain(upload)
             if mark_crashed and result.error is None:
-                await _end_if_crashed(sync, state, meta, result)
-            result.events = dict(sync.sent)
-            result.files = sync.files_sent
-            result.statuses = sync.statuses_sent
+                await _end_if_crashed(upload, state, meta, result)
+            result.events = dict(upload.sent)
+            result.files = upload.files_sent
+            result.statuses = upload.statuses_sent
             result.experiment_id = state.experiment_id
             run = state.current_run()
             result.run_status = run["sent_status"] if run else None
@@ -172,7 +172,7 @@ def sync_paths(paths: list[str], remote: str | None = None, token: str | None = 
 
 def format_summary(results: list[SyncResult]) -> str:
     if not results:
-        return "ml-dash sync: no experiments found (looked for .ml-logger.meta.json)"
+        return f"ml-dash sync: no experiments found (looked for {META_FILE})"
     lines = []
     header = f"{'experiment':<48} " + " ".join(f"{s:>10}" for s in STREAMS) + f" {'files':>6} {'run status':>11}  result"
     lines.append(header)

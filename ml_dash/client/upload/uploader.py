@@ -22,10 +22,11 @@ import aiohttp
 
 from ml_dash.settings import setting
 from ml_dash.client.upload.crashed import previous_run_crashed
-from ml_dash.client.upload.http import Api
+from ml_dash.client.upload.http import ServerClient
 from ml_dash.client.upload.retry import Backoff, Retrier, RetryableError
-from ml_dash.client.upload.run_upload import Parked, RunSync, changed_files
+from ml_dash.client.upload.run_upload import Parked, RunUpload, changed_files
 from ml_dash.client.upload.state import SyncState
+from ml_dash.format.layout import files_path
 
 logger = logging.getLogger("ml_dash")
 
@@ -64,12 +65,12 @@ class RemoteRun:
         def on_ids(experiment_id: str | None, run_id: str | None) -> None:
             exp = self.exp_ref()
             if exp is not None:
-                exp._set_remote_ids(experiment_id, run_id)
+                exp.set_remote_ids(experiment_id, run_id)
 
-        self.api = Api(uploader.session, self.remote, settings["token"], self._retrier)
+        self.api = ServerClient(uploader.session, self.remote, settings["token"], self._retrier)
         identity = {"namespace": exp.namespace, "workspace": exp.workspace, "prefix": exp.prefix,
                     "directory": exp.directory, "readme": exp.readme, "hostname": socket.gethostname()}
-        self.sync = RunSync(self.api, SyncState(self.path), identity, settings["max_events"], settings["max_bytes"],
+        self.run_upload = RunUpload(self.api, SyncState(self.path), identity, settings["max_events"], settings["max_bytes"],
                             on_ids=on_ids, window=settings["window"])
 
     def _retrier(self) -> Retrier:
@@ -97,7 +98,7 @@ class RemoteRun:
         self.uploader.call_soon(self._on_environment, environment)
 
     def _on_environment(self, environment: dict[str, Any]) -> None:
-        self.sync.environment = environment
+        self.run_upload.environment = environment
         self.wake.set()
 
     def run_ended(self, status: str, error: str | None) -> None:
@@ -109,10 +110,10 @@ class RemoteRun:
         timeout = self.settings["timeout"]
         if self.finished.wait(timeout) or self.parked:
             return
-        pending = self.sync.state.pending_bytes()
+        pending = self.run_upload.state.pending_bytes()
         parts = [f"{n} bytes of {stream}" for stream, n in pending.items() if n]
         try:
-            n_files = len(changed_files(os.path.join(self.path, "files"), dict(self.sync.state.files)))
+            n_files = len(changed_files(files_path(self.path), dict(self.run_upload.state.files)))
         except RuntimeError:  # the dict changed under us; the count is only informative
             n_files = 0
         if n_files:
@@ -127,17 +128,17 @@ class RemoteRun:
     def _on_started(self, started_at: float, crashed: tuple[float, str, float] | None) -> None:
         self.ending = False
         self.end_requested.clear()
-        previous = self.sync.state.current_run()
+        previous = self.run_upload.state.current_run()
         if crashed and previous is not None and previous["status"] == "RUNNING" and previous["started_at"] == crashed[0]:
             previous.update(status="FAILED", error=crashed[1], ended_at=crashed[2])  # sent after its data, as usual
-        self.sync.state.new_run(started_at, socket.gethostname())
+        self.run_upload.state.new_run(started_at, socket.gethostname())
         self.wake.set()
 
     def _on_ended(self, status: str, error: str | None, ended_at: float) -> None:
-        run = self.sync.state.current_run()
+        run = self.run_upload.state.current_run()
         if run is not None:
             run.update(status=status, error=error, ended_at=ended_at)
-            self.sync.state.save()
+            self.run_upload.state.save()
         self.ending = True
         self.end_requested.set()
         self.wake.set()
@@ -150,7 +151,7 @@ class RemoteRun:
             self.wake_requested = False
             requests_before = self.api.requests
             try:
-                behind = await self.sync.step()
+                behind = await self.run_upload.step()
                 failures = 0
             except Parked as error:
                 self.parked = str(error)
@@ -163,10 +164,10 @@ class RemoteRun:
                 logger.exception("ml-dash: upload round for %s failed", self.path)
                 await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
                 continue
-            if self.sync.ready:
+            if self.run_upload.ready:
                 self.connected.set()
                 self.uploader.report_success(self.remote)
-            if self.ending and not behind and self.sync.finished():
+            if self.ending and not behind and self.run_upload.finished():
                 self.finished.set()
             if behind:
                 await asyncio.sleep(0)  # next full batch at once (but let other runs' tasks in)
@@ -229,12 +230,12 @@ class Uploader:
             # The same directory again (a new Experiment object for a re-run): one task and one state per directory,
             # so two tasks never race over the same offsets.
             existing.exp_ref = weakref.ref(exp)
-            self.by_store[exp._store_key] = existing
-            state = existing.sync.state
-            exp._set_remote_ids(state.experiment_id if existing.sync.ready else None, None)
+            self.by_store[exp.store_key] = existing
+            state = existing.run_upload.state
+            exp.set_remote_ids(state.experiment_id if existing.run_upload.ready else None, None)
             return existing
         run = RemoteRun(self, exp, upload_settings())
-        self.by_store[exp._store_key] = run
+        self.by_store[exp.store_key] = run
         self.by_path[exp.local_path] = run
 
         def start() -> None:

@@ -224,7 +224,7 @@ def read_series(cache: SeriesCache | None, key: tuple[str, str], step_min: float
                 step_max: float | None, max_points: int | None = None) -> Reader:
     """The series ``key`` as ``Storage.metric_series`` answers it; a generator of queries (see the module doc).
 
-    With ``max_points``, a range wide enough for it (``_downsample.use_summaries``) of a series logged in step order
+    With ``max_points``, a range wide enough for it (``series.downsample.use_summaries``) of a series logged in step order
     is answered, unless the cache holds it (then brought up to date), as an ``Envelope`` built from the chunks' block summaries:
     only the summaries and the chunks cut by the range's edges are read, never the other points.
     """

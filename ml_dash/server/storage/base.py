@@ -108,7 +108,7 @@ class Storage(abc.ABC):
     # reads
     @abc.abstractmethod
     async def parameter_ops(self, experiment_id: str) -> list[dict[str, Any]]:
-        """Parameter records in the order they were stored (merge them with ``_params.replay``)."""
+        """Parameter records in the order they were stored (merge them with ``format.params.replay``)."""
 
     @abc.abstractmethod
     async def metric_names(self, experiment_id: str) -> list[str]: ...
@@ -122,8 +122,8 @@ class Storage(abc.ABC):
                             step_max: float | None, max_points: int | None = None) -> Series | None:
         """The series in step order, None when the experiment has no metric of that name.
 
-        ``max_points``: the answer will be downsampled to that many buckets (``_downsample.series_result``), so a
-        backend may return an ``_downsample.Envelope`` (already downsampled, from block summaries) instead.
+        ``max_points``: the answer will be downsampled to that many buckets (``series.downsample.series_result``), so a
+        backend may return an ``series.downsample.Envelope`` (already downsampled, from block summaries) instead.
         """
 
     async def metric_step_times(self, experiment_id: str, name: str,

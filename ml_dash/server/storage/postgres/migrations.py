@@ -16,7 +16,7 @@ from ml_dash.server.storage.sql.protocol import migrations, run_async
 
 
 async def _chunk_summaries(conn: asyncpg.Connection) -> None:
-    """Version 2: a ``summary`` column per chunk (see ``_chunks.summarize``), computed for every existing chunk."""
+    """Version 2: a ``summary`` column per chunk (see ``series.chunks.summarize``), computed for every existing chunk."""
     await conn.execute("ALTER TABLE metric_chunks ADD COLUMN summary BYTEA")
     for pk in [r[0] for r in await conn.fetch("SELECT pk FROM metric_chunks ORDER BY pk")]:  # one chunk at a time
         row = await conn.fetchrow("SELECT steps, vals, kinds FROM metric_chunks WHERE pk = $1", pk)

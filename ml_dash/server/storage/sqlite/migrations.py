@@ -36,7 +36,7 @@ def _points_to_chunks(conn: sqlite3.Connection) -> None:
 
 
 def _chunk_summaries(conn: sqlite3.Connection) -> None:
-    """Version 4: a ``summary`` BLOB per chunk (see ``_chunks.summarize``), computed for every existing chunk."""
+    """Version 4: a ``summary`` BLOB per chunk (see ``series.chunks.summarize``), computed for every existing chunk."""
     conn.execute("ALTER TABLE metric_chunks ADD COLUMN summary BLOB")
     for (pk,) in conn.execute("SELECT pk FROM metric_chunks").fetchall():  # one chunk in memory at a time
         row = conn.execute('SELECT steps, "values", kinds FROM metric_chunks WHERE pk = ?', (pk,)).fetchone()
@@ -137,7 +137,7 @@ MIGRATIONS: list[tuple[int, str | Callable[[sqlite3.Connection], None]]] = [
     ) WITHOUT ROWID;
     """),
     (2, """
-    -- Columnar metrics (see _chunks.py): one row per metric name per batch, and a small tail chunk absorbs the next batch.
+    -- Columnar metrics (see series/chunks.py): one row per metric name per batch, and a small tail chunk absorbs the next batch.
     -- AUTOINCREMENT: pk never comes back after a tail is replaced, so a reader can tell new chunks by pk alone.
     CREATE TABLE metric_chunks (
         pk INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -269,9 +269,9 @@ class Validator:
         if "key" in event:
             if operation != "update" or not isinstance(event["key"], str) or not event["key"]:
                 raise BadRequest("'key' must be a non-empty string and only comes with operation 'update'")
-            out["key"], out["value"] = no_nul(event["key"]), json_safe(event.get("value"))
+            out["key"], out["value"] = no_nul(event["key"]), storable_json(event.get("value"))
         elif isinstance(event.get("data"), dict):
-            out["data"] = json_safe(event["data"])
+            out["data"] = storable_json(event["data"])
         else:
             raise BadRequest("'data' must be an object (or give 'key' and 'value' with operation 'update')")
         try:
@@ -293,7 +293,7 @@ class Validator:
             raise BadRequest("'context' must be an object or null")
         if "\x00" in message or "\x00" in level:
             message, level = message.replace("\x00", "\ufffd"), level.replace("\x00", "\ufffd")
-        out.update(level=level.upper(), message=message, context=json_safe(context))
+        out.update(level=level.upper(), message=message, context=storable_json(context))
         return out
 
 
@@ -338,7 +338,7 @@ def metric_value(name: str, value: Any) -> Any:
     raise BadRequest(f"metric {name!r} has a {type(value).__name__} value; expected a number, bool or null")
 
 
-def json_safe(value: Any, depth: int = 0) -> Any:
+def storable_json(value: Any, depth: int = 0) -> Any:
     """Make a parameter/context value storable as JSON: non-finite floats become the JSONL spellings."""
     if isinstance(value, float):
         return value if value - value == 0.0 else nonfinite_text(value)
@@ -347,9 +347,9 @@ def json_safe(value: Any, depth: int = 0) -> Any:
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
             raise BadRequest("object keys must be strings")
-        return {no_nul(k): json_safe(v, depth + 1) for k, v in value.items()}
+        return {no_nul(k): storable_json(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [json_safe(v, depth + 1) for v in value]
+        return [storable_json(v, depth + 1) for v in value]
     if isinstance(value, str):
         return no_nul(value)
     if value is None or isinstance(value, (int, bool)):

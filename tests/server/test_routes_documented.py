@@ -43,7 +43,11 @@ def test_the_app_serves_exactly_the_table(tmp_path):
     assert heads == {path for method, path in served if method == "GET"}
 
 
-def test_health_answers_the_documented_protocol_number():
+def test_health_answers_the_documented_protocol_number_and_streams():
+    import json
+
+    from ml_dash.format.layout import STREAMS
     from ml_dash.server.http.rest import PROTOCOL
 
-    assert f'`GET /health` → `{{"ok": true, "protocol": {PROTOCOL}}}`' in PROTOCOL_MD.read_text(encoding="utf-8")
+    answer = json.dumps({"ok": True, "protocol": PROTOCOL, "streams": list(STREAMS)}, separators=(", ", ": "))
+    assert f"`GET /health` → `{answer}`" in PROTOCOL_MD.read_text(encoding="utf-8")

@@ -81,14 +81,16 @@ def test_a_sync_state_from_before_the_system_stream_still_loads(tmp_path):
 
 
 class _OlderServer(FaultProxy):
-    """The real server behind a proxy that answers as a server from before the system stream and the environment
-    route did: 400 naming the streams it takes, 404 for /environment."""
+    """The real server behind a proxy that answers as a server without the system stream and the environment route:
+    its /health lists the streams it takes, a system batch would get a 400, /environment a 404."""
 
     def __init__(self, upstream):
         super().__init__(upstream, fault_rate=0.0)
         self.refused = 0
 
     async def _handle(self, request):
+        if request.path == "/health":
+            return web.json_response({"ok": True, "protocol": 1, "streams": ["parameters", "metrics", "logs"]})
         if request.path.endswith("/environment"):
             return web.json_response({"error": "Not Found"}, status=404)
         if request.method == "POST" and request.path.endswith("/batches"):
@@ -100,8 +102,9 @@ class _OlderServer(FaultProxy):
 
 
 def test_an_older_server_gets_the_other_streams_and_one_warning(make_exp, server, remote_env, caplog):
-    """A server without the system stream: one warning, system.jsonl stays local, the rest arrives and complete()
-    finds the upload finished (it does not wait out ML_DASH_UPLOAD_TIMEOUT for lines the server cannot take)."""
+    """A server whose /health does not list the system stream: one warning, no system batch is ever sent (the client
+    decides from /health, not from an error's text), system.jsonl stays local, the rest arrives and complete() finds
+    the upload finished (it does not wait out ML_DASH_UPLOAD_TIMEOUT for lines the server cannot take)."""
     remote_env(SYSTEM_INTERVAL="0.02")
     with _OlderServer(server) as older:
         exp = make_exp("older", remote=older.url)
@@ -112,7 +115,7 @@ def test_an_older_server_gets_the_other_streams_and_one_warning(make_exp, server
         remote = exp._uploader
         assert remote.finished.is_set() and remote.parked is None
     warnings = [r.getMessage() for r in caplog.records if "does not take the 'system' stream" in r.getMessage()]
-    assert len(warnings) == 1 and older.refused == 1
+    assert len(warnings) == 1 and older.refused == 0
     assert not any("refused a line" in r.getMessage() for r in caplog.records)
     names = get_json(f"{server}/api/v1/experiments/{exp.experiment_id}/metrics")["names"]
     assert names == ["loss"]

@@ -80,16 +80,24 @@ class ServerClient:
         self.retrier_factory = retrier_factory
         self.gzip = use_gzip(base_url)
         self.requests = 0  # attempts made, for the benchmark and the sync summary
-        self._protocol: int | None = None
+        self._health: dict | None = None
+
+    async def health(self) -> dict:
+        """``GET /health``'s answer, asked once per client (retried like any call)."""
+        if self._health is None:
+            answer = await self.call("GET", "/health", root=True)
+            self._health = answer if isinstance(answer, dict) else {}
+        return self._health
 
     async def protocol(self) -> int | None:
-        """The protocol number ``GET /health`` answers (asked once per client, retried like any call); ``None`` from
-        a server whose answer carries none."""
-        if self._protocol is None:
-            answer = await self.call("GET", "/health", root=True)
-            number = answer.get("protocol")
-            self._protocol = number if type(number) is int else -1
-        return None if self._protocol == -1 else self._protocol
+        """The protocol number ``GET /health`` answers; ``None`` from a server whose answer carries none."""
+        number = (await self.health()).get("protocol")
+        return number if type(number) is int else None
+
+    async def streams(self) -> frozenset[str] | None:
+        """The streams the server takes, as ``GET /health`` lists them; ``None`` from a server that lists none."""
+        streams = (await self.health()).get("streams")
+        return frozenset(s for s in streams if isinstance(s, str)) if isinstance(streams, list) else None
 
     async def call(self, method: str, path: str, body: Any = None,
                    file_path: str | None = None, on_open: Callable[[int, int], None] | None = None,

@@ -57,7 +57,7 @@ class RunUpload:
         self.isolating: dict[str, tuple[int, int]] = {}
         self.skipped = {s: 0 for s in STREAMS}  # lines the server refused, dropped and reported
         self._meta_seen: tuple | None = None  # (inode, mtime, size) of a meta file with no annotations to send
-        self.unknown_streams: set[str] = set()  # refused by name (an older server without "system"): not sent again
+        self.unknown_streams: set[str] = set()  # streams the server's /health does not list: never sent
         state.bind_remote(api.base_url)
 
     # -- setup ----------------------------------------------------------------------------------------------------
@@ -66,6 +66,12 @@ class RunUpload:
         if protocol != PROTOCOL:  # compatibility is the protocol number /health answers (docs/protocol.md)
             raise Parked(f"the server at {self.api.base_url} speaks protocol {protocol}, this client protocol "
                          f"{PROTOCOL}: upgrade the one that is older; the data stays local (ml-dash sync sends it later)")
+        taken = await self.api.streams()
+        for stream in sorted(set(STREAMS) - taken if taken is not None else ()):
+            if stream not in self.unknown_streams:
+                logger.warning("ml-dash: the server at %s does not take the %r stream (an older version?): %s "
+                               "stays local only", self.api.base_url, stream, stream_path(self.state.directory, stream))
+                self.unknown_streams.add(stream)
         ident = self.identity
         body = {k: ident[k] for k in ("namespace", "workspace", "prefix") if ident.get(k)}
         for optional in ("directory", "readme", "hostname"):
@@ -171,11 +177,6 @@ class RunUpload:
             return True
         if error.status != 400:
             raise error
-        if "'stream' must be one of" in error.message:
-            logger.warning("ml-dash: the server at %s does not take the %r stream (an older version?): %s "
-                           "stays local only", self.api.base_url, stream, stream_path(self.state.directory, stream))
-            self.unknown_streams.add(stream)
-            return False
         isolating = self.isolating.get(stream)
         if count > 1:
             # One bad line must not block the rest of the run: halve the batches up to this one's end until the

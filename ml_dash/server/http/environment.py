@@ -11,14 +11,14 @@ from ml_dash.server.http.body import read_body
 from ml_dash.server.http.inputs import authorized_experiment, validator
 from ml_dash.server.http.keys import STORAGE_KEY
 from ml_dash.server.http.responses import respond
-from ml_dash.server.ingest import json_safe
+from ml_dash.server.ingest import storable_json
 
 
 async def put_environment(request: web.Request) -> web.Response:
     experiment = await authorized_experiment(request)  # before the body: a foreign namespace costs no decoding
     body = validator(request).obj(await read_body(request))
     try:
-        environment = json_safe(body)  # NUL and non-finite floats made storable; nesting within MAX_NESTING
+        environment = storable_json(body)  # NUL and non-finite floats made storable; nesting within MAX_NESTING
     except BadRequest as exc:
         raise BadRequest(f"environment: {exc.message}") from None
     await request.app[STORAGE_KEY].set_environment(experiment["id"], environment)

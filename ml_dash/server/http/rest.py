@@ -5,7 +5,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ml_dash.format.layout import RUN_STATUSES
+from ml_dash.format.layout import RUN_STATUSES, STREAMS
 from ml_dash.format.params import replay
 from ml_dash.server.errors import BadRequest, BrokenBody, NotFound
 from ml_dash.server.files.base import check_file_path
@@ -29,7 +29,7 @@ def public(experiment: dict[str, Any]) -> dict[str, Any]:
 
 
 async def health(request: web.Request) -> web.Response:
-    return json_response({"ok": True, "protocol": PROTOCOL})
+    return json_response({"ok": True, "protocol": PROTOCOL, "streams": list(STREAMS)})
 
 
 async def create_experiment(request: web.Request) -> web.Response:

@@ -9,7 +9,7 @@ checks it).
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Generic, Iterable, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -114,7 +114,8 @@ COMPLETE_TIMEOUT: Setting[float] = Setting("COMPLETE_TIMEOUT", float, 120.0,
                                            "seconds `complete()`/`fail()` wait for the writer; past it the meta file "
                                            "records `unwritten_events`")
 WRITER: Setting[str] = Setting("WRITER", ("thread", "asyncio"), "thread",
-                               "`asyncio` runs the writer as a task on the running event loop")
+                               "`asyncio` runs the writer as a task on the running event loop "
+                               "([async-and-tensors.md](async-and-tensors.md))")
 
 # -- per run: system metrics and environment capture (client/run) ----------------------------------------------
 SYSTEM_METRICS: Setting[bool] = Setting("SYSTEM_METRICS", bool, True,
@@ -139,11 +140,15 @@ RETRY_BASE: Setting[float] = Setting("RETRY_BASE", float, 0.5, "seconds before t
 RETRY_CAP: Setting[float] = Setting("RETRY_CAP", float, 30.0, "seconds between retries at most")
 
 
-def markdown_table(settings: Iterable[Setting[Any]] | None = None) -> str:
-    """The settings (default: every one registered) as a Markdown table: variable, type, default, doc."""
+def markdown_table(scope: str | None = None) -> str:
+    """The registered settings of ``scope`` (``"client"``, ``"server"``; None: all) as a Markdown table: variable,
+    type, default, meaning. docs/settings.md holds this (tests/test_settings.py prints it when the page is stale)."""
     rows = ["| variable | type | default | meaning |", "|---|---|---|---|"]
-    for s in REGISTRY.values() if settings is None else settings:
+    for s in REGISTRY.values():
+        if scope is not None and s.scope != scope:
+            continue
         kind = " \\| ".join(f"`{c}`" for c in s.type) if isinstance(s.type, tuple) else s.type.__name__
         default = "—" if s.default is None or s.default == "" else f"`{s.default}`"
-        rows.append(f"| `{s.env_var}` | {kind} | {default} | {s.doc} |")
+        only = "" if len(s.variables) > 1 else "; no `ML_LOGGER_` spelling"
+        rows.append(f"| `{s.env_var}` | {kind} | {default} | {s.doc}{only} |")
     return "\n".join(rows) + "\n"

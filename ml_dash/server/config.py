@@ -48,7 +48,7 @@ DB: Setting[str | None] = Setting("DB", str, None, "`postgresql://…` or `sqlit
 WORKERS: Setting[int] = Setting("WORKERS", int, 1, "server processes sharing the port", scope=_SERVER)
 FILES: Setting[str | None] = Setting("FILES", str, None, "`s3://bucket[/prefix]` for uploaded files; none: `blobs/` "
                                      "in the data directory", scope=_SERVER)
-S3_ENDPOINT: Setting[str | None] = Setting("S3_ENDPOINT", str, None, "endpoint URL of MinIO, Ceph, … for `FILES`; "
+S3_ENDPOINT: Setting[str | None] = Setting("S3_ENDPOINT", str, None, "endpoint URL of MinIO, Ceph, … for `ML_DASH_FILES`; "
                                            "none: AWS S3", scope=_SERVER)
 CHART_JS: Setting[str | None] = Setting("CHART_JS", str, None, "plotly.js bundle the dashboard loads; none: the "
                                         "basic bundle if fetched, else the `plotly` package's", scope=_SERVER)
@@ -68,8 +68,8 @@ INGEST_PROCESSES: Setting[int | None] = Setting("INGEST_PROCESSES", int, None, "
 SERIES_CACHE_MB: Setting[float] = Setting("SERIES_CACHE_MB", float, 256.0, "megabytes of decoded series cached per "
                                           "process; `0` turns the cache off", convert=_megabytes, legacy=False,
                                           scope=_SERVER)
-SQLITE_READERS: Setting[int] = Setting("SQLITE_READERS", int, 3, "SQLite reader threads (each with its own "
-                                       "connection)", convert=_reader_threads, legacy=False, scope=_SERVER)
+SQLITE_READERS: Setting[int] = Setting("SQLITE_READERS", int, 3, "SQLite reader threads, each with its own "
+                                       "connection", convert=_reader_threads, legacy=False, scope=_SERVER)
 SETTINGS = (HOST, PORT, DATA, DB, WORKERS, FILES, S3_ENDPOINT, CHART_JS, TOKENS, TOKENS_FILE, ALLOWED_HOSTS,
             BODY_TIMEOUT, BODY_IDLE_TIMEOUT, INGEST_PROCESSES, SERIES_CACHE_MB, SQLITE_READERS)
 

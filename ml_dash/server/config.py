@@ -1,5 +1,5 @@
-"""Server configuration: ``ServerConfig`` owns every server setting; each resolves as argument → ``ML_DASH_<NAME>``
-(→ ``ML_LOGGER_<NAME>`` where that spelling was always read) → default, and modules get plain values from the config.
+"""Server configuration: ``ServerConfig`` owns every server setting, and modules get plain values from it. Each
+resolves as argument → ``ML_DASH_<NAME>`` (→ ``ML_LOGGER_<NAME>`` where that spelling was always read) → default.
 
 The settings are declared here with the client's ``Setting`` class (so docs/settings.md lists them too), not in
 ml_dash/settings.py: their defaults and checks live beside ``ServerConfig``, and the client, imported by every
@@ -42,14 +42,15 @@ _SERVER = "server"  # the scope docs/settings.md groups these under
 HOST: Setting[str] = Setting("HOST", str, "127.0.0.1", "address to bind; anything but loopback requires tokens",
                              scope=_SERVER)
 PORT: Setting[int] = Setting("PORT", int, 8000, "port to listen on", scope=_SERVER)
-DATA: Setting[str] = Setting("DATA", str, "./ml-dash-data", "data directory: the SQLite file and `blobs/`", scope=_SERVER)
+DATA: Setting[str] = Setting("DATA", str, "./ml-dash-data", "data directory: the SQLite file and `blobs/`",
+                             scope=_SERVER)
 DB: Setting[str | None] = Setting("DB", str, None, "`postgresql://…` or `sqlite:///path`; none: SQLite in the data "
                                   "directory", scope=_SERVER)
 WORKERS: Setting[int] = Setting("WORKERS", int, 1, "server processes sharing the port", scope=_SERVER)
 FILES: Setting[str | None] = Setting("FILES", str, None, "`s3://bucket[/prefix]` for uploaded files; none: `blobs/` "
                                      "in the data directory", scope=_SERVER)
-S3_ENDPOINT: Setting[str | None] = Setting("S3_ENDPOINT", str, None, "endpoint URL of MinIO, Ceph, … for `ML_DASH_FILES`; "
-                                           "none: AWS S3", scope=_SERVER)
+S3_ENDPOINT: Setting[str | None] = Setting("S3_ENDPOINT", str, None, "endpoint URL of MinIO, Ceph, … for "
+                                           "`ML_DASH_FILES`; none: AWS S3", scope=_SERVER)
 CHART_JS: Setting[str | None] = Setting("CHART_JS", str, None, "plotly.js bundle the dashboard loads; none: the "
                                         "basic bundle if fetched, else the `plotly` package's", scope=_SERVER)
 TOKENS: Setting[str] = Setting("TOKENS", str, "", "bearer tokens (`TOKEN[=NS1,NS2]`, whitespace-separated), added "
@@ -70,8 +71,6 @@ SERIES_CACHE_MB: Setting[float] = Setting("SERIES_CACHE_MB", float, 256.0, "mega
                                           scope=_SERVER)
 SQLITE_READERS: Setting[int] = Setting("SQLITE_READERS", int, 3, "SQLite reader threads, each with its own "
                                        "connection", convert=_reader_threads, legacy=False, scope=_SERVER)
-SETTINGS = (HOST, PORT, DATA, DB, WORKERS, FILES, S3_ENDPOINT, CHART_JS, TOKENS, TOKENS_FILE, ALLOWED_HOSTS,
-            BODY_TIMEOUT, BODY_IDLE_TIMEOUT, INGEST_PROCESSES, SERIES_CACHE_MB, SQLITE_READERS)
 
 DEFAULT_HOST = HOST.default
 DEFAULT_PORT = PORT.default
@@ -107,7 +106,8 @@ class ServerConfig:
     # (when given) and never past max_inflated_bytes.
     max_inflated_bytes: int = 256 * 1024 * 1024
     max_inflation_ratio: int = 100
-    body_timeout: float = BODY_TIMEOUT.default  # seconds for a whole request body (batch, run, experiment); file uploads: see below
+    # seconds for a whole request body (batch, run, experiment); file uploads: see below
+    body_timeout: float = BODY_TIMEOUT.default
     body_idle_timeout: float = BODY_IDLE_TIMEOUT.default  # seconds without a byte of body before 408 (file uploads too)
     file_body_timeout: float = 3600.0  # seconds for a whole file upload (16 GiB at 5 MB/s is ~1 h)
     workers: int = WORKERS.default  # processes serving one port (SO_REUSEPORT); see _workers

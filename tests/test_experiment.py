@@ -106,7 +106,7 @@ def test_missing_identity_names_what_is_missing(tmp_path, monkeypatch):
     """Without env vars, the error names the missing arguments and the env vars to set."""
     for var in ("ML_LOGGER_NAMESPACE", "ML_LOGGER_WORKSPACE", "ML_DASH_NAMESPACE", "ML_DASH_WORKSPACE"):
         monkeypatch.delenv(var, raising=False)
-    with pytest.raises(ValueError, match="namespace.*ML_LOGGER_NAMESPACE.*workspace.*ML_LOGGER_WORKSPACE"):
+    with pytest.raises(ValueError, match="namespace.*ML_DASH_NAMESPACE.*workspace.*ML_DASH_WORKSPACE"):
         Experiment(prefix="x", local_root=str(tmp_path))
 
 

@@ -19,7 +19,7 @@ from ml_dash.client.files import FileManager
 from ml_dash.client.logs import LogManager
 from ml_dash.client.metrics import MetricsLogger, set_in_run
 from ml_dash.client.params import ParameterManager
-from ml_dash.settings import setting
+from ml_dash.settings import LOCAL_ROOT, NAMESPACE, REMOTE, WORKSPACE
 from ml_dash.client.run.system import STOP_TIMEOUT, start_sampler, system_settings
 from ml_dash.format.layout import META_FILE, files_path, read_meta, write_meta
 from ml_dash.format.names import check_segments
@@ -41,18 +41,18 @@ class Experiment:
                  readme: str | None = None, experiment_id: str | None = None, *,
                  tags: list[str] | None = None, system_metrics: bool | None = None, save_code: bool | None = None,
                  capture_environment: bool | None = None) -> None:
-        namespace = setting("NAMESPACE", namespace, None)
-        workspace = setting("WORKSPACE", workspace, None)
+        namespace = NAMESPACE.get(namespace)
+        workspace = WORKSPACE.get(workspace)
         missing = [name for name, value in (("namespace", namespace), ("workspace", workspace), ("prefix", prefix)) if value is None]
         if missing:
-            hints = {"namespace": "ML_LOGGER_NAMESPACE", "workspace": "ML_LOGGER_WORKSPACE", "prefix": None}
+            hints = {"namespace": NAMESPACE.env_var, "workspace": WORKSPACE.env_var, "prefix": None}
             raise ValueError("Experiment: missing " + ", ".join(
                 f"{m} (pass {m}=...{' or set ' + hints[m] if hints[m] else ''})" for m in missing))
         self._namespace = check_segments("namespace", namespace, allow_nested=False)
         self._workspace = check_segments("workspace", workspace, allow_nested=False)
         self._prefix = check_segments("prefix", prefix)
         self._directory = check_segments("directory", directory) if directory else None
-        self._remote = _check_remote(setting("REMOTE", remote, None))
+        self._remote = _check_remote(REMOTE.get(remote))
         self._readme = readme
         self._experiment_id = experiment_id
         self._run_id: str | None = None
@@ -62,7 +62,7 @@ class Experiment:
         self._sampler: Any = None
         self._capture: Any = None
         self._meta_lock = threading.Lock()  # the environment helper writes the meta file too
-        root = setting("LOCAL_ROOT", local_root, ".ml-logger")
+        root = LOCAL_ROOT.get(local_root)
         parts = [self._namespace, self._workspace] + (self._directory.split("/") if self._directory else []) + self._prefix.split("/")
         self._path = os.path.join(os.path.abspath(root), *parts)
         self._meta = self._load_meta()

@@ -16,6 +16,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from ml_dash import Experiment
 from ml_dash.integrations._common import copy_into_files, numeric, set_params
+from ml_dash.settings import LOCAL_ROOT, NAMESPACE, WORKSPACE
 
 _ENDED = {"success": "completed", "finished": "completed", "failed": "failed"}
 
@@ -35,16 +36,6 @@ class _NoOpExperiment:
 
     def __bool__(self) -> bool:
         return False
-
-
-def _env(name: str, value: Optional[str], default: Optional[str] = None) -> Optional[str]:
-    """argument → ML_DASH_<NAME> → ML_LOGGER_<NAME> → default, for ranks > 0, which never build an Experiment."""
-    if value is not None:
-        return value
-    for var in (f"ML_DASH_{name}", f"ML_LOGGER_{name}"):
-        if os.environ.get(var):
-            return os.environ[var]
-    return default
 
 
 class MLDashLogger(Logger):
@@ -111,7 +102,8 @@ class MLDashLogger(Logger):
             parts = [exp.namespace, exp.workspace] + ([exp.directory] if exp.directory else [])
         else:
             k = self._kwargs
-            parts = [_env("NAMESPACE", k["namespace"]) or "", _env("WORKSPACE", k["workspace"]) or ""]
+            # Ranks > 0 never build an Experiment: resolve its settings the way it would.
+            parts = [NAMESPACE.get(k["namespace"]) or "", WORKSPACE.get(k["workspace"]) or ""]
             parts += [k["directory"]] if k["directory"] else []
         return "/".join(parts)
 
@@ -126,7 +118,7 @@ class MLDashLogger(Logger):
         if rank_zero_only.rank == 0:
             exp = self._exp()
             return exp.local_path[: -len(os.path.join(self.name, self.version))].rstrip(os.sep) or os.sep
-        return os.path.abspath(_env("LOCAL_ROOT", self._kwargs["local_root"], ".ml-logger"))
+        return os.path.abspath(LOCAL_ROOT.get(self._kwargs["local_root"]))
 
     @property
     def log_dir(self) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ml_dash.settings import setting
+from ml_dash.settings import LOCAL_ROOT, REMOTE, TOKEN
 
 if TYPE_CHECKING:
     from ml_dash.query.records import ExperimentRecord, Records
@@ -20,15 +20,15 @@ class Api:
     """
 
     def __init__(self, remote: str | None = None, local_root: str | None = None, token: str | None = None) -> None:
-        remote = setting("REMOTE", remote, None) or None
+        remote = REMOTE.get(remote) or None
         if remote is not None and not (isinstance(remote, str) and remote.startswith(("http://", "https://"))):
             raise ValueError(f"Api: remote must be an http:// or https:// URL, got {remote!r}")
         self.remote = remote
-        self.local_root = setting("LOCAL_ROOT", local_root, ".ml-logger")
+        self.local_root = LOCAL_ROOT.get(local_root)
         if remote:
             from ml_dash.query.remote import RemoteSource
 
-            self._source: Any = RemoteSource(remote, setting("TOKEN", token, None) or None)
+            self._source: Any = RemoteSource(remote, TOKEN.get(token) or None)
         else:
             from ml_dash.query.local import LocalSource
 

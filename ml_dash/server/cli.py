@@ -101,7 +101,8 @@ def gc_main(args: argparse.Namespace) -> int:
     before = time.time() - args.older_than * 86400
 
     async def run() -> dict[str, int] | None:
-        storage, blobs = open_storage(config.db_url, config.sqlite_path), open_file_store(config)
+        storage = open_storage(config.db_url, config.sqlite_path, config.series_cache_mb, config.sqlite_readers)
+        blobs = open_file_store(config)
         await storage.open()
         try:
             if args.dry_run:

@@ -1,4 +1,9 @@
-"""Server configuration: every setting resolves as argument → ``ML_DASH_<NAME>`` environment variable → default."""
+"""Server configuration: ``ServerConfig`` owns every server setting, and modules get plain values from it. Each
+resolves as argument → ``ML_DASH_<NAME>`` (→ ``ML_LOGGER_<NAME>`` where that spelling was always read) → default.
+
+The settings are declared here with the client's ``Setting`` class (so docs/settings.md lists them too), not in
+ml_dash/settings.py: their defaults and checks live beside ``ServerConfig``, and the client, imported by every
+training script, carries no server knobs."""
 from __future__ import annotations
 
 import importlib.util
@@ -8,12 +13,68 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from ml_dash.settings import setting
 from ml_dash.format.limits import MAX_NAME_LENGTH
+from ml_dash.settings import Setting
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
-DEFAULT_DATA_DIR = "./ml-dash-data"
+
+def _megabytes(raw: str) -> float:
+    if not raw.strip():  # blank: the default, as before this was a Setting
+        return SERIES_CACHE_MB.default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError("must be a number of megabytes") from None
+
+
+def _reader_threads(raw: str) -> int:
+    if not raw.strip():
+        return SQLITE_READERS.default
+    try:
+        count = int(raw)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ValueError("must be a positive number of reader threads")
+    return count
+
+
+_SERVER = "server"  # the scope docs/settings.md groups these under
+HOST: Setting[str] = Setting("HOST", str, "127.0.0.1", "address to bind; anything but loopback requires tokens",
+                             scope=_SERVER)
+PORT: Setting[int] = Setting("PORT", int, 8000, "port to listen on", scope=_SERVER)
+DATA: Setting[str] = Setting("DATA", str, "./ml-dash-data", "data directory: the SQLite file and `blobs/`",
+                             scope=_SERVER)
+DB: Setting[str | None] = Setting("DB", str, None, "`postgresql://…` or `sqlite:///path`; none: SQLite in the data "
+                                  "directory", scope=_SERVER)
+WORKERS: Setting[int] = Setting("WORKERS", int, 1, "server processes sharing the port", scope=_SERVER)
+FILES: Setting[str | None] = Setting("FILES", str, None, "`s3://bucket[/prefix]` for uploaded files; none: `blobs/` "
+                                     "in the data directory", scope=_SERVER)
+S3_ENDPOINT: Setting[str | None] = Setting("S3_ENDPOINT", str, None, "endpoint URL of MinIO, Ceph, … for "
+                                           "`ML_DASH_FILES`; none: AWS S3", scope=_SERVER)
+CHART_JS: Setting[str | None] = Setting("CHART_JS", str, None, "plotly.js bundle the dashboard loads; none: the "
+                                        "basic bundle if fetched, else the `plotly` package's", scope=_SERVER)
+TOKENS: Setting[str] = Setting("TOKENS", str, "", "bearer tokens (`TOKEN[=NS1,NS2]`, whitespace-separated), added "
+                               "to `--token`", legacy=False, scope=_SERVER)
+TOKENS_FILE: Setting[str | None] = Setting("TOKENS_FILE", str, None, "file of `TOKEN[=NS1,NS2]` lines, `#` comments",
+                                           scope=_SERVER)
+ALLOWED_HOSTS: Setting[str] = Setting("ALLOWED_HOSTS", str, "", "`Host` names answered besides localhost "
+                                      "(comma- or space-separated)", scope=_SERVER)
+BODY_TIMEOUT: Setting[float] = Setting("BODY_TIMEOUT", float, 30.0, "seconds for a whole request body (not file "
+                                       "uploads)", scope=_SERVER)
+BODY_IDLE_TIMEOUT: Setting[float] = Setting("BODY_IDLE_TIMEOUT", float, 10.0, "seconds without a byte of body "
+                                            "before 408", scope=_SERVER)
+INGEST_PROCESSES: Setting[int | None] = Setting("INGEST_PROCESSES", int, None, "processes decoding large batch "
+                                                "bodies; `0`: a thread; none: half the cores from 4 on (at most 4), "
+                                                "else 0", scope=_SERVER)
+SERIES_CACHE_MB: Setting[float] = Setting("SERIES_CACHE_MB", float, 256.0, "megabytes of decoded series cached per "
+                                          "process; `0` turns the cache off", convert=_megabytes, legacy=False,
+                                          scope=_SERVER)
+SQLITE_READERS: Setting[int] = Setting("SQLITE_READERS", int, 3, "SQLite reader threads, each with its own "
+                                       "connection", convert=_reader_threads, legacy=False, scope=_SERVER)
+
+DEFAULT_HOST = HOST.default
+DEFAULT_PORT = PORT.default
+DEFAULT_DATA_DIR = DATA.default
 
 # A token maps to the namespaces it may touch; ``None`` means every namespace.
 TokenTable = Mapping[str, "frozenset[str] | None"]
@@ -45,10 +106,11 @@ class ServerConfig:
     # (when given) and never past max_inflated_bytes.
     max_inflated_bytes: int = 256 * 1024 * 1024
     max_inflation_ratio: int = 100
-    body_timeout: float = 30.0  # seconds for a whole request body (batch, run, experiment); file uploads: see below
-    body_idle_timeout: float = 10.0  # seconds without a byte of body before 408 (file uploads too)
+    # seconds for a whole request body (batch, run, experiment); file uploads: see below
+    body_timeout: float = BODY_TIMEOUT.default
+    body_idle_timeout: float = BODY_IDLE_TIMEOUT.default  # seconds without a byte of body before 408 (file uploads too)
     file_body_timeout: float = 3600.0  # seconds for a whole file upload (16 GiB at 5 MB/s is ~1 h)
-    workers: int = 1  # processes serving one port (SO_REUSEPORT); see _workers
+    workers: int = WORKERS.default  # processes serving one port (SO_REUSEPORT); see _workers
     files: str | None = None  # None: blobs under data_dir; "s3://bucket/prefix": an S3-compatible store (_s3_files)
     s3_endpoint: str | None = None  # e.g. http://minio:9000; None: AWS S3 (region etc. from boto3's own chain)
     chart_js: str | None = None  # a plotly.js bundle to serve; None: the basic bundle if fetched, else plotly's full one
@@ -58,6 +120,9 @@ class ServerConfig:
     ingest_processes: int | None = None
     # Seconds a batch sent ahead waits for the batch before it (http/batch_order.py) before its 409 stands.
     order_wait: float = 10.0
+    # Megabytes of decoded series each process caches (series/cache.py); 0: no cache.
+    series_cache_mb: float = SERIES_CACHE_MB.default
+    sqlite_readers: int = SQLITE_READERS.default  # reader threads of the SQLite backend (storage/sqlite)
 
     @classmethod
     def resolve(
@@ -76,6 +141,8 @@ class ServerConfig:
         body_idle_timeout: float | None = None,
         allowed_hosts: Iterable[str] | None = None,
         ingest_processes: int | None = None,
+        series_cache_mb: float | None = None,
+        sqlite_readers: int | None = None,
         **limits: int,
     ) -> "ServerConfig":
         """Build a config from explicit arguments, falling back to ``ML_DASH_*`` variables and defaults."""
@@ -84,20 +151,22 @@ class ServerConfig:
             token, namespaces = parse_token_entry(entry)
             table[token] = namespaces
         config = cls(
-            host=setting("HOST", host, DEFAULT_HOST),
-            port=setting("PORT", port, DEFAULT_PORT, int),
-            data_dir=setting("DATA", data_dir, DEFAULT_DATA_DIR),
-            db_url=setting("DB", db_url, None),
+            host=HOST.get(host),
+            port=PORT.get(port),
+            data_dir=DATA.get(data_dir),
+            db_url=DB.get(db_url),
             tokens=table,
-            workers=setting("WORKERS", workers, 1, int),
-            files=setting("FILES", files, None),
-            s3_endpoint=setting("S3_ENDPOINT", s3_endpoint, None),
-            chart_js=setting("CHART_JS", chart_js, None),
-            body_timeout=setting("BODY_TIMEOUT", body_timeout, 30.0, float),
-            body_idle_timeout=setting("BODY_IDLE_TIMEOUT", body_idle_timeout, 10.0, float),
+            workers=WORKERS.get(workers),
+            files=FILES.get(files),
+            s3_endpoint=S3_ENDPOINT.get(s3_endpoint),
+            chart_js=CHART_JS.get(chart_js),
+            body_timeout=BODY_TIMEOUT.get(body_timeout),
+            body_idle_timeout=BODY_IDLE_TIMEOUT.get(body_idle_timeout),
             allowed_hosts=tuple(allowed_hosts if allowed_hosts is not None else
-                                setting("ALLOWED_HOSTS", None, "").replace(",", " ").split()),
-            ingest_processes=setting("INGEST_PROCESSES", ingest_processes, None, int),
+                                ALLOWED_HOSTS.get().replace(",", " ").split()),
+            ingest_processes=INGEST_PROCESSES.get(ingest_processes),
+            series_cache_mb=SERIES_CACHE_MB.get(series_cache_mb),
+            sqlite_readers=SQLITE_READERS.get(sqlite_readers),
             **limits,
         )
         config.check()
@@ -113,6 +182,9 @@ class ServerConfig:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
         if self.ingest_processes is not None and self.ingest_processes < 0:
             raise ConfigError(f"ML_DASH_INGEST_PROCESSES must be 0 (threads only) or more, got {self.ingest_processes}")
+        if self.sqlite_readers < 1:
+            raise ConfigError(f"ML_DASH_SQLITE_READERS must be a positive number of reader threads, got "
+                              f"{self.sqlite_readers}")
         if not (self.body_timeout > 0 and self.body_idle_timeout > 0 and self.file_body_timeout > 0):
             raise ConfigError("body timeouts (ML_DASH_BODY_TIMEOUT, ML_DASH_BODY_IDLE_TIMEOUT) must be positive "
                               "seconds")
@@ -186,7 +258,7 @@ def parse_token_entry(entry: str) -> tuple[str, frozenset[str] | None]:
 
 def _token_entries(tokens: Iterable[str] | None, tokens_file: str | None) -> list[str]:
     entries = list(tokens or [])
-    tokens_file = setting("TOKENS_FILE", tokens_file, None)
+    tokens_file = TOKENS_FILE.get(tokens_file)
     if tokens_file:
         with open(tokens_file, encoding="utf-8") as f:
             for line in f:
@@ -194,5 +266,5 @@ def _token_entries(tokens: Iterable[str] | None, tokens_file: str | None) -> lis
                 if line:
                     entries.append(line)
     # ML_DASH_TOKENS adds to (never replaces) the command line: whitespace-separated entries.
-    entries.extend(os.environ.get("ML_DASH_TOKENS", "").split())
+    entries.extend(TOKENS.get().split())
     return entries

@@ -61,7 +61,7 @@ def db_url(request, tmp_path) -> Iterator[str]:
 
 @pytest.fixture
 def storage_factory(db_url, tmp_path) -> Callable[[], Storage]:
-    return lambda: open_storage(db_url, str(tmp_path / "unused.sqlite3"))
+    return lambda **options: open_storage(db_url, str(tmp_path / "unused.sqlite3"), **options)
 
 
 @pytest.fixture

@@ -19,7 +19,15 @@ import threading
 from typing import Callable, Iterator, Protocol
 
 from ml_dash.client.events import BARRIER_SIGNAL, barrier_event, is_barrier
-from ml_dash.settings import setting
+from ml_dash.settings import (
+    BATCH_SIZE,
+    COMPLETE_TIMEOUT,
+    EXIT_TIMEOUT,
+    FLUSH_INTERVAL,
+    ON_FULL,
+    QUEUE_SIZE,
+    WRITER,
+)
 from ml_dash.client.pipeline.pace import pace
 from ml_dash.client.pipeline.thread import ThreadWriter
 from ml_dash.client.pipeline.writer import Writer, WriterFactory
@@ -62,29 +70,26 @@ def _asyncio_writer(host) -> Writer | None:
 WRITERS: dict[str, WriterFactory] = {"thread": ThreadWriter, "asyncio": _asyncio_writer}
 
 
-def _writer_kind(value: str) -> str:
-    if value not in WRITERS:
-        raise ValueError("writer must be 'thread' or 'asyncio'")
-    return value
-
-
-def _on_full_policy(value: str) -> str:
-    if value not in ("block", "drop"):
-        raise ValueError("on_full must be 'block' or 'drop'")
-    return value
-
-
 class Pipeline:
-    def __init__(self, sink: Sink | None = None) -> None:
+    """The queue and its writer, configured by plain values: ``capacity`` events before back-pressure, which is
+    ``on_full`` (``"block"`` the caller or ``"drop"`` the event); ``batch_size`` events per writer batch; the writer
+    wakes every ``interval`` seconds; ``exit_timeout`` / ``complete_timeout`` bound the drains at exit and in
+    ``complete()``; ``writer_kind`` is a key of ``WRITERS``. The defaults are the settings' (ml_dash/settings.py);
+    only ``pipeline.process`` reads the environment."""
+
+    def __init__(self, sink: Sink | None = None, *, capacity: int = QUEUE_SIZE.default,
+                 batch_size: int = BATCH_SIZE.default, interval: float = FLUSH_INTERVAL.default,
+                 on_full: str = ON_FULL.default, exit_timeout: float = EXIT_TIMEOUT.default,
+                 complete_timeout: float = COMPLETE_TIMEOUT.default, writer_kind: str = WRITER.default) -> None:
         self.queue: collections.deque = collections.deque()
         self.sink: Sink = sink  # type: ignore[assignment]  # set_sink() before the first event
-        self.capacity = setting("QUEUE_SIZE", None, 1_000_000, int)
-        self.batch_size = min(setting("BATCH_SIZE", None, 20_000, int), self.capacity)
-        self.interval = setting("FLUSH_INTERVAL", None, 0.2, float)
-        self.on_full = setting("ON_FULL", None, "block", _on_full_policy)
-        self.exit_timeout = setting("EXIT_TIMEOUT", None, 10.0, float)
-        self.complete_timeout = setting("COMPLETE_TIMEOUT", None, 120.0, float)  # complete()/fail() never hang
-        self.writer_kind = setting("WRITER", None, "thread", _writer_kind)
+        self.capacity = capacity
+        self.batch_size = min(batch_size, capacity)
+        self.interval = interval
+        self.on_full = ON_FULL.convert(on_full)  # the same check, and message, as for ML_DASH_ON_FULL
+        self.exit_timeout = exit_timeout
+        self.complete_timeout = complete_timeout  # complete()/fail() never hang
+        self.writer_kind = WRITER.convert(writer_kind)
         self.at_exit: list[Callable[[], None]] = []  # experiments finalising at exit, run after the drain
         self.exit_drained = True  # False once the drain at exit timed out: finalisers then wait for nothing more
         self._reset_threading()

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from ml_dash.settings import as_bool, setting
+from ml_dash.settings import CAPTURE_ENVIRONMENT, SAVE_CODE
 from ml_dash.client.run.starter import start_soon
 
 logger = logging.getLogger("ml_dash")
@@ -173,5 +173,5 @@ def environment_settings(capture_environment: bool | None, save_code: bool | Non
     for name, value in (("capture_environment", capture_environment), ("save_code", save_code)):
         if value is not None and not isinstance(value, bool):
             raise TypeError(f"Experiment: {name} must be True or False, got {type(value).__name__} {value!r}")
-    capture_on = setting("CAPTURE_ENVIRONMENT", capture_environment, True, as_bool)
-    return capture_on, capture_on and setting("SAVE_CODE", save_code, False, as_bool)
+    capture_on = CAPTURE_ENVIRONMENT.get(capture_environment)
+    return capture_on, capture_on and SAVE_CODE.get(save_code)

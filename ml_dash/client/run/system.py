@@ -12,7 +12,7 @@ import threading
 from time import time as _time
 
 from ml_dash.client.events import record_event
-from ml_dash.settings import as_bool, setting
+from ml_dash.settings import SYSTEM_INTERVAL, SYSTEM_METRICS
 from ml_dash.client.run.starter import start_soon
 from ml_dash.client.pipeline.process import PIPELINE
 
@@ -21,20 +21,13 @@ logger = logging.getLogger("ml_dash")
 STOP_TIMEOUT = 2.0  # how long complete()/fail() wait for a sample in progress (an NVML call) before going on
 
 
-def _interval(raw: str) -> float:
-    value = float(raw)
-    if not value > 0:
-        raise ValueError("must be a number of seconds greater than 0")
-    return value
-
-
 def system_settings(system_metrics: bool | None) -> tuple[bool, float]:
     """(on, interval): the ``system_metrics`` argument, else ML_DASH_SYSTEM_METRICS; ML_DASH_SYSTEM_INTERVAL."""
     if system_metrics is not None and not isinstance(system_metrics, bool):
         raise TypeError(f"Experiment: system_metrics must be True or False, got {type(system_metrics).__name__} "
                         f"{system_metrics!r}")
-    on = setting("SYSTEM_METRICS", system_metrics, True, as_bool)
-    return on, setting("SYSTEM_INTERVAL", None, 10.0, _interval) if on else 10.0
+    on = SYSTEM_METRICS.get(system_metrics)
+    return on, SYSTEM_INTERVAL.get() if on else SYSTEM_INTERVAL.default
 
 
 class SystemSampler:

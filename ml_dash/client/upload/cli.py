@@ -6,7 +6,7 @@ import logging
 import sys
 
 from ml_dash.format.layout import META_FILE, SYNC_STATE_FILE
-from ml_dash.settings import setting
+from ml_dash.settings import REMOTE, TOKEN
 
 
 def add_sync_subcommand(subparsers) -> None:
@@ -30,13 +30,13 @@ def run_sync(args: argparse.Namespace) -> int:
 
     from ml_dash.client.upload.sync_command import NO_REMOTE, find_experiments, recorded_remote
 
-    remote = setting("REMOTE", args.remote, None) or None
+    remote = REMOTE.get(args.remote) or None
     if not remote and not any(recorded_remote(d) for d in find_experiments(args.paths)):
         # Each experiment goes to the server it was logged to (.ml-dash-sync.json) unless one is given.
         print(f"ml-dash sync: {NO_REMOTE}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    token = setting("TOKEN", args.token, None)
+    token = TOKEN.get(args.token)
     results = sync_paths(args.paths, remote, token, show_progress=not args.no_progress and sys.stderr.isatty(),
                          attempts=max(1, args.attempts), mark_crashed=not args.no_mark_crashed)
     print(format_summary(results))

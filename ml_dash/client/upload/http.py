@@ -16,7 +16,7 @@ import msgpack
 import orjson
 import yarl
 
-from ml_dash.settings import setting
+from ml_dash.settings import UPLOAD_GZIP
 from ml_dash.client.upload.retry import (
     Retrier,
     RetryableError,
@@ -34,7 +34,7 @@ _GZIP_CHOICES = {"auto": None, "on": True, "1": True, "true": True, "off": False
 def use_gzip(base_url: str, choice: str | None = None) -> bool:
     """Whether request bodies are gzipped: ``ML_DASH_UPLOAD_GZIP`` = on / off / auto (default: on, except to a
     loopback server, where compressing only costs CPU)."""
-    raw = setting("UPLOAD_GZIP", choice, "auto").strip().lower()
+    raw = UPLOAD_GZIP.get(choice).strip().lower()
     if raw not in _GZIP_CHOICES:
         raise ValueError(f"UPLOAD_GZIP must be one of auto, on, off; got {raw!r}")
     explicit = _GZIP_CHOICES[raw]

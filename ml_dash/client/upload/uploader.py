@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from ml_dash.settings import setting
+from ml_dash import settings
 from ml_dash.client.upload.crashed import previous_run_crashed
 from ml_dash.client.upload.http import ServerClient
 from ml_dash.client.upload.retry import Backoff, Retrier, RetryableError
@@ -33,15 +33,15 @@ logger = logging.getLogger("ml_dash")
 
 def upload_settings() -> dict[str, Any]:
     return {
-        "token": setting("TOKEN", None, None) or None,
-        "timeout": setting("UPLOAD_TIMEOUT", None, 5.0, float),  # how long complete() waits for the upload
-        "interval": setting("UPLOAD_INTERVAL", None, 1.0, float),  # seconds per request in steady state
-        "connect_wait": setting("CONNECT_WAIT", None, 2.0, float),  # how long the constructor waits for the ids
-        "max_events": setting("UPLOAD_BATCH_EVENTS", None, 50_000, int),
-        "max_bytes": setting("UPLOAD_BATCH_BYTES", None, 4 << 20, int),
-        "window": setting("UPLOAD_WINDOW", None, 4, int),  # batches of one stream in flight at most
-        "retry_base": setting("RETRY_BASE", None, 0.5, float),
-        "retry_cap": setting("RETRY_CAP", None, 30.0, float),
+        "token": settings.TOKEN.get() or None,
+        "timeout": settings.UPLOAD_TIMEOUT.get(),  # how long complete() waits for the upload
+        "interval": settings.UPLOAD_INTERVAL.get(),  # seconds per request in steady state
+        "connect_wait": settings.CONNECT_WAIT.get(),  # how long the constructor waits for the ids
+        "max_events": settings.UPLOAD_BATCH_EVENTS.get(),
+        "max_bytes": settings.UPLOAD_BATCH_BYTES.get(),
+        "window": settings.UPLOAD_WINDOW.get(),  # batches of one stream in flight at most
+        "retry_base": settings.RETRY_BASE.get(),
+        "retry_cap": settings.RETRY_CAP.get(),
     }
 
 

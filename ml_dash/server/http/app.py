@@ -75,7 +75,8 @@ def create_app(config: ServerConfig | None = None, storage: Storage | None = Non
     app[ORDER_KEY] = BatchOrder()
 
     async def storage_lifecycle(app: web.Application) -> AsyncIterator[None]:
-        app[STORAGE_KEY] = storage or open_storage(config.db_url, config.sqlite_path)
+        app[STORAGE_KEY] = storage or open_storage(config.db_url, config.sqlite_path, config.series_cache_mb,
+                                                   config.sqlite_readers)
         await app[STORAGE_KEY].open()
         yield
         await app[STORAGE_KEY].close()

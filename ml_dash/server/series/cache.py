@@ -30,7 +30,6 @@ held in full costs one small query, and any write to it (a new tail pk) simply s
 """
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from typing import Any, Generator, Sequence
@@ -48,8 +47,6 @@ from ml_dash.server.series.chunks import (
 from ml_dash.server.series.downsample import Envelope, envelope, use_summaries
 from ml_dash.server.series.types import Series
 
-ENV = "ML_DASH_SERIES_CACHE_MB"
-DEFAULT_MB = 256
 ENVELOPES = 64  # downsampled answers kept (each ~2 * max_points points)
 
 # Queries the read generator yields, and what it expects back:
@@ -118,15 +115,8 @@ class SeriesCache:
         self._lock = threading.Lock()  # SQLite reads on a thread, PostgreSQL on the loop: keep both honest
 
     @classmethod
-    def from_env(cls) -> SeriesCache | None:
-        """The cache ``ML_DASH_SERIES_CACHE_MB`` asks for (default 256 MB), None when it is 0."""
-        raw = os.environ.get(ENV, "").strip()
-        try:
-            mb = float(raw) if raw else DEFAULT_MB
-        except ValueError:
-            from ml_dash.server.config import ConfigError
-
-            raise ConfigError(f"{ENV} must be a number of megabytes, got {raw!r}") from None
+    def sized(cls, mb: float) -> SeriesCache | None:
+        """A cache of ``mb`` megabytes (``ServerConfig.series_cache_mb``), None when it is 0 or less."""
         return cls(int(mb * 2**20)) if mb > 0 else None
 
     def __len__(self) -> int:

@@ -11,17 +11,13 @@ import random
 import numpy as np
 import pytest
 
-from ml_dash.server.series.cache import ENV, SeriesCache
+from ml_dash.server.config import ServerConfig
+from ml_dash.server.series.cache import SeriesCache
 
 
 @contextlib.asynccontextmanager
-async def opened(storage_factory, monkeypatch, mb: str | None = None):
-    with monkeypatch.context() as patch:
-        if mb is None:
-            patch.delenv(ENV, raising=False)
-        else:
-            patch.setenv(ENV, mb)
-        store = storage_factory()
+async def opened(storage_factory, mb: float | None = None):
+    store = storage_factory() if mb is None else storage_factory(series_cache_mb=mb)
     await store.open()
     try:
         yield store
@@ -60,8 +56,8 @@ async def assert_reads_agree(plain, cached_stores, experiment_id, name="m", rang
             assert same(got, want), (step_min, step_max, got, want)
 
 
-async def test_hit_returns_the_identical_series(storage_factory, monkeypatch):
-    async with opened(storage_factory, monkeypatch) as cached, opened(storage_factory, monkeypatch, "0") as plain:
+async def test_hit_returns_the_identical_series(storage_factory):
+    async with opened(storage_factory) as cached, opened(storage_factory, 0) as plain:
         writer = await new_writer(cached)
         await writer.write(cached, [(s, s * 0.5) for s in range(50)])
         await writer.write(cached, [(None, None), (7, float("nan")), (3, True), (60, float("inf"))])  # unordered
@@ -75,9 +71,9 @@ async def test_hit_returns_the_identical_series(storage_factory, monkeypatch):
         assert await cached.metric_series(writer.experiment_id, "nope", None, None) is None
 
 
-async def test_live_append_and_merges_into_the_tail_are_seen_exactly(storage_factory, monkeypatch):
+async def test_live_append_and_merges_into_the_tail_are_seen_exactly(storage_factory):
     """One-point batches merge into the tail chunk (its pk changes each time); every read matches the database."""
-    async with opened(storage_factory, monkeypatch) as cached, opened(storage_factory, monkeypatch, "0") as plain:
+    async with opened(storage_factory) as cached, opened(storage_factory, 0) as plain:
         writer = await new_writer(cached)
         await writer.write(cached, [(s, float(s)) for s in range(20)])
         await cached.metric_series(writer.experiment_id, "m", None, None)
@@ -95,8 +91,8 @@ async def test_live_append_and_merges_into_the_tail_are_seen_exactly(storage_fac
         await assert_reads_agree(plain, [cached], writer.experiment_id)
 
 
-async def test_earlier_answers_do_not_change_under_later_appends(storage_factory, monkeypatch):
-    async with opened(storage_factory, monkeypatch) as cached:
+async def test_earlier_answers_do_not_change_under_later_appends(storage_factory):
+    async with opened(storage_factory) as cached:
         writer = await new_writer(cached)
         await writer.write(cached, [(s, 1.0) for s in range(10)])
         held = [await cached.metric_series(writer.experiment_id, "m", None, None)]
@@ -108,10 +104,10 @@ async def test_earlier_answers_do_not_change_under_later_appends(storage_factory
             assert series.values.tolist() == [1.0] * 10 + [2.0] * i
 
 
-async def test_eviction_keeps_the_cache_within_its_size(storage_factory, monkeypatch):
+async def test_eviction_keeps_the_cache_within_its_size(storage_factory):
     point_bytes = 17  # float64 step + float64 value + int8 kind
-    async with opened(storage_factory, monkeypatch, str(250 * point_bytes / 2**20)) as cached, \
-            opened(storage_factory, monkeypatch, "0") as plain:
+    async with opened(storage_factory, 250 * point_bytes / 2**20) as cached, \
+            opened(storage_factory, 0) as plain:
         writer = await new_writer(cached)
         await writer.write(cached, [(s, float(s)) for s in range(100)] , name="a")
         await writer.write(cached, [(s, float(s)) for s in range(100)], name="b")
@@ -129,10 +125,10 @@ async def test_eviction_keeps_the_cache_within_its_size(storage_factory, monkeyp
         assert [k[1] for k in cache._entries] == ["b", "a"]
 
 
-async def test_two_workers_on_one_database_stay_correct(storage_factory, monkeypatch):
+async def test_two_workers_on_one_database_stay_correct(storage_factory):
     """Two storages (as two server processes) each with their own cache, writes going through either."""
-    async with opened(storage_factory, monkeypatch) as one, opened(storage_factory, monkeypatch) as two, \
-            opened(storage_factory, monkeypatch, "0") as plain:
+    async with opened(storage_factory) as one, opened(storage_factory) as two, \
+            opened(storage_factory, 0) as plain:
         writer = await new_writer(one)
         rng = random.Random(5)
         step = 0
@@ -149,16 +145,17 @@ async def test_two_workers_on_one_database_stay_correct(storage_factory, monkeyp
         await assert_reads_agree(plain, [one, two], writer.experiment_id)
 
 
-def test_cache_size_comes_from_the_environment(monkeypatch):
-    monkeypatch.delenv(ENV, raising=False)
-    assert SeriesCache.from_env().max_bytes == 256 * 2**20
-    monkeypatch.setenv(ENV, "0")
-    assert SeriesCache.from_env() is None
-    monkeypatch.setenv(ENV, "1.5")
-    assert SeriesCache.from_env().max_bytes == int(1.5 * 2**20)
-    monkeypatch.setenv(ENV, "lots")
-    with pytest.raises(Exception, match=ENV):
-        SeriesCache.from_env()
+def test_cache_size_comes_from_the_config(monkeypatch):
+    """ML_DASH_SERIES_CACHE_MB → ServerConfig.series_cache_mb (default 256, 0: no cache) → SeriesCache.sized."""
+    monkeypatch.delenv("ML_DASH_SERIES_CACHE_MB", raising=False)
+    assert SeriesCache.sized(ServerConfig.resolve().series_cache_mb).max_bytes == 256 * 2**20
+    monkeypatch.setenv("ML_DASH_SERIES_CACHE_MB", "0")
+    assert SeriesCache.sized(ServerConfig.resolve().series_cache_mb) is None
+    monkeypatch.setenv("ML_DASH_SERIES_CACHE_MB", "1.5")
+    assert SeriesCache.sized(ServerConfig.resolve().series_cache_mb).max_bytes == int(1.5 * 2**20)
+    monkeypatch.setenv("ML_DASH_SERIES_CACHE_MB", "lots")
+    with pytest.raises(ValueError, match="ML_DASH_SERIES_CACHE_MB.*megabytes"):
+        ServerConfig.resolve()
 
 
 def test_a_tail_that_differs_from_what_was_cached_is_copied_not_overwritten():

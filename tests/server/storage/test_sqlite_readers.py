@@ -12,9 +12,8 @@ from ml_dash.server.storage.sqlite.storage import SQLiteStorage
 
 
 @pytest.fixture
-async def sqlite_storage(tmp_path, monkeypatch):
-    monkeypatch.setenv("ML_DASH_SQLITE_READERS", "3")
-    storage = SQLiteStorage(str(tmp_path / "r.sqlite3"))
+async def sqlite_storage(tmp_path):
+    storage = SQLiteStorage(str(tmp_path / "r.sqlite3"), readers=3)
     await storage.open()
     yield storage
     await storage.close()

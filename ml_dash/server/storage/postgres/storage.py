@@ -20,6 +20,7 @@ from typing import TypeVar
 import asyncpg
 import orjson
 
+from ml_dash.server.config import SERIES_CACHE_MB
 from ml_dash.server.storage.postgres.driver import run
 from ml_dash.server.storage.postgres.metrics import MetricRows, decode_last
 from ml_dash.server.storage.postgres.migrations import migrate
@@ -48,8 +49,9 @@ class PostgresStorage(SQLStorage):
     LAST_WHERE = "AND m.last_kind IS NOT NULL"
     _decode_last = staticmethod(decode_last)
 
-    def __init__(self, url: str, min_size: int = 1, max_size: int = 10) -> None:
-        super().__init__()
+    def __init__(self, url: str, min_size: int = 1, max_size: int = 10,
+                 series_cache_mb: float = SERIES_CACHE_MB.default) -> None:
+        super().__init__(series_cache_mb)
         self.url = url
         self.min_size, self.max_size = min_size, max_size
         self._pool: asyncpg.Pool | None = None

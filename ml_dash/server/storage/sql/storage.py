@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import orjson
 
+from ml_dash.server.config import SERIES_CACHE_MB
 from ml_dash.server.errors import NotFound, StreamConflict
 from ml_dash.server.series.cache import (
     EXISTS,
@@ -86,9 +87,10 @@ class SQLStorage(ExperimentQueries, Purge, Storage):
     VALUES: str  # metric_chunks' values column
     SORT_IN_SQL: bool  # chunk rows come back in pk order from an ORDER BY, else are sorted here
 
-    def __init__(self) -> None:
+    def __init__(self, series_cache_mb: float = SERIES_CACHE_MB.default) -> None:
         self._experiment_pks: dict[str, int] = {}  # id → pk never changes once made, so caching it is safe
-        self._series_cache = SeriesCache.from_env()  # per process; checked against the database on every read
+        # per process; checked against the database on every read
+        self._series_cache = SeriesCache.sized(series_cache_mb)
 
     @abc.abstractmethod
     async def _read(self, body: Body[T], snapshot: bool = False) -> T: ...

@@ -21,6 +21,7 @@ from typing import Any, Callable, TypeVar
 
 import orjson
 
+from ml_dash.server.config import SERIES_CACHE_MB, SQLITE_READERS
 from ml_dash.server.storage.sql.protocol import ROW, RUN, Body, run_sync, writes
 from ml_dash.server.storage.sql.query import merged_params
 from ml_dash.server.storage.sql.storage import SQLStorage, log_row
@@ -35,23 +36,6 @@ from ml_dash.server.storage.sqlite.dialect import SQLiteDialect
 
 T = TypeVar("T")
 
-READERS_ENV = "ML_DASH_SQLITE_READERS"
-DEFAULT_READERS = 3
-
-
-def _reader_count() -> int:
-    raw = os.environ.get(READERS_ENV, "").strip()
-    try:
-        count = int(raw) if raw else DEFAULT_READERS
-    except ValueError:
-        count = 0
-    if count < 1:
-        from ml_dash.server.config import ConfigError
-
-        raise ConfigError(f"{READERS_ENV} must be a positive number of reader threads, got {raw!r}")
-    return count
-
-
 class SQLiteStorage(SQLStorage):
     # The writer is alone: reading the offset is enough, the transaction (BEGIN IMMEDIATE) holds the write lock.
     LOCK_STREAM = "SELECT acked FROM streams WHERE experiment_pk = ? AND stream_id = ?"
@@ -65,11 +49,12 @@ class SQLiteStorage(SQLStorage):
                     "metric_summaries WHERE name_pk IN (SELECT pk FROM metric_names WHERE experiment_pk = ?) LIMIT ?)")]
     _decode_last = staticmethod(decode_value)
 
-    def __init__(self, path: str) -> None:
-        super().__init__()
+    def __init__(self, path: str, readers: int = SQLITE_READERS.default,
+                 series_cache_mb: float = SERIES_CACHE_MB.default) -> None:
+        super().__init__(series_cache_mb)
         self.path = path
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="ml-dash-sqlite-writer")
-        self._reader = ThreadPoolExecutor(_reader_count(), thread_name_prefix="ml-dash-sqlite-reader")
+        self._reader = ThreadPoolExecutor(readers, thread_name_prefix="ml-dash-sqlite-reader")
         self._wconn: sqlite3.Connection | None = None
         self._wanswer: Callable[..., Any] | None = None
         self._local = threading.local()  # each reader thread's own connection and its answerer

@@ -33,7 +33,8 @@ CONFIGS = [  # name, Experiment keyword arguments
 
 WORKER = r"""
 import json, os, sys, tempfile, time
-from ml_dash import Experiment, _experiment
+from ml_dash import Experiment
+from ml_dash.client import experiment as _experiment
 kwargs, runs, logs = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 timer = time.perf_counter_ns
 root = tempfile.mkdtemp()

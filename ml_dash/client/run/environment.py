@@ -8,6 +8,7 @@ secrets), and a remote URL loses any user or token it carries.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sys
@@ -25,17 +26,54 @@ MAX_DIFF_BYTES = 10 << 20  # a larger diff is not saved (the environment says so
 DIFF_FILE = "code/diff.patch"  # under the experiment's files/
 
 
+_live: set[Any] = set()  # git children running now (their process groups), killed if the program exits first
+_live_lock = threading.Lock()
+
+
+def _kill(child: Any) -> None:
+    """Kill ``child``'s whole process group: git's own helpers (a credential prompt, ssh, a hook) go with it."""
+    import signal
+
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except OSError:  # already gone
+        pass
+
+
 def _git(args: list[str], cwd: str) -> str | None:
-    """One git command's stdout, or None if it failed (not a repository, no commits, no such remote)."""
+    """One git command's stdout, or None if it failed (not a repository, no commits, no such remote) or overran
+    ``GIT_TIMEOUT`` (then it is killed, with everything it started)."""
     import subprocess
 
     env = dict(os.environ, GIT_OPTIONAL_LOCKS="0", GIT_TERMINAL_PROMPT="0", LC_ALL="C")  # never takes index.lock
     try:
-        done = subprocess.run(["git", *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, timeout=GIT_TIMEOUT, check=False)
+        # Its own session, so a timeout (or the program's exit) kills the group, not just the first process.
+        child = subprocess.Popen(["git", *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, start_new_session=True)
     except (OSError, subprocess.SubprocessError):
         return None
-    return done.stdout.decode("utf-8", "replace") if done.returncode == 0 else None
+    with _live_lock:
+        _live.add(child)
+    try:
+        out, _ = child.communicate(timeout=GIT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        _kill(child)
+        child.communicate()  # reaps it; its pipe is closed now that the whole group is gone
+        return None
+    finally:
+        with _live_lock:
+            _live.discard(child)
+    return out.decode("utf-8", "replace") if child.returncode == 0 else None
+
+
+@atexit.register
+def _kill_live() -> None:
+    """The program ends while a capture still waits on git: its helper thread dies with the interpreter, so kill
+    the git it started rather than leave it behind."""
+    with _live_lock:
+        children = list(_live)
+    for child in children:
+        _kill(child)
 
 
 def public_remote(url: str) -> str:

@@ -252,13 +252,17 @@ class Experiment:
             self._uploader.run_ended(status, error)
 
     def _stop_run_helpers(self, timeout: float | None) -> None:
-        """Stop the sampler (its last row is then flushed with the rest). The environment capture is not waited for:
-        a hung git (a network filesystem) must not hold up the run's end; it records when done (or is killed at
-        its timeout, or at the program's exit)."""
+        """Stop the sampler (its last row is then flushed with the rest) and give the environment capture a moment:
+        a git still running is killed first (a hung git must not hold up the run's end, nor outlive it), so the
+        moment is spent only on the rest. A capture done later still records (``_environment_captured``)."""
         bound = STOP_TIMEOUT if timeout is None else min(timeout, STOP_TIMEOUT)
-        sampler, self._sampler, self._capture = self._sampler, None, None
+        sampler, capture, self._sampler, self._capture = self._sampler, self._capture, None, None
+        if capture is not None:
+            capture.stop_git()
         if sampler is not None:
             sampler.stop(bound)
+        if capture is not None:
+            capture.wait(bound)
 
     def _environment_captured(self, environment: dict, diff: bytes | None, run: int) -> None:
         """On the capture's helper thread: save the diff through exp.files, then the meta; tell the uploader. A

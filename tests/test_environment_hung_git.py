@@ -20,11 +20,13 @@ def _fake_git(tmp_path, body):
 
 
 def _hangs_with_a_helper(tmp_path, ready=None):
-    """A git whose first command starts a helper process, writes its pid to ``pid`` (and a line to the FIFO ``ready``, which blocks
-    until the test reads it) and waits on it forever."""
+    """A git whose first command starts a helper process, writes its pid to ``pid`` (and a line to the FIFO
+    ``ready``, which blocks until the test reads it) and waits on it forever; later commands fail at once."""
     pid = tmp_path / "pid"
-    tell = "" if ready is None else f'echo > "{ready}"\n'
-    return _fake_git(tmp_path, f'[ -e "{pid}" ] && exit 1  # only the first command hangs\nsleep 1000 &\necho $! > "{pid}.tmp" && mv "{pid}.tmp" "{pid}"\n{tell}wait\n'), pid
+    script = [f'[ -e "{pid}" ] && exit 1', "sleep 1000 &", f'echo $! > "{pid}.tmp" && mv "{pid}.tmp" "{pid}"']
+    if ready is not None:
+        script.append(f'echo > "{ready}"')
+    return _fake_git(tmp_path, "\n".join([*script, "wait", ""])), pid
 
 
 def _fifo(tmp_path):

@@ -46,7 +46,8 @@ class Purge:
 
     @reads
     def deleted_experiments(self, before: float | None = None, limit: int = 100, after: int = 0):
-        """(pk, id, namespace/workspace/prefix) of soft-deleted experiments, deleted before ``before``, pk > ``after``."""
+        """(pk, id, namespace/workspace/prefix) of soft-deleted experiments deleted before ``before``, with a pk
+        above ``after`` (gc pages by pk, so one it leaves is not found again)."""
         rows = yield ROWS, ("SELECT pk, id, namespace, workspace, directory, prefix FROM experiments WHERE "
                             "deleted_at IS NOT NULL AND deleted_at <= ? AND pk > ? ORDER BY pk LIMIT ?"), \
             (time.time() if before is None else before, after, limit)

@@ -61,6 +61,7 @@ class Experiment:
         self._environment = environment_settings(capture_environment, save_code)
         self._sampler: Any = None
         self._capture: Any = None
+        self._runs_started = 0  # a capture that finishes after its run ended still records, unless another began
         self._meta_lock = threading.Lock()  # the environment helper writes the meta file too
         root = LOCAL_ROOT.get(local_root)
         parts = [self._namespace, self._workspace] + (self._directory.split("/") if self._directory else []) + self._prefix.split("/")
@@ -192,8 +193,12 @@ class Experiment:
             self._meta.pop("environment", None)  # an earlier run's, until this run's capture replaces it
         self._write_meta()
         self._sampler = start_sampler(self.store_key, *self._system)
+        self._runs_started += 1
         if self._environment[0]:
-            self._capture = EnvironmentCapture(self._environment[1], self._environment_captured)
+            run = self._runs_started
+            self._capture = EnvironmentCapture(self._environment[1],
+                                               lambda environment, diff: self._environment_captured(environment, diff,
+                                                                                                    run))
         self.in_run = self._ran = True
         set_in_run(self.metrics, True)
         _sigterm.handle_sigterm()
@@ -248,16 +253,23 @@ class Experiment:
             self._uploader.run_ended(status, error)
 
     def _stop_run_helpers(self, timeout: float | None) -> None:
-        """Stop the sampler (its last row is then flushed with the rest) and give the environment capture a moment."""
+        """Stop the sampler (its last row is then flushed with the rest) and give the environment capture a moment:
+        a git still running is killed first (a hung git must not hold up the run's end, nor outlive it), so the
+        moment is spent only on the rest. A capture done later still records (``_environment_captured``)."""
         bound = STOP_TIMEOUT if timeout is None else min(timeout, STOP_TIMEOUT)
         sampler, capture, self._sampler, self._capture = self._sampler, self._capture, None, None
+        if capture is not None:
+            capture.stop_git()
         if sampler is not None:
             sampler.stop(bound)
         if capture is not None:
             capture.wait(bound)
 
-    def _environment_captured(self, environment: dict, diff: bytes | None) -> None:
-        """On the capture's helper thread: save the diff through exp.files, then the meta; tell the uploader."""
+    def _environment_captured(self, environment: dict, diff: bytes | None, run: int) -> None:
+        """On the capture's helper thread: save the diff through exp.files, then the meta; tell the uploader. A
+        capture of an earlier run (finished after another run began) records nothing: the meta is that run's."""
+        if run != self._runs_started:
+            return
         if diff is not None:
             try:
                 self.files("code").save(diff, "diff.patch")

@@ -8,6 +8,7 @@ secrets), and a remote URL loses any user or token it carries.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sys
@@ -24,17 +25,84 @@ GIT_TIMEOUT = 10.0  # seconds per git command (a hung network filesystem must no
 MAX_DIFF_BYTES = 10 << 20  # a larger diff is not saved (the environment says so): it is not "code", it is data
 
 
-def _git(args: list[str], cwd: str) -> str | None:
-    """One git command's stdout, or None if it failed (not a repository, no commits, no such remote)."""
-    import subprocess
+_live: set[Any] = set()  # git children running now (their process groups), killed if the program exits first
+_live_lock = threading.Lock()
 
-    env = dict(os.environ, GIT_OPTIONAL_LOCKS="0", GIT_TERMINAL_PROMPT="0", LC_ALL="C")  # never takes index.lock
+
+def _kill(child: Any) -> None:
+    """Kill ``child``'s whole process group: git's own helpers (a credential prompt, ssh, a hook) go with it."""
+    import signal
+
     try:
-        done = subprocess.run(["git", *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, timeout=GIT_TIMEOUT, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.decode("utf-8", "replace") if done.returncode == 0 else None
+        os.killpg(child.pid, signal.SIGKILL)
+    except OSError:  # already gone
+        pass
+
+
+class Git:
+    """The git commands of one capture, each in its own session so that killing it kills everything it started:
+    at ``GIT_TIMEOUT``, when the run ends first (``stop``), or at the program's exit. ``skipped`` says why git's
+    answers are incomplete, if they are."""
+
+    def __init__(self) -> None:
+        self.skipped: str | None = None
+        self._stopped = False
+        self._child: Any = None
+        self._lock = threading.Lock()
+
+    def __call__(self, args: list[str], cwd: str) -> str | None:
+        """One git command's stdout, or None if it failed (not a repository, no commits, no such remote) or was
+        killed."""
+        import subprocess
+
+        env = dict(os.environ, GIT_OPTIONAL_LOCKS="0", GIT_TERMINAL_PROMPT="0", LC_ALL="C")  # never takes index.lock
+        with self._lock:
+            if self._stopped:
+                return None
+            try:
+                child = subprocess.Popen(["git", *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+            except (OSError, subprocess.SubprocessError):
+                return None
+            self._child = child
+        with _live_lock:
+            _live.add(child)
+        try:
+            out, _ = child.communicate(timeout=GIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.skipped = self.skipped or f"git did not answer within {GIT_TIMEOUT:g} s"
+            _kill(child)
+            child.communicate()  # reaps it; its pipe is closed now that the whole group is gone
+            return None
+        finally:
+            with self._lock:
+                self._child = None
+            with _live_lock:
+                _live.discard(child)
+        return out.decode("utf-8", "replace") if child.returncode == 0 else None
+
+    def stop(self) -> None:
+        """The run ended: kill the command running now, start no other."""
+        with self._lock:
+            self._stopped, child = True, self._child
+            if child is not None:
+                self.skipped = self.skipped or "git did not answer before the run ended"
+                _kill(child)
+
+
+def _git(args: list[str], cwd: str) -> str | None:
+    """One git command's stdout, run on its own (see ``Git``)."""
+    return Git()(args, cwd)
+
+
+@atexit.register
+def _kill_live() -> None:
+    """The program ends while a capture still waits on git: its helper thread dies with the interpreter, so kill
+    the git it started rather than leave it behind."""
+    with _live_lock:
+        children = list(_live)
+    for child in children:
+        _kill(child)
 
 
 def public_remote(url: str) -> str:
@@ -51,28 +119,29 @@ def public_remote(url: str) -> str:
     return url
 
 
-def git_info(cwd: str, with_diff: bool) -> tuple[dict[str, Any] | None, bytes | None]:
+def git_info(cwd: str, with_diff: bool, run_git: Callable[[list[str], str], str | None] = _git
+             ) -> tuple[dict[str, Any] | None, bytes | None]:
     """(commit, branch, remote, dirty, root) of the repository holding ``cwd`` and, with ``with_diff``, the output of
-    ``git diff HEAD``; (None, None) without git or outside a repository."""
+    ``git diff HEAD``; (None, None) without git or outside a repository. ``run_git`` runs one command."""
     import shutil
 
     if shutil.which("git") is None:
         return None, None
-    root = _git(["rev-parse", "--show-toplevel"], cwd)
+    root = run_git(["rev-parse", "--show-toplevel"], cwd)
     if root is None:
         return None, None
     info: dict[str, Any] = {"root": root.strip()}
-    commit = _git(["rev-parse", "HEAD"], cwd)
+    commit = run_git(["rev-parse", "HEAD"], cwd)
     info["commit"] = commit.strip() if commit else None  # None in a repository without commits
-    branch = _git(["symbolic-ref", "--short", "-q", "HEAD"], cwd)
+    branch = run_git(["symbolic-ref", "--short", "-q", "HEAD"], cwd)
     info["branch"] = branch.strip() if branch else None  # None on a detached HEAD
-    remote = _git(["config", "--get", "remote.origin.url"], cwd)
+    remote = run_git(["config", "--get", "remote.origin.url"], cwd)
     info["remote"] = public_remote(remote.strip()) if remote else None
-    status = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
+    status = run_git(["status", "--porcelain", "--untracked-files=no"], cwd)
     info["dirty"] = bool(status.strip()) if status is not None else None
     diff = None
     if with_diff and info["dirty"] and commit:
-        text = _git(["diff", "HEAD"], cwd)
+        text = run_git(["diff", "HEAD"], cwd)
         if text is not None:
             diff = text.encode("utf-8")
             if len(diff) > MAX_DIFF_BYTES:
@@ -114,7 +183,8 @@ def _torch() -> dict[str, Any] | None:
     return {"version": getattr(torch, "__version__", None), "cuda": getattr(version, "cuda", None)}
 
 
-def capture(argv: list[str], cwd: str, with_diff: bool) -> tuple[dict[str, Any], bytes | None]:
+def capture(argv: list[str], cwd: str, with_diff: bool,
+            git: Git | None = None) -> tuple[dict[str, Any], bytes | None]:
     """The environment dict (meta ``"environment"``) and the diff to save, if any. Slow: run it off the caller."""
     import platform  # these imports cost `import ml_dash` ~30 ms at module level; here they run on the helper
     import socket
@@ -131,9 +201,13 @@ def capture(argv: list[str], cwd: str, with_diff: bool) -> tuple[dict[str, Any],
         "user": _user(),
         "pid": os.getpid(),
     }
-    git, diff = git_info(cwd, with_diff)
-    if git is not None:
-        env["git"] = git
+    git = Git() if git is None else git
+    found, diff = git_info(cwd, with_diff, git)
+    if git.skipped is not None:  # answers cut short would read as facts ("no commit"): none are recorded
+        found, diff = None, None
+        env["git_skipped"] = git.skipped
+    if found is not None:
+        env["git"] = found
     torch = _torch()
     if torch is not None:
         env["torch"] = torch
@@ -152,12 +226,13 @@ class EnvironmentCapture:
             cwd = ""
         self._args = (list(sys.argv), cwd, with_diff)
         self._on_done = on_done
+        self.git = Git()
         self.done = threading.Event()
         start_soon(threading.Thread(target=self._main, name="ml-dash-environment", daemon=True).start)
 
     def _main(self) -> None:
         try:
-            environment, diff = capture(*self._args)
+            environment, diff = capture(*self._args, git=self.git)
             self._on_done(environment, diff)
         except Exception:  # noqa: BLE001  (the environment is a nicety; the run goes on without it)
             logger.warning("ml-dash: could not capture the run's environment", exc_info=True)
@@ -166,6 +241,11 @@ class EnvironmentCapture:
 
     def wait(self, timeout: float) -> bool:
         return self.done.wait(timeout)
+
+    def stop_git(self) -> None:
+        """The run ends: a git still running is killed (the capture then goes on without it), so a hung git never
+        holds up the run's end."""
+        self.git.stop()
 
 
 def environment_settings(capture_environment: bool | None, save_code: bool | None) -> tuple[bool, bool]:

@@ -220,6 +220,8 @@ def read_series(cache: SeriesCache | None, key: tuple[str, str], step_min: float
     """
     state = yield (STATE,)
     if state is None:
+        if cache is not None:
+            cache.discard(key)  # the series is gone (purged): nothing of it stays in memory
         return None
     name_pk, ordered, tail_pk = state
     entry = None if cache is None else cache.get(key)

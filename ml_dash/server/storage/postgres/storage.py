@@ -21,13 +21,14 @@ import asyncpg
 import orjson
 
 from ml_dash.server.config import SERIES_CACHE_MB
+from ml_dash.server.errors import NotFound
 from ml_dash.server.storage.postgres.driver import run
 from ml_dash.server.storage.postgres.metrics import MetricRows, decode_last
 from ml_dash.server.storage.postgres.migrations import migrate
 from ml_dash.server.storage.postgres.dialect import PostgresDialect
 from ml_dash.server.storage.sql.protocol import ROW, RUN, Body, writes
 from ml_dash.server.storage.sql.query import merged_params
-from ml_dash.server.storage.sql.storage import SQLStorage, log_row
+from ml_dash.server.storage.sql.storage import RESTORED_BY_RUN, SQLStorage, log_row
 
 T = TypeVar("T")
 
@@ -47,6 +48,10 @@ class PostgresStorage(SQLStorage):
     DIALECT = PostgresDialect()
     LAST_COLUMNS = "m.last_num, m.last_int, m.last_kind"
     LAST_WHERE = "AND m.last_kind IS NOT NULL"
+    # gc's gate (sql.gc): a restore waits for the batch and the next batch sees it; an upload's foreign-key check
+    # (KEY SHARE) does not wait. An upload that still races a batch makes it fail, and gc goes over it again.
+    LOCK_ROW = " FOR NO KEY UPDATE"
+    RACED = (asyncpg.ForeignKeyViolationError, asyncpg.DeadlockDetectedError)
     _decode_last = staticmethod(decode_last)
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 10,
@@ -88,6 +93,10 @@ class PostgresStorage(SQLStorage):
         async with self._pool.acquire() as conn:
             return await run(conn, body)
 
+    async def _write_atomic(self, body: Body[T]) -> T:
+        async with self._pool.acquire() as conn, conn.transaction():
+            return await run(conn, body)
+
     # what PostgreSQL writes its own way
     @writes
     def create_experiment(self, namespace, workspace, directory, prefix, readme, hostname):
@@ -102,14 +111,15 @@ class PostgresStorage(SQLStorage):
     @writes
     def create_run(self, experiment_id, client_run_id, hostname, started_at):
         pk = yield from self._experiment_pk(experiment_id)
+        started = time.time() if started_at is None else started_at
         # A retried create (possibly on another worker) returns the run the first one made; the no-op update makes
         # RETURNING answer for an existing row too.
         row = yield ROW, ("INSERT INTO runs (id, experiment_pk, client_run_id, status, hostname, started_at) "
                           "VALUES (?, ?, ?, 'RUNNING', ?, ?) ON CONFLICT (experiment_pk, client_run_id) "
                           "DO UPDATE SET client_run_id = EXCLUDED.client_run_id RETURNING id, (xmax = 0) AS created"), \
-            (uuid.uuid4().hex, pk, client_run_id, hostname, time.time() if started_at is None else started_at)
-        if row[1]:  # a new run brings a soft-deleted experiment back (docs/query.md)
-            yield RUN, "UPDATE experiments SET deleted_at = NULL WHERE pk = ? AND deleted_at IS NOT NULL", (pk,)
+            (uuid.uuid4().hex, pk, client_run_id, hostname, started)
+        if row[1]:
+            yield RUN, RESTORED_BY_RUN, (pk, started)
         return row[0]
 
     async def apply_batch(self, experiment_id, run_id, stream, stream_id, start, end, events):
@@ -117,8 +127,13 @@ class PostgresStorage(SQLStorage):
             pk, run_pk = await run(conn, self._batch_target(experiment_id, run_id))
             # Encode before the transaction so the row lock is held only while talking to the database.
             rows = {"metrics": MetricRows, "parameters": _ParameterRows, "logs": _LogRows}[stream](events, pk, run_pk)
-            async with conn.transaction():
-                return await run(conn, self._batch(pk, stream_id, start, end, rows.write))
+            try:
+                async with conn.transaction():
+                    return await run(conn, self._batch(pk, stream_id, start, end, rows.write))
+            except asyncpg.ForeignKeyViolationError:
+                # Purged (``ml-dash server gc``) since the lookup above: as unknown as it is now. Keys are never
+                # reused here (BIGSERIAL), so the rows could not have reached another experiment.
+                raise NotFound(f"no experiment {experiment_id!r}") from None
 
 
 # --- batch rows: built (and validated) before the transaction, written inside it with one multi-row INSERT each ---

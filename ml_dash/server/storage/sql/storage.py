@@ -51,6 +51,10 @@ LEFT JOIN runs r ON r.pk = (SELECT MAX(pk) FROM runs WHERE experiment_pk = e.pk)
 EXPERIMENT_FIELDS = ("pk", "id", "namespace", "workspace", "directory", "prefix", "readme", "created_at", "hostname",
                      "status", "params", "tags", "notes", "deleted_at", "started_at", "completed_at")
 RUN_FIELDS = ("id", "status", "hostname", "started_at", "ended_at", "error")
+# A new run brings a soft-deleted experiment back (a script run again: docs/query.md), but only a run that started
+# after the delete: one that started before and registers only now (its uploader was offline, or `ml-dash sync`
+# ships it late) was part of what the user deleted, and its data joins the rest, hidden. Args: (pk, run start).
+RESTORED_BY_RUN = "UPDATE experiments SET deleted_at = NULL WHERE pk = ? AND deleted_at IS NOT NULL AND deleted_at < ?"
 _CHUNK_POINTS = "pk, steps, {values}, kinds"  # what series reads fetch of a chunk (see series.cache)
 
 
@@ -88,9 +92,7 @@ class SQLStorage(ExperimentQueries, Purge, Storage):
     SORT_IN_SQL: bool  # chunk rows come back in pk order from an ORDER BY, else are sorted here
 
     def __init__(self, series_cache_mb: float = SERIES_CACHE_MB.default) -> None:
-        self._experiment_pks: dict[str, int] = {}  # id → pk never changes once made, so caching it is safe
-        # per process; checked against the database on every read
-        self._series_cache = SeriesCache.sized(series_cache_mb)
+        self._series_cache = SeriesCache.sized(series_cache_mb)  # per process; checked against the database on every read
 
     @abc.abstractmethod
     async def _read(self, body: Body[T], snapshot: bool = False) -> T: ...
@@ -111,13 +113,12 @@ class SQLStorage(ExperimentQueries, Purge, Storage):
         """A metric's last value from ``LAST_METRICS``' columns after the name."""
 
     def _experiment_pk(self, experiment_id: str) -> Body[int]:
-        pk = self._experiment_pks.get(experiment_id)
-        if pk is None:
-            row = yield ROW, "SELECT pk FROM experiments WHERE id = ?", (experiment_id,)
-            if row is None:
-                raise NotFound(f"no experiment {experiment_id!r}")
-            pk = self._experiment_pks[experiment_id] = row[0]
-        return pk
+        # Asked in the body's own snapshot every time, never remembered: gc (another process) may purge the
+        # experiment, and SQLite then hands its integer key to the next experiment created.
+        row = yield ROW, "SELECT pk FROM experiments WHERE id = ?", (experiment_id,)
+        if row is None:
+            raise NotFound(f"no experiment {experiment_id!r}")
+        return row[0]
 
     # experiments and runs
     def _experiments(self, where: str, args: Sequence, tail: str = "", count: bool = False) -> Body[Any]:
@@ -182,13 +183,15 @@ class SQLStorage(ExperimentQueries, Purge, Storage):
     # ingest: the stream-offset protocol; a backend's apply_batch runs these two bodies around its own row writer
     def _batch_target(self, experiment_id: str, run_id: str | None) -> Body[tuple[int, int | None]]:
         """A batch's (experiment pk, run pk or None); NotFound for an unknown experiment, or a run not in it."""
-        pk = yield from self._experiment_pk(experiment_id)
         if run_id is None:
-            return pk, None
-        row = yield ROW, "SELECT pk FROM runs WHERE id = ? AND experiment_pk = ?", (run_id, pk)
+            return (yield from self._experiment_pk(experiment_id)), None
+        row = yield ROW, ("SELECT e.pk, r.pk FROM experiments e LEFT JOIN runs r ON r.experiment_pk = e.pk "
+                          "AND r.id = ? WHERE e.id = ?"), (run_id, experiment_id)  # one query, as two were
         if row is None:
+            raise NotFound(f"no experiment {experiment_id!r}")
+        if row[1] is None:
             raise NotFound(f"no run {run_id!r} in experiment {experiment_id!r}")
-        return pk, row[0]
+        return row[0], row[1]
 
     def _batch(self, experiment_pk: int, stream_id: str, start: int, end: int,
                write: Callable[[Any], Any]) -> Body[BatchResult]:
@@ -262,23 +265,31 @@ class SQLStorage(ExperimentQueries, Purge, Storage):
 
     @reads(snapshot=True)
     def metric_series(self, experiment_id, name, step_min, step_max, max_points=None):
-        pk = yield from self._experiment_pk(experiment_id)
-        reader = read_series(self._series_cache, (experiment_id, name), step_min, step_max, max_points)
+        key = (experiment_id, name)
+        reader = read_series(self._series_cache, key, step_min, step_max, max_points)
         reply = None
         while True:
             try:
                 request = reader.send(reply)
             except StopIteration as stop:
                 return stop.value
-            reply = yield from self._series_query(pk, name, *request)
+            try:
+                reply = yield from self._series_query(experiment_id, name, *request)
+            except NotFound:
+                if self._series_cache is not None:
+                    self._series_cache.discard(key)  # purged: its entry must not outlive it
+                raise
 
-    def _series_query(self, experiment_pk: int, name: str, what: str, *args: Any) -> Body[Any]:
+    def _series_query(self, experiment_id: str, name: str, what: str, *args: Any) -> Body[Any]:
         """Answer one query of ``series.cache.read_series``."""
         points = f"SELECT {_CHUNK_POINTS.format(values=self.VALUES)} FROM metric_chunks WHERE"
         if what == STATE:
-            row = yield ROW, "SELECT pk, ordered, tail_pk FROM metric_names WHERE experiment_pk = ? AND name = ?", \
-                (experiment_pk, name)
-            return None if row is None else tuple(row)
+            # The experiment by id in the same query (and snapshot) as its series, in place of a lookup by pk.
+            row = yield ROW, ("SELECT m.pk, m.ordered, m.tail_pk FROM experiments e LEFT JOIN metric_names m "
+                              "ON m.experiment_pk = e.pk AND m.name = ? WHERE e.id = ?"), (name, experiment_id)
+            if row is None:
+                raise NotFound(f"no experiment {experiment_id!r}")
+            return None if row[0] is None else tuple(row)
         if what == EXISTS:
             return (yield ROW, "SELECT 1 FROM metric_chunks WHERE pk = ?", args) is not None
         if what == POINTS:
@@ -303,9 +314,11 @@ class SQLStorage(ExperimentQueries, Purge, Storage):
 
     @reads(snapshot=True)
     def metric_step_times(self, experiment_id, name, max_points):
-        pk = yield from self._experiment_pk(experiment_id)
-        found = yield ROW, "SELECT pk, ordered FROM metric_names WHERE experiment_pk = ? AND name = ?", (pk, name)
+        found = yield ROW, ("SELECT m.pk, m.ordered FROM experiments e LEFT JOIN metric_names m "
+                            "ON m.experiment_pk = e.pk AND m.name = ? WHERE e.id = ?"), (name, experiment_id)
         if found is None:
+            raise NotFound(f"no experiment {experiment_id!r}")
+        if found[0] is None:
             return None
         rows = yield from self._in_pk_order("SELECT pk, steps, timestamps FROM metric_chunks WHERE name_pk = ?",
                                             [found[0]])

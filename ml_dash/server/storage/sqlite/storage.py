@@ -24,7 +24,7 @@ import orjson
 from ml_dash.server.config import SERIES_CACHE_MB, SQLITE_READERS
 from ml_dash.server.storage.sql.protocol import ROW, RUN, Body, run_sync, writes
 from ml_dash.server.storage.sql.query import merged_params
-from ml_dash.server.storage.sql.storage import SQLStorage, log_row
+from ml_dash.server.storage.sql.storage import RESTORED_BY_RUN, SQLStorage, log_row
 from ml_dash.server.storage.sqlite.driver import answerer
 from ml_dash.server.storage.sqlite.metrics import (
     MERGE_BELOW,
@@ -45,8 +45,8 @@ class SQLiteStorage(SQLStorage):
     SORT_IN_SQL = False
     DIALECT = SQLiteDialect()
     LAST_COLUMNS = "m.last_value, m.last_kind"
-    PURGE_FIRST = [("metric_summaries", "DELETE FROM metric_summaries WHERE chunk_pk IN (SELECT chunk_pk FROM "
-                    "metric_summaries WHERE name_pk IN (SELECT pk FROM metric_names WHERE experiment_pk = ?) LIMIT ?)")]
+    PURGE_WITH_CHUNKS = [("metric_summaries", "chunk_pk",
+                          "name_pk IN (SELECT pk FROM metric_names WHERE experiment_pk = ?)")]
     _decode_last = staticmethod(decode_value)
 
     def __init__(self, path: str, readers: int = SQLITE_READERS.default,
@@ -160,11 +160,10 @@ class SQLiteStorage(SQLStorage):
         if row is not None:
             return row[0]  # a retried create returns the run it already made
         run_id = uuid.uuid4().hex
+        started = time.time() if started_at is None else started_at
         yield RUN, ("INSERT INTO runs (id, experiment_pk, client_run_id, status, hostname, started_at) "
-                    "VALUES (?, ?, ?, 'RUNNING', ?, ?)"), (run_id, pk, client_run_id, hostname,
-                                                          time.time() if started_at is None else started_at)
-        # A new run brings a soft-deleted experiment back (docs/query.md).
-        yield RUN, "UPDATE experiments SET deleted_at = NULL WHERE pk = ? AND deleted_at IS NOT NULL", (pk,)
+                    "VALUES (?, ?, ?, 'RUNNING', ?, ?)"), (run_id, pk, client_run_id, hostname, started)
+        yield RUN, RESTORED_BY_RUN, (pk, started)
         return run_id
 
     async def apply_batch(self, experiment_id, run_id, stream, stream_id, start, end, events):

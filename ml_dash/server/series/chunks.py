@@ -192,6 +192,11 @@ def step_time_anchors(rows: Iterable[Sequence[bytes]], ordered: bool,
     """About ``max_points`` (step, timestamp) pairs of a series from its (steps, timestamps) chunk columns in stored
     order: every stride-th point in step order, plus the last one so the mapping covers the whole series."""
     steps, stamps = decode_chunks(rows, ("steps", "timestamps"))
+    if len(steps) and np.isnan(steps).all():
+        # Logged without steps (W&B's habit): a point's place is its log order, which is also its position in the
+        # series (stored order, as to_series keeps it), so the anchors map that position to its time.
+        steps = np.arange(len(steps), dtype=np.float64)
+        ordered = True
     known = ~(np.isnan(steps) | np.isnan(stamps))
     steps, stamps = steps[known], stamps[known]
     order = None if ordered else step_order(steps)

@@ -2,7 +2,7 @@
 
 import { el } from "./dom.js";
 import { formatValue, timeLabel } from "./lib/format.js";
-import { ema, extent, groupEnvelope, nearestIndex, niceTicks, relativeUnit } from "./lib/series.js";
+import { effectiveXMode, ema, extent, groupEnvelope, nearestIndex, niceTicks, relativeUnit } from "./lib/series.js";
 
 // SVG (plotly) slows down past a few hundred traces of ~1,000 points; a canvas draws 1,000 envelopes in one pass.
 const MARGIN = { l: 56, r: 12, t: 10, b: 30 };
@@ -43,7 +43,7 @@ export class OverlayChart {
   }
 
   xsOf(run, unit) {
-    const mode = this.controls.xMode;
+    const mode = effectiveXMode(this.controls.xMode, false);
     if (mode === "step") return run.steps;
     if (!run.times) return run.steps.map(() => null);
     if (mode === "time") return run.times;
@@ -52,7 +52,7 @@ export class OverlayChart {
   }
 
   draw() {
-    const { smoothing, logY, xMode } = this.controls;
+    const { smoothing, logY } = this.controls, xMode = effectiveXMode(this.controls.xMode, false);
     const width = Math.max(200, this.container.clientWidth || 500), height = this.height;
     this.width = this.container.clientWidth;
     const ratio = window.devicePixelRatio || 1;

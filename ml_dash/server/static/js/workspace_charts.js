@@ -7,7 +7,7 @@ import { el } from "./dom.js";
 import { formatValue } from "./lib/format.js";
 import { groupByValue, varyingKeys } from "./lib/rows.js";
 import { colorBy } from "./lib/scales.js";
-import { bucketsFor } from "./lib/series.js";
+import { bucketsFor, effectiveXMode } from "./lib/series.js";
 import { OverlayChart } from "./overlay_chart.js";
 
 export const MAX_OVERLAY = 1000;  // runs per chart: seriesBatch's own limit
@@ -63,7 +63,7 @@ export function workspaceCharts(container, { onOpen }) {
 
   async function load(chart, number) {
     const runs = state.rows.filter((r) => chart.metric in r.lastMetrics).slice(0, MAX_OVERLAY);
-    const withTimes = state.controls.xMode !== "step";
+    const withTimes = effectiveXMode(state.controls.xMode, false) !== "step";
     const maxPoints = bucketsFor(runs.length, chart.div.clientWidth || 500, withTimes);
     // One request for every run of this chart, not one per run.
     const data = await api.graphql(`query Overlay($ids: [ID!]!, $name: String!, $n: Int, $x: String) {

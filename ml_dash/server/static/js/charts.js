@@ -121,10 +121,11 @@ export class MetricChart {
       margin: { l: 50, r: 10, t: 8, b: 32 }, showlegend: this.series.length > 1,
       legend: { orientation: "h", y: -0.18 },
       xaxis: { title: { text: plotlyText(xTitle) }, type: this.xMode === "time" ? "date" : "linear" },
-      yaxis: { autorange: true, type: logY ? "log" : "linear" }, uirevision: `${this.xMode}:${logY}`, hovermode: "x",
+      // SI ticks (1.5k, 2T) and automargin: a label of 1e12 would otherwise be cut to "00000000" at the left edge.
+      yaxis: { autorange: true, type: logY ? "log" : "linear", exponentformat: "SI", automargin: true }, uirevision: `${this.xMode}:${logY}`, hovermode: "x",
     };
     const constant = logY ? null : constantRange(this.loaded.map((m) => m.min), this.loaded.map((m) => m.max));
-    if (constant) layout.yaxis = { range: constant };
+    if (constant) layout.yaxis = { ...layout.yaxis, autorange: false, range: constant };
     if (this.stepRange && this.xRange) layout.xaxis.range = this.xRange;
     else layout.xaxis.autorange = true;
     const config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };

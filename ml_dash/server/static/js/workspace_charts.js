@@ -93,7 +93,7 @@ export function workspaceCharts(container, { onOpen }) {
     chart.overlay.setData(series, state.controls, groups);
     const points = chart.answers.reduce((n, a) => n + (a ? a.count : 0), 0);
     chart.count.textContent = `${series.length} runs${groups ? ` in ${groups.length} groups` : ""}, ${points} points`;
-    legend.replaceChildren(...items.slice(0, 12).map(([text, colour]) => el("span", { class: "legend-item" },
+    legend.replaceChildren(...items.map(([text, colour]) => el("span", { class: "legend-item" },
       el("span", { class: "swatch", style: `background:${colour}` }), text)));
   }
 

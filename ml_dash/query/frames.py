@@ -54,8 +54,11 @@ def align(series: dict[str, Series]) -> tuple[np.ndarray, dict[str, np.ndarray]]
             column[np.searchsorted(axis, steps)] = values
             columns[name] = column
         return _step_dtype(axis), columns
+    # Keys are (has no step, step, n-th occurrence): a point without a step gets step 0.0 in its key, because NaN
+    # equals nothing (each NaN key would be a row of its own, in hash order); its place is its log order (n), so
+    # the n-th step-less point of each metric shares a row, as W&B's log({...}) calls without a step line up.
     keyed = {name: list(zip(_occurrences(steps), values.tolist())) for name, (steps, values) in parts.items()}
-    keys = sorted({k for pairs in keyed.values() for k, _ in pairs}, key=lambda k: (np.isnan(k[0]), k[0], k[1]))
+    keys = sorted({k for pairs in keyed.values() for k, _ in pairs})
     position = {k: i for i, k in enumerate(keys)}
     columns = {}
     for name, pairs in keyed.items():
@@ -63,21 +66,22 @@ def align(series: dict[str, Series]) -> tuple[np.ndarray, dict[str, np.ndarray]]
         for key, value in pairs:
             column[position[key]] = value
         columns[name] = column
-    return _step_dtype(np.array([k[0] for k in keys], dtype=np.float64)), columns
+    return _step_dtype(np.array([np.nan if k[0] else k[1] for k in keys], dtype=np.float64)), columns
 
 
 def _unique(steps: np.ndarray) -> bool:
     return not np.isnan(steps).any() and (len(steps) < 2 or bool((steps[1:] != steps[:-1]).all()))
 
 
-def _occurrences(steps: np.ndarray) -> list[tuple[float, int]]:
+def _occurrences(steps: np.ndarray) -> list[tuple[bool, float, int]]:
+    """Per point its row key: (no step, step or 0.0, how many points of this metric had that key before it)."""
     seen: dict[Any, int] = {}
     out = []
     for step in steps.tolist():
-        key = "nan" if step != step else step
+        key = (True, 0.0) if step != step else (False, step)
         n = seen.get(key, 0)
         seen[key] = n + 1
-        out.append((step, n))
+        out.append((*key, n))
     return out
 
 

@@ -136,6 +136,23 @@ class LocalSource:
             out[name] = minmax(s, v, max_points) if max_points is not None else (s, v)
         return out
 
+    def summary(self, record: Any) -> dict[str, dict[str, Any]]:
+        # A local root keeps no per-series summaries: one pass over metrics.jsonl, keeping four numbers per name.
+        out: dict[str, dict[str, Any]] = {}
+        for row in read_jsonl(stream_path(record.path, "metrics")):
+            metrics = row.get("metrics")
+            if not isinstance(metrics, dict):
+                continue
+            for name, value in metrics.items():
+                entry = out.setdefault(name, {"last": None, "min": None, "max": None, "count": 0})
+                entry["last"] = TEXT_TO_NONFINITE.get(value, value) if type(value) is str else value
+                entry["count"] += 1
+                number = _number(value)
+                if math.isfinite(number):
+                    entry["min"] = number if entry["min"] is None else min(entry["min"], number)
+                    entry["max"] = number if entry["max"] is None else max(entry["max"], number)
+        return dict(sorted(out.items()))
+
     def logs(self, record: Any, level: str | None, limit: int | None) -> list[dict[str, Any]]:
         entries = [{"timestamp": e.get("timestamp"), "level": e.get("level"), "message": e.get("message"),
                     "context": e.get("context")} for e in read_jsonl(stream_path(record.path, "logs"))

@@ -65,6 +65,12 @@ class ExperimentRecord:
         steps = arrays.pop("step")
         return pd.DataFrame(arrays, index=pd.Index(steps, name="step"))
 
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Each metric at a glance: ``{name: {"last", "min", "max", "count"}}`` (``min``/``max`` over its finite
+        values, None without one), the numbers a W&B run's ``summary`` holds and end-of-training values such as
+        ``train_runtime``. From a server, out of the series' block summaries (no point is read)."""
+        return self._source.summary(self)
+
     def logs(self, level: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Log entries oldest first (``{timestamp, level, message, context}``); ``limit``: the newest that many."""
         return self._source.logs(self, level.upper() if level else None, limit)

@@ -126,6 +126,15 @@ class RemoteSource:
             out[name] = (np.array(answer["steps"], dtype=np.float64), np.array(answer["values"], dtype=np.float64))
         return out
 
+    def summary(self, record: Any) -> dict[str, dict[str, Any]]:
+        data = self.graphql("query($id: ID!) { experiment(id: $id) { metricSummary { name last min max count } } }",
+                            {"id": record.id})
+        if data["experiment"] is None:
+            raise LookupError(f"no experiment {record.id!r} on {self.base_url}")
+        return {m["name"]: {"last": TEXT_TO_NONFINITE.get(m["last"], m["last"]) if type(m["last"]) is str
+                            else m["last"], "min": m["min"], "max": m["max"], "count": m["count"]}
+                for m in data["experiment"]["metricSummary"]}
+
     def logs(self, record: Any, level: str | None, limit: int | None) -> list[dict[str, Any]]:
         query = {k: v for k, v in (("level", level), ("limit", limit)) if v is not None}
         return self.rest(self._experiment_path(record) + "/logs" + (f"?{urlencode(query)}" if query else ""))["logs"]

@@ -57,6 +57,9 @@ type Metric { name: String! count: Int! steps: [Float] values: [Float] min: Floa
 # answer's encoder writes in one pass instead of graphql-core completing each of ~10^5-10^6 list items.
 type SeriesEnvelope { experimentId: ID! name: String! count: Int! min: Float max: Float
   steps: JSON values: JSON times: JSON }
+# A metric at a glance: its last value (JSON: NaN/Infinity as their JSONL spellings, bools as bools), its finite
+# extremes and its number of points, from the series' block summaries (no point is read).
+type MetricSummary { name: String! last: JSON min: Float max: Float count: Int! }
 type LogEntry { timestamp: Float level: String message: String context: JSON }
 type File { path: String! size: Float! sha256: String! }
 
@@ -64,7 +67,7 @@ type Experiment {
   id: ID! namespace: String! workspace: String! directory: String! prefix: String! readme: String readmeHtml: String
   status: String hostname: String createdAt: Float startedAt: Float completedAt: Float
   params: JSON metricNames: [String!]! lastMetrics: JSON runs: [Run!]!
-  systemMetricNames: [String!]! environment: JSON
+  systemMetricNames: [String!]! environment: JSON metricSummary: [MetricSummary!]!
   metric(name: String!, maxPoints: Int, stepMin: Float, stepMax: Float): Metric
   logs(level: String, limit: Int): [LogEntry!]!
   files: [File!]!
@@ -148,6 +151,10 @@ def _experiment_node(storage: Storage, e: dict[str, Any], page: _PageLoader | No
     async def metric_names(info, system=False):  # the sampler's series (SYSTEM_PREFIX) apart from the user's
         return [n for n in await storage.metric_names(experiment_id) if n.startswith(SYSTEM_PREFIX) is system]
 
+    async def metric_summary(info):
+        return [{**m, "last": _nonfinite_as_text({"v": m["last"]})["v"]}
+                for m in await storage.metric_summary(experiment_id) if not m["name"].startswith(SYSTEM_PREFIX)]
+
     async def runs(info):
         return [_camel_run(r) for r in await storage.list_runs(experiment_id)]
 
@@ -172,6 +179,7 @@ def _experiment_node(storage: Storage, e: dict[str, Any], page: _PageLoader | No
         "createdAt": e["created_at"], "startedAt": e["started_at"], "completedAt": e["completed_at"],
         "params": e["params"], "tags": e["tags"], "notes": e["notes"], "deletedAt": e["deleted_at"],
         "metricNames": metric_names, "systemMetricNames": lambda info: metric_names(info, True),
+        "metricSummary": metric_summary,
         "environment": lambda info: storage.environment(experiment_id),
         "lastMetrics": last_metrics, "runs": runs, "metric": metric, "logs": logs,
         "files": lambda info: storage.list_files(experiment_id),

@@ -192,6 +192,11 @@ def step_time_anchors(rows: Iterable[Sequence[bytes]], ordered: bool,
     """About ``max_points`` (step, timestamp) pairs of a series from its (steps, timestamps) chunk columns in stored
     order: every stride-th point in step order, plus the last one so the mapping covers the whole series."""
     steps, stamps = decode_chunks(rows, ("steps", "timestamps"))
+    if len(steps) and np.isnan(steps).all():
+        # Logged without steps (W&B's habit): a point's place is its log order, which is also its position in the
+        # series (stored order, as to_series keeps it), so the anchors map that position to its time.
+        steps = np.arange(len(steps), dtype=np.float64)
+        ordered = True
     known = ~(np.isnan(steps) | np.isnan(stamps))
     steps, stamps = steps[known], stamps[known]
     order = None if ordered else step_order(steps)
@@ -200,3 +205,21 @@ def step_time_anchors(rows: Iterable[Sequence[bytes]], ordered: bool,
     stride = max(1, -(-len(steps) // max(1, max_points)))
     pick = np.unique(np.append(np.arange(0, len(steps), stride), len(steps) - 1)) if len(steps) else []
     return steps[pick], stamps[pick]
+
+
+def summary_extremes(summaries: Sequence[bytes], values: Sequence[bytes] = ()) -> dict[str, float | None]:
+    """``{min, max}``: the smallest and largest finite value of a series from its chunks' block summaries (plus the
+    ``values`` BLOBs of chunks stored without summaries); None when no value is finite."""
+    lows, highs = [], []
+    for blob in summaries:
+        records = np.frombuffer(blob, SUMMARY_DTYPE)
+        lows.append(np.fmin.reduce(records["fin_lo"]) if len(records) else np.nan)
+        highs.append(np.fmax.reduce(records["fin_hi"]) if len(records) else np.nan)
+    for blob in values:
+        array = np.frombuffer(blob, DTYPES["values"])
+        finite = array[np.isfinite(array)]
+        lows.append(finite.min() if len(finite) else np.nan)
+        highs.append(finite.max() if len(finite) else np.nan)
+    low = np.fmin.reduce(np.asarray(lows, np.float64)) if lows else np.nan
+    high = np.fmax.reduce(np.asarray(highs, np.float64)) if highs else np.nan
+    return {"min": None if low != low else float(low), "max": None if high != high else float(high)}

@@ -126,6 +126,12 @@ class Storage(abc.ABC):
         backend may return an ``series.downsample.Envelope`` (already downsampled, from block summaries) instead.
         """
 
+    async def metric_summary(self, experiment_id: str) -> list[dict[str, Any]]:
+        """Per metric (by name): ``{name, last, min, max, count}``: the last stored value, the smallest and largest
+        finite value (None when there is none) and the number of points. From what the backend keeps per series
+        (block summaries, the last point), never a read of every point."""
+        raise NotImplementedError
+
     async def metric_step_times(self, experiment_id: str, name: str,
                                 max_points: int) -> tuple[np.ndarray, np.ndarray] | None:
         """About ``max_points`` (step, timestamp) pairs spread evenly over the series, first and last included.

@@ -64,3 +64,15 @@ test("plotlyText escapes the characters Plotly reads as markup", () => {
   assert.equal(plotlyText(null), "");
   assert.equal(plotlyText(42), "42");
 });
+
+test("siTick keeps large ticks short: SI prefixes, never a clipped run of zeros", async () => {
+  const { siTick } = await import("../../../ml_dash/server/static/js/lib/format.js");
+  assert.equal(siTick(1e12), "1T");
+  assert.equal(siTick(2.5e9), "2.5G");
+  assert.equal(siTick(1500), "1.5k");
+  assert.equal(siTick(-3e6), "-3M");
+  assert.equal(siTick(0.25), "0.25");
+  assert.equal(siTick(0), "0");
+  assert.equal(siTick(0.00012), "1.2e-4");
+  for (const v of [1e12, 123456789, 9.99e14, 0.123456]) assert.ok(siTick(v).length <= 6, siTick(v));
+});

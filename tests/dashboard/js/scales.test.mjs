@@ -38,7 +38,7 @@ test("colorBy: the palette per run without a key, a ramp for numbers, the palett
   const byLr = colorBy(runs, "lr");
   assert.equal(byLr.colorOf(runs[0]), rampColor(0));
   assert.equal(byLr.colorOf(runs[2]), rampColor(0.5));
-  assert.deepEqual(byLr.legend, [["lr = 1", rampColor(0)], ["3", rampColor(1)]]);
+  assert.deepEqual(byLr.legend, [["lr = 1", rampColor(0)], ["lr = 2", rampColor(0.5)], ["lr = 3", rampColor(1)]]);
   const byOpt = colorBy(runs, "opt");
   assert.equal(byOpt.colorOf(runs[0]), byOpt.colorOf(runs[2]));
   assert.deepEqual(byOpt.legend, [['opt = adam', categoricalColor(0)], ['opt = sgd', categoricalColor(1)]]);
@@ -52,4 +52,14 @@ test("axisFor: numeric axes span the values, categorical ones space the sorted v
   assert.deepEqual(categorical.ticks, ["adam", "rms", "sgd"]);
   assert.deepEqual(["adam", "rms", "sgd", null].map(categorical.at), [0, 0.5, 1, null]);
   assert.equal(axisFor("one", ["only"]).at("only"), 0.5);
+});
+
+test("colorBy: a numeric sweep lists every value in its legend, not only the two ends", async () => {
+  const { colorBy } = await import("../../../ml_dash/server/static/js/lib/scales.js");
+  const runs = [0.001, 0.01, 0.1, 0.01].map((lr) => ({ flatParams: { lr } }));
+  const { legend, colorOf } = colorBy(runs, "lr");
+  assert.deepEqual(legend.map(([text]) => text), ["lr = 0.001", "lr = 0.01", "lr = 0.1"]);
+  assert.equal(legend[1][1], colorOf(runs[1]));
+  const many = Array.from({ length: 100 }, (_, i) => ({ flatParams: { x: i } }));
+  assert.equal(colorBy(many, "x").legend.length, 2);
 });

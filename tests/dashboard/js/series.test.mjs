@@ -122,3 +122,19 @@ test("groupEnvelope skips gaps and leaves empty columns null", () => {
   assert.deepEqual(lo, [1, null, null]);
   assert.deepEqual(hi, [1, null, null]);
 });
+
+test("placeOf: steps stay; a series without steps is placed by log order, spread over its stored points", async () => {
+  const { placeOf } = await import("../../../ml_dash/server/static/js/lib/series.js");
+  assert.deepEqual(placeOf([3, null, 7], 3), [3, null, 7]);
+  assert.deepEqual(placeOf([null, null, null], 3), [0, 1, 2]);
+  assert.deepEqual(placeOf([null, null, null], 101), [0, 50, 100]);
+  assert.deepEqual(placeOf([], 0), []);
+});
+
+test("effectiveXMode: auto is the step with steps, the relative time without", async () => {
+  const { effectiveXMode } = await import("../../../ml_dash/server/static/js/lib/series.js");
+  assert.equal(effectiveXMode("auto", false), "step");
+  assert.equal(effectiveXMode("auto", true), "relative");
+  assert.equal(effectiveXMode("time", true), "time");
+  assert.equal(effectiveXMode("step", true), "step");
+});

@@ -2,10 +2,10 @@
 
 import { el } from "./dom.js";
 
-export const X_MODES = [["step", "x: step"], ["time", "x: wall time"], ["relative", "x: relative time"]];
+export const X_MODES = [["auto", "x: auto"], ["step", "x: step"], ["time", "x: wall time"], ["relative", "x: relative time"]];
 
 export function defaultControls() {
-  return { smoothing: 0, logY: false, xMode: "step" };
+  return { smoothing: 0, logY: false, xMode: "auto" };  // auto: step, or time for a series without steps
 }
 
 // One toolbar for a chart view; onChange(controls, what) gets the whole state and the key that changed.

@@ -5,7 +5,7 @@
 import { el } from "./dom.js";
 import { plotlyText } from "./lib/format.js";
 import { categoricalColor } from "./lib/scales.js";
-import { constantRange, ema, interpolate, relativeUnit, toMillis } from "./lib/series.js";
+import { constantRange, effectiveXMode, ema, interpolate, placeOf, relativeUnit, toMillis } from "./lib/series.js";
 
 // plotly.js (1.2 MB basic bundle, or the full 4.8 MB one): index.html only preloads it (download, no execution), and
 // it runs when the first chart has sent its series request, so the browser evaluates it while the server reads.
@@ -51,7 +51,13 @@ export class MetricChart {
     this.onDrawn = null;
   }
 
-  get xMode() { return this.controls.xMode; }
+  // "auto" (the default) draws a series logged without steps against the relative time; stepless is known once
+  // the first answer came.
+  get xMode() { return effectiveXMode(this.controls.xMode, this.stepless); }
+
+  get stepless() {
+    return this.loaded.length > 0 && this.loaded.every((m) => !m.values.length || m.steps.every((s) => s === null));
+  }
 
   pixelWidth() {
     return Math.max(100, Math.round(this.container.clientWidth || 600));
@@ -60,8 +66,11 @@ export class MetricChart {
   // answers: one per series (null: none); stepTimes: new anchors per series, or null to keep the ones held.
   setData(answers, stepTimes = null) {
     if (this.destroyed) return;
+    const mode = this.xMode;
     this.loaded = answers.map((m) => m || EMPTY);
     if (stepTimes) this.stepTimes = stepTimes;
+    // The first answer showed a series without steps: on "auto" it goes on a time axis, which needs the anchors.
+    if (this.xMode !== mode && this.xMode !== "step" && !this.stepTimes.length) { this.onNeedData(); return; }
     this.draw();
   }
 
@@ -81,7 +90,8 @@ export class MetricChart {
     return relativeUnit(Math.max(0, ...spans));
   }
 
-  xValues(i, steps) {
+  xValues(i, answerSteps, count) {
+    const steps = placeOf(answerSteps, count);
     if (this.xMode === "step") return steps;
     if (this.xMode === "time") return steps.map((step) => { const t = this.timeOf(i, step); return t === null ? null : t * 1000; });
     const t0 = this.startOf(i), unit = this.relativeUnit().seconds;
@@ -95,7 +105,7 @@ export class MetricChart {
       const m = this.loaded[i];
       const colour = categoricalColor(i);
       const base = { type: "scatter", mode: m.values.length < 2 ? "markers" : "lines", name: plotlyText(s.label || s.metric),
-                     x: this.xValues(i, m.steps), connectgaps: false, marker: { color: colour } };
+                     x: this.xValues(i, m.steps, m.count), connectgaps: false, marker: { color: colour } };
       const hover = { hovertemplate: "%{y}<extra>%{fullData.name}</extra>" };
       if (smoothing > 0) {
         // The raw line stays, faint, behind the smoothed one (as TensorBoard and W&B draw it): a spike is never hidden.
@@ -105,15 +115,17 @@ export class MetricChart {
         traces.push({ ...base, ...hover, y: m.values, line: { width: 1.5, color: colour } });
       }
     });
-    const xTitle = this.xMode === "step" ? "step" : this.xMode === "time" ? "" : this.relativeUnit().label;
+    const xTitle = this.xMode === "step" ? (this.stepless ? "point (logged without a step)" : "step")
+      : this.xMode === "time" ? "" : this.relativeUnit().label;
     const layout = {
       margin: { l: 50, r: 10, t: 8, b: 32 }, showlegend: this.series.length > 1,
       legend: { orientation: "h", y: -0.18 },
       xaxis: { title: { text: plotlyText(xTitle) }, type: this.xMode === "time" ? "date" : "linear" },
-      yaxis: { autorange: true, type: logY ? "log" : "linear" }, uirevision: `${this.xMode}:${logY}`, hovermode: "x",
+      // SI ticks (1.5k, 2T) and automargin: a label of 1e12 would otherwise be cut to "00000000" at the left edge.
+      yaxis: { autorange: true, type: logY ? "log" : "linear", exponentformat: "SI", automargin: true }, uirevision: `${this.xMode}:${logY}`, hovermode: "x",
     };
     const constant = logY ? null : constantRange(this.loaded.map((m) => m.min), this.loaded.map((m) => m.max));
-    if (constant) layout.yaxis = { range: constant };
+    if (constant) layout.yaxis = { ...layout.yaxis, autorange: false, range: constant };
     if (this.stepRange && this.xRange) layout.xaxis.range = this.xRange;
     else layout.xaxis.autorange = true;
     const config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
@@ -126,6 +138,7 @@ export class MetricChart {
     this.container.dataset.count = this.loaded.map((m) => m.count).join(",");
     this.container.dataset.drawn = this.loaded.map((m) => m.values.length).join(",");
     this.container.dataset.renders = String(this.renders);
+    this.container.dataset.xMode = this.xMode;
     this.container.dataset.state = "ready";
     if (this.onDrawn) this.onDrawn(this);
   }
@@ -139,6 +152,7 @@ export class MetricChart {
     const high = event["xaxis.range[1]"] ?? (event["xaxis.range"] || [])[1];
     if (low === undefined || high === undefined) return;
     this.xRange = [low, high];
+    if (this.stepless) return;  // no step to ask the server for: plotly zooms into the points it holds
     if (this.xMode === "step") this.stepRange = [Math.floor(low), Math.ceil(high)];
     else if (this.xMode === "time") this.stepRange = this.stepsWithin(() => [toMillis(low) / 1000, toMillis(high) / 1000]);
     else {

@@ -2,6 +2,8 @@
 // indicator, and the notice of fields the server could not answer. The pure helpers live in lib/.
 
 export const LIVE_POLL_MS = 1500;
+// A page with nothing RUNNING still polls (one cheap read), so a run started after it was opened shows up.
+export const IDLE_POLL_MS = 3000;
 
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);

@@ -4,6 +4,7 @@
 import { controlsToolbar, defaultControls } from "./chart_controls.js";
 import { MetricChart } from "./charts.js";
 import { el } from "./dom.js";
+import { formatValue } from "./lib/format.js";
 import { groupByPrefix } from "./lib/rows.js";
 import { feedChart } from "./metric_series.js";
 
@@ -15,8 +16,12 @@ export class MetricsSection {
     this.charts = new Map();  // metric name → {chart, load}
   }
 
-  // Lay out one chart per metric and send all their series requests.
-  render(metricNames) {
+  // Lay out one chart per metric and send all their series requests. summary: the experiment's metricSummary
+  // ([{name, last, min, max, count}]); a metric of one point (an end-of-training number such as train_runtime)
+  // would be an invisible chart, so it is shown as a number in the summary block instead.
+  render(metricNames, summary = []) {
+    const single = new Map(summary.filter((m) => m.count === 1).map((m) => [m.name, m]));
+    const charted = metricNames.filter((name) => !single.has(name));
     this.destroy();
     const toolbar = controlsToolbar(this.controls, (_, what) => {
       for (const { chart } of this.charts.values()) chart.update(what).catch(console.error);
@@ -24,7 +29,12 @@ export class MetricsSection {
     this.section.replaceChildren(el("h2", {}, "Metrics"), el("div", { class: "toolbar" }, toolbar,
       el("span", { class: "muted" }, "drag to zoom (fetches full resolution), double-click to reset")));
     if (!metricNames.length) this.section.append(el("p", { class: "muted" }, "No metrics yet."));
-    for (const [group, names] of groupByPrefix(metricNames)) {
+    if (single.size) {
+      this.section.append(el("div", { class: "metric-summary", id: "metric-summary" },
+        [...single.values()].map((m) => el("div", { class: "summary-item", "data-metric": m.name },
+          el("span", { class: "summary-name" }, m.name), el("b", { class: "summary-value" }, formatValue(m.last))))));
+    }
+    for (const [group, names] of groupByPrefix(charted)) {
       const grid = el("div", { class: "chart-group" });
       this.section.append(el("div", { class: "metric-group", "data-group": group }, group ? el("h3", {}, `${group}.*`) : null, grid));
       for (const name of names) {

@@ -2,7 +2,7 @@
 // system, logs, files; each its own module) and keeps them live while the experiment is RUNNING.
 
 import { api } from "./api.js";
-import { LIVE_POLL_MS, el, setBreadcrumbs, setLive, statusBadge } from "./dom.js";
+import { IDLE_POLL_MS, LIVE_POLL_MS, el, setBreadcrumbs, setLive, statusBadge } from "./dom.js";
 import { loadFiles } from "./experiment_files.js";
 import { LogsSection } from "./experiment_logs.js";
 import { MetricsSection } from "./experiment_metrics.js";
@@ -14,7 +14,7 @@ import { renderRunAdmin } from "./run_admin.js";
 import { SystemPanels } from "./system_panel.js";
 
 const EXPERIMENT_FIELDS = `id namespace workspace directory prefix readme readmeHtml status hostname startedAt completedAt params metricNames
-  runs { id status hostname startedAt endedAt error }`;
+  metricSummary { name last min max count } runs { id status hostname startedAt endedAt error }`;
 const EXPERIMENT_QUERY = `query Exp($id: ID!) { experiment(id: $id) { ${EXPERIMENT_FIELDS} } }`;
 
 function renderHeader(header, exp) {
@@ -47,6 +47,10 @@ function showWhere(exp) {
   for (const part of exp.directory.split("/").filter(Boolean)) navigator_.toggle(treeKey = `${treeKey}/${part}`, true);
 }
 
+// The metrics section's layout changes with the names and with which metrics hold a single point (a number in the
+// summary block, not a chart).
+const layoutKey = (exp) => `${exp.metricNames.join("\n")}|${(exp.metricSummary || []).filter((m) => m.count === 1).map((m) => m.name).join("\n")}`;
+
 const readOffsets = (id) => api.rest(`/experiments/${encodeURIComponent(id)}/streams`);
 
 export async function experimentView(main, experimentId) {
@@ -61,7 +65,7 @@ export async function experimentView(main, experimentId) {
   }
   showWhere(exp);
 
-  const state = { timer: null, destroyed: false, offsets: null, metricNames: exp.metricNames.join("\n") };
+  const state = { timer: null, destroyed: false, offsets: null, metricNames: layoutKey(exp) };
   const header = el("div", { id: "exp-header" });
   const readmeSection = el("section", { id: "readme" });
   const paramsSection = el("section", { id: "parameters" });
@@ -77,18 +81,24 @@ export async function experimentView(main, experimentId) {
   const logs = new LogsSection(logsSection, exp.id);
 
   async function poll() {
-    // Cheap change detection: stream offsets move whenever any batch lands; only then refetch what changed.
-    const [offsets, fresh] = await Promise.all([readOffsets(exp.id), api.graphql(EXPERIMENT_QUERY, { id: exp.id })]);
+    // Cheap change detection: stream offsets move whenever any batch lands; only then refetch what changed. A page
+    // whose run is not RUNNING (not started yet, or finished) reads only the offsets, so it still notices a run
+    // that starts (or resumes) after it was opened.
+    const running = exp.status === "RUNNING";
+    const offsets = await readOffsets(exp.id);
     if (state.destroyed) return;
     const offsetsKey = JSON.stringify(offsets.streams);
     const changed = offsetsKey !== state.offsets;
     state.offsets = offsetsKey;
+    if (!running && !changed) { schedulePoll(); return; }
+    const fresh = await api.graphql(EXPERIMENT_QUERY, { id: exp.id });
+    if (state.destroyed || !fresh.experiment) return;
     const statusChanged = fresh.experiment.status !== exp.status;
     exp = fresh.experiment;
     renderHeader(header, exp);
     if (changed || statusChanged) {
-      const names = exp.metricNames.join("\n");
-      if (names !== state.metricNames) { state.metricNames = names; metrics.render(exp.metricNames); }
+      const names = layoutKey(exp);
+      if (names !== state.metricNames) { state.metricNames = names; metrics.render(exp.metricNames, exp.metricSummary); }
       else metrics.reload();
       renderParams(paramsSection, exp.params);
       logs.load().catch(console.error);
@@ -98,26 +108,32 @@ export async function experimentView(main, experimentId) {
     schedulePoll();
   }
 
+  // Polls while the page is visible: every LIVE_POLL_MS while RUNNING, less often otherwise (offsets only); a
+  // hidden tab stops and polls at once when shown again.
   function schedulePoll() {
     clearTimeout(state.timer);
     const running = exp.status === "RUNNING";
     setLive(running);
     header.dataset.live = running ? "on" : "off";
-    if (running && !state.destroyed) state.timer = setTimeout(() => poll().catch((e) => { console.error(e); schedulePoll(); }), LIVE_POLL_MS);
+    if (state.destroyed || document.hidden) return;
+    state.timer = setTimeout(() => poll().catch((e) => { console.error(e); schedulePoll(); }), running ? LIVE_POLL_MS : IDLE_POLL_MS);
   }
+  const onVisible = () => { if (!document.hidden && !state.destroyed) { clearTimeout(state.timer); poll().catch((e) => { console.error(e); schedulePoll(); }); } };
+  document.addEventListener("visibilitychange", onVisible);
 
   renderHeader(header, exp);
   renderReadme(readmeSection, exp);
   renderParams(paramsSection, exp.params);
-  metrics.render(exp.metricNames);
+  metrics.render(exp.metricNames, exp.metricSummary);
   system.refresh().catch(console.error);
   await Promise.all([logs.load(), loadFiles(filesSection, exp.id)]);
-  if (exp.status === "RUNNING") state.offsets = JSON.stringify((await readOffsets(exp.id)).streams);
+  state.offsets = JSON.stringify((await readOffsets(exp.id)).streams);
   schedulePoll();
   return {
     destroy() {
       state.destroyed = true;
       clearTimeout(state.timer);
+      document.removeEventListener("visibilitychange", onVisible);
       metrics.destroy();
       system.destroy();
     },

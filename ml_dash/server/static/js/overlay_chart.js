@@ -1,8 +1,8 @@
 // OverlayChart: one metric of many runs (up to ~1,000) drawn on a canvas from per-run min/max envelopes; hover names a run.
 
 import { el } from "./dom.js";
-import { formatValue, timeLabel } from "./lib/format.js";
-import { ema, extent, groupEnvelope, nearestIndex, niceTicks, relativeUnit } from "./lib/series.js";
+import { formatValue, siTick, timeLabel } from "./lib/format.js";
+import { effectiveXMode, ema, extent, groupEnvelope, nearestIndex, niceTicks, relativeUnit } from "./lib/series.js";
 
 // SVG (plotly) slows down past a few hundred traces of ~1,000 points; a canvas draws 1,000 envelopes in one pass.
 const MARGIN = { l: 56, r: 12, t: 10, b: 30 };
@@ -43,7 +43,7 @@ export class OverlayChart {
   }
 
   xsOf(run, unit) {
-    const mode = this.controls.xMode;
+    const mode = effectiveXMode(this.controls.xMode, false);
     if (mode === "step") return run.steps;
     if (!run.times) return run.steps.map(() => null);
     if (mode === "time") return run.times;
@@ -52,7 +52,7 @@ export class OverlayChart {
   }
 
   draw() {
-    const { smoothing, logY, xMode } = this.controls;
+    const { smoothing, logY } = this.controls, xMode = effectiveXMode(this.controls.xMode, false);
     const width = Math.max(200, this.container.clientWidth || 500), height = this.height;
     this.width = this.container.clientWidth;
     const ratio = window.devicePixelRatio || 1;
@@ -192,7 +192,7 @@ function drawAxes(ctx, plot, [x0, x1], [y0, y1], px, py, xMode, logY, title) {
   ctx.textAlign = "right"; ctx.textBaseline = "middle";
   for (const t of niceTicks(y0, y1, 5)) {
     ctx.beginPath(); ctx.moveTo(plot.l, py(t)); ctx.lineTo(plot.l + plot.w, py(t)); ctx.stroke();
-    ctx.fillText(logY ? formatValue(10 ** t) : formatValue(Number(t.toPrecision(6))), plot.l - 4, py(t));
+    ctx.fillText(siTick(logY ? 10 ** t : t), plot.l - 4, py(t));
   }
   ctx.textAlign = "center"; ctx.textBaseline = "top";
   for (const t of niceTicks(x0, x1, Math.max(2, Math.round(plot.w / 110)))) {

@@ -46,6 +46,13 @@ class ServerSource {
     return rows;
   }
 
+  // The subtree's number of experiments, one cheap read (no rows): the idle table's change check.
+  async countAll() {
+    const data = await api.graphql(`query Count($ns: String, $ws: String, $within: String) {
+      all: experimentPage(namespace: $ns, workspace: $ws, filter: $within, limit: 1) { total } }`, { ...this.scope, within: this.within });
+    return data.all.total;
+  }
+
   async ensure(first, last) {
     const wanted = [], pages = this.pages;  // a newer query replaces the map: answers to older ones land in theirs
     for (let p = Math.floor(Math.max(0, first) / PAGE); p <= Math.floor(last / PAGE); p++) {

@@ -7,7 +7,7 @@ import { el } from "./dom.js";
 import { formatValue } from "./lib/format.js";
 import { groupByValue, varyingKeys } from "./lib/rows.js";
 import { colorBy } from "./lib/scales.js";
-import { bucketsFor } from "./lib/series.js";
+import { bucketsFor, effectiveXMode } from "./lib/series.js";
 import { OverlayChart } from "./overlay_chart.js";
 
 export const MAX_OVERLAY = 1000;  // runs per chart: seriesBatch's own limit
@@ -63,7 +63,7 @@ export function workspaceCharts(container, { onOpen }) {
 
   async function load(chart, number) {
     const runs = state.rows.filter((r) => chart.metric in r.lastMetrics).slice(0, MAX_OVERLAY);
-    const withTimes = state.controls.xMode !== "step";
+    const withTimes = effectiveXMode(state.controls.xMode, false) !== "step";
     const maxPoints = bucketsFor(runs.length, chart.div.clientWidth || 500, withTimes);
     // One request for every run of this chart, not one per run.
     const data = await api.graphql(`query Overlay($ids: [ID!]!, $name: String!, $n: Int, $x: String) {
@@ -93,7 +93,7 @@ export function workspaceCharts(container, { onOpen }) {
     chart.overlay.setData(series, state.controls, groups);
     const points = chart.answers.reduce((n, a) => n + (a ? a.count : 0), 0);
     chart.count.textContent = `${series.length} runs${groups ? ` in ${groups.length} groups` : ""}, ${points} points`;
-    legend.replaceChildren(...items.slice(0, 12).map(([text, colour]) => el("span", { class: "legend-item" },
+    legend.replaceChildren(...items.map(([text, colour]) => el("span", { class: "legend-item" },
       el("span", { class: "swatch", style: `background:${colour}` }), text)));
   }
 

@@ -2,7 +2,7 @@
 // workspace charts or the parallel coordinates above it, all over the runs that pass the filter; live while any
 // run is RUNNING.
 
-import { LIVE_POLL_MS, el, setBreadcrumbs, setLive } from "./dom.js";
+import { IDLE_POLL_MS, LIVE_POLL_MS, el, setBreadcrumbs, setLive } from "./dom.js";
 import { parseFilter, unknownTerms } from "./lib/filter.js";
 import { tableColumns } from "./lib/rows.js";
 import { navigator_ } from "./navigator.js";
@@ -116,16 +116,28 @@ export async function workspaceView(main, namespace, workspace, directory, initi
     requery(250);
   });
 
+  // While any run is RUNNING the rows are read again every few seconds; otherwise only the subtree's count is
+  // (one cheap read), and a run started since (a new experiment) brings the rows and the panel up to date. A
+  // hidden tab does not poll; it catches up when shown.
   function live() {
     const anyRunning = source.knownRows().some((r) => r.status === "RUNNING");
     setLive(anyRunning);
     clearTimeout(state.timer);
-    if (!anyRunning || state.destroyed) return;
+    if (state.destroyed || document.hidden) return;
     state.timer = setTimeout(async () => {
-      try { await source.setQuery(query()); table.render(); } catch (error) { console.error(error); }
+      try {
+        const fresh = anyRunning || (await source.countAll()) !== source.all;
+        if (fresh && !state.destroyed) {
+          await source.setQuery(query());
+          table.render();
+          if (!anyRunning) refreshPanel().catch(console.error);
+        }
+      } catch (error) { console.error(error); }
       live();
-    }, LIVE_POLL_MS * 2);
+    }, anyRunning ? LIVE_POLL_MS * 2 : IDLE_POLL_MS);
   }
+  const onVisible = () => { if (!document.hidden) live(); };
+  document.addEventListener("visibilitychange", onVisible);
 
   if (state.filter) requery(0);
   showPanel(state.panel);
@@ -133,6 +145,7 @@ export async function workspaceView(main, namespace, workspace, directory, initi
   return {
     destroy() {
       state.destroyed = true;
+      document.removeEventListener("visibilitychange", onVisible);
       table.destroyed = true;
       clearTimeout(state.timer);
       clearTimeout(state.queryTimer);

@@ -22,7 +22,7 @@ from ml_dash.server.series.cache import (
     SeriesCache,
     read_series,
 )
-from ml_dash.server.series.chunks import step_time_anchors
+from ml_dash.server.series.chunks import step_time_anchors, summary_extremes
 from ml_dash.server.storage.base import BatchResult, Storage
 from ml_dash.server.storage.sql.protocol import (
     CALL,
@@ -262,6 +262,25 @@ class SQLStorage(ExperimentQueries, Purge, Storage):
     def last_metrics(self, experiment_id):
         pk = yield from self._experiment_pk(experiment_id)
         return {row[0]: self._decode_last(*row[1:]) for row in (yield ROWS, self.LAST_METRICS, (pk,))}
+
+    @reads(snapshot=True)
+    def metric_summary(self, experiment_id):
+        pk = yield from self._experiment_pk(experiment_id)
+        last = {row[0]: self._decode_last(*row[1:]) for row in (yield ROWS, self.LAST_METRICS, (pk,))}
+        out = []
+        for name_pk, name in (yield ROWS, "SELECT pk, name FROM metric_names WHERE experiment_pk = ? ORDER BY name",
+                              (pk,)):
+            # One SUMMARY_DTYPE record per 512 points: count, min and max of a 10M-point series from ~20k records.
+            rows = yield ROWS, self.SUMMARIES, (name_pk,)
+            missing = [row[0] for row in rows if not row[4]]  # chunks stored before summaries existed
+            extra = []
+            if missing:
+                clause, params = self._in("pk", missing, "int8")
+                extra = yield ROWS, f"SELECT {self.VALUES} FROM metric_chunks WHERE {clause}", params
+            out.append({"name": name, "last": last.get(name),
+                        **summary_extremes([row[4] for row in rows if row[4]], [row[0] for row in extra]),
+                        "count": int(sum(row[1] for row in rows))})
+        return out
 
     @reads(snapshot=True)
     def metric_series(self, experiment_id, name, step_min, step_max, max_points=None):

@@ -62,3 +62,15 @@ export function plotlyText(text) {
   // Only these three: a tag cannot start without "<", and Plotly would print other entities as typed.
   return String(text ?? "").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
+
+// An axis tick in at most ~6 characters: SI prefixes past a thousand (1.5k, 2M, 1T), plain numbers otherwise, so a
+// tick of 1e12 is never cut to "00000000" by the axis margin.
+const SI = [[1e15, "P"], [1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]];
+
+export function siTick(value) {
+  if (value === null || value === undefined || !isFinite(value)) return "";
+  const abs = Math.abs(value);
+  for (const [size, prefix] of SI) if (abs >= size) return `${Number((value / size).toPrecision(3))}${prefix}`;
+  if (abs !== 0 && abs < 1e-3) return value.toExponential(1);
+  return String(Number(value.toPrecision(4)));
+}

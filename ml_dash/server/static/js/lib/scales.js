@@ -33,6 +33,8 @@ export function numericScale(values) {
   return { lo, hi, log, at: (v) => (typeof v === "number" && isFinite(v) && (!log || v > 0) ? (b === a ? 0.5 : (f(v) - a) / (b - a)) : null) };
 }
 
+const MAX_LEGEND = 24;  // legend entries before a numeric legend shows only its two ends
+
 // Colour each run by a parameter's value: a ramp for numbers, the palette for anything else. Returns
 // {colorOf(run), legend: [[text, colour]...]} where run.flatParams holds the value.
 export function colorBy(runs, key) {
@@ -41,8 +43,13 @@ export function colorBy(runs, key) {
   const numeric = values.every((v) => v === undefined || v === null || typeof v === "number");
   const scale = numeric ? numericScale(values) : null;
   if (scale) {
-    return { colorOf: (run) => rampColor(scale.at(run.flatParams[key])),
-             legend: [[`${key} = ${scale.lo}`, rampColor(0)], [`${scale.hi}`, rampColor(1)]] };
+    const colorOf = (run) => rampColor(scale.at(run.flatParams[key]));
+    // A sweep's few values (lr 0.001, 0.01, 0.1) each get a legend entry; only a near-continuous spread shows ends.
+    const distinct = [...new Set(values.filter((v) => typeof v === "number" && isFinite(v)))].sort((a, b) => a - b);
+    const legend = distinct.length <= MAX_LEGEND
+      ? distinct.map((v) => [`${key} = ${v}`, rampColor(scale.at(v))])
+      : [[`${key} = ${scale.lo}`, rampColor(0)], [`${scale.hi}`, rampColor(1)]];
+    return { colorOf, legend };
   }
   const distinct = [...new Set(values.map((v) => JSON.stringify(v ?? null)))].sort();
   const colour = new Map(distinct.map((v, i) => [v, categoricalColor(i)]));

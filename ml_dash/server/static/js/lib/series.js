@@ -146,3 +146,19 @@ export function groupEnvelope(runs, x0, x1, bins) {
   const mean = Array.from(sum, (s, b) => (count[b] ? s / count[b] : null));
   return { xs, mean, lo, hi };
 }
+
+// A series logged without steps (W&B's habit: timestamp only) answers null steps. Its points are placed by their
+// log order instead: position i of `count` stored points (exact while every point came back; a min/max-bucketed
+// answer spreads its points over the same range). The server's step-time anchors of such a series map that same
+// position to its wall time. Returns the steps themselves when any point has one.
+export function placeOf(steps, count) {
+  if (!steps.length || steps.some((s) => s !== null && s !== undefined)) return steps;
+  if (steps.length >= count || steps.length < 2) return steps.map((_, i) => i);
+  return steps.map((_, i) => Math.round((i * (count - 1)) / (steps.length - 1)));
+}
+
+// The x axis a chart uses: the chosen one, or for "auto" the step when the series has steps and the relative time
+// when it was logged without them.
+export function effectiveXMode(mode, stepless) {
+  return mode === "auto" ? (stepless ? "relative" : "step") : mode;
+}

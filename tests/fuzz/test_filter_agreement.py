@@ -22,8 +22,9 @@ KEYS = ["a", "big", "a\\b", "t\tab", "é", "x.y", "q'", "sp ace", "%_", "[0]"]
 METRICS = ["loss", "a/b", "acc"]
 CHARS = "ab%_\\'\"\t\n[*?é😀 .\x00"  # like's and GLOB's specials, escapes, quotes, NUL (stored as U+FFFD)
 EDGE_INTS = [0, 1, -1, 2**53, 2**53 + 1, 2**53 - 1, 2**60 + 1, 2**62 + 1, 2**63 - 1, 2**63, 2**63 + 1, 2**64 - 1,
-             2**64 - 2049, -2**63, -2**63 + 1, -2**53 - 1]
-EDGE_FLOATS = [0.5, -0.0, 0.1, float(2**53), float(2**60), 2.0**63, 2.0**64, 1e23, -2.0**63, 1e-300, 1.5e300]
+             2**64 - 2049, 2**63 + 4000, -2**63, -2**63 + 1, -2**53 - 1]
+EDGE_FLOATS = [0.5, -0.0, 0.1, float(2**53), float(2**60), 2.0**63, 2.0**63 + 2048, 2.0**64, 1e23, -2.0**63, 1e-300,
+               1.5e300]
 
 texts = st.text(st.sampled_from(CHARS), max_size=6)
 ints = st.one_of(st.sampled_from(EDGE_INTS), st.integers(-2**63, 2**64 - 1), st.integers(-5, 5))

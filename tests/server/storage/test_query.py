@@ -338,3 +338,22 @@ async def test_big_ints_order_exactly(storage, order):
     expected = [r["prefix"] for r in sort_records(records, keys)]
     page = (await storage.experiment_page(frozenset(["odd"]), order_by=keys, limit=100))[1]
     assert [r["prefix"] for r in page] == expected
+
+
+@pytest.mark.parametrize("text", ["metrics.m < 9223372036854779808", "metrics.m > 9223372036854775809",
+                                  "metrics.m = 9223372036854775807", "metrics.m > 9007199254740992",
+                                  "metrics.m = 9007199254740993", "metrics.m <= 9007199254740992",
+                                  "started_at < 9223372036854779808", "started_at > 9007199254740993"])
+async def test_metrics_and_times_past_2_63_compare_exactly(storage, text):
+    """A metric float just past 2**63 against an int literal past 2**63, and ints past 2**53, as in Python."""
+    values = [2.0**63 + 2048, 2**63 - 1, 2**53 + 1, float(2**53), 2**53, 1.5]
+    for i, value in enumerate(values):
+        experiment_id, _ = await storage.create_experiment("m", "w", "", f"p{i}", None, None)
+        await storage.create_run(experiment_id, "c", None, float(value))
+        await storage.apply_batch(experiment_id, None, "metrics", "m", 0, 1,
+                                  [{"timestamp": 1.0, "step": 0, "metrics": {"m": value}}])
+    records = (await storage.experiment_page(frozenset(["m"]), limit=100))[1]
+    last = await storage.last_metrics_many([r["id"] for r in records])
+    node = parse_filter(text)
+    expected = sorted(r["prefix"] for r in records if matches(node, {**r, "last_metrics": last[r["id"]]}))
+    assert sorted(r["prefix"] for r in (await storage.experiment_page(frozenset(["m"]), filter=node))[1]) == expected

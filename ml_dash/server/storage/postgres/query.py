@@ -45,10 +45,10 @@ class PostgresDialect(QueryDialect):
                 f"{_exact('m.last_int::float8')}, 0) END FROM metric_names m "
                 "WHERE m.experiment_pk = x.pk AND m.name = ?)"), [name]
 
-    def number_key(self, value):
-        # float() rounds as float8 does; the rest is exact (ints reach 2**64 at most, the parser sees to it)
-        rounded = float(value)
-        return rounded, Decimal(value - int(rounded)) if isinstance(value, int) else Decimal(0)
+    def number_key(self, value, rest):
+        # float() rounds as float8 does (ints reach 2**64 at most, the parser sees to it); the rest binds as numeric
+        rounded, missed = super().number_key(value, rest)
+        return rounded, Decimal(missed)
 
     def metric(self, name) -> Clause:
         # last_kind 0: a number (NaN, null and bools have kinds of their own; see series.types)

@@ -59,9 +59,14 @@ class QueryDialect:
     def metric_rest(self, name: str) -> Clause | None:
         return None
 
-    def number_key(self, value: int | float) -> tuple[Any, Any]:
-        """A literal's pair of keys (bound values)."""
-        return value, 0
+    def number_key(self, value: int | float, rest: bool) -> tuple[Any, Any]:
+        """A literal's pair of keys (bound values) against an expression with a rest (``rest``) or without one (a
+        float column, or exact ints and floats): by default the float nearest ``value`` and the int it misses by,
+        which orders right against floats (the only values a float column holds)."""
+        if isinstance(value, float):
+            return value, 0
+        rounded = float(value)
+        return rounded, value - int(rounded)
 
     def text(self, expression: str) -> str:
         """``expression`` compared by code point."""
@@ -95,7 +100,8 @@ def compile_filter(node: Node | None, dialect: QueryDialect) -> Clause:
         sql, more = dialect.like(expression, value)
         return f"({sql})", [*args, *more]
     if kind == "number":
-        return _compare_numbers((expression, args), _rest(field, dialect), op, *dialect.number_key(value))
+        rest = _rest(field, dialect)
+        return _compare_numbers((expression, args), rest, op, *dialect.number_key(value, rest is not None))
     bound = dialect.boolean(value) if kind == "bool" else value
     return f"({expression} {op} ?)", [*args, bound]
 

@@ -18,8 +18,9 @@ def json_path(path: tuple[str, ...]) -> str:
     return "$" + "".join("." + orjson.dumps(key).decode() for key in path)
 
 
-# Numbers past 2**63 (unsigned 64-bit ints, which json_extract reads as a float, and the floats among them) share
-# the first key 2**63 and order by the second: their exact distance from 2**63, an int or an exact float difference.
+# Parameters past 2**63 (unsigned 64-bit ints, which json_extract reads as a float, and the floats among them, up to
+# 2**64) share the first key 2**63 and order by the second: their exact distance from 2**63, an int or an exact float
+# difference. Metrics' ints stop below 2**63 and SQLite compares ints and floats exactly, so they need no rest.
 _TWO_63, _TWO_64 = 2**63, 2**64
 _BEYOND = "(json_type(x.params, ?) = 'integer' AND typeof(json_extract(x.params, ?)) = 'real')"
 _TWO_63_REAL = "(9223372036854775807 + 1.0)"  # exactly 2.0**63 (a decimal spelling relies on SQLite's strtod)
@@ -64,10 +65,12 @@ class SQLiteDialect(QueryDialect):
                f"WHEN {_BAND} THEN json_extract(x.params, ?) - {_TWO_63_REAL} ELSE 0 END END")
         return sql, [json_path(path)] * sql.count("?")  # every placeholder is the path
 
-    def number_key(self, value):
-        if _TWO_63 <= value < _TWO_64:
+    def number_key(self, value, rest):
+        if rest and _TWO_63 <= value < _TWO_64:  # param's band past 2**63
             return float(_TWO_63), (value - _TWO_63 if isinstance(value, int) else value - float(_TWO_63))
-        return value, 0
+        if rest or isinstance(value, float) or value < _TWO_63:  # SQLite compares ints and floats exactly
+            return value, 0
+        return super().number_key(value, rest)  # past 2**63, against metrics' and times' floats and smaller ints
 
     def metric(self, name) -> Clause:
         # last_kind 0: a number (NaN, null and bools have kinds of their own; see series.types)

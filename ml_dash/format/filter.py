@@ -5,8 +5,12 @@ The server compiles the AST to SQL (``server.storage.sql.query``); ``ml_dash.Api
 
 - a comparison holds only when the field's value has the literal's type (a number, a string, a boolean); a missing
   field, a null, a NaN or another type never matches, whatever the operator (``!=`` included);
+- numbers compare by exact value (ints up to 64 bits, with each other and with floats: 2**53 + 1 != 2.0**53); an int
+  literal outside -2**63 .. 2**64-1 (no parameter or metric holds one) or a float literal beyond the float range is a
+  ``FilterError``, and so is a NUL anywhere (stored text never holds one);
 - strings compare by code point (SQLite's BINARY, PostgreSQL's ``COLLATE "C"``); ``like`` is case-sensitive, ``%``
-  any run, ``_`` one character, ``\\`` escapes either; ``status`` compares case-insensitively (``'completed'``);
+  any run, ``_`` one character, ``\\`` escapes either (a string literal's own escapes are only ``\\'``/``\\"`` and
+  ``\\\\``, so ``like '100\\%'`` means what it says); ``status`` compares case-insensitively (``'completed'``);
 - order: per key, experiments whose value is a number first (ordered), then strings, then the rest; ties broken by
   namespace, workspace, directory, prefix.
 
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence, Union
 
 from ml_dash.format.limits import MAX_COMPARISONS, MAX_FILTER_CHARS, MAX_FILTER_DEPTH, MAX_ORDER_KEYS
+from ml_dash.format.values import INT64_MIN, UINT64_END
 
 # Attribute fields: name → value type. camelCase spellings are accepted too (the GraphQL fields' names).
 STRING_FIELDS = ("id", "namespace", "workspace", "directory", "prefix", "status", "notes")
@@ -96,6 +101,8 @@ def _tokens(text: str, what: str) -> list[tuple[str, Any, int]]:
         raise TypeError(f"{what} must be a str, got {type(text).__name__}")
     if len(text) > MAX_FILTER_CHARS:
         raise FilterError(what, f"is {len(text)} characters long, at most {MAX_FILTER_CHARS} are accepted", 0)
+    if "\x00" in text:  # stored text never holds one (the server writes U+FFFD), and SQLite's C strings stop at it
+        raise FilterError(what, "a NUL character is not allowed", text.index("\x00"))
     out, position = [], 0
     while position < len(text):
         match = _TOKEN.match(text, position)
@@ -105,7 +112,7 @@ def _tokens(text: str, what: str) -> list[tuple[str, Any, int]]:
             raise FilterError(what, f"unexpected character {text[position]!r}", position)
         kind, raw = match.lastgroup, match.group()
         if kind == "number":
-            out.append(("number", float(raw) if any(c in raw for c in ".eE") else int(raw), position))
+            out.append(("number", _number_literal(raw, what, position), position))
         elif kind == "string":
             out.append(("string", _unquote(raw), position))
         elif kind == "quoted":
@@ -121,9 +128,28 @@ def _tokens(text: str, what: str) -> list[tuple[str, Any, int]]:
     return out
 
 
+def _number_literal(raw: str, what: str, position: int) -> int | float:
+    """An int within the 64-bit range stored values have (signed or unsigned), or a finite float; else FilterError:
+    a larger int can never equal a stored int (larger ones are stored as floats), so it would only mislead."""
+    shown = raw if len(raw) <= 30 else raw[:24] + "..." + raw[-3:]
+    if any(c in raw for c in ".eE"):
+        value = float(raw)
+        if value - value != 0.0:
+            raise FilterError(what, f"the number {shown} is beyond the float range", position)
+        return value
+    digits = raw.lstrip("-").lstrip("0")
+    if len(digits) > 20 or not INT64_MIN <= int(raw) < UINT64_END:  # (int() refuses more than 4,300 digits)
+        as_float = f"{raw[:len(raw) - len(digits)].rstrip('0')}{digits[0]}e{len(digits) - 1}"
+        raise FilterError(what, f"the integer {shown} is outside -2**63 .. 2**64-1 (the ints parameters and metrics "
+                                f"hold); write it as a float ({as_float}) to compare as one", position)
+    return int(raw)
+
+
 def _unquote(raw: str) -> str:
+    """The string literal's text: ``\\'`` (``\\"``) is the quote, ``\\\\`` a backslash, a doubled quote the quote; any
+    other backslash stays, for ``like`` to read (one layer: ``like '100\\%'`` is ``100\\%``)."""
     quote, body = raw[0], raw[1:-1]
-    return re.sub(r"\\(.)|" + quote * 2, lambda m: m.group(1) if m.group(1) is not None else quote, body)
+    return re.sub(r"\\([\\" + quote + "])|" + quote * 2, lambda m: m.group(1) or quote, body)
 
 
 class _Parser:
@@ -345,15 +371,36 @@ _OPS = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a
         ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
 
 
-def like_regex(pattern: str) -> re.Pattern:
-    """The ``like`` pattern as a regular expression matching the whole string."""
-    out = []
+def _like_segments(pattern: str) -> list[tuple[re.Pattern, int]]:
+    """The pattern split at its unescaped ``%``: each segment a regex without quantifiers (``_`` → ``.``), and its
+    width in characters."""
+    segments: list[list[str]] = [[]]
     for escaped, char in re.findall(r"\\(.)|(.)", pattern, re.DOTALL):
-        if escaped:
-            out.append(re.escape(escaped))
+        if not escaped and char == "%":
+            segments.append([])
         else:
-            out.append(".*" if char == "%" else "." if char == "_" else re.escape(char))
-    return re.compile("".join(out), re.DOTALL)
+            segments[-1].append("." if not escaped and char == "_" else re.escape(escaped or char))
+    return [(re.compile("".join(parts), re.DOTALL), len(parts)) for parts in segments]
+
+
+def like_match(pattern: str, text: str) -> bool:
+    """Whether ``text`` matches the ``like`` pattern as a whole, without backtracking: the first segment is anchored at
+    the start, the last at the end, and each one between is taken at its leftmost place after the previous one
+    (segments have fixed widths, so the leftmost place never loses a match). A regex with ``.*`` for each ``%``
+    backtracked: '%a%a%a%b' on 3,000 characters ran for hours."""
+    segments = _like_segments(pattern)
+    (first, start), (last, width) = segments[0], segments[-1]
+    if len(segments) == 1:
+        return first.fullmatch(text) is not None
+    end = len(text) - width
+    if start > end or not first.match(text) or not last.fullmatch(text, end):
+        return False
+    for segment, _ in segments[1:-1]:
+        found = segment.search(text, start, end)
+        if found is None:
+            return False
+        start = found.end()
+    return True
 
 
 def matches(node: Node | None, record: Mapping[str, Any]) -> bool:
@@ -369,7 +416,7 @@ def matches(node: Node | None, record: Mapping[str, Any]) -> bool:
     if not _typed_value(value, node.value):
         return False
     if node.op == "like":
-        return like_regex(node.value).fullmatch(value) is not None
+        return like_match(node.value, value)
     return _OPS[node.op](value, node.value)
 
 
@@ -394,3 +441,4 @@ def sort_records(records: Iterable[Mapping[str, Any]], keys: Sequence[OrderKey])
 
 
 DEFAULT_ORDER = (OrderKey(Field("attr", ("started_at",)), True),)
+

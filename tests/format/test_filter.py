@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -11,7 +12,7 @@ from ml_dash.format.filter import (
     Field,
     FilterError,
     OrderKey,
-    like_regex,
+    like_match,
     matches,
     parse_filter,
     parse_order_by,
@@ -102,11 +103,68 @@ def test_evaluator(text, expected):
     assert matches(parse_filter(text), RECORD) is expected
 
 
-def test_like_regex_escapes():
+def test_like_escapes():
     """% and _ are wildcards unless escaped; regex metacharacters are literal."""
-    assert like_regex("a%b").fullmatch("aXYZb") and not like_regex("a%b").fullmatch("aXYZ")
-    assert like_regex("100\\%").fullmatch("100%") and not like_regex("100\\%").fullmatch("1000")
-    assert like_regex("a.c").fullmatch("a.c") and not like_regex("a.c").fullmatch("abc")
+    assert like_match("a%b", "aXYZb") and not like_match("a%b", "aXYZ")
+    assert like_match("100\\%", "100%") and not like_match("100\\%", "1000")
+    assert like_match("a.c", "a.c") and not like_match("a.c", "abc")
+    assert like_match("a\\\\%", "a\\bc") and not like_match("a\\\\%", "abc")  # an escaped backslash, then any run
+    assert like_match("%a_c%", "xxabcxx") and like_match("_", "é") and not like_match("__", "é")
+    assert like_match("%%", "") and like_match("a%%b", "ab") and not like_match("a%b%c", "acb")
+
+
+def test_string_literal_has_one_escape_layer_for_like():
+    """In a string literal only \\' (\\") and \\\\ are escapes; every other backslash reaches like, so the docs'
+    example like '100\\%' matches "100%" and not "100abc" (the literal's unquoting used to eat the backslash)."""
+    record = {**RECORD, "prefix": "100%"}
+    assert matches(parse_filter("prefix like '100\\%'"), record)
+    assert not matches(parse_filter("prefix like '100\\%'"), {**RECORD, "prefix": "100abc"})
+    assert parse_filter("prefix = 'it\\'s'").value == "it's" and parse_filter('prefix = "a\\"b"').value == 'a"b'
+    assert parse_filter("prefix = 'C:\\dir'").value == "C:\\dir"
+    assert parse_filter("prefix = 'a\\\\b'").value == "a\\b" and parse_filter("prefix = 'a\\\\'").value == "a\\"
+    assert parse_filter("prefix = 'it''s'").value == "it's"
+    assert matches(parse_filter("prefix like '100\\\\%'"), record)  # the dashboard's \\\\ spelling
+
+
+@pytest.mark.timeout(10)
+def test_like_takes_linear_time_on_a_pathological_pattern():
+    """'%a%a%a%b' against 3,000 (here 100,000) a's was a backtracking regex: hours. The segment matcher scans once."""
+    node = parse_filter("notes like '%a%a%a%b'")
+    assert not matches(node, {**RECORD, "notes": "a" * 3000})
+    assert not matches(node, {**RECORD, "notes": "a" * 100_000})
+    assert matches(parse_filter("notes like '%a_a%a%b'"), {**RECORD, "notes": "a" * 50_000 + "b"})
+    assert not matches(parse_filter("notes like '%" + "a_" * 200 + "b'"), {**RECORD, "notes": "a" * 100_000})
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("params.x = 18446744073709551616", "18446744073709551616"),  # 2**64: no parameter or metric holds such an int
+    ("params.x < -9223372036854775809", "-9223372036854775809"),
+    ("params.x = 1" + "0" * 400, "1000000000"),
+    ("params.x = 1" + "0" * 5000, "1000000000"),  # beyond int()'s 4,300-digit limit: still a FilterError
+    ("params.x > 1e400", "1e400"),
+    ("params.x > -1e999", "-1e999"),
+    ("params.`a\x00b` = 1", "NUL"),
+    ("notes like '%\x00%'", "NUL"),
+    ("prefix = \"\x00\"", "NUL"),
+])
+def test_literals_out_of_range_or_with_nul_are_filter_errors(text, fragment):
+    """The parser accepted them and the server answered 500 (SQLite cannot bind an int >= 2**63, float() overflows
+    on PostgreSQL, a NUL cut SQLite's JSON path and GLOB pattern short); now a FilterError naming the literal."""
+    with pytest.raises(FilterError, match=re.escape(fragment)):
+        parse_filter(text)
+
+
+def test_integers_compare_exactly_in_the_64_bit_range():
+    """Ints up to 2**64-1 are accepted and compare exactly, with ints and floats alike (2**53 + 1 != 2.0**53)."""
+    big = 2**53
+    rows = [{**RECORD, "prefix": str(i), "params": {"big": v}} for i, v in
+            enumerate([big, big + 1, float(big), big + 2, 2**64 - 1, 2**63, float(2**63), -2**63, 0.5])]
+    assert [r["params"]["big"] for r in rows if matches(parse_filter(f"params.big = {big + 1}"), r)] == [big + 1]
+    assert [r["prefix"] for r in rows if matches(parse_filter("params.big >= 9223372036854775808"), r)] == \
+        ["4", "5", "6"]
+    ordered = sort_records(rows, parse_order_by("params.big desc"))
+    assert [r["params"]["big"] for r in ordered] == [2**64 - 1, 2**63, float(2**63), big + 2, big + 1, big,
+                                                     float(big), 0.5, -2**63]
 
 
 def test_sort_numbers_then_strings_then_the_rest_with_a_stable_tie_break():

@@ -110,3 +110,18 @@ def test_experiment_page_cost_counts_items_by_the_page_limit():
         assert "limit is at most" in str(exc)
     else:
         raise AssertionError("limit over the cap must be refused")
+
+
+async def test_out_of_range_literals_and_nul_are_400_naming_the_literal(client):
+    """They parsed and then failed in the database (500): an int past 2**63 on SQLite, 1 and 400 zeros on both
+    backends, a NUL in a backticked key on SQLite. Now 400s that name the literal, on both backends."""
+    await _seed(client)
+    for text, fragment in [("params.lr = 9223372036854775808", None), ("params.lr = 18446744073709551616",
+                                                                       "18446744073709551616"),
+                           ("params.lr < 1" + "0" * 400, "the integer 1000"), ("params.lr < 1e400", "1e400"),
+                           ("params.`a\x00b` = 1", "NUL"), ("prefix like '%\x00%'", "NUL")]:
+        if fragment is None:  # 2**63 is an unsigned 64-bit int a parameter may hold: it compares (no match here)
+            assert (await gql(client, PAGE, {"f": text}))["data"]["experimentPage"]["total"] == 0
+            continue
+        answer = await gql(client, PAGE, {"f": text}, status=400)
+        assert fragment in answer["errors"][0]["message"], (text, answer)

@@ -290,3 +290,70 @@ async def test_random_filters_agree_with_the_python_evaluator(storage):
         assert sorted(r["id"] for r in page) == expected and total == len(expected), text
         seen.add(tuple(expected))
     assert len(seen) > 20  # the filters select many different subsets, not all or nothing
+
+
+BIG = 2**53
+# prefix → params: ints past 2**53 (float8 rounds them), unsigned 64-bit ints, floats beside them, odd keys
+ODD_RUNS = {"b0": {"big": BIG, "a\\b": 1, "t\tab": "x"}, "b1": {"big": BIG + 1, "a\\b": 2},
+            "b2": {"big": float(BIG), "q'\\": 1}, "b3": {"big": BIG + 2}, "b4": {"big": 2**64 - 1},
+            "b5": {"big": 2**63}, "b6": {"big": float(2**63)}, "b7": {"big": 2**63 + 1}, "b8": {"big": -2**63},
+            "b9": {"big": 0.5, "a.b": {"c": 1}, "é\n": True}, "b10": {"big": 2**64 - 2048},
+            "b11": {"big": float(2**64 - 2048)}, "b12": {"big": 2**60 + 1}, "b13": {"big": float(2**60)}}
+
+
+async def _odd(storage) -> list[dict]:
+    for prefix, params in ODD_RUNS.items():
+        experiment_id, _ = await storage.create_experiment("odd", "w", "", prefix, None, None)
+        await storage.apply_batch(experiment_id, None, "parameters", "p", 0, 1,
+                                  [{"timestamp": 1.0, "operation": "set", "data": params}])
+    return (await storage.experiment_page(frozenset(["odd"]), limit=100))[1]
+
+
+@pytest.mark.parametrize("text", [
+    f"params.big = {BIG + 1}", f"params.big = {BIG}", f"params.big != {BIG}", f"params.big > {BIG}",
+    f"params.big <= {BIG + 1}", "params.big = 9223372036854775808", "params.big > 9223372036854775808",
+    "params.big >= 9223372036854775807", "params.big < 18446744073709551615", "params.big = 18446744073709551615",
+    "params.big = 9.223372036854776e18", "params.big < 9.223372036854776e18", "params.big = -9223372036854775808",
+    f"params.big = {2**64 - 2048}", f"params.big > {2**64 - 2049}", f"params.big = {2**60}", f"params.big > {2**60}",
+    "params.big = 1.152921504606847e18", "params.big < 1.8446744073709552e19", "params.big = 0.5",
+    "params.`a\\b` = 1", "params.`a\\b` >= 1", "params.`t\tab` = 'x'", "params.`q'\\` = 1", "params.`a.b`.c = 1",
+    "params.`é\n` = true"])
+async def test_big_ints_and_odd_keys_agree_with_the_python_evaluator(storage, text):
+    """PostgreSQL compared params as float8 (2**53 + 1 matched 2**53 too); SQLite read unsigned 64-bit ints as floats
+    and never found a key holding a backslash or a tab. Each filter now selects what Python selects, on both."""
+    records = await _odd(storage)
+    node = parse_filter(text)
+    expected = sorted(r["prefix"] for r in records if matches(node, r))
+    total, page = await storage.experiment_page(frozenset(["odd"]), filter=node, limit=100)
+    assert sorted(r["prefix"] for r in page) == expected and total == len(expected), (text, expected)
+    if text == f"params.big = {BIG + 1}" or text.startswith("params.`") and " = " in text:
+        assert len(expected) == 1
+
+
+@pytest.mark.parametrize("order", ["params.big desc", "params.big"])
+async def test_big_ints_order_exactly(storage, order):
+    """orderBy params.big: exact order among ints past 2**53, unsigned 64-bit ints and floats, as in Python."""
+    records = await _odd(storage)
+    keys = parse_order_by(order)
+    expected = [r["prefix"] for r in sort_records(records, keys)]
+    page = (await storage.experiment_page(frozenset(["odd"]), order_by=keys, limit=100))[1]
+    assert [r["prefix"] for r in page] == expected
+
+
+@pytest.mark.parametrize("text", ["metrics.m < 9223372036854779808", "metrics.m > 9223372036854775809",
+                                  "metrics.m = 9223372036854775807", "metrics.m > 9007199254740992",
+                                  "metrics.m = 9007199254740993", "metrics.m <= 9007199254740992",
+                                  "started_at < 9223372036854779808", "started_at > 9007199254740993"])
+async def test_metrics_and_times_past_2_63_compare_exactly(storage, text):
+    """A metric float just past 2**63 against an int literal past 2**63, and ints past 2**53, as in Python."""
+    values = [2.0**63 + 2048, 2**63 - 1, 2**53 + 1, float(2**53), 2**53, 1.5]
+    for i, value in enumerate(values):
+        experiment_id, _ = await storage.create_experiment("m", "w", "", f"p{i}", None, None)
+        await storage.create_run(experiment_id, "c", None, float(value))
+        await storage.apply_batch(experiment_id, None, "metrics", "m", 0, 1,
+                                  [{"timestamp": 1.0, "step": 0, "metrics": {"m": value}}])
+    records = (await storage.experiment_page(frozenset(["m"]), limit=100))[1]
+    last = await storage.last_metrics_many([r["id"] for r in records])
+    node = parse_filter(text)
+    expected = sorted(r["prefix"] for r in records if matches(node, {**r, "last_metrics": last[r["id"]]}))
+    assert sorted(r["prefix"] for r in (await storage.experiment_page(frozenset(["m"]), filter=node))[1]) == expected

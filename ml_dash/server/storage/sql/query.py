@@ -50,6 +50,24 @@ class QueryDialect:
         """The metric's last value when it is a number (not NaN, null or a bool), else NULL."""
         raise NotImplementedError
 
+    # A number compares as a pair of keys (``number_keys``): the first the value ``param``/``metric`` give, which
+    # the backend may only approximate (PostgreSQL's float8, SQLite's floats past 2**63), the second what is left of
+    # the exact value (NULL exactly when the first is; None: always 0). Pairs order as the exact values do.
+    def param_rest(self, path: tuple[str, ...]) -> Clause | None:
+        return None
+
+    def metric_rest(self, name: str) -> Clause | None:
+        return None
+
+    def number_key(self, value: int | float, rest: bool) -> tuple[Any, Any]:
+        """A literal's pair of keys (bound values) against an expression with a rest (``rest``) or without one (a
+        float column, or exact ints and floats): by default the float nearest ``value`` and the int it misses by,
+        which orders right against floats (the only values a float column holds)."""
+        if isinstance(value, float):
+            return value, 0
+        rounded = float(value)
+        return rounded, value - int(rounded)
+
     def text(self, expression: str) -> str:
         """``expression`` compared by code point."""
         return expression
@@ -59,9 +77,6 @@ class QueryDialect:
 
     def tags_contain(self, tag: str) -> Clause:
         raise NotImplementedError
-
-    def number(self, value: Any) -> Any:
-        return value
 
     def boolean(self, value: bool) -> Any:
         return value
@@ -84,8 +99,41 @@ def compile_filter(node: Node | None, dialect: QueryDialect) -> Clause:
     if op == "like":
         sql, more = dialect.like(expression, value)
         return f"({sql})", [*args, *more]
-    bound = dialect.boolean(value) if kind == "bool" else dialect.number(value) if kind == "number" else value
+    if kind == "number":
+        rest = _rest(field, dialect)
+        return _compare_numbers((expression, args), rest, op, *dialect.number_key(value, rest is not None))
+    bound = dialect.boolean(value) if kind == "bool" else value
     return f"({expression} {op} ?)", [*args, bound]
+
+
+_STRICT = {"<": "<", "<=": "<", ">": ">", ">=": ">"}
+_LOOSE = {"<": "<=", "<=": "<=", ">": ">=", ">=": ">="}
+_HOLDS = {"=": lambda a, b: a == b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+          ">=": lambda a, b: a >= b}
+
+
+def _compare_numbers(first: Clause, rest: Clause | None, op: str, key: Any, rest_key: Any) -> Clause:
+    """``(first, rest) op (key, rest_key)`` in lexicographic order: the exact comparison of the values."""
+    (sql, args) = first
+    if rest is None:  # the rest is 0: decide its part here
+        if op == "=":
+            return (f"({sql} = ?)", [*args, key]) if rest_key == 0 else ("(1 = 0)", [])
+        if op == "!=":
+            return (f"({sql} <> ?)", [*args, key]) if rest_key == 0 else (f"({sql} IS NOT NULL)", args)
+        return f"({sql} {(_LOOSE if _HOLDS[op](0, rest_key) else _STRICT)[op]} ?)", [*args, key]
+    rest_sql, rest_args = rest
+    if op == "=":
+        return f"({sql} = ? AND {rest_sql} = ?)", [*args, key, *rest_args, rest_key]
+    if op == "!=":
+        return f"({sql} <> ? OR {rest_sql} <> ?)", [*args, key, *rest_args, rest_key]
+    return (f"({sql} {_STRICT[op]} ? OR ({sql} = ? AND {rest_sql} {op} ?))",
+            [*args, key, *args, key, *rest_args, rest_key])
+
+
+def _rest(field: Field, dialect: QueryDialect) -> Clause | None:
+    if field.kind == "params":
+        return dialect.param_rest(field.path)
+    return dialect.metric_rest(field.path[0]) if field.kind == "metrics" else None
 
 
 def _expression(field: Field, kind: str, dialect: QueryDialect) -> Clause:
@@ -109,6 +157,10 @@ def compile_order(keys: Sequence[OrderKey], dialect: QueryDialect) -> Clause:
             expression, more = _expression(key.field, kind, dialect)
             terms.append(f"{expression} {direction} NULLS LAST")
             args.extend(more)
+            rest = _rest(key.field, dialect) if kind == "number" else None
+            if rest is not None:
+                terms.append(f"{rest[0]} {direction} NULLS LAST")
+                args.extend(rest[1])
     terms.extend(f"{dialect.text('x.' + name)} ASC" for name in TIE_BREAK)
     return ", ".join(terms), args
 

@@ -13,7 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ml_dash.format.filter import DEFAULT_ORDER, FilterError, matches, parse_filter, parse_order_by, sort_records
-from ml_dash.server.ingest import json_safe, metric_value
+from ml_dash.server.ingest import storable_json, metric_value
 from ml_dash.server.storage.registry import open_storage
 from tests.fuzz.conftest import examples
 from tests.server.conftest import POSTGRES_URL, postgres_schema_url
@@ -129,7 +129,7 @@ class Backends:
                     await store.update_run(run_id, run["status"], None, run["started"] + 1000)
             if run["params"]:
                 await store.apply_batch(experiment_id, None, "parameters", "p", 0, 1, [
-                    {"timestamp": 1.0, "operation": "set", "data": json_safe(run["params"])}])
+                    {"timestamp": 1.0, "operation": "set", "data": storable_json(run["params"])}])
             if run["metrics"]:
                 await store.apply_batch(experiment_id, None, "metrics", "m", 0, 1, [
                     {"timestamp": 1.0, "step": 0, "metrics": {k: metric_value(k, v) for k, v in

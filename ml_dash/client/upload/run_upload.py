@@ -334,6 +334,8 @@ class RunUpload:
             await self.ensure_runs()
             await self.push_annotations()
             requests = self.api.requests
+            # Another process of this directory may have had these bytes acknowledged already (state.py: one identity).
+            self.state.adopt_saved_offsets([s for s in STREAMS if not self.flights[s] and s not in self.isolating])
             behind = False
             for stream in STREAMS:
                 if stream not in self.unknown_streams:

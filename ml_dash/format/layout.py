@@ -7,6 +7,7 @@ import orjson
 
 META_FILE = ".ml-logger.meta.json"
 SYNC_STATE_FILE = ".ml-dash-sync.json"  # what has reached the server (written by the uploader)
+SYNC_LOCK_FILE = ".ml-dash-sync.lock"  # held a moment while a process claims the directory's uploader identity
 FILES_DIR = "files"
 # The append-only streams. Parameters come first: they describe what the metrics belong to, and the uploader sends
 # streams in this order. "system" (the sampler's rows, docs/system-metrics.md) has the metrics rows' format with step
@@ -37,6 +38,10 @@ def files_path(directory: str) -> str:
 
 def sync_state_path(directory: str) -> str:
     return os.path.join(directory, SYNC_STATE_FILE)
+
+
+def sync_lock_path(directory: str) -> str:
+    return os.path.join(directory, SYNC_LOCK_FILE)
 
 
 def is_experiment(directory: str) -> bool:

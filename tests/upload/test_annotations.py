@@ -36,3 +36,37 @@ def test_tags_and_notes_are_uploaded_when_they_change(make_exp, server, remote_e
         again.tags.remove("baseline")
     record = get_json(f"{server}/api/v1/experiments/{exp.experiment_id}")
     assert record["tags"] == ["resnet", "from-dashboard"] and record["notes"] == "first try"
+
+
+def test_notes_arrive_when_the_server_refuses_the_tags(make_exp, server, remote_env, caplog):
+    """Tags added on the dashboard plus the client's pass the server's limit: the notes still arrive, the refusal is
+    reported once (one WARNING naming the tags and the server's reason), and the tags stay pending (not marked sent):
+    once the dashboard makes room, the next session sends them."""
+    from ml_dash.client.upload.state import SyncState
+    from ml_dash.format.limits import MAX_TAGS
+
+    exp = make_exp("crowded", remote=server)
+    dashboard = [f"d{i}" for i in range(MAX_TAGS - 5)]
+    _graphql(server, "mutation($id: ID!, $tags: [String!]!) { addTags(id: $id, tags: $tags) { tags } }",
+             {"id": exp.experiment_id, "tags": dashboard})
+    mine = [f"c{i}" for i in range(10)]
+    with caplog.at_level("DEBUG", logger="ml_dash"), exp.run():
+        exp.tags.add(*mine)
+        exp.notes = "lr too high"
+        exp.metrics.log(step=0, loss=1.0)
+    record = get_json(f"{server}/api/v1/experiments/{exp.experiment_id}")
+    assert record["notes"] == "lr too high"
+    assert record["tags"] == dashboard
+    refusals = [r for r in caplog.records if "refused" in r.getMessage()]  # sent once: no retry in a loop
+    assert [r.levelname for r in refusals] == ["WARNING"], [r.getMessage() for r in refusals]
+    assert "tags" in refusals[0].getMessage() and str(MAX_TAGS) in refusals[0].getMessage()
+    assert not [r for r in caplog.records if r.levelname == "WARNING" and "not finished" in r.getMessage()]
+    assert not set(mine) & set(SyncState(exp.local_path).annotations.get("tags") or [])  # still pending
+
+    _graphql(server, "mutation($id: ID!, $tags: [String!]!) { removeTags(id: $id, tags: $tags) { tags } }",
+             {"id": exp.experiment_id, "tags": dashboard[:20]})
+    again = make_exp("crowded", remote=server)
+    with again.run():
+        again.metrics.log(step=1, loss=0.5)
+    record = get_json(f"{server}/api/v1/experiments/{exp.experiment_id}")
+    assert record["tags"] == dashboard[20:] + mine and record["notes"] == "lr too high"

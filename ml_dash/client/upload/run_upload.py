@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any, Callable
 
 from ml_dash.format.layout import FINAL_STATUSES, STREAMS, files_path, meta_path, read_meta, saved_files, stream_path
@@ -17,6 +18,10 @@ from ml_dash.client.upload.state import SyncState
 from ml_dash.client.upload.window import Flight, Flights, extends_acked, read_batch
 
 logger = logging.getLogger("ml_dash")
+# A refused tags/notes change is deterministic (105 tags where the server keeps 100) until someone makes room: sent
+# again after this many seconds, doubling up to the cap, never in a loop.
+ANNOTATION_RETRY_S = 30.0
+ANNOTATION_RETRY_CAP_S = 3600.0
 
 
 class Parked(Exception):
@@ -57,6 +62,8 @@ class RunUpload:
         self.isolating: dict[str, tuple[int, int]] = {}
         self.skipped = {s: 0 for s in STREAMS}  # lines the server refused, dropped and reported
         self._meta_seen: tuple | None = None  # (inode, mtime, size) of a meta file with no annotations to send
+        # field -> {"body", "attempts", "retry_at"}: tags or notes the server refused, held back until retry_at
+        self.refused: dict[str, dict[str, Any]] = {}
         self.unknown_streams: set[str] = set()  # streams the server's /health does not list: never sent
         state.bind_remote(api.base_url)
 
@@ -262,26 +269,66 @@ class RunUpload:
             return None
         return {"revision": revision, "tags": list(meta.get("tags") or []), "notes": meta.get("notes")}
 
+    def annotation_changes(self, due: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Each field of ``due`` the server has not acknowledged, as the PATCH body that sends it. Tags go as the
+        additions and removals since the last acknowledged upload, so tags added elsewhere (the dashboard) stay."""
+        sent = self.state.annotations
+        before = sent.get("tags") or []
+        changes: dict[str, dict[str, Any]] = {}
+        add, remove = [t for t in due["tags"] if t not in before], [t for t in before if t not in due["tags"]]
+        if add or remove:
+            changes["tags"] = {"add_tags": add, "remove_tags": remove}
+        if due["notes"] != sent.get("notes"):
+            changes["notes"] = {"notes": due["notes"]}
+        return changes
+
+    def _held_back(self, field: str, body: dict[str, Any], now: float) -> bool:
+        """The server refused this very change and its backoff has not passed: do not send it again yet."""
+        refused = self.refused.get(field)
+        return refused is not None and refused["body"] == body and now < refused["retry_at"]
+
     async def push_annotations(self) -> None:
-        """Tags and notes changed by this client (``exp.tags``, ``exp.notes``). Tags go as the additions and removals
-        since the last upload, so tags added elsewhere (the dashboard) stay; notes go whole when they changed."""
+        """Tags and notes changed by this client (``exp.tags``, ``exp.notes``), each field in its own request, so a
+        refused one (105 tags when the server keeps 100) never holds back the other. A refused change is not marked
+        sent: it stays pending, is reported once (one WARNING naming the field and the server's reason) and is sent
+        again after a backoff (``ANNOTATION_RETRY_S``, doubling), or at once when the client changes it again."""
         due = self.annotations_due()
         if due is None:
             return
-        sent = self.state.annotations
-        before = sent.get("tags") or []
-        body: dict[str, Any] = {"add_tags": [t for t in due["tags"] if t not in before],
-                                "remove_tags": [t for t in before if t not in due["tags"]]}
-        if due["notes"] != sent.get("notes"):
-            body["notes"] = due["notes"]
-        try:
-            await self._call("PATCH", f"/experiments/{self.state.experiment_id}", body)
-        except HTTPError as error:
-            if error.status != 400:
-                raise
-            logger.error("ml-dash: the server refused the tags/notes of %s: %s", self.state.directory, error)
-        self.state.annotations = due
+        sent, now = self.state.annotations, time.monotonic()
+        for field, body in self.annotation_changes(due).items():
+            if self._held_back(field, body, now):
+                continue
+            try:
+                await self._call("PATCH", f"/experiments/{self.state.experiment_id}", body)
+            except HTTPError as error:
+                if error.status != 400:
+                    raise
+                previous = self.refused.get(field)
+                attempts = previous["attempts"] + 1 if previous and previous["body"] == body else 1
+                delay = min(ANNOTATION_RETRY_CAP_S, ANNOTATION_RETRY_S * 2 ** (attempts - 1))
+                self.refused[field] = {"body": body, "attempts": attempts, "retry_at": now + delay}
+                report = logger.warning if attempts == 1 else logger.debug
+                report("ml-dash: the server refused the %s of %s: %s; they stay pending and are sent again in %.0fs "
+                       "or when they change", field, self.state.directory, error.message, delay)
+                continue
+            self.refused.pop(field, None)
+            sent[field] = due[field]
+        if not self.annotation_changes(due):
+            sent["revision"] = due["revision"]
+        self.state.annotations = sent
         self.state.save()
+
+    def retry_refused(self) -> None:
+        """Send refused tags/notes again at the next round (a new run starts: the server may have room by now)."""
+        self.refused.clear()
+
+    def annotations_waiting(self) -> bool:
+        """Tags or notes to send that are not held back by a refusal (those were reported and wait for a retry)."""
+        due = self.annotations_due()
+        now = time.monotonic()
+        return due is not None and any(not self._held_back(field, body, now)
+                                       for field, body in self.annotation_changes(due).items())
 
     def backlogged(self) -> bool:
         """A quarter of a full batch or more is waiting: the uploader is behind, even if its last batch was not full
@@ -321,7 +368,7 @@ class RunUpload:
         """Everything on disk is on the server, including the final status of every ended run."""
         environment = self.environment
         return self.caught_up() and not changed_files(files_path(self.state.directory), self.state.files) \
-            and self.annotations_due() is None \
+            and not self.annotations_waiting() \
             and all(r["sent_status"] == r["status"] for r in self.state.runs if r["status"] in FINAL_STATUSES) \
             and (not isinstance(environment, dict) or environment.get("captured_at") == self.state.environment_sent)
 
@@ -334,6 +381,8 @@ class RunUpload:
             await self.ensure_runs()
             await self.push_annotations()
             requests = self.api.requests
+            # Another process of this directory may have had these bytes acknowledged already (state.py: one identity).
+            self.state.adopt_saved_offsets([s for s in STREAMS if not self.flights[s] and s not in self.isolating])
             behind = False
             for stream in STREAMS:
                 if stream not in self.unknown_streams:

@@ -4,17 +4,84 @@ The server is the authority on what it stored (``GET …/streams``), but remembe
 restarted process or ``ml-dash sync`` resume without re-reading from offset 0, and it keeps the identities that make
 retries idempotent: the stream ids (the server dedupes by ``(experiment, stream_id, offset)``) and each run's
 ``client_run_id`` (the server returns the same run for a retried create).
+
+**One uploader identity per directory.** Every process that uploads a directory (the ranks of a job logging to one
+experiment, a restarted run, ``ml-dash sync``) sends its streams under the same stream ids, so a byte range of a
+file is always the same ``(stream_id, start)`` for the server, whichever process sends it, and the server's offset
+check stores it once. The identity (the client id; stream ids derive from it) is claimed here and only here
+(``claim_identity``): under an exclusive lock on ``.ml-dash-sync.lock`` beside the state file, the first process
+writes a new id into the state file and every later one reads it from there.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
-from typing import Any
+from typing import Any, Iterator
 
 import orjson
 
-from ml_dash.format.layout import STREAMS, atomic_write, stream_path, sync_state_path
+from ml_dash.format.layout import STREAMS, atomic_write, stream_path, sync_lock_path, sync_state_path
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+    import msvcrt
+
+
+def _load(path: str) -> dict:
+    try:
+        with open(path, "rb") as f:
+            data = orjson.loads(f.read())
+        return data if isinstance(data, dict) else {}
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return {}
+
+
+@contextlib.contextmanager
+def _directory_lock(directory: str) -> Iterator[None]:
+    """Exclusive between processes (and between two opens in one process) for the duration of the block; released by
+    the kernel if the holder dies. Without a lock file (a read-only directory) the block runs unlocked: that process
+    cannot save a state either, so it claims nothing others would read."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(sync_lock_path(directory), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
+            msvcrt.locking(fd, msvcrt.LK_LOCK, 1)  # retries for 10 s, then OSError: a claim takes milliseconds
+        try:
+            yield
+        finally:
+            if fcntl is None:
+                os.lseek(fd, 0, os.SEEK_SET)
+                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+    finally:
+        os.close(fd)
+
+
+def claim_identity(directory: str) -> dict:
+    """The directory's sync state as saved, with a ``client_id``: the one already there, or, for the first process,
+    a new one written to the state file before any other process can read it (see the module's docstring)."""
+    path = sync_state_path(directory)
+    data = _load(path)
+    if data.get("client_id"):
+        return data  # claimed before: the id never changes once written
+    with _directory_lock(directory):
+        data = _load(path)  # another process may have claimed it while we waited for the lock
+        if not data.get("client_id"):
+            data["client_id"] = uuid.uuid4().hex
+            try:
+                atomic_write(path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
+            except OSError:
+                pass  # a read-only directory: nothing is saved there, so no other process reads another id
+    return data
 
 
 class SyncState:
@@ -23,8 +90,8 @@ class SyncState:
     def __init__(self, directory: str) -> None:
         self.directory = directory
         self.path = sync_state_path(directory)
-        data = self._load()
-        self.client_id: str = data.get("client_id") or uuid.uuid4().hex
+        data = claim_identity(directory)
+        self.client_id: str = data["client_id"]
         self.remote: str | None = data.get("remote")
         self.experiment_id: str | None = data.get("experiment_id")
         self.acked: dict[str, int] = {s: int(data.get("acked", {}).get(s, 0)) for s in STREAMS}
@@ -40,18 +107,22 @@ class SyncState:
         # The ``captured_at`` of the run environment the server has (upload/environment.py); absent in older files.
         self.environment_sent: float | None = data.get("environment_sent")
 
-    def _load(self) -> dict:
-        try:
-            with open(self.path, "rb") as f:
-                data = orjson.loads(f.read())
-            return data if isinstance(data, dict) else {}
-        except (FileNotFoundError, orjson.JSONDecodeError):
-            return {}
-
     def stream_id(self, stream: str) -> str:
         """Stable for the life of the JSONL file: the server keys its offsets by it."""
         generation = self.generations[stream]
         return f"{self.client_id}:{stream}" + (f":{generation}" if generation else "")
+
+    def adopt_saved_offsets(self, streams: Any) -> None:
+        """Move the offsets of ``streams`` up to what another process of this directory saved: the server acknowledged
+        those bytes under the same stream ids, so there is no need to send them again. Only saves wasted requests:
+        the server stays the authority, and an offset it no longer has is answered ``409`` with its own."""
+        data = _load(self.path)
+        if data.get("client_id") != self.client_id or data.get("remote") != self.remote:
+            return
+        acked, generations = data.get("acked") or {}, data.get("generations") or {}
+        for stream in streams:
+            if int(generations.get(stream, 0)) == self.generations[stream]:
+                self.acked[stream] = max(self.acked[stream], int(acked.get(stream, 0)))
 
     def restart_stream(self, stream: str) -> None:
         """The file no longer extends what the server acknowledged: send it from offset 0 under a new stream id."""

@@ -132,6 +132,7 @@ class RemoteRun:
         if crashed and previous is not None and previous["status"] == "RUNNING" and previous["started_at"] == crashed[0]:
             previous.update(status="FAILED", error=crashed[1], ended_at=crashed[2])  # sent after its data, as usual
         self.run_upload.state.new_run(started_at, socket.gethostname())
+        self.run_upload.retry_refused()
         self.wake.set()
 
     def _on_ended(self, status: str, error: str | None, ended_at: float) -> None:

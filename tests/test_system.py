@@ -98,7 +98,20 @@ def test_stops_at_the_end_of_the_run_without_waiting_an_interval(make_exp, monke
     assert sampler.running.wait(30) and sampler.alive
     exp.complete() if end == "complete" else exp.fail("boom")
     assert not sampler.alive and exp._sampler is None
-    assert sampler.samples == 0  # stopped, not sampled one last time
+    assert sampler.samples == 2  # one at the start, one at the end; no interval waited
+
+
+def test_a_run_shorter_than_the_interval_gets_a_first_and_a_last_sample(make_exp, monkeypatch):
+    """A run that ends before the first interval still has two rows: one taken at its start, one at its end."""
+    monkeypatch.setenv("ML_DASH_SYSTEM_INTERVAL", "3600")
+    exp = make_exp()
+    with exp.run():
+        assert exp._sampler.wait_for(1, timeout=30)  # the start sample, long before an interval
+        exp.metrics.log(loss=1.0)
+    rows = system_rows(exp)
+    assert len(rows) == 2
+    assert rows[0]["timestamp"] <= rows[1]["timestamp"]
+    assert all(row["metrics"]["process_rss_mb"] > 1 for row in rows)
 
 
 def test_one_sampler_thread_per_run(make_exp, monkeypatch):

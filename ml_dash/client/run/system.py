@@ -2,8 +2,9 @@
 
 Every ``ML_DASH_SYSTEM_INTERVAL`` seconds (default 10) the thread reads the probes in ``_system_probes`` and queues one
 row shaped like a metrics row with ``step`` null. It never writes a file itself (the writer does, like any event), so
-the training thread pays nothing but the GIL time of a few psutil/NVML calls per interval. The first row comes one
-interval after the run starts: CPU percentages and I/O rates need a period to cover.
+the training thread pays nothing but the GIL time of a few psutil/NVML calls per interval. One row is taken as soon as
+the thread has its probes (CPU percentages and I/O rates then cover the probes' set-up), one per interval, and one
+when the run ends, so even a run shorter than an interval has a first and a last sample.
 """
 from __future__ import annotations
 
@@ -49,6 +50,8 @@ class SystemSampler:
         self._start_lock = threading.Lock()  # a stop() before the starter got to this sampler: it never starts
         self.running = threading.Event()  # set once the thread runs
         self._done = False
+        self._late = False  # stop() gave up waiting: a row taken after that would land after the run's close
+        self._queue_lock = threading.Lock()
         self._progress = threading.Condition()
         self._thread = threading.Thread(target=self._main, name="ml-dash-system", daemon=True)
 
@@ -71,6 +74,8 @@ class SystemSampler:
             self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+        with self._queue_lock:
+            self._late = True
 
     def wait_for(self, samples: int, timeout: float) -> bool:
         """Wait until at least ``samples`` rows were queued; ``False`` if ``timeout`` ran out (or it stopped)."""
@@ -90,22 +95,30 @@ class SystemSampler:
             return
         self.gpu = gpu.active
         try:
+            self._sample(host, gpu)  # at the start: a run shorter than one interval still shows where it began
             while not self._stop.wait(self.interval):
-                row: dict[str, float] = {}
-                try:
-                    host.read(row)
-                    gpu.read(row)
-                except Exception:  # noqa: BLE001  (one failed reading never ends the sampling)
-                    logger.debug("ml-dash: a system-metrics sample failed", exc_info=True)
-                if row and not self._stop.is_set():
-                    self._queue(row)
+                self._sample(host, gpu)
+            self._sample(host, gpu)  # at the end: stop() waits for it, so it is flushed with the run's last rows
         finally:
             gpu.close()
             self._finished()
 
+    def _sample(self, host, gpu) -> None:
+        row: dict[str, float] = {}
+        try:
+            host.read(row)
+            gpu.read(row)
+        except Exception:  # noqa: BLE001  (one failed reading never ends the sampling)
+            logger.debug("ml-dash: a system-metrics sample failed", exc_info=True)
+        if row:
+            self._queue(row)
+
     def _queue(self, row: dict[str, float]) -> None:
         record = {"timestamp": _time(), "step": None, "metrics": row}
-        PIPELINE.queue.append(record_event(self.store_key, "system", record, False))
+        with self._queue_lock:
+            if self._late:
+                return
+            PIPELINE.queue.append(record_event(self.store_key, "system", record, False))
         if len(PIPELINE.queue) >= PIPELINE.threshold:
             PIPELINE.slow_path()
         with self._progress:

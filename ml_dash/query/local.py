@@ -14,7 +14,7 @@ from ml_dash.query.frames import in_step_order, minmax
 from ml_dash.format.filter import DEFAULT_ORDER, matches, sort_records
 from ml_dash.format.jsonl import file_size, iter_jsonl, read_jsonl
 from ml_dash.format.layout import FILES_DIR, META_FILE, atomic_write, read_meta, saved_files, stream_path
-from ml_dash.format.names import check_segments, safe_join
+from ml_dash.format.names import check_segments, natural_key, safe_join
 from ml_dash.format.params import replay
 from ml_dash.format.values import TEXT_TO_NONFINITE
 
@@ -152,7 +152,8 @@ class LocalSource:
         return found if isinstance(found, dict) else None
 
     def files(self, record: Any) -> list[dict[str, Any]]:
-        return [{"path": path, "size": st.st_size} for path, st in saved_files(os.path.join(record.path, FILES_DIR))]
+        found = saved_files(os.path.join(record.path, FILES_DIR))
+        return [{"path": path, "size": st.st_size} for path, st in sorted(found, key=lambda item: natural_key(item[0]))]
 
     def download(self, record: Any, path: str, to: str) -> str:
         source = safe_join(os.path.join(record.path, FILES_DIR), path, "path")

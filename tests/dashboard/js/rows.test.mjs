@@ -32,11 +32,11 @@ test("compareCells: numbers by value, text naturally, empty cells last either wa
   assert.deepEqual(["run10", "run9", "Run1"].sort((a, b) => compareCells(a, b, false)), ["Run1", "run9", "run10"]);
 });
 
-test("tableColumns: built-ins, then sorted parameters and metrics", () => {
+test("tableColumns: built-ins (tags and notes included), then sorted parameters and metrics", () => {
   const columns = tableColumns({ params: new Set(["z", "a.b"]), metrics: new Set(["loss", "acc"]) });
-  assert.deepEqual(columns.map((c) => c.key), ["status", "prefix", "started", "duration", "hostname",
+  assert.deepEqual(columns.map((c) => c.key), ["status", "prefix", "started", "duration", "hostname", "tags", "notes",
     "param:a.b", "param:z", "metric:acc", "metric:loss"]);
-  assert.deepEqual(columns[5], { key: "param:a.b", label: "a.b", kind: "param" });
+  assert.deepEqual(columns[7], { key: "param:a.b", label: "a.b", kind: "param" });
 });
 
 test("varyingKeys: the parameters that differ between runs, missing counting as a value", () => {

@@ -33,7 +33,8 @@ export function cellOf(row, key, now = undefined) {
 
 const BUILTIN_COLUMNS = [
   { key: "status", label: "status" }, { key: "prefix", label: "prefix" }, { key: "started", label: "started" },
-  { key: "duration", label: "duration" }, { key: "hostname", label: "hostname" },
+  { key: "duration", label: "duration" }, { key: "hostname", label: "hostname" }, { key: "tags", label: "tags" },
+  { key: "notes", label: "notes" },
 ];
 
 // The runs table's columns: the built-in ones, then one per parameter and one per metric key seen (known: {params,

@@ -20,7 +20,7 @@ from ml_dash.server.testing import running_server  # noqa: E402
 def server(tmp_path_factory):
     with running_server(tmp_path_factory.mktemp("sections-server")) as base_url:
         client = Server(base_url)
-        exp = client.experiment("alice", "hf", "bert-finetune", readme="# Fine-tuning\n\n" + "A long readme line.\n\n" * 40)
+        exp = client.experiment("alice", "hf", "bert-finetune", readme="# Fine-tuning\n\nBERT on GLUE.")
         exp.params(args={f"opt_{k:03d}": k for k in range(170)}, hub_token=None, seed=42)
         exp.metrics([(s, {"train/loss": 2 - s / 50, "train/learning_rate": 1e-4, "eval/loss": 2.2 - s / 50, "epoch": s / 10})
                      for s in range(50)])
@@ -47,8 +47,11 @@ def test_sections_bar_collapsed_config_slash_groups_null_and_natural_file_order(
                       ["train", "train/*", ["train/learning_rate", "train/loss"]]]
     # The bar stays in view and jumps to a section.
     page.click('#section-bar [data-section="files"]')
-    page.wait_for_function("Math.abs(document.querySelector('#files').getBoundingClientRect().top - "
-                           "document.querySelector('#section-bar').getBoundingClientRect().bottom) < 60")
+    # Scrolled as far as the page allows (the files are last): the section is in view, below the bar.
+    page.wait_for_function("(() => { const m = document.querySelector('#main'), f = document.querySelector('#files'); "
+                           "const bar = document.querySelector('#section-bar').getBoundingClientRect().bottom; "
+                           "const top = f.getBoundingClientRect().top; return m.scrollTop > 0 && top >= bar - 1 && "
+                           "(top - bar < 60 || Math.ceil(m.scrollTop + m.clientHeight) >= m.scrollHeight); })()")
     assert page.eval_on_selector("#section-bar", "b => b.getBoundingClientRect().top") >= 0
     assert page.eval_on_selector_all("#files tr[data-path]", "rs => rs.map(r => r.dataset.path)") == [
         "checkpoints/epoch_5.txt", "checkpoints/epoch_9.txt", "checkpoints/epoch_10.txt", "checkpoints/epoch_100.txt"]

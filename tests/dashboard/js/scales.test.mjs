@@ -61,6 +61,7 @@ test("niceTicks: round numbers inside the range, powers of ten on a log axis", (
   assert.deepEqual(niceTicks(0.0005, 0.003, true), [0.0005, 0.001, 0.002]);  // 1-2-5 steps when fewer than 3 powers of ten fit
   assert.deepEqual(niceTicks(3, 3, false), [3]);
   assert.deepEqual(niceTicks(0.1, 0.3, false), [0.1, 0.15, 0.2, 0.25, 0.3]);
+  assert.deepEqual(niceTicks(0.06, 1.5, false), [0.25, 0.5, 0.75, 1, 1.25, 1.5]);  // not just 0.5 and 1
   const lr = axisFor("lr", [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]);
   assert.deepEqual(lr.ticks, [0.001, 0.01, 0.1]);
   assert.ok(lr.ticks.every((t) => lr.at(t) >= 0 && lr.at(t) <= 1));

@@ -81,8 +81,12 @@ export function niceTicks(lo, hi, log) {
     return ticks.length ? ticks : [lo, hi];
   }
   const raw = (hi - lo) / 5, power = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * power).find((s) => s >= raw * (1 - 1e-9));
-  const ticks = [];
-  for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) ticks.push(clean(v));
-  return ticks;
+  const steps = [0.5, 1, 2, 2.5, 5, 10].map((m) => m * power);
+  let index = steps.findIndex((s) => s >= raw * (1 - 1e-9));
+  for (;;) {  // at least four ticks: with a step that fits ~5 times the span, the ends may not land on round values
+    const step = steps[index], ticks = [];
+    for (let i = Math.ceil(lo / step - 1e-9); i * step <= hi + step * 1e-9; i++) ticks.push(clean(i * step));
+    if (ticks.length >= 4 || index === 0) return ticks;
+    index--;
+  }
 }

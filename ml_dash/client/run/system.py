@@ -3,8 +3,9 @@
 Every ``ML_DASH_SYSTEM_INTERVAL`` seconds (default 10) the thread reads the probes in ``_system_probes`` and queues one
 row shaped like a metrics row with ``step`` null. It never writes a file itself (the writer does, like any event), so
 the training thread pays nothing but the GIL time of a few psutil/NVML calls per interval. One row is taken as soon as
-the thread has its probes (CPU percentages and I/O rates then cover the probes' set-up), one per interval, and one
-when the run ends, so even a run shorter than an interval has a first and a last sample.
+the thread has its probes, one per interval, and one when the run ends, so even a run shorter than an interval has a
+first and a last sample. CPU percentages and I/O rates need a period to cover: a row closer than half an interval
+(at most 1 s) to the previous reading of them (the first row, often the last) leaves them out.
 """
 from __future__ import annotations
 
@@ -88,7 +89,8 @@ class SystemSampler:
         try:
             from ml_dash.client.run.probes import GpuProbe, HostProbe
 
-            host, gpu = HostProbe(), GpuProbe()  # here, not in run(): NVML's set-up can take a while
+            # A reading closer than half an interval (at most 1 s) to the previous one has no CPU % nor I/O rates.
+            host, gpu = HostProbe(min(self.interval / 2, 1.0)), GpuProbe()  # here, not in run(): NVML's set-up can take a while
         except Exception:  # noqa: BLE001  (a sampler that cannot start must cost the run nothing)
             logger.debug("ml-dash: the system-metrics sampler could not start", exc_info=True)
             self._finished()

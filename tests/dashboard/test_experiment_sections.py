@@ -69,6 +69,6 @@ def test_parallel_coordinates_label_every_axis_with_numbers_or_category_names(se
     by_axis = dict(ticks)
     assert by_axis["lr"] == ["0.001", "0.01", "0.1"]  # a log axis: its powers of ten
     assert by_axis["optimizer"] == ["adam", "sgd"]
-    assert by_axis["seed"] == ["0", "0.2", "0.4", "0.6", "0.8", "1"]
+    assert by_axis["seed"] == ["0", "1"]  # whole numbers only
     metric = next(v for k, v in ticks if k.startswith("last("))
     assert len(metric) >= 3 and all(float(t) == float(t) for t in metric)

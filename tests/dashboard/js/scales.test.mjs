@@ -45,8 +45,10 @@ test("colorBy: the palette per run without a key, a ramp for numbers, the palett
 });
 
 test("axisFor: numeric axes span the values, categorical ones space the sorted values evenly", () => {
-  const numeric = axisFor("lr", [1, 3, null]);
-  assert.deepEqual([numeric.numeric, numeric.ticks, numeric.at(2)], [true, [1, 1.5, 2, 2.5, 3], 0.5]);
+  const numeric = axisFor("lr", [1, 3.5, null]);
+  assert.deepEqual([numeric.numeric, numeric.ticks, numeric.at(2.25)], [true, [1, 1.5, 2, 2.5, 3, 3.5], 0.5]);
+  assert.deepEqual(axisFor("seed", [0, 1]).ticks, [0, 1]);  // whole numbers: whole ticks only
+  assert.deepEqual(axisFor("layers", [18, 50, 101]).ticks, [20, 40, 60, 80, 100]);
   const categorical = axisFor("opt", ["sgd", "adam", "rms", null]);
   assert.equal(categorical.numeric, false);
   assert.deepEqual(categorical.ticks, ["adam", "rms", "sgd"]);

@@ -46,7 +46,7 @@ class ServerSource {
       page: experimentPage(namespace: $ns, workspace: $ws, filter: $filter, orderBy: $order, limit: $limit, offset: $offset) {
         total items { ${ROW_FIELDS} } } }`, { ...this.scope, within: this.within, filter: this.filter, order: this.orderBy, limit, offset });
     // A refused filter comes back as page: null with the server's message (a partial answer: "all" still counts).
-    if (!data.page) throw new Error((data.errors || []).join("; ") || "the server answered no page");
+    if (!data.page) throw new Error((data.errors || []).map((m) => m.replace(/^page: /, "")).join("; ") || "the server answered no page");
     this.total = data.page.total; this.all = data.all ? data.all.total : this.all;
     const rows = data.page.items.map(prepareRow);
     for (const r of rows) {

@@ -56,7 +56,11 @@ export function axisFor(key, values) {
   const numeric = values.some((v) => typeof v === "number") && values.every((v) => v === undefined || v === null || typeof v === "number");
   if (numeric) {
     const scale = numericScale(values);
-    return { key, numeric: true, at: scale.at, ticks: niceTicks(scale.lo, scale.hi, scale.log) };
+    // Whole-number parameters (seeds, layers, batch sizes) get whole-number ticks: no "0.2" of a seed.
+    const whole = values.every((v) => typeof v !== "number" || Number.isInteger(v));
+    let ticks = niceTicks(scale.lo, scale.hi, scale.log);
+    if (whole) ticks = scale.hi - scale.lo <= 10 && !scale.log ? Array.from({ length: scale.hi - scale.lo + 1 }, (_, i) => scale.lo + i) : ticks.filter(Number.isInteger);
+    return { key, numeric: true, at: scale.at, ticks };
   }
   const distinct = [...new Set(values.filter((v) => v !== undefined && v !== null).map((v) => JSON.stringify(v)))].sort();
   return { key, numeric: false, ticks: distinct.map((v) => JSON.parse(v)),

@@ -48,13 +48,14 @@ def test_rows_reach_system_jsonl_in_the_metrics_row_format(make_exp, fast):
     for row in rows:
         assert set(row) == {"timestamp", "step", "metrics"} and row["step"] is None
         assert all(type(v) is float for v in row["metrics"].values())
-    first = rows[0]["metrics"]
+    first, second = rows[0]["metrics"], rows[1]["metrics"]
     assert first["process_rss_mb"] > 1 and 0 <= first["memory_percent"] <= 100
-    assert {"cpu_percent", "process_cpu_percent", "memory_used_mb", "process_threads"} <= first.keys()
-    # Rates need two readings of a counter; the host probe primes them at start, so the first row has them too.
+    assert {"memory_used_mb", "process_threads"} <= first.keys()
+    # The row after the first, one interval later, covers a period: CPU % and rates.
+    assert {"cpu_percent", "process_cpu_percent"} <= second.keys()
     import psutil
     if psutil.net_io_counters() is not None:
-        assert first["net_recv_mb_s"] >= 0 and first["net_sent_mb_s"] >= 0
+        assert second["net_recv_mb_s"] >= 0 and second["net_sent_mb_s"] >= 0
     assert [r["timestamp"] for r in rows] == sorted(r["timestamp"] for r in rows)
     assert not os.path.exists(os.path.join(exp.local_path, STREAM_FILES["metrics"]))
     assert read_run(exp.local_path)["system"] == rows and read_run(exp.local_path)["metrics"] == []
@@ -98,7 +99,22 @@ def test_stops_at_the_end_of_the_run_without_waiting_an_interval(make_exp, monke
     assert sampler.running.wait(30) and sampler.alive
     exp.complete() if end == "complete" else exp.fail("boom")
     assert not sampler.alive and exp._sampler is None
-    assert sampler.samples == 0  # stopped, not sampled one last time
+    assert sampler.samples == 2  # one at the start, one at the end; no interval waited
+
+
+def test_a_run_shorter_than_the_interval_gets_a_first_and_a_last_sample(make_exp, monkeypatch):
+    """A run that ends before the first interval still has two rows: one taken at its start, one at its end."""
+    monkeypatch.setenv("ML_DASH_SYSTEM_INTERVAL", "3600")
+    exp = make_exp()
+    with exp.run():
+        assert exp._sampler.wait_for(1, timeout=30)  # the start sample, long before an interval
+        exp.metrics.log(loss=1.0)
+    rows = system_rows(exp)
+    assert len(rows) == 2
+    assert rows[0]["timestamp"] <= rows[1]["timestamp"]
+    assert all(row["metrics"]["process_rss_mb"] > 1 for row in rows)
+    # Taken right after the probes' set-up, the first row has no CPU % (a few microseconds' 0 % or 100 %).
+    assert "cpu_percent" not in rows[0]["metrics"] and "process_cpu_percent" not in rows[0]["metrics"]
 
 
 def test_one_sampler_thread_per_run(make_exp, monkeypatch):

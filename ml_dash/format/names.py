@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 _FORBIDDEN_CHARS = ("\x00", "\\")
 
@@ -38,3 +39,10 @@ def safe_join(root: str, relative: str, arg: str) -> str:
     if os.path.commonpath([root_abs, os.path.abspath(path)]) != root_abs:  # belt and braces
         raise ValueError(f"{arg}={relative!r} escapes {root!r}")
     return path
+
+
+def natural_key(text: str) -> tuple:
+    """Sort key that orders the digit runs of ``text`` by value: ``epoch_5`` before ``epoch_10`` (the dashboard's
+    file list uses the same order, ``localeCompare`` with ``numeric``)."""
+    return tuple((0, int(part), part) if part.isdigit() else (1, part.casefold(), part)
+                 for part in re.split(r"(\d+)", text))

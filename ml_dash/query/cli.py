@@ -154,8 +154,22 @@ def _show(args: argparse.Namespace) -> int:
             width = max(len(k) for k in values)
             for key, value in values.items():
                 print(f"  {key:<{width}}  {_cell(value) if not isinstance(value, str) else value}", file=out)
+    files = record.files()
+    if files:
+        print("files:", file=out)
+        width = max(len(f["path"]) for f in files)
+        for f in files:
+            print(f"  {f['path']:<{width}}  {_size(f['size'])}", file=out)
     sys.stdout.write(out.getvalue())
     return 0
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from ml_dash.format.filter import DEFAULT_ORDER, matches, sort_records
 from ml_dash.format.jsonl import file_size, iter_jsonl, read_jsonl
 from ml_dash.format.layout import (FILES_DIR, META_FILE, files_path, is_experiment, read_meta, saved_files, stream_path,
                                    write_meta)
-from ml_dash.format.names import check_segments, safe_join
+from ml_dash.format.names import check_segments, natural_key, safe_join
 from ml_dash.format.params import replay
 from ml_dash.format.values import TEXT_TO_NONFINITE
 
@@ -170,7 +170,8 @@ class LocalSource:
         return found if isinstance(found, dict) else None
 
     def files(self, record: Any) -> list[dict[str, Any]]:
-        return [{"path": path, "size": st.st_size} for path, st in saved_files(files_path(record.path))]
+        found = saved_files(files_path(record.path))
+        return [{"path": path, "size": st.st_size} for path, st in sorted(found, key=lambda item: natural_key(item[0]))]
 
     def download(self, record: Any, path: str, to: str) -> str:
         source = safe_join(files_path(record.path), path, "path")

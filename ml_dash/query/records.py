@@ -80,7 +80,7 @@ class ExperimentRecord:
         return self._source.environment(self)
 
     def files(self) -> list[dict[str, Any]]:
-        """The experiment's files: ``{path, size}``, by path."""
+        """The experiment's files: ``{path, size}``, by path in natural order (``epoch_5`` before ``epoch_10``)."""
         return self._source.files(self)
 
     def download(self, path: str, to: str) -> str:

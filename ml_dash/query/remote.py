@@ -16,7 +16,7 @@ import orjson
 
 from ml_dash.query.errors import ApiError
 from ml_dash.format.layout import SYSTEM_PREFIX
-from ml_dash.format.names import check_segments
+from ml_dash.format.names import check_segments, natural_key
 from ml_dash.format.values import TEXT_TO_NONFINITE
 
 PAGE_SIZE = 2_000  # experiments per GraphQL request when listing
@@ -151,7 +151,7 @@ class RemoteSource:
 
     def files(self, record: Any) -> list[dict[str, Any]]:
         found = self.rest(self._experiment_path(record) + "/files")["files"]
-        return sorted(({"path": f["path"], "size": f["size"]} for f in found), key=lambda f: f["path"])
+        return sorted(({"path": f["path"], "size": f["size"]} for f in found), key=lambda f: natural_key(f["path"]))
 
     def download(self, record: Any, path: str, to: str) -> str:
         path = check_segments("path", path)

@@ -99,6 +99,13 @@ def test_logs_files_and_download(apis, tmp_path):
         mine.download("../../.ml-logger.meta.json", str(tmp_path / "x"))
 
 
+def test_files_are_listed_in_natural_order(apis):
+    """epoch_5 before epoch_9 before epoch_10 before epoch_100, from both sources (not "epoch_10" < "epoch_5")."""
+    listings = [[f["path"] for f in next(r for r in api.experiments() if r.prefix == "mlp").files()] for api in apis]
+    assert listings[0] == listings[1] == ["ckpt/epoch_5.txt", "ckpt/epoch_9.txt", "ckpt/epoch_10.txt",
+                                          "ckpt/epoch_100.txt", "results.json"]
+
+
 def test_delete_and_restore_on_both_sources(apis):
     """delete() hides an experiment from experiments() until restore(); include_deleted lists it."""
     for api in apis:

@@ -45,6 +45,20 @@ def test_show_prints_params_metrics_tags_notes(logged, capsys):
     assert code == 0 and remote_out.splitlines()[1:] == out.splitlines()[1:]
 
 
+def test_show_lists_files_in_natural_order(logged, capsys):
+    """show lists the experiment's files with their sizes, epoch_5 before epoch_10."""
+    base_url, root = logged
+    key = "alice/vision/mlp"
+    for source in (("--root", root), ("--remote", base_url)):
+        code, out, err = _run(capsys, "show", *source, key)
+        assert code == 0, err
+        key = out.split("id:")[1].split()[0]  # the server finds it by id
+        files = out.split("files:\n")[1].splitlines()
+        assert [line.split()[0] for line in files] == ["ckpt/epoch_5.txt", "ckpt/epoch_9.txt", "ckpt/epoch_10.txt",
+                                                       "ckpt/epoch_100.txt", "results.json"]
+        assert files[0].split()[1:] == ["5", "B"]
+
+
 def test_export_csv_and_parquet(logged, capsys, tmp_path):
     """export writes the metrics by step: CSV without pandas, Parquet with pyarrow (a one-line error without)."""
     base_url, root = logged

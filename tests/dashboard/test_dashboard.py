@@ -241,8 +241,9 @@ def test_runs_table_filters_sorts_and_links(server, page):
     prefixes = lambda: page.eval_on_selector_all("#runs-table tbody tr", "rs => rs.map(r => r.dataset.prefix)")
     assert sorted(prefixes()) == ["resnet-live", "resnet-lr0.001", "resnet-lr0.01", "resnet-lr0.1", "vit-small"]
     header = page.eval_on_selector_all("#runs-table th", "hs => hs.map(h => h.dataset.column)")
-    assert {"status", "prefix", "started", "duration", "hostname", "param:lr", "param:model.layers",
-            "metric:train.loss"} <= set(header)
+    # The default columns: the built-ins, the parameters that vary, the metrics (hostname is in the column chooser).
+    assert {"status", "prefix", "started", "duration", "param:lr", "param:model.layers",
+            "metric:train.loss"} <= set(header) and "hostname" not in header
     assert page.locator('#runs-table tr[data-prefix="resnet-live"] .status-RUNNING .pulse').count() == 1
 
     # The filter runs in the server (experimentPage); the table marks which filter its rows answer.
@@ -288,16 +289,23 @@ def test_compare_two_runs_overlays_them(server, page):
     page.check('#runs-table tr[data-prefix="resnet-lr0.001"] .select-row')
     page.check('#runs-table tr[data-prefix="resnet-lr0.1"] .select-row')
     page.click("#compare-button")
-    page.wait_for_selector("#compare-chart[data-state=ready]")
-    page.select_option("#compare-metric", "train.loss")
-    page.wait_for_function("(() => { const c = document.querySelector('#compare-chart'); "
-                           "return c.dataset.state === 'ready' && c.data && c.data.length === 2 && c.data[0].y.length === 300; })()")
-    assert page.locator("#compare-chart .scatterlayer .trace").count() == 2
-    names = page.eval_on_selector("#compare-chart", "c => c.data.map(t => t.name)")
+    page.wait_for_selector(".compare-chart[data-state=ready]")
+    # Several metrics at once: one chart per ticked metric, in the list's order.
+    page.check('#compare-metrics label[data-metric="train.loss"] input')
+    page.check('#compare-metrics label[data-metric="val.acc"] input')
+    page.uncheck('#compare-metrics label[data-metric="lr"] input')
+    chart = '.compare-chart[data-metric="train.loss"]'
+    page.wait_for_function(f"(() => {{ const c = document.querySelector('{chart}'); "
+                           "return c && c.dataset.state === 'ready' && c.data && c.data.length === 2 && c.data[0].y.length === 300; })()")
+    page.wait_for_selector('.compare-chart[data-metric="val.acc"][data-state=ready]')
+    assert page.eval_on_selector_all(".compare-chart", "cs => cs.map(c => c.dataset.metric)") == ["train.loss", "val.acc"]
+    assert "metric=train.loss&metric=val.acc" in page.url
+    assert page.locator(f"{chart} .scatterlayer .trace").count() == 2
+    names = page.eval_on_selector(chart, "c => c.data.map(t => t.name)")
     # The legend keys each run by prefix plus only the parameters that differ between them.
     assert names == ["resnet-lr0.001 (lr=0.001, model.layers=18, model.name=resnet18)",
                      "resnet-lr0.1 (lr=0.1, model.layers=101, model.name=resnet101)"]
-    assert page.locator("#compare-chart .legendtext").count() == 2
+    assert page.locator(f"{chart} .legendtext").count() == 2
 
 
 def test_live_run_updates_without_reload(server, page):

@@ -50,21 +50,21 @@ def test_pages_run_under_the_content_security_policy(tmp_path, strict_page, bund
         strict_page.wait_for_selector("#runs-table tbody tr")
         ids = ",".join(seeded[p].id for p in ("resnet-lr0.001", "resnet-lr0.1"))
         strict_page.goto(f"{base_url}/#/compare?ids={ids}")
-        strict_page.wait_for_selector("#compare-chart[data-state=ready]")
-        assert strict_page.locator("#compare-chart .legendtext").count() == 2
+        strict_page.wait_for_selector(".compare-chart[data-state=ready]")
+        assert strict_page.locator(".compare-chart .legendtext").count() == 2
 
 
 def test_names_reach_plotly_as_text_not_markup(server, page):
     base_url, seeded = server
     ids = ",".join(seeded[p].id for p in MARKUP_PREFIXES)
     page.goto(f"{base_url}/#/compare?ids={ids}")
-    page.wait_for_selector("#compare-chart[data-state=ready]")
-    page.wait_for_function("document.querySelectorAll('#compare-chart .legendtext').length === 2")
-    legend = page.eval_on_selector_all("#compare-chart .legendtext", "ts => ts.map(t => t.textContent)")
+    page.wait_for_selector(".compare-chart[data-state=ready]")
+    page.wait_for_function("document.querySelectorAll('.compare-chart .legendtext').length === 2")
+    legend = page.eval_on_selector_all(".compare-chart .legendtext", "ts => ts.map(t => t.textContent)")
     assert legend == MARKUP_PREFIXES
     # No link, no bold or italic, no line break drawn from a name.
-    assert page.locator("#compare-chart a").count() == 0
-    assert page.locator("#compare-chart .legendtext tspan").count() == 0
+    assert page.locator(".compare-chart a").count() == 0
+    assert page.locator(".compare-chart .legendtext tspan").count() == 0
 
     page.goto(f"{base_url}/#/exp/{seeded[MARKUP_PREFIXES[0]].id}")
     page.wait_for_selector(".chart[data-state=ready]")

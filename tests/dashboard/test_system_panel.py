@@ -50,14 +50,23 @@ def test_system_group_draws_the_samplers_series_on_a_time_axis(logged, page):
     page.wait_for_function("document.querySelectorAll('.chart[data-state=ready]').length === 1")  # loss only
     page.wait_for_selector("#system .system-chart[data-system-chart='Memory %'][data-state=ready]")
     titles = page.eval_on_selector_all("#system .system-chart", "cs => cs.map(c => c.dataset.systemChart)")
-    assert titles[:3] == ["CPU %", "Memory (MiB)", "Memory %"] and "Threads" in titles
+    # One scale per chart: the machine's CPU % apart from the process's, the process's RSS apart from the machine's.
+    assert titles[:5] == ["Machine CPU % (all CPUs)", "Process CPU % (100 = one CPU)", "Process memory, RSS (MiB)",
+                          "Machine memory (MiB)", "Memory %"] and "Threads" in titles
     assert page.inner_text("#system h2") == "System"
     assert page.eval_on_selector_all("#metrics .chart", "cs => cs.map(c => c.dataset.metric)") == ["loss"]
-    cpu = page.wait_for_function("""() => { const c = document.querySelector("[data-system-chart='CPU %']");
+    cpu = page.wait_for_function("""() => { const c = document.querySelector("[data-system-chart='Machine CPU % (all CPUs)']");
         return c.dataset.state === 'ready' && { series: c.dataset.series, x: c.data[0].x, type: c._fullLayout.xaxis.type,
                                                traces: c.data.length }; }""").json_value()
-    assert cpu["series"] == "cpu_percent,process_cpu_percent" and cpu["traces"] == 2 and cpu["type"] == "date"
-    assert cpu["x"] == [round(r["timestamp"] * 1000) for r in rows]  # one point per row, at its time
+    assert cpu["series"] == "cpu_percent" and cpu["traces"] == 1 and cpu["type"] == "date"
+    # One point per row that has a CPU reading (not the first, taken at the start: no period to cover), at its time.
+    assert cpu["x"] == [round(r["timestamp"] * 1000) for r in rows if "cpu_percent" in r["metrics"]]
+    memory = page.eval_on_selector("[data-system-chart='Process memory, RSS (MiB)']", "c => c.dataset.series")
+    assert memory == "process_rss_mb"
+    # A count gets whole-number ticks only.
+    page.wait_for_selector("[data-system-chart='Threads'][data-state=ready]")
+    ticks = page.eval_on_selector("[data-system-chart='Threads']", "c => c._fullLayout.yaxis._vals.map(t => t.x)")
+    assert ticks and all(float(t).is_integer() for t in ticks)
 
 
 def test_environment_panel_is_collapsed_and_lists_packages(logged, page):

@@ -166,15 +166,16 @@ def test_compare_of_many_runs_is_one_batched_request_and_zoom_refetches_it(serve
     base_url, ids = server
     sent = series_batches(page)
     page.goto(f"{base_url}/#/compare?ids={','.join(v for k, v in ids.items() if k.startswith('sweep-'))}&metric=loss")
-    page.wait_for_function("(() => { const c = document.querySelector('#compare-chart'); "
+    chart = '.compare-chart[data-metric="loss"]'
+    page.wait_for_function(f"(() => {{ const c = document.querySelector('{chart}'); "
                            "return c && c.dataset.state === 'ready' && c.data.length === 24; })()")
     assert len(sent) == 1
-    assert max(page.eval_on_selector("#compare-chart", "c => c.data.map(t => Math.max(...t.y))")) == SPIKE[2]
-    renders = int(page.get_attribute("#compare-chart", "data-renders"))
-    page.evaluate("Plotly.relayout(document.querySelector('#compare-chart'), {'xaxis.range': [20, 40]})")
-    page.wait_for_function(f"Number(document.querySelector('#compare-chart').dataset.renders) > {renders}")
+    assert max(page.eval_on_selector(chart, "c => c.data.map(t => Math.max(...t.y))")) == SPIKE[2]
+    renders = int(page.get_attribute(chart, "data-renders"))
+    page.evaluate(f"Plotly.relayout(document.querySelector('{chart}'), {{'xaxis.range': [20, 40]}})")
+    page.wait_for_function(f"Number(document.querySelector('{chart}').dataset.renders) > {renders}")
     assert len(sent) == 2 and '"stepMin": 20' in sent[1].replace(":20", ": 20")
-    assert page.eval_on_selector("#compare-chart", "c => c.data[0].x") == list(range(20, 41))
+    assert page.eval_on_selector(chart, "c => c.data[0].x") == list(range(20, 41))
 
 
 def test_long_runs_table_renders_only_the_rows_in_view(server, page):

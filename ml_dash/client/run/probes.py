@@ -25,9 +25,12 @@ def _rate(now: float, before: float | None, seconds: float) -> float | None:
 
 
 class HostProbe:
-    """psutil readings. CPU percentages and I/O rates cover the time since the previous ``read()``."""
+    """psutil readings. CPU percentages and I/O rates cover the time since the previous reading of them; a ``read()``
+    less than ``min_period`` seconds after it (the sample at a run's start, or the one at its end right after an
+    interval's) leaves them out rather than report the noise of a few milliseconds (0 % or 100 %)."""
 
-    def __init__(self) -> None:
+    def __init__(self, min_period: float = 0.0) -> None:
+        self.min_period = min_period
         try:
             import psutil
         except ImportError:  # a dependency, but a broken install must cost the run nothing: no host metrics
@@ -60,8 +63,11 @@ class HostProbe:
         if self._psutil is None:
             return
         psutil, process = self._psutil, self._process
-        _put(row, "cpu_percent", lambda: psutil.cpu_percent(None))
-        _put(row, "process_cpu_percent", lambda: process.cpu_percent(None))
+        now = time.monotonic()
+        seconds = now - self._last_time
+        if seconds >= self.min_period:
+            _put(row, "cpu_percent", lambda: psutil.cpu_percent(None))
+            _put(row, "process_cpu_percent", lambda: process.cpu_percent(None))
         _put(row, "process_rss_mb", lambda: process.memory_info().rss / _MB)
         _put(row, "process_threads", lambda: process.num_threads())
         memory = _call(psutil.virtual_memory)
@@ -69,8 +75,9 @@ class HostProbe:
             row["memory_percent"] = float(memory.percent)
             row["memory_used_mb"] = (memory.total - memory.available) / _MB
             row["memory_available_mb"] = memory.available / _MB
-        now = time.monotonic()
-        seconds, self._last_time = now - self._last_time, now
+        if seconds < self.min_period:
+            return
+        self._last_time = now
         counters = self._counters()
         for name, value in counters.items():
             rate = _rate(value, self._last.get(name), seconds)

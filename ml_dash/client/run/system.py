@@ -2,8 +2,10 @@
 
 Every ``ML_DASH_SYSTEM_INTERVAL`` seconds (default 10) the thread reads the probes in ``_system_probes`` and queues one
 row shaped like a metrics row with ``step`` null. It never writes a file itself (the writer does, like any event), so
-the training thread pays nothing but the GIL time of a few psutil/NVML calls per interval. The first row comes one
-interval after the run starts: CPU percentages and I/O rates need a period to cover.
+the training thread pays nothing but the GIL time of a few psutil/NVML calls per interval. One row is taken as soon as
+the thread has its probes, one per interval, and one when the run ends, so even a run shorter than an interval has a
+first and a last sample. CPU percentages and I/O rates need a period to cover: a row closer than half an interval
+(at most 1 s) to the previous reading of them (the first row, often the last) leaves them out.
 """
 from __future__ import annotations
 
@@ -42,6 +44,8 @@ class SystemSampler:
         self._start_lock = threading.Lock()  # a stop() before the starter got to this sampler: it never starts
         self.running = threading.Event()  # set once the thread runs
         self._done = False
+        self._late = False  # stop() gave up waiting: a row taken after that would land after the run's close
+        self._queue_lock = threading.Lock()
         self._progress = threading.Condition()
         self._thread = threading.Thread(target=self._main, name="ml-dash-system", daemon=True)
 
@@ -64,6 +68,8 @@ class SystemSampler:
             self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+        with self._queue_lock:
+            self._late = True
 
     def wait_for(self, samples: int, timeout: float) -> bool:
         """Wait until at least ``samples`` rows were queued; ``False`` if ``timeout`` ran out (or it stopped)."""
@@ -76,29 +82,38 @@ class SystemSampler:
         try:
             from ml_dash.client.run.probes import GpuProbe, HostProbe
 
-            host, gpu = HostProbe(), GpuProbe()  # here, not in run(): NVML's set-up can take a while
+            # A reading closer than half an interval (at most 1 s) to the previous one has no CPU % nor I/O rates.
+            host, gpu = HostProbe(min(self.interval / 2, 1.0)), GpuProbe()  # here, not in run(): NVML's set-up can take a while
         except Exception:  # noqa: BLE001  (a sampler that cannot start must cost the run nothing)
             logger.debug("ml-dash: the system-metrics sampler could not start", exc_info=True)
             self._finished()
             return
         self.gpu = gpu.active
         try:
+            self._sample(host, gpu)  # at the start: a run shorter than one interval still shows where it began
             while not self._stop.wait(self.interval):
-                row: dict[str, float] = {}
-                try:
-                    host.read(row)
-                    gpu.read(row)
-                except Exception:  # noqa: BLE001  (one failed reading never ends the sampling)
-                    logger.debug("ml-dash: a system-metrics sample failed", exc_info=True)
-                if row and not self._stop.is_set():
-                    self._queue(row)
+                self._sample(host, gpu)
+            self._sample(host, gpu)  # at the end: stop() waits for it, so it is flushed with the run's last rows
         finally:
             gpu.close()
             self._finished()
 
+    def _sample(self, host, gpu) -> None:
+        row: dict[str, float] = {}
+        try:
+            host.read(row)
+            gpu.read(row)
+        except Exception:  # noqa: BLE001  (one failed reading never ends the sampling)
+            logger.debug("ml-dash: a system-metrics sample failed", exc_info=True)
+        if row:
+            self._queue(row)
+
     def _queue(self, row: dict[str, float]) -> None:
         record = {"timestamp": _time(), "step": None, "metrics": row}
-        PIPELINE.queue.append(record_event(self.store_key, "system", record, False))
+        with self._queue_lock:
+            if self._late:
+                return
+            PIPELINE.queue.append(record_event(self.store_key, "system", record, False))
         if len(PIPELINE.queue) >= PIPELINE.threshold:
             PIPELINE.slow_path()
         with self._progress:

@@ -16,7 +16,8 @@ test("formatValue: five significant digits, exponents for the very small and lar
   assert.equal(formatValue(-2.5), "-2.5");
   assert.equal(formatValue(true), "true");
   assert.equal(formatValue("NaN"), "NaN");
-  assert.equal(formatValue(null), "");
+  assert.equal(formatValue(null), "null");  // a parameter set to None: shown, as JSON writes it
+  assert.equal(formatValue({ a: null }), '{"a":null}');
   assert.equal(formatValue(undefined), "");
   assert.equal(formatValue([1, "a"]), '[1,"a"]');
   assert.equal(formatValue({ a: 1 }), '{"a":1}');
@@ -29,12 +30,17 @@ test("formatTime writes local time; nothing for no time", () => {
   assert.equal(formatTime(null), "");
 });
 
-test("formatDuration: seconds, minutes, hours", () => {
-  assert.equal(formatDuration(0), "0s");
-  assert.equal(formatDuration(59.6), "1m 00s");
-  assert.equal(formatDuration(125), "2m 05s");
-  assert.equal(formatDuration(3 * 3600 + 7 * 60 + 9), "3h 07m");
-  assert.equal(formatDuration(-5), "0s");
+test("formatDuration: tenths below a second, then seconds, minutes, hours", () => {
+  assert.equal(formatDuration(0), "0 s");
+  assert.equal(formatDuration(0.4), "0.4 s");
+  assert.equal(formatDuration(0.04), "0.04 s");
+  assert.equal(formatDuration(0.004), "0.004 s");
+  assert.equal(formatDuration(0.96), "0.96 s");
+  assert.equal(formatDuration(12.3), "12 s");
+  assert.equal(formatDuration(59.6), "1 min 00 s");
+  assert.equal(formatDuration(125), "2 min 05 s");
+  assert.equal(formatDuration(3 * 3600 + 7 * 60 + 9), "3 h 07 min");
+  assert.equal(formatDuration(-5), "0 s");
   assert.equal(formatDuration(null), "");
   assert.equal(formatDuration(Infinity), "");
 });

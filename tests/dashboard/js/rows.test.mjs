@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  cellOf, compareCells, flatten, groupByPrefix, groupByValue, prepareRow, systemChartGroups, tableColumns, varyingKeys,
+  cellOf, compareCells, naturalCompare, flatten, groupByPrefix, groupByValue, prepareRow, systemChartGroups, tableColumns, varyingKeys,
 } from "../../../ml_dash/server/static/js/lib/rows.js";
 
 test("flatten makes dotted keys; lists, empty objects and nulls are values", () => {
@@ -32,11 +32,11 @@ test("compareCells: numbers by value, text naturally, empty cells last either wa
   assert.deepEqual(["run10", "run9", "Run1"].sort((a, b) => compareCells(a, b, false)), ["Run1", "run9", "run10"]);
 });
 
-test("tableColumns: built-ins, then sorted parameters and metrics", () => {
+test("tableColumns: built-ins (tags and notes included), then sorted parameters and metrics", () => {
   const columns = tableColumns({ params: new Set(["z", "a.b"]), metrics: new Set(["loss", "acc"]) });
-  assert.deepEqual(columns.map((c) => c.key), ["status", "prefix", "started", "duration", "hostname",
+  assert.deepEqual(columns.map((c) => c.key), ["status", "prefix", "started", "duration", "hostname", "tags", "notes",
     "param:a.b", "param:z", "metric:acc", "metric:loss"]);
-  assert.deepEqual(columns[5], { key: "param:a.b", label: "a.b", kind: "param" });
+  assert.deepEqual(columns[7], { key: "param:a.b", label: "a.b", kind: "param" });
 });
 
 test("varyingKeys: the parameters that differ between runs, missing counting as a value", () => {
@@ -50,6 +50,16 @@ test("groupByPrefix: undotted keys first, groups sorted, order kept inside a gro
     [["", ["lr", "epoch"]], ["train", ["train.b", "train.a"]], ["val", ["val.loss"]]]);
 });
 
+test("groupByPrefix: '/'-separated names (train/loss, the transformers convention) group like dotted ones", () => {
+  assert.deepEqual(groupByPrefix(["train/loss", "eval/loss", "train/learning_rate", "epoch", "val.acc"]),
+    [["", ["epoch"]], ["eval", ["eval/loss"]], ["train", ["train/loss", "train/learning_rate"]], ["val", ["val.acc"]]]);
+});
+
+test("naturalCompare: digit runs by value (epoch_5 before epoch_10)", () => {
+  assert.deepEqual(["ckpt/epoch_10.pt", "ckpt/epoch_5.pt", "a.txt", "ckpt/epoch_100.pt", "ckpt/epoch_9.pt"].sort(naturalCompare),
+    ["a.txt", "ckpt/epoch_5.pt", "ckpt/epoch_9.pt", "ckpt/epoch_10.pt", "ckpt/epoch_100.pt"]);
+});
+
 test("groupByValue: runs by a parameter's value, in order of appearance", () => {
   const rows = [{ flatParams: { opt: "sgd" } }, { flatParams: { opt: "adam" } }, { flatParams: { opt: "sgd" } }, { flatParams: {} }];
   assert.deepEqual(groupByValue(rows, "opt"), [
@@ -61,10 +71,15 @@ test("systemChartGroups: known series together in a fixed order, unknown ones al
   const groups = systemChartGroups(["system/gpu.1.power_w", "system/new_reading", "system/memory_used_mb", "system/cpu_percent",
     "system/process_cpu_percent", "system/gpu.0.power_w", "system/process_rss_mb"]);
   assert.deepEqual(groups, [
-    { title: "CPU %", names: ["system/cpu_percent", "system/process_cpu_percent"] },
-    { title: "Memory (MiB)", names: ["system/memory_used_mb", "system/process_rss_mb"] },
+    { title: "Machine CPU % (all CPUs)", names: ["system/cpu_percent"] },
+    { title: "Process CPU % (100 = one CPU)", names: ["system/process_cpu_percent"] },
+    { title: "Process memory, RSS (MiB)", names: ["system/process_rss_mb"] },
+    { title: "Machine memory (MiB)", names: ["system/memory_used_mb"] },
     { title: "GPU power (W)", names: ["system/gpu.0.power_w", "system/gpu.1.power_w"] },
     { title: "new_reading", names: ["system/new_reading"] },
   ]);
   assert.deepEqual(systemChartGroups([]), []);
+  // Counts get whole-number ticks; nothing else does.
+  assert.deepEqual(systemChartGroups(["system/process_threads", "system/cpu_percent"]).map((g) => [g.title, !!g.integer]),
+    [["Machine CPU % (all CPUs)", false], ["Threads", true]]);
 });

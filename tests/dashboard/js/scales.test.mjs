@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { axisFor, categoricalColor, colorBy, numericScale, rampColor } from "../../../ml_dash/server/static/js/lib/scales.js";
+import { niceTicks, axisFor, categoricalColor, colorBy, numericScale, rampColor } from "../../../ml_dash/server/static/js/lib/scales.js";
 
 test("categoricalColor: the palette, then distinct hues", () => {
   assert.equal(categoricalColor(0), "#4e79a7");
@@ -45,8 +45,10 @@ test("colorBy: the palette per run without a key, a ramp for numbers, the palett
 });
 
 test("axisFor: numeric axes span the values, categorical ones space the sorted values evenly", () => {
-  const numeric = axisFor("lr", [1, 3, null]);
-  assert.deepEqual([numeric.numeric, numeric.ticks, numeric.at(2)], [true, [1, 3], 0.5]);
+  const numeric = axisFor("lr", [1, 3.5, null]);
+  assert.deepEqual([numeric.numeric, numeric.ticks, numeric.at(2.25)], [true, [1, 1.5, 2, 2.5, 3, 3.5], 0.5]);
+  assert.deepEqual(axisFor("seed", [0, 1]).ticks, [0, 1]);  // whole numbers: whole ticks only
+  assert.deepEqual(axisFor("layers", [18, 50, 101]).ticks, [20, 40, 60, 80, 100]);
   const categorical = axisFor("opt", ["sgd", "adam", "rms", null]);
   assert.equal(categorical.numeric, false);
   assert.deepEqual(categorical.ticks, ["adam", "rms", "sgd"]);
@@ -62,4 +64,17 @@ test("colorBy: a numeric sweep lists every value in its legend, not only the two
   assert.equal(legend[1][1], colorOf(runs[1]));
   const many = Array.from({ length: 100 }, (_, i) => ({ flatParams: { x: i } }));
   assert.equal(colorBy(many, "x").legend.length, 2);
+});
+
+test("niceTicks: round numbers inside the range, powers of ten on a log axis", () => {
+  assert.deepEqual(niceTicks(0, 100, false), [0, 20, 40, 60, 80, 100]);
+  assert.deepEqual(niceTicks(12, 101, false), [20, 40, 60, 80, 100]);
+  assert.deepEqual(niceTicks(0.0005, 0.1, true), [0.001, 0.01, 0.1]);
+  assert.deepEqual(niceTicks(0.0005, 0.003, true), [0.0005, 0.001, 0.002]);  // 1-2-5 steps when fewer than 3 powers of ten fit
+  assert.deepEqual(niceTicks(3, 3, false), [3]);
+  assert.deepEqual(niceTicks(0.1, 0.3, false), [0.1, 0.15, 0.2, 0.25, 0.3]);
+  assert.deepEqual(niceTicks(0.06, 1.5, false), [0.25, 0.5, 0.75, 1, 1.25, 1.5]);  // not just 0.5 and 1
+  const lr = axisFor("lr", [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]);
+  assert.deepEqual(lr.ticks, [0.001, 0.01, 0.1]);
+  assert.ok(lr.ticks.every((t) => lr.at(t) >= 0 && lr.at(t) <= 1));
 });

@@ -1,4 +1,5 @@
-// The compare view (#/compare?ids=...): one metric of several experiments overlaid, and the parameters that differ.
+// The compare view (#/compare?ids=...&metric=a&metric=b): several experiments overlaid, one chart per metric ticked
+// in the metric list, and the parameters that differ.
 
 import { api } from "./api.js";
 import { controlsToolbar, defaultControls } from "./chart_controls.js";
@@ -8,7 +9,7 @@ import { formatValue } from "./lib/format.js";
 import { flatten, varyingKeys } from "./lib/rows.js";
 import { feedChart } from "./metric_series.js";
 
-export async function compareView(main, ids, initialMetric) {
+export async function compareView(main, ids, initialMetrics = []) {
   setBreadcrumbs(["compare", null]);
   if (ids.length < 1) {
     main.append(el("p", { class: "muted" }, "Select experiments in a runs table, then press Compare."));
@@ -32,14 +33,27 @@ export async function compareView(main, ids, initialMetric) {
 
   const allMetrics = [...new Set(experiments.flatMap((e) => e.metricNames))].sort();
   const common = allMetrics.filter((m) => experiments.every((e) => e.metricNames.includes(m)));
-  let metric = initialMetric && allMetrics.includes(initialMetric) ? initialMetric : (common[0] || allMetrics[0]);
+  const chosen = new Set(initialMetrics.filter((m) => allMetrics.includes(m)));
+  if (!chosen.size && (common[0] || allMetrics[0])) chosen.add(common[0] || allMetrics[0]);
 
-  const select = el("select", { id: "compare-metric" }, allMetrics.map((m) => el("option", { value: m }, common.includes(m) ? m : `${m} (not in all)`)));
+  const boxes = allMetrics.map((m) => {
+    const box = el("input", { type: "checkbox", class: "compare-metric-box", value: m });
+    box.checked = chosen.has(m);
+    box.addEventListener("change", () => { box.checked ? chosen.add(m) : chosen.delete(m); draw(); });
+    return el("label", { class: "compare-metric", "data-metric": m }, box, " ", common.includes(m) ? m : `${m} (not in all)`);
+  });
+  const metricSearch = el("input", { type: "search", id: "compare-metric-search", placeholder: "find a metric…" });
+  metricSearch.addEventListener("input", () => {
+    const q = metricSearch.value.toLowerCase();
+    for (const label of boxes) label.hidden = !!q && !label.dataset.metric.toLowerCase().includes(q);
+  });
   const controls = defaultControls();
-  const toolbar = controlsToolbar(controls, (_, what) => chart && chart.update(what).catch(console.error));
-  const chartDiv = el("div", { class: "chart tall", id: "compare-chart" });
+  const toolbar = controlsToolbar(controls, (_, what) => { for (const chart of charts.values()) chart.update(what).catch(console.error); });
+  const chartsDiv = el("div", { class: "chart-group", id: "compare-charts" });
   main.append(el("h1", {}, `Compare ${experiments.length} experiments`),
-    el("div", { class: "toolbar" }, select, toolbar), el("div", { class: "chart-card" }, chartDiv));
+    el("details", { class: "panel", id: "compare-metrics", open: true },
+      el("summary", {}, `Metrics (${allMetrics.length}): tick the ones to chart`), metricSearch, el("div", { class: "compare-metric-list" }, boxes)),
+    el("div", { class: "toolbar" }, toolbar), chartsDiv);
 
   const diffTable = el("table", { class: "grid", id: "compare-params" },
     el("thead", {}, el("tr", {}, el("th", {}, "experiment"), differing.map((k) => el("th", { class: "param" }, k)))),
@@ -47,20 +61,25 @@ export async function compareView(main, ids, initialMetric) {
       differing.map((k) => el("td", {}, formatValue(e.flatParams[k])))))));
   main.append(el("h2", {}, differing.length ? "Parameters that differ" : "All parameters are equal"), el("div", { class: "table-wrap" }, diffTable));
 
-  let chart = null;
+  const charts = new Map();  // metric → its MetricChart, in the list's order
   function draw() {
-    if (chart) chart.destroy();
-    if (!metric) { chartDiv.textContent = "These experiments have no metrics."; return; }
-    select.value = metric;
-    const withMetric = experiments.filter((e) => e.metricNames.includes(metric));
-    chart = new MetricChart(chartDiv, withMetric.map((e) => ({ experimentId: e.id, metric, label: labelOf(e) })), { controls });
-    feedChart(chart)().catch((error) => { chartDiv.textContent = `Could not load: ${error.message}`; });
+    const wanted = allMetrics.filter((m) => chosen.has(m));
+    history.replaceState(null, "", `#/compare?ids=${ids.join(",")}${wanted.map((m) => `&metric=${encodeURIComponent(m)}`).join("")}`);
+    for (const [m, chart] of charts) if (!chosen.has(m)) { chart.destroy(); charts.delete(m); }
+    if (!allMetrics.length) { chartsDiv.replaceChildren(el("p", { class: "muted" }, "These experiments have no metrics.")); return; }
+    const cards = wanted.map((m) => {
+      if (charts.has(m)) return charts.get(m).container.parentElement;
+      const div = el("div", { class: "chart tall compare-chart", "data-metric": m });
+      const card = el("div", { class: "chart-card" }, el("div", { class: "title" }, el("span", {}, m)), div);
+      chartsDiv.append(card);  // in the document before the chart reads its width
+      const withMetric = experiments.filter((e) => e.metricNames.includes(m));
+      const chart = new MetricChart(div, withMetric.map((e) => ({ experimentId: e.id, metric: m, label: labelOf(e) })), { controls });
+      charts.set(m, chart);
+      feedChart(chart)().catch((error) => { div.textContent = `Could not load: ${error.message}`; });
+      return card;
+    });
+    chartsDiv.replaceChildren(...cards);
   }
-  select.addEventListener("change", () => {
-    metric = select.value;
-    history.replaceState(null, "", `#/compare?ids=${ids.join(",")}&metric=${encodeURIComponent(metric)}`);
-    draw();
-  });
   draw();
-  return { destroy() { if (chart) chart.destroy(); } };
+  return { destroy() { for (const chart of charts.values()) chart.destroy(); } };
 }

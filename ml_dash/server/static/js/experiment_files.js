@@ -4,10 +4,11 @@
 import { api } from "./api.js";
 import { el } from "./dom.js";
 import { formatBytes } from "./lib/format.js";
+import { naturalCompare } from "./lib/rows.js";
 
 export async function loadFiles(section, experimentId) {
   const result = await api.graphql(`query Files($id: ID!) { experiment(id: $id) { files { path size } } }`, { id: experimentId });
-  const files = result.experiment.files;
+  const files = [...result.experiment.files].sort((a, b) => naturalCompare(a.path, b.path));  // epoch_5 before epoch_10
   const preview = el("div", { class: "preview", id: "file-preview" });
   const rows = files.map((f) => el("tr", { "data-path": f.path },
     el("td", {}, el("code", {}, f.path)), el("td", { class: "muted" }, formatBytes(f.size)),

@@ -1,5 +1,5 @@
 // The experiment page's Metrics section: the shared chart controls and one MetricChart per metric, grouped by
-// namespace (train.*, val.*), each fed by metric_series.js.
+// namespace (train.*, val.*, train/*), each fed by metric_series.js.
 
 import { controlsToolbar, defaultControls } from "./chart_controls.js";
 import { MetricChart } from "./charts.js";
@@ -36,7 +36,7 @@ export class MetricsSection {
     }
     for (const [group, names] of groupByPrefix(charted)) {
       const grid = el("div", { class: "chart-group" });
-      this.section.append(el("div", { class: "metric-group", "data-group": group }, group ? el("h3", {}, `${group}.*`) : null, grid));
+      this.section.append(el("div", { class: "metric-group", "data-group": group }, group ? el("h3", {}, `${names[0].slice(0, group.length + 1)}*`) : null, grid));
       for (const name of names) {
         const countLabel = el("span", { class: "count" });
         const div = el("div", { class: "chart", "data-metric": name });

@@ -74,8 +74,13 @@ export async function experimentView(main, experimentId) {
   const filesSection = el("section", { id: "files" });
   const adminSection = el("section", { id: "run-admin" });
   const system = new SystemPanels(exp.id);  // the "System" chart group and the "Environment" panel
-  main.append(header, adminSection, readmeSection, paramsSection, system.environmentSection, metricsSection,
-    system.section, logsSection, filesSection);
+  // One bar of section links, sticky under the top bar: a long readme or config never buries the charts.
+  const overview = el("div", { id: "overview", class: "page-section" }, header, adminSection, readmeSection, paramsSection, system.environmentSection);
+  const sections = [["overview", "Overview", overview], ["metrics", "Charts", metricsSection], ["system", "System", system.section],
+    ["logs", "Logs", logsSection], ["files", "Files", filesSection]];
+  const bar = el("nav", { class: "section-bar", id: "section-bar" }, sections.map(([id, label, target]) =>
+    el("button", { class: "section-link", "data-section": id, onclick: () => target.scrollIntoView({ block: "start" }) }, label)));
+  main.append(bar, overview, metricsSection, system.section, logsSection, filesSection);
   renderRunAdmin(adminSection, exp.id).catch(console.error);
   const metrics = new MetricsSection(metricsSection, exp.id);
   const logs = new LogsSection(logsSection, exp.id);

@@ -4,7 +4,7 @@
 //   #/ws/<ns>/<ws>?dir=<d>&filter=&view=charts|parallel  runs table of a workspace (optionally one directory
 //                                   subtree), with its charts or parallel coordinates above it
 //   #/exp/<id>                      experiment page (readme, parameters, charts, logs, files; live while RUNNING)
-//   #/compare?ids=a,b&metric=<m>    one metric of several experiments overlaid in one chart
+//   #/compare?ids=a,b&metric=<m>&metric=<n>    several experiments overlaid, one chart per chosen metric
 
 import { compareView } from "./compare.js";
 import { experimentView } from "./experiment_page.js";
@@ -36,7 +36,7 @@ export async function route() {
   try {
     if (parts[0] === "exp" && parts[1]) currentView = await experimentView(main, parts[1]);
     else if (parts[0] === "ws" && parts.length >= 3) currentView = await workspaceView(main, parts[1], parts[2], query.get("dir") || "", query.get("filter") || "", query.get("view") || "runs");
-    else if (parts[0] === "compare") currentView = await compareView(main, (query.get("ids") || "").split(",").filter(Boolean), query.get("metric"));
+    else if (parts[0] === "compare") currentView = await compareView(main, (query.get("ids") || "").split(",").filter(Boolean), query.getAll("metric"));
     else { await navigatorReady; currentView = homeView(main); }
   } catch (error) {
     main.append(el("p", { class: "error" }, `Could not load this view: ${error.message}`));

@@ -5,13 +5,13 @@ import { api } from "./api.js";
 import { combineFilters, serverFilter, serverOrder, serverSortable, subtreeFilter } from "./lib/filter.js";
 import { prepareRow } from "./lib/rows.js";
 
-const ROW_FIELDS = "id directory prefix readme status hostname startedAt completedAt params lastMetrics";
+const ROW_FIELDS = "id directory prefix readme status hostname startedAt completedAt params lastMetrics tags notes";
 const PAGE = 100;  // rows per experimentPage read: the first one covers the rows in view and the overscan
 
 // The source of a workspace (or directory subtree) view, its first page read (newest first).
 export async function openSource(scope) {
   const source = new ServerSource(scope);
-  await source.setQuery({ terms: [], sortKey: "started", sortDesc: true });
+  await source.setQuery({ filter: null, sortKey: "started", sortDesc: true });
   return source;
 }
 
@@ -26,10 +26,18 @@ class ServerSource {
 
   sortable(key) { return serverSortable(key); }
 
-  async setQuery({ terms, sortKey, sortDesc }) {
-    this.filter = combineFilters(this.within, terms.length ? serverFilter(terms, this.known) : null);
+  // filter: a parsed filter (lib/filter.js parseFilter) or null. A query the server refuses leaves no rows (not
+  // the previous filter's, which would look like its answer) and throws the server's reason.
+  async setQuery({ filter, sortKey, sortDesc }) {
+    this.filter = combineFilters(this.within, serverFilter(filter, this.known));
     this.orderBy = serverOrder(sortKey, sortDesc, this.known);
-    await this.reload();
+    try {
+      await this.reload();
+    } catch (error) {
+      this.pages = new Map([[0, []]]);
+      this.total = 0;
+      throw error;
+    }
   }
 
   async fetchPage(offset, limit) {
@@ -37,7 +45,9 @@ class ServerSource {
       all: experimentPage(namespace: $ns, workspace: $ws, filter: $within, limit: 1) { total }
       page: experimentPage(namespace: $ns, workspace: $ws, filter: $filter, orderBy: $order, limit: $limit, offset: $offset) {
         total items { ${ROW_FIELDS} } } }`, { ...this.scope, within: this.within, filter: this.filter, order: this.orderBy, limit, offset });
-    this.total = data.page.total; this.all = data.all.total;
+    // A refused filter comes back as page: null with the server's message (a partial answer: "all" still counts).
+    if (!data.page) throw new Error((data.errors || []).map((m) => m.replace(/^page: /, "")).join("; ") || "the server answered no page");
+    this.total = data.page.total; this.all = data.all ? data.all.total : this.all;
     const rows = data.page.items.map(prepareRow);
     for (const r of rows) {
       for (const k of Object.keys(r.flatParams)) this.known.params.add(k);

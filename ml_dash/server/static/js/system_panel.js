@@ -64,8 +64,15 @@ export class SystemPanels {
       type: "scatter", mode: m.values.length < 2 ? "markers" : "lines", name: plotlyText(chart.names[i].slice(PREFIX.length)),
       x: m.steps, y: m.values, connectgaps: false, line: { width: 1.5 }, hovertemplate: "%{y}<extra>%{fullData.name}</extra>",
     }));
+    // A count (threads) reads in whole numbers: no tick at 11.5 threads.
+    const yaxis = { autorange: true };
+    if (chart.integer) {
+      const values = series.flatMap((m) => m.values).filter((v) => typeof v === "number");
+      const span = values.length ? Math.max(...values) - Math.min(...values) : 0;
+      Object.assign(yaxis, { tickformat: "d", tick0: 0, dtick: Math.max(1, Math.ceil(span / 5)) });
+    }
     const layout = { margin: { l: 50, r: 10, t: 8, b: 32 }, showlegend: traces.length > 1, legend: { orientation: "h", y: -0.22 },
-                     xaxis: { type: "date", autorange: true }, yaxis: { autorange: true }, hovermode: "x" };
+                     xaxis: { type: "date", autorange: true }, yaxis, hovermode: "x" };
     Plotly.react(chart.div, traces, layout, { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] });
     chart.plotted = true;
     chart.div.dataset.count = series.map((m) => m.count).join(",");

@@ -3,7 +3,8 @@
 // run is RUNNING.
 
 import { IDLE_POLL_MS, LIVE_POLL_MS, el, setBreadcrumbs, setLive } from "./dom.js";
-import { parseFilter, unknownTerms } from "./lib/filter.js";
+import { ColumnChooser } from "./column_chooser.js";
+import { filterTerms, parseFilter, unknownTerms } from "./lib/filter.js";
 import { tableColumns } from "./lib/rows.js";
 import { navigator_ } from "./navigator.js";
 import { parallelPanel } from "./parallel.js";
@@ -28,9 +29,9 @@ export async function workspaceView(main, namespace, workspace, directory, initi
   setBreadcrumbs(...breadcrumbsOf(namespace, workspace, directory, base));
   for (const key of [`ns:${namespace}`, `ws:${namespace}/${workspace}`]) navigator_.toggle(key, true);
 
-  const state = { filter: initialFilter, terms: [], timer: null, destroyed: false, queryTimer: null, queries: 0,
+  const state = { filter: initialFilter, node: null, timer: null, destroyed: false, queryTimer: null, queries: 0,
                   panel: PANELS.some(([p]) => p === initialPanel) ? initialPanel : "runs", panelView: null };
-  const filterInput = el("input", { type: "text", id: "runs-filter", value: initialFilter, placeholder: "filter: lr = 0.001, model.layers > 50", spellcheck: "false" });
+  const filterInput = el("input", { type: "text", id: "runs-filter", value: initialFilter, placeholder: "filter: lr < 0.01, model.layers > 50 or tags contains 'baseline'", spellcheck: "false" });
   const filterError = el("span", { class: "error", id: "runs-filter-error" });
   const compareButton = el("button", { class: "primary", id: "compare-button", disabled: true, onclick: () => {
     location.hash = `#/compare?ids=${[...table.selected].join(",")}`;
@@ -39,8 +40,10 @@ export async function workspaceView(main, namespace, workspace, directory, initi
   const tabs = el("div", { class: "tabs", id: "workspace-tabs" });
   const panel = el("section", { id: "workspace-panel" });
   const scroller = el("div", { class: "table-wrap table-scroll", id: "runs-scroll" });
+  const chooser = new ColumnChooser(namespace, workspace, {
+    onChange: () => table.render(), columnsOf: () => table.allColumns() });
   main.append(el("h1", {}, directory ? `${workspace} / ${directory}` : workspace),
-    el("div", { class: "toolbar" }, filterInput, compareButton, countLabel, filterError), tabs, panel, scroller);
+    el("div", { class: "toolbar" }, filterInput, chooser.button, compareButton, countLabel, filterError), chooser.panel, tabs, panel, scroller);
 
   const source = await openSource({ namespace, workspace, directory });
   const showError = (error) => { filterError.textContent = error.message; };
@@ -53,7 +56,8 @@ export async function workspaceView(main, namespace, workspace, directory, initi
       compareButton.textContent = selected.size ? `Compare selected (${selected.size})` : "Compare selected";
     },
   });
-  const query = () => ({ terms: state.terms, sortKey: table.sortKey, sortDesc: table.sortDesc });
+  table.chooser = chooser;
+  const query = () => ({ filter: state.node, sortKey: table.sortKey, sortDesc: table.sortDesc });
 
   function address() {
     const params = new URLSearchParams();
@@ -67,16 +71,19 @@ export async function workspaceView(main, namespace, workspace, directory, initi
   function requery(delay) {
     clearTimeout(state.queryTimer);
     filterError.textContent = "";
-    try { state.terms = parseFilter(state.filter); } catch (error) { filterError.textContent = error.message; return; }
-    const unknown = unknownTerms(state.terms, tableColumns(source.known).map((c) => c.key));
+    try { state.node = parseFilter(state.filter); } catch (error) { filterError.textContent = error.message; return; }
+    const unknown = unknownTerms(filterTerms(state.node), tableColumns(source.known).map((c) => c.key));
     if (unknown.length) filterError.textContent = `no column named ${unknown.map((t) => `"${t.key}"`).join(", ")}`;
     const number = ++state.queries, text = state.filter;
     state.queryTimer = setTimeout(async () => {
+      let refused = null;
       try {
         await source.setQuery(query());
-        if (!unknown.length) filterError.textContent = "";
-      } catch (error) { showError(error); }
+      } catch (error) { refused = error; }
       if (number !== state.queries) return;  // a newer filter or sort is on its way
+      // The server's reason for refusing a filter replaces any note of ours; the source then holds no rows.
+      if (refused) filterError.textContent = refused.message;
+      else if (!unknown.length) filterError.textContent = "";
       table.applied = text;
       table.brushed = null;
       table.rewind();

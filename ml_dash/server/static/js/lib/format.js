@@ -11,8 +11,11 @@ function formatNumber(value) {
   return String(Number(value.toPrecision(5)));
 }
 
+// A value as the table, the parameters and the tooltips show it: numbers by formatNumber, null (a None) as "null",
+// nothing for a missing value, anything else as JSON.
 export function formatValue(value) {
-  if (value === null || value === undefined) return "";
+  if (value === undefined) return "";
+  if (value === null) return "null";
   if (typeof value === "object") return JSON.stringify(value);
   return formatNumber(value);
 }
@@ -26,13 +29,16 @@ export function formatTime(seconds) {
   return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
 }
 
+// "0.4 s", "12 s", "2 min 05 s", "3 h 07 min": a run shorter than a second keeps two significant digits.
 export function formatDuration(seconds) {
   if (seconds === null || seconds === undefined || !isFinite(seconds)) return "";
-  seconds = Math.max(0, Math.round(seconds));
+  seconds = Math.max(0, seconds);
+  if (seconds > 0 && seconds < 0.995) return `${Number(seconds.toPrecision(2))} s`;
+  seconds = Math.round(seconds);
   const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
-  if (h) return `${h}h ${pad2(m)}m`;
-  if (m) return `${m}m ${pad2(s)}s`;
-  return `${s}s`;
+  if (h) return `${h} h ${pad2(m)} min`;
+  if (m) return `${m} min ${pad2(s)} s`;
+  return `${s} s`;
 }
 
 export function formatBytes(n) {

@@ -33,7 +33,8 @@ export function cellOf(row, key, now = undefined) {
 
 const BUILTIN_COLUMNS = [
   { key: "status", label: "status" }, { key: "prefix", label: "prefix" }, { key: "started", label: "started" },
-  { key: "duration", label: "duration" }, { key: "hostname", label: "hostname" },
+  { key: "duration", label: "duration" }, { key: "hostname", label: "hostname" }, { key: "tags", label: "tags" },
+  { key: "notes", label: "notes" },
 ];
 
 // The runs table's columns: the built-in ones, then one per parameter and one per metric key seen (known: {params,
@@ -53,18 +54,23 @@ export function compareCells(a, b, descending) {
   return descending ? -order : order;
 }
 
+// File paths and other names with numbers in them, in the order a person counts: epoch_5 before epoch_10.
+const collator = new Intl.Collator(undefined, { numeric: true });
+export const naturalCompare = (a, b) => collator.compare(a, b);
+
 // Parameter keys whose value is not the same for every run (what a sweep varies); runs carry flatParams.
 export function varyingKeys(runs) {
   const keys = [...new Set(runs.flatMap((r) => Object.keys(r.flatParams)))].sort();
   return keys.filter((k) => new Set(runs.map((r) => JSON.stringify(r.flatParams[k] ?? null))).size > 1);
 }
 
-// "train.loss" and "train.acc" share the group "train"; undotted keys form the unnamed group "", which comes first.
+// "train.loss", "train.acc" and "train/lr" (the transformers convention) share the group "train"; keys without a
+// "." or "/" form the unnamed group "", which comes first.
 // Returns [[group, keys]] with the groups sorted and each group's keys in their given order.
 export function groupByPrefix(keys) {
   const groups = new Map();
   for (const key of keys) {
-    const dot = key.indexOf(".");
+    const dot = key.search(/[./]/);
     const group = dot > 0 ? key.slice(0, dot) : "";
     if (!groups.has(group)) groups.set(group, []);
     groups.get(group).push(key);
@@ -86,13 +92,17 @@ export function groupByValue(rows, key) {
 export const SYSTEM_PREFIX = "system/";
 // The System group's charts: the series (names without the prefix) each pattern takes, drawn together. A name no
 // pattern takes gets a chart of its own, so a newer client's readings still show.
+// One scale per chart: the machine's CPU % (all CPUs: 0-100) apart from the process's (100 per CPU it keeps busy),
+// the process's resident memory apart from the machine's. Counts (integer: true) get whole-number ticks.
 const SYSTEM_CHARTS = [
-  ["CPU %", /^(process_)?cpu_percent$/],
-  ["Memory (MiB)", /^(process_rss|memory_used|memory_available)_mb$/],
+  ["Machine CPU % (all CPUs)", /^cpu_percent$/],
+  ["Process CPU % (100 = one CPU)", /^process_cpu_percent$/],
+  ["Process memory, RSS (MiB)", /^process_rss_mb$/],
+  ["Machine memory (MiB)", /^memory_(used|available)_mb$/],
   ["Memory %", /^memory_percent$/],
   ["Disk I/O (MiB/s)", /^disk_(read|write)_mb_s$/],
   ["Network (MiB/s)", /^net_(recv|sent)_mb_s$/],
-  ["Threads", /^process_threads$/],
+  ["Threads", /^process_threads$/, true],
   ["GPU utilisation %", /^gpu\.\d+\.utilization_percent$/],
   ["GPU memory %", /^gpu\.\d+\.memory_percent$/],
   ["GPU memory (MiB)", /^gpu\.\d+\.memory_used_mb$/],
@@ -102,7 +112,7 @@ const SYSTEM_CHARTS = [
 
 // [{title, names}] in SYSTEM_CHARTS order, then the names no pattern takes; names are given and kept with the prefix.
 export function systemChartGroups(names) {
-  const groups = SYSTEM_CHARTS.map(([title]) => ({ title, names: [] }));
+  const groups = SYSTEM_CHARTS.map(([title, , integer]) => (integer ? { title, names: [], integer } : { title, names: [] }));
   const others = [];
   for (const name of [...names].sort()) {
     const short = name.startsWith(SYSTEM_PREFIX) ? name.slice(SYSTEM_PREFIX.length) : name;

@@ -63,9 +63,41 @@ export function axisFor(key, values) {
   const numeric = values.some((v) => typeof v === "number") && values.every((v) => v === undefined || v === null || typeof v === "number");
   if (numeric) {
     const scale = numericScale(values);
-    return { key, numeric: true, at: scale.at, ticks: [scale.lo, scale.hi] };
+    // Whole-number parameters (seeds, layers, batch sizes) get whole-number ticks: no "0.2" of a seed.
+    const whole = values.every((v) => typeof v !== "number" || Number.isInteger(v));
+    let ticks = niceTicks(scale.lo, scale.hi, scale.log);
+    if (whole) ticks = scale.hi - scale.lo <= 10 && !scale.log ? Array.from({ length: scale.hi - scale.lo + 1 }, (_, i) => scale.lo + i) : ticks.filter(Number.isInteger);
+    return { key, numeric: true, at: scale.at, ticks };
   }
   const distinct = [...new Set(values.filter((v) => v !== undefined && v !== null).map((v) => JSON.stringify(v)))].sort();
   return { key, numeric: false, ticks: distinct.map((v) => JSON.parse(v)),
            at: (v) => (v === undefined || v === null ? null : distinct.length < 2 ? 0.5 : distinct.indexOf(JSON.stringify(v)) / (distinct.length - 1)) };
+}
+
+const clean = (v) => Number(v.toPrecision(12));  // 3 * 0.1 → 0.3, not 0.30000000000000004
+
+// Round tick values inside [lo, hi]: about five steps of 1, 2, 2.5 or 5 × 10^k on a linear axis; powers of ten on
+// a log axis (1-2-5 steps when fewer than three powers fit).
+export function niceTicks(lo, hi, log) {
+  if (!(hi > lo)) return [lo];
+  if (log) {
+    const ticks = [];
+    for (const mantissas of [[1], [1, 2, 5]]) {
+      ticks.length = 0;
+      for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) {
+        for (const m of mantissas) { const v = clean(m * 10 ** e); if (v >= lo && v <= hi) ticks.push(v); }
+      }
+      if (ticks.length >= 3) break;
+    }
+    return ticks.length ? ticks : [lo, hi];
+  }
+  const raw = (hi - lo) / 5, power = 10 ** Math.floor(Math.log10(raw));
+  const steps = [0.5, 1, 2, 2.5, 5, 10].map((m) => m * power);
+  let index = steps.findIndex((s) => s >= raw * (1 - 1e-9));
+  for (;;) {  // at least four ticks: with a step that fits ~5 times the span, the ends may not land on round values
+    const step = steps[index], ticks = [];
+    for (let i = Math.ceil(lo / step - 1e-9); i * step <= hi + step * 1e-9; i++) ticks.push(clean(i * step));
+    if (ticks.length >= 4 || index === 0) return ticks;
+    index--;
+  }
 }

@@ -34,7 +34,8 @@ def logged(tmp_path_factory):
             bare = Experiment(namespace="dora", workspace="sys", prefix="bare", remote=base_url,
                               local_root=str(root / "logs"), system_metrics=False, capture_environment=False)
             with bare.run():
-                bare.metrics.log(step=0, loss=1.0)
+                bare.metrics.log(step=0, loss=1.0)  # two points: a one-point metric is a number, not a chart
+                bare.metrics.log(step=1, loss=0.5)
             with open(os.path.join(exp.local_path, "system.jsonl")) as f:
                 rows = [json.loads(line) for line in f]
             yield base_url, exp, bare, rows

@@ -7,7 +7,7 @@
 """
 from __future__ import annotations
 
-import sys
+import inspect
 from typing import Any, Optional
 
 from accelerate.tracking import GeneralTracker, on_main_process
@@ -90,7 +90,7 @@ class MLDashTracker(GeneralTracker):
 
 def _project_name() -> Optional[str]:
     """The ``project_name`` of the ``Accelerator.init_trackers`` call on the stack, if any."""
-    frame = sys._getframe(1)
+    frame = inspect.currentframe()
     while frame is not None:
         if frame.f_code.co_name == "init_trackers" and isinstance(frame.f_locals.get("project_name"), str):
             return frame.f_locals["project_name"]

@@ -182,7 +182,7 @@ def _export(args: argparse.Namespace) -> int:
             import pyarrow
             import pyarrow.parquet
         except ImportError:
-            raise ImportError("--format parquet needs pyarrow: pip install 'ml-dash[parquet]' (or use --format csv)") \
+            raise ImportError("--format parquet needs pyarrow: pip install pyarrow (or use --format csv)") \
                 from None
     out = args.out or f"{record.prefix.replace('/', '_')}.{args.format}"
     if out == "-" and args.format == "parquet":

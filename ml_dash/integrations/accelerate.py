@@ -20,10 +20,11 @@ class MLDashTracker(GeneralTracker):
     """An ml-dash ``Experiment`` behind accelerate's tracker interface, on the main process only.
 
     The arguments are ``Experiment``'s; the ``Experiment`` is built, and its run started, in ``start()`` (called by
-    ``init_trackers``). ``init_trackers(project_name)`` names the workspace unless ``workspace=`` was given (accelerate
-    hands a tracker instance no project name: it is read from the ``init_trackers`` call); ``prefix`` defaults to
-    ``run/<YYYYmmdd-HHMMSS>-<4 hex>``, an experiment per run. ``store_init_configuration`` sets the parameters (nested dicts kept), ``log`` logs the
-    numbers (tensors as they are), ``finish`` (``end_training``) completes the run.
+    ``init_trackers``). ``init_trackers(project_name)`` names the workspace unless ``workspace=`` was given
+    (accelerate hands a tracker instance no project name: it is read from the ``init_trackers`` call); ``prefix``
+    defaults to ``run/<YYYYmmdd-HHMMSS>-<4 hex>``, an experiment per run. ``store_init_configuration`` sets the
+    parameters (nested dicts kept), ``log`` logs the numbers (tensors as they are), ``finish`` (``end_training``)
+    completes the run.
     """
 
     name = "ml_dash"

@@ -48,9 +48,9 @@ class MLDashLogger(Logger):
 
     ``prefix`` defaults to ``version_N`` (one more than the highest in the workspace's local directory), as
     Lightning's own loggers number runs. Checkpoints are hard-linked into ``files/`` (copied across file systems),
-    so each is on disk once. ``log_checkpoints``: ``False`` (default) copies nothing; ``True`` copies the checkpoints ``ModelCheckpoint``
-    keeps into ``files/checkpoints/`` at the end (each as it is saved when ``save_top_k=-1``); ``"all"`` copies
-    each checkpoint as it is saved.
+    so each is on disk once. ``log_checkpoints``: ``False`` (default) copies nothing; ``True`` copies the
+    checkpoints ``ModelCheckpoint`` keeps into ``files/checkpoints/`` at the end (each as it is saved when
+    ``save_top_k=-1``); ``"all"`` copies each checkpoint as it is saved.
     """
 
     def __init__(self, namespace: Optional[str] = None, workspace: Optional[str] = None,

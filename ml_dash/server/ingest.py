@@ -243,7 +243,8 @@ class Validator:
     def _checked_metric_event(self, event: dict) -> dict:
         out = {"timestamp": self.number(event, "timestamp")}
         step = event.get("step")
-        if step is not None and (isinstance(step, bool) or not isinstance(step, int) or not _STEPS[0] <= step < _STEPS[1]):
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int)
+                                 or not _STEPS[0] <= step < _STEPS[1]):
             raise BadRequest("'step' must be an integer or null")
         out["step"] = step
         metrics = event.get("metrics")

@@ -12,7 +12,11 @@ import json
 import math
 import os
 import random
+import secrets
+import signal
+import sys
 import tempfile
+import time
 import urllib.request
 
 from ml_dash import Experiment
@@ -28,12 +32,12 @@ def graphql(base_url: str, query: str, variables: dict | None = None) -> dict:
     return body["data"]
 
 
-def train(remote: str, local_root: str, prefix: str) -> Experiment:
+def train(remote: str, local_root: str, prefix: str, seed: int) -> Experiment:
     exp = Experiment(namespace="alice", workspace="demo", prefix=prefix, directory="mnist/cnn", remote=remote,
                      local_root=local_root, readme="A demo run logged to a local ml-dash server")
-    rng = random.Random(prefix)
+    rng = random.Random(seed)
     with exp.run():
-        exp.params.set(lr=0.001, batch_size=64, model={"layers": 4, "dropout": 0.1}, seed=prefix)
+        exp.params.set(lr=0.001, batch_size=64, model={"layers": 4, "dropout": 0.1}, seed=seed)
         train_metrics, val_metrics = exp.metrics("train"), exp.metrics("val")
         for epoch in range(20):
             for batch in range(100):
@@ -52,6 +56,11 @@ def main() -> None:
     parser.add_argument("--data", default="./ml-dash-data", help="the started server's data directory")
     parser.add_argument("--keep", action="store_true", help="keep the started server running until Ctrl-C")
     args = parser.parse_args()
+    # `kill` (SIGTERM) ends the demo as Ctrl-C does: the with-block below then stops the server it started, instead
+    # of the process dying at once and leaving the server running.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    # Each demo gets prefixes of its own: a second demo against the same server must not append to the first's runs.
+    demo = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     with contextlib.ExitStack() as stack:
         base_url = args.remote
         if base_url is None:
@@ -61,7 +70,7 @@ def main() -> None:
             base_url = stack.enter_context(running_server(args.data))
             print(f"ml-dash server running at {base_url} (data in {args.data})")
         local_root = stack.enter_context(tempfile.TemporaryDirectory(prefix="ml-dash-demo-"))
-        runs = [train(base_url, local_root, f"run-{i}") for i in range(2)]
+        runs = [train(base_url, local_root, f"{demo}/run-{i}", seed=i) for i in range(2)]
         for exp in runs:
             data = graphql(base_url, """query($id: ID!) { experiment(id: $id) { prefix status params metricNames
                                metric(name: "train.loss", maxPoints: 50) { count min max } logs(limit: 1000) { message } } }""",

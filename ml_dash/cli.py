@@ -12,7 +12,8 @@ def build_parser() -> argparse.ArgumentParser:
         from ml_dash.server.cli import add_server_subcommand
     except ImportError as exc:  # the server extra is not installed
         missing = str(exc)
-        p = sub.add_parser("server", help="run the ml-dash server (needs: pip install 'ml-dash[server]')")
+        p = sub.add_parser("server", help="run the ml-dash server (needs the server extra: "
+                                                     "pip install -e '.[server]' in the repository)")
         p.set_defaults(func=lambda args: sys.exit(f"ml-dash server is unavailable: {missing}"))
     else:
         add_server_subcommand(sub)

@@ -66,3 +66,37 @@ def test_ctrl_c_as_soon_as_the_url_is_printed_exits_cleanly(tmp_path):
     with _kept_demo(tmp_path, subprocess.PIPE) as (proc, _):
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0, proc.stderr.read()[-2000:]
+
+
+def test_each_demo_logs_fresh_runs_with_an_int_seed(tmp_path):
+    """Two demos against one data directory: four experiments of 2,000 train.loss points, not two of 4,000."""
+    for _ in range(2):
+        done = subprocess.run([sys.executable, DEMO, "--data", str(tmp_path / "data")], capture_output=True, text=True,
+                              timeout=120, env=_env(), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        lines = [line for line in done.stdout.splitlines() if "status=COMPLETED" in line]
+        assert len(lines) == 2 and all("train.loss points=2000 " in line for line in lines), done.stdout
+        assert '"seed": 0' in lines[0] and '"seed": 1' in lines[1]
+    from ml_dash.server.testing import running_server
+
+    with running_server(tmp_path / "data") as url:
+        with urllib.request.urlopen(f"{url}/api/v1/experiments", timeout=30) as answer:
+            import json
+
+            assert len(json.load(answer)["experiments"]) == 4
+
+
+def test_kill_of_a_kept_demo_stops_its_server(tmp_path):
+    """`kill` (SIGTERM) of `demo.sh --keep`: the server the demo started stops with it."""
+    import urllib.error
+
+    with _kept_demo(tmp_path, subprocess.DEVNULL) as (proc, line):
+        url = line.split()[1].split("/#")[0]
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=5).close()
+            answered = True
+        except (urllib.error.URLError, ConnectionError):
+            answered = False
+        assert not answered, "the demo's server outlived it"

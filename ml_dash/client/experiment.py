@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 from ml_dash.client import sigterm as _sigterm
 from ml_dash.client.annotations import Tags, set_notes
@@ -22,7 +21,7 @@ from ml_dash.client.params import ParameterManager
 from ml_dash.settings import LOCAL_ROOT, NAMESPACE, REMOTE, WORKSPACE
 from ml_dash.client.run.system import STOP_TIMEOUT, start_sampler, system_settings
 from ml_dash.format.layout import META_FILE, files_path, read_meta, write_meta
-from ml_dash.format.names import check_segments
+from ml_dash.format.names import check_remote, check_segments
 from ml_dash.client.pipeline.process import PIPELINE
 
 logger = logging.getLogger("ml_dash")
@@ -52,7 +51,9 @@ class Experiment:
         self._workspace = check_segments("workspace", workspace, allow_nested=False)
         self._prefix = check_segments("prefix", prefix)
         self._directory = check_segments("directory", directory) if directory else None
-        self._remote = _check_remote(REMOTE.get(remote))
+        self._remote, note = check_remote(REMOTE.get(remote), "Experiment")
+        if note:
+            logger.warning("ml-dash: %s", note)
         self._readme = readme
         self._experiment_id = experiment_id
         self._run_id: str | None = None
@@ -68,6 +69,7 @@ class Experiment:
         self._path = os.path.join(os.path.abspath(root), *parts)
         self._meta = self._load_meta()
         self._uploader = None
+        self._url_shown = False
         # exp.tags / exp.notes edit the meta file; a change also wakes the uploader (docs/query.md)
         self.tags = Tags(self._meta, self._annotations_changed)
         if tags is not None:
@@ -105,6 +107,18 @@ class Experiment:
     @property
     def experiment_id(self) -> str | None:
         return self._experiment_id
+
+    @property
+    def url(self) -> str | None:
+        """Where the run can be seen on the dashboard: ``<remote>/#/exp/<id>`` once the server has answered, its
+        workspace's page ``<remote>/#/ws/<namespace>/<workspace>`` before; ``None`` for a local run."""
+        if not self._remote:
+            return None
+        from urllib.parse import quote
+
+        if self._experiment_id:
+            return f"{self._remote}/#/exp/{quote(self._experiment_id, safe='')}"
+        return f"{self._remote}/#/ws/{quote(self._namespace, safe='')}/{quote(self._workspace, safe='')}"
 
     @property
     def notes(self) -> str | None:
@@ -207,6 +221,9 @@ class Experiment:
         if self._uploader is not None:
             # A run whose process died without ending it is ended on the server before this one starts.
             self._uploader.run_started(self._meta["started_at"], previous)
+            if not self._url_shown:  # once per object, as W&B prints its run's page
+                self._url_shown = True
+                print(f"ml-dash: view {self._prefix} at {self.url}", file=sys.stderr)
 
     def complete(self) -> None:
         """Mark the run completed, after everything logged has been written (waiting at most ML_DASH_COMPLETE_TIMEOUT)."""
@@ -358,24 +375,6 @@ class Experiment:
             self._experiment_id = experiment_id
         if run_id:
             self._run_id = run_id
-
-
-def _check_remote(remote: Any) -> str | None:
-    """``remote`` as given (or from ML_DASH_REMOTE / ML_LOGGER_REMOTE): an http(s) URL, or ``None``."""
-    if remote is None or remote == "":
-        return None
-    if not isinstance(remote, str):
-        raise TypeError(f"Experiment: remote must be a str URL such as 'http://127.0.0.1:8000', got "
-                        f"{type(remote).__name__} {remote!r}")
-    parts = urlsplit(remote)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"Experiment: remote={remote!r} is not an http:// or https:// URL with a host (did you mean "
-                         f"'http://{remote}'?)")
-    try:
-        parts.port  # noqa: B018  (raises for a port that is not a number or out of range)
-    except ValueError as exc:
-        raise ValueError(f"Experiment: remote={remote!r}: {exc}") from None
-    return remote
 
 
 class _RunContext:

@@ -10,7 +10,7 @@ from ml_dash.client.values import PLAIN_TYPES as _PLAIN
 from ml_dash.client.values import CPU_READ_TYPES as _CPU_READ
 from ml_dash.client.values import check_metric_value, check_step, is_torch_tensor, learn_tensor_type, read_cpu_tensor
 from ml_dash.format.layout import stream_path
-from ml_dash.format.limits import MAX_NAME_LENGTH
+from ml_dash.format.limits import MAX_NAME_LENGTH, STEP_END as _STEP_END, STEP_MIN as _STEP_MIN
 from ml_dash.format.values import decode_metrics
 from ml_dash.client.pipeline.process import PIPELINE as _P
 
@@ -76,6 +76,39 @@ def _check_each(metrics: dict, where: str) -> dict:
     return dict(zip(metrics, metrics.values())) if plain else metrics  # zip: a fresh, untracked dict
 
 
+def step_out_of_range(step: int, where: str) -> ValueError:
+    return ValueError(f"{where}: step={step} is out of range: steps are stored as signed 64-bit integers "
+                      f"({_STEP_MIN} <= step < {_STEP_END})")
+
+
+def positional(data: Any, step: Any, metrics: dict, where: str) -> tuple[dict, Any]:
+    """``log({"loss": x}, step=3)`` as W&B users write it: the dict's items (nested dicts flattened to dotted names,
+    ``{"train": {"loss": x}}`` -> ``train.loss``) joined to the keywords; an int is the old positional ``step``."""
+    if type(data) is int or type(data) is not bool and isinstance(data, int):
+        if step is not None:
+            raise TypeError(f"{where}: step given twice (positionally and as step=)")
+        return metrics, data
+    if not isinstance(data, dict):
+        raise TypeError(f"{where}: the positional argument must be a dict of metrics, as in {where}({{'loss': x}}, "
+                        f"step=3), or pass keywords: {where}(step=3, loss=x); got {type(data).__name__}")
+    row: dict = {}
+    todo = [("", data)]
+    while todo:
+        prefix, d = todo.pop()
+        for k, v in d.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where}: metric names must be str, got {type(k).__name__} {k!r}")
+            if isinstance(v, dict):
+                todo.append((prefix + k + ".", v))
+            else:
+                row[prefix + k] = v
+    both = row.keys() & metrics.keys()
+    if both:
+        raise ValueError(f"{where}: {', '.join(sorted(both))} given both in the dict and as keywords")
+    row.update(metrics)
+    return row, step
+
+
 class MetricsLogger:
     """Logs time-series metrics; ``exp.metrics("train")`` logs ``train.loss`` and so on."""
 
@@ -105,8 +138,11 @@ class MetricsLogger:
             self._children[namespace] = child
         return child
 
-    def log(self, /, step: int | None = None, **metrics: Any) -> None:
-        """Log metrics now (``step`` optional). Costs about a microsecond; never touches disk, network or GPU."""
+    def log(self, data: dict | None = None, /, step: int | None = None, **metrics: Any) -> None:
+        """Log metrics now (``step`` optional): ``log(step=3, loss=x)``, or ``log({"loss": x}, step=3)`` (nested dicts
+        become dotted names). Costs about a microsecond; never touches disk, network or GPU."""
+        if data is not None:
+            metrics, step = positional(data, step, metrics, "metrics.log")
         meta = self._meta
         for v in metrics.values():
             if type(v) not in _TYPES:
@@ -117,8 +153,16 @@ class MetricsLogger:
                         meta = self._meta_convert  # the writer converts (device tensors, arrays): not its fast check
                 metrics = row
                 break
-        if type(step) is not int and step is not None:
-            step = check_step(step, "metrics.log")
+        if type(step) is not int:
+            if step is not None:
+                step = check_step(step, "metrics.log")
+                if not _STEP_MIN <= step < _STEP_END:
+                    raise step_out_of_range(step, "metrics.log")
+        elif (step > 0x3FFFFFFF or step < -0x3FFFFFFF) and not _STEP_MIN <= step < _STEP_END:
+            # The first test is not the limit: ints within +-(2**30 - 1) are "compact", which CPython compares with a
+            # specialised bytecode when each comparison stands alone (not chained); the 64-bit bounds are not
+            # compact and would take the generic comparison on every call (~2x the cost, measured with callgrind).
+            raise step_out_of_range(step, "metrics.log")
         # The event is the kwargs dict itself, with two int keys appended (never a user's: those are str). A dict
         # of atomic values is untracked by the cyclic GC, so a long queue costs garbage collections nothing.
         metrics[meta] = _time()
@@ -127,13 +171,17 @@ class MetricsLogger:
         if len(_Q) >= _P.threshold:
             _P.slow_path()
 
-    def collect(self, /, step: int | None = None, **metrics: Any) -> None:
-        """Keep metrics for aggregation by ``flush()``; nothing is written yet."""
+    def collect(self, data: dict | None = None, /, step: int | None = None, **metrics: Any) -> None:
+        """Keep metrics for aggregation by ``flush()``; nothing is written yet (a dict first, as ``log`` takes)."""
+        if data is not None:
+            metrics, step = positional(data, step, metrics, "metrics.collect")
         for k, v in metrics.items():
             if type(v) not in _TYPES:
                 metrics[k] = self._collect_slow(k, v)
         if type(step) is not int and step is not None:
             step = check_step(step, "metrics.collect")
+        if step is not None and not _STEP_MIN <= step < _STEP_END:
+            raise step_out_of_range(step, "metrics.collect")
         self._collected.append((step, metrics))
 
     def _collect_slow(self, key: str, value: Any) -> Any:
@@ -159,6 +207,8 @@ class MetricsLogger:
         additional_metrics = _check_all(additional_metrics, "metrics.flush")
         _check_names(self._ns, additional_metrics, "metrics.flush")
         step = check_step(step, "metrics.flush")
+        if step is not None and not _STEP_MIN <= step < _STEP_END:
+            raise step_out_of_range(step, "metrics.flush")
         rows, self._collected = self._collected, []
         if not rows and not additional_metrics:
             return
@@ -194,15 +244,15 @@ class _OutsideRun(MetricsLogger):
 
     __slots__ = ()
 
-    def log(self, /, step: int | None = None, **metrics: Any) -> None:
+    def log(self, data: dict | None = None, /, step: int | None = None, **metrics: Any) -> None:
         if not self._exp.in_run:  # a bound method taken before the run started still ends up here
             self._exp.ensure_run("metrics.log")
-        MetricsLogger.log(self, step, **metrics)
+        MetricsLogger.log(self, data, step, **metrics)
 
-    def collect(self, /, step: int | None = None, **metrics: Any) -> None:
+    def collect(self, data: dict | None = None, /, step: int | None = None, **metrics: Any) -> None:
         if not self._exp.in_run:  # a bound method taken before the run started still ends up here
             self._exp.ensure_run("metrics.collect")
-        MetricsLogger.collect(self, step, **metrics)
+        MetricsLogger.collect(self, data, step, **metrics)
 
     def flush(self, /, _aggregation: str = "mean", step: int | None = None, **additional_metrics: Any) -> None:
         if not self._exp.in_run:  # a bound method taken before the run started still ends up here

@@ -1,6 +1,8 @@
 """Limits that the client and the server both enforce, so that nothing the client accepts is refused later."""
 from __future__ import annotations
 
+# A metric row's step: the servers store it in a signed 64-bit SQL integer, so the client refuses the rest at the call.
+STEP_MIN, STEP_END = -(2**63), 2**63  # STEP_MIN <= step < STEP_END
 MAX_NAME_LENGTH = 256  # a metric name, namespace, workspace, directory segment or prefix, in characters
 # Objects/arrays nested inside the *replayed* parameters (the top-level dict counts as one level) and inside a log
 # context. orjson.dumps stops at 254 levels, and an answer wraps the parameters in a few levels of its own (GraphQL's

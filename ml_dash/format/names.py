@@ -46,3 +46,39 @@ def natural_key(text: str) -> tuple:
     file list uses the same order, ``localeCompare`` with ``numeric``)."""
     return tuple((0, int(part), part) if part.isdigit() else (1, part.casefold(), part)
                  for part in re.split(r"(\d+)", text))
+
+# What users paste as a server's URL besides its root: the dashboard's address (with a #/... route), the GraphQL
+# endpoint or the REST prefix. Taken off with a warning; any other path is refused.
+_SERVER_SUFFIXES = ("/graphql", "/api/v1", "/api")
+
+
+def check_remote(remote: object, where: str) -> tuple[str | None, str | None]:
+    """``(url, note)``: an ml-dash server's root URL from what the user gave (``None`` for none), and a sentence to
+    warn with when it was changed. ``TypeError``/``ValueError`` naming ``remote`` when it cannot be a server."""
+    from urllib.parse import urlsplit
+
+    if remote is None or remote == "":
+        return None, None
+    if not isinstance(remote, str):
+        raise TypeError(f"{where}: remote must be a str URL such as 'http://127.0.0.1:8000', got "
+                        f"{type(remote).__name__} {remote!r}")
+    parts = urlsplit(remote.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{where}: remote={remote!r} is not an http:// or https:// URL with a host (did you mean "
+                         f"'http://{remote}'?)")
+    try:
+        parts.port  # noqa: B018  (raises for a port that is not a number or out of range)
+    except ValueError as exc:
+        raise ValueError(f"{where}: remote={remote!r}: {exc}") from None
+    root = f"{parts.scheme}://{parts.netloc}"
+    path = parts.path.rstrip("/")
+    for suffix in _SERVER_SUFFIXES:
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+            break
+    if path or parts.query:
+        raise ValueError(f"{where}: remote={remote!r} has a path; ml-dash servers answer at their root: use "
+                         f"remote={root!r}")
+    if parts.path.rstrip("/") or parts.fragment:
+        return root, f"{where}: remote={remote!r} is a dashboard or API address; using the server's root {root!r}"
+    return root, None

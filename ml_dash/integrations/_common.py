@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import secrets
 import shutil
 import tempfile
+import time
 from typing import Any
 
 from ml_dash import Experiment
@@ -51,9 +54,31 @@ def numeric(values: dict, warned: set, where: str) -> dict:
     return kept
 
 
+def unique_prefix(base: str) -> str:
+    """``<base>/<YYYYmmdd-HHMMSS>-<4 hex>``: a new experiment per run of a script, as W&B names each run, instead of
+    every run of it appending to one experiment."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-.") or "run"
+    return f"{base}/{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def next_version(parent: str) -> str:
+    """``version_N``, N one more than the highest under ``parent`` (as Lightning's own loggers number runs); the
+    directory is created here so that two processes starting together never take the same N."""
+    os.makedirs(parent, exist_ok=True)
+    taken = [int(m.group(1)) for n in os.listdir(parent) if (m := re.fullmatch(r"version_(\d+)", n))]
+    n = max(taken, default=-1) + 1
+    while True:
+        try:
+            os.mkdir(os.path.join(parent, f"version_{n}"))
+            return f"version_{n}"
+        except FileExistsError:
+            n += 1
+
+
 def copy_into_files(exp: Experiment, source: str, namespace: str, name: str) -> str:
-    """Copy the file ``source`` to ``files/<namespace>/<name>`` of ``exp``, streamed and atomically: the copy is made
-    outside ``files/`` (so the uploader never sees half a file) and renamed into place."""
+    """Put the file ``source`` at ``files/<namespace>/<name>`` of ``exp`` atomically: a hard link where the file
+    system allows one (a checkpoint is then on disk once, and the framework deleting its own copy keeps ours), else
+    a streamed copy. Made outside ``files/`` (so the uploader never sees half a file) and renamed into place."""
     target_dir = exp.files(namespace).directory
     target = os.path.join(target_dir, *name.split("/"))
     os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -61,7 +86,11 @@ def copy_into_files(exp: Experiment, source: str, namespace: str, name: str) -> 
     fd, tmp = tempfile.mkstemp(prefix=".copy-", dir=exp.local_path)
     os.close(fd)
     try:
-        shutil.copyfile(source, tmp)
+        try:
+            os.unlink(tmp)
+            os.link(source, tmp)
+        except OSError:  # another file system, or one without hard links
+            shutil.copyfile(source, tmp)
         os.replace(tmp, target)
     except BaseException:
         try:

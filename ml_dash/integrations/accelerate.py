@@ -7,20 +7,24 @@
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Optional
 
 from accelerate.tracking import GeneralTracker, on_main_process
 
 from ml_dash import Experiment
-from ml_dash.integrations._common import numeric, set_params
+from ml_dash.integrations._common import numeric, set_params, unique_prefix
 
 
 class MLDashTracker(GeneralTracker):
     """An ml-dash ``Experiment`` behind accelerate's tracker interface, on the main process only.
 
     The arguments are ``Experiment``'s; the ``Experiment`` is built, and its run started, in ``start()`` (called by
-    ``init_trackers``). ``store_init_configuration`` sets the parameters (nested dicts kept), ``log`` logs the
-    numbers (tensors as they are), ``finish`` (``end_training``) completes the run.
+    ``init_trackers``). ``init_trackers(project_name)`` names the workspace unless ``workspace=`` was given
+    (accelerate hands a tracker instance no project name: it is read from the ``init_trackers`` call); ``prefix``
+    defaults to ``run/<YYYYmmdd-HHMMSS>-<4 hex>``, an experiment per run. ``store_init_configuration`` sets the
+    parameters (nested dicts kept), ``log`` logs the numbers (tensors as they are), ``finish`` (``end_training``)
+    completes the run.
     """
 
     name = "ml_dash"
@@ -45,7 +49,12 @@ class MLDashTracker(GeneralTracker):
 
     def _exp(self) -> Experiment:
         if self._experiment is None:
-            self._experiment = Experiment(**self._kwargs)
+            kwargs = dict(self._kwargs)
+            if kwargs["workspace"] is None:
+                kwargs["workspace"] = _project_name() or None
+            if kwargs["prefix"] is None:
+                kwargs["prefix"] = unique_prefix("run")
+            self._experiment = Experiment(**kwargs)
         if not self._running or self._experiment.status != "running":
             self._experiment.run()
             self._running = True
@@ -78,3 +87,13 @@ class MLDashTracker(GeneralTracker):
         if self._experiment is not None and self._running:
             self._running = False
             self._experiment.complete()
+
+
+def _project_name() -> Optional[str]:
+    """The ``project_name`` of the ``Accelerator.init_trackers`` call on the stack, if any."""
+    frame = inspect.currentframe()
+    while frame is not None:
+        if frame.f_code.co_name == "init_trackers" and isinstance(frame.f_locals.get("project_name"), str):
+            return frame.f_locals["project_name"]
+        frame = frame.f_back
+    return None

@@ -15,7 +15,7 @@ from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
 from ml_dash import Experiment
-from ml_dash.integrations._common import copy_into_files, numeric, set_params
+from ml_dash.integrations._common import copy_into_files, next_version, numeric, set_params
 from ml_dash.settings import LOCAL_ROOT, NAMESPACE, WORKSPACE
 
 _ENDED = {"success": "completed", "finished": "completed", "failed": "failed"}
@@ -46,9 +46,11 @@ class MLDashLogger(Logger):
     ``failed`` (with the exception being handled, if any) for ``"failed"``. Used again after that (``trainer.test``
     after ``trainer.fit``), it starts a new run in the same directory.
 
-    ``log_checkpoints``: ``False`` (default) copies nothing; ``True`` copies the checkpoints ``ModelCheckpoint``
-    keeps into ``files/checkpoints/`` at the end (each as it is saved when ``save_top_k=-1``); ``"all"`` copies
-    each checkpoint as it is saved.
+    ``prefix`` defaults to ``version_N`` (one more than the highest in the workspace's local directory), as
+    Lightning's own loggers number runs. Checkpoints are hard-linked into ``files/`` (copied across file systems),
+    so each is on disk once. ``log_checkpoints``: ``False`` (default) copies nothing; ``True`` copies the
+    checkpoints ``ModelCheckpoint`` keeps into ``files/checkpoints/`` at the end (each as it is saved when
+    ``save_top_k=-1``); ``"all"`` copies each checkpoint as it is saved.
     """
 
     def __init__(self, namespace: Optional[str] = None, workspace: Optional[str] = None,
@@ -79,7 +81,13 @@ class MLDashLogger(Logger):
     # -- the experiment ---------------------------------------------------------------------------------------
     def _exp(self) -> Experiment:
         if self._experiment is None:
-            self._experiment = Experiment(**self._kwargs)
+            kwargs = dict(self._kwargs)
+            namespace, workspace = NAMESPACE.get(kwargs["namespace"]), WORKSPACE.get(kwargs["workspace"])
+            if kwargs["prefix"] is None and namespace and workspace:  # version_N, as Lightning's loggers number runs
+                parent = os.path.join(os.path.abspath(LOCAL_ROOT.get(kwargs["local_root"])), namespace, workspace,
+                                      *([kwargs["directory"]] if kwargs["directory"] else []))
+                kwargs["prefix"] = self._kwargs["prefix"] = next_version(parent)
+            self._experiment = Experiment(**kwargs)
         return self._experiment
 
     @property

@@ -11,7 +11,7 @@ from typing import Any, Optional
 from transformers import TrainerCallback
 
 from ml_dash import Experiment
-from ml_dash.integrations._common import copy_tree_into_files, numeric, set_params
+from ml_dash.integrations._common import copy_tree_into_files, numeric, set_params, unique_prefix
 
 
 def rewrite_logs(logs: dict) -> dict:
@@ -30,12 +30,15 @@ def rewrite_logs(logs: dict) -> dict:
 class MLDashCallback(TrainerCallback):
     """Logs a ``Trainer``'s run to an ml-dash ``Experiment``, on the world process zero only.
 
-    Pass ``Experiment``'s arguments (``namespace``, ``workspace``, ``prefix`` …; ``prefix`` defaults to the
-    ``run_name`` of the ``TrainingArguments``), or an ``experiment`` whose run you start and end yourself (its
-    parameters are then extended, not replaced). At ``on_train_begin`` the run starts and the parameters are set: the model config (``model.config.to_dict()``) under ``model`` and
+    Pass ``Experiment``'s arguments (``namespace``, ``workspace``, ``prefix`` …; ``prefix`` defaults to
+    ``<run_name>/<YYYYmmdd-HHMMSS>-<4 hex>``, the ``run_name`` of the ``TrainingArguments`` or its ``output_dir``'s
+    name, so that each run of a script is an experiment of its own), or an ``experiment`` whose run you start and
+    end yourself (its parameters are then extended, not replaced). At ``on_train_begin`` the run starts and the
+    parameters are set: the model config (``model.config.to_dict()``) under ``model`` and
     ``TrainingArguments.to_dict()`` under ``args``. ``on_log`` logs the numbers with HF's ``train/``/``eval/``
     prefixes at ``state.global_step``; ``on_train_end`` completes the run. With ``log_checkpoints=True`` each
-    checkpoint directory ``on_save`` writes is copied into ``files/checkpoints/checkpoint-<step>/``.
+    checkpoint directory ``on_save`` writes is hard-linked (copied across file systems) into
+    ``files/checkpoints/checkpoint-<step>/``.
     """
 
     def __init__(self, namespace: Optional[str] = None, workspace: Optional[str] = None,
@@ -58,9 +61,12 @@ class MLDashCallback(TrainerCallback):
     def _start(self, args: Any, model: Any = None) -> Experiment:
         if self._experiment is None:
             kwargs = dict(self._kwargs)
-            if kwargs["prefix"] is None:
-                kwargs["prefix"] = getattr(args, "run_name", None) or os.path.basename(
-                    os.path.normpath(getattr(args, "output_dir", None) or "trainer"))
+            if kwargs["prefix"] is None:  # one experiment per run: <run_name or output_dir name>/<time>-<random>
+                output_dir = getattr(args, "output_dir", None) or "trainer"
+                run_name = getattr(args, "run_name", None)
+                own = run_name and run_name != output_dir  # older transformers default run_name to output_dir
+                base = run_name if own else os.path.basename(os.path.normpath(output_dir))
+                kwargs["prefix"] = unique_prefix(base)
             self._experiment = Experiment(**kwargs)
         exp = self._experiment
         if not self._running or (self._owned and exp.status != "running"):

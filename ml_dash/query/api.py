@@ -20,9 +20,13 @@ class Api:
     """
 
     def __init__(self, remote: str | None = None, local_root: str | None = None, token: str | None = None) -> None:
-        remote = REMOTE.get(remote) or None
-        if remote is not None and not (isinstance(remote, str) and remote.startswith(("http://", "https://"))):
-            raise ValueError(f"Api: remote must be an http:// or https:// URL, got {remote!r}")
+        from ml_dash.format.names import check_remote
+
+        remote, note = check_remote(REMOTE.get(remote) or None, "Api")
+        if note:
+            import logging
+
+            logging.getLogger("ml_dash").warning("ml-dash: %s", note)
         self.remote = remote
         self.local_root = LOCAL_ROOT.get(local_root)
         if remote:

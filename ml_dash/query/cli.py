@@ -5,6 +5,7 @@ import argparse
 import csv
 import datetime
 import io
+import os
 import sys
 from typing import Any, Callable
 
@@ -36,6 +37,7 @@ def add_query_subcommands(sub: "argparse._SubParsersAction") -> None:
     show = sub.add_parser("show", help="one experiment: params, last metrics, status, tags, notes, environment")
     _source_arguments(show)
     show.add_argument("experiment", metavar="ID|PATH")
+    show.add_argument("--packages", action="store_true", help="list the run's installed packages too")
     show.set_defaults(func=_guarded(_show))
 
     export = sub.add_parser("export", help="an experiment's metrics by step as CSV or Parquet")
@@ -44,6 +46,7 @@ def add_query_subcommands(sub: "argparse._SubParsersAction") -> None:
     export.add_argument("--format", choices=("csv", "parquet"), default="csv")
     export.add_argument("--keys", help="metrics to export, comma separated (default: all)")
     export.add_argument("--out", help="output file (default <prefix>.<format>; '-' writes CSV to stdout)")
+    export.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     export.set_defaults(func=_guarded(_export))
 
     rm = sub.add_parser("rm", help="soft-delete an experiment (hidden from lists until restored)")
@@ -57,6 +60,10 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
+        except BrokenPipeError:  # `ml-dash export ... --out - | head`: the reader left; not an error
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail again
+            return 0
         except (ApiError, LookupError, ValueError, TypeError, ImportError, OSError) as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             print(f"ml-dash {args.command}: {message}", file=sys.stderr)
@@ -102,7 +109,8 @@ def _path(record: Any) -> str:
 def _ls(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise ValueError("--limit must be 0 (all) or more")
-    records = _api(args).experiments(args.namespace, args.workspace, args.filter, args.order_by,
+    api = _api(args)
+    records = api.experiments(args.namespace, args.workspace, args.filter, args.order_by,
                                      args.limit or None, include_deleted=args.deleted)
     extra = [c.strip() for c in (args.columns or "").split(",") if c.strip()]
     header = ["ID", "EXPERIMENT", "STATUS", "STARTED", "TAGS", *extra]
@@ -112,6 +120,10 @@ def _ls(args: argparse.Namespace) -> int:
         rows.append([("-" if record.id == _path(record) else record.id[:12]), _cell(_path(record)), status,
                      _when(record.started_at), _cell(record.tags), *(_cell(flat.get(c)) for c in extra)])
     print(table(header, rows))
+    if not records.total and not api.remote:
+        print(f"no experiments under {os.path.abspath(api.local_root)} (run where .ml-logger is, pass --root DIR, "
+              f"or --remote URL to list a server's)", file=sys.stderr)
+        return 0
     more = records.total - len(records)
     print(f"{len(records)} of {records.total} experiment(s)" + (f" (--limit to see the other {more})" if more
                                                                 else ""), file=sys.stderr)
@@ -147,8 +159,12 @@ def _show(args: argparse.Namespace) -> int:
         print("notes:\n  " + record.notes.replace("\n", "\n  "), file=out)
     from ml_dash.query.frames import flatten
 
+    environment = dict(record.environment() or {})
+    packages = environment.pop("packages", None) if not args.packages else None
+    if packages:  # hundreds of lines: on request only
+        environment["packages"] = f"{len(packages)} (--packages lists them)"
     for title, values in (("params", flatten(record.params, "")), ("last metrics", record.last_metrics),
-                          ("environment", flatten(record.environment() or {}, ""))):
+                          ("environment", flatten(environment, ""))):
         if values:
             print(f"{title}:", file=out)
             width = max(len(k) for k in values)
@@ -180,36 +196,53 @@ def _export(args: argparse.Namespace) -> int:
             import pyarrow
             import pyarrow.parquet
         except ImportError:
-            raise ImportError("--format parquet needs pyarrow: pip install 'ml-dash[parquet]' (or use --format csv)") \
+            raise ImportError("--format parquet needs pyarrow: pip install pyarrow (or use --format csv)") \
                 from None
-    arrays = record.to_numpy(keys)
     out = args.out or f"{record.prefix.replace('/', '_')}.{args.format}"
+    if out == "-" and args.format == "parquet":
+        raise ValueError("--out - (stdout) is for CSV only")
+    if out != "-" and os.path.exists(out) and not args.force:
+        raise FileExistsError(f"{out} exists: pass --force to overwrite it, or --out NAME")
+    arrays = record.to_numpy(keys)
+    steps = arrays.pop("step")
+    times = record.step_times(steps)
+    arrays = {"step": steps, "time": times, **arrays}  # time: when the step was logged (UTC)
     if args.format == "parquet":
-        if out == "-":
-            raise ValueError("--out - (stdout) is for CSV only")
-        pyarrow.parquet.write_table(pyarrow.table(arrays), out)
+        table = pyarrow.table(arrays)
+        stamps = pyarrow.array((times * 1e6).round().astype("int64"), pyarrow.timestamp("us", tz="UTC"),
+                               mask=times != times)
+        pyarrow.parquet.write_table(table.set_column(1, "time", stamps), out)
     else:
         stream = sys.stdout if out == "-" else open(out, "w", newline="")
         try:
             writer = csv.writer(stream)
             names = list(arrays)
             writer.writerow(names)
-            for row in zip(*(arrays[n].tolist() for n in names)):
+            iso = [_iso(t) for t in times.tolist()]
+            for row in zip(*(iso if n == "time" else arrays[n].tolist() for n in names)):
                 writer.writerow(["" if v != v else v for v in row])
         finally:
             if stream is not sys.stdout:
                 stream.close()
     if out != "-":
-        print(f"wrote {len(arrays['step'])} steps x {len(arrays) - 1} metrics to {out}", file=sys.stderr)
+        print(f"wrote {len(steps)} steps x {len(arrays) - 2} metrics to {out}", file=sys.stderr)
     return 0
 
 
+def _iso(stamp: float) -> str:
+    if stamp != stamp:
+        return ""
+    return datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
 def _rm(args: argparse.Namespace) -> int:
-    record = _find(_api(args), args.experiment)
+    api = _api(args)
+    record = _find(api, args.experiment)
     if args.restore:
         record.restore()
         print(f"restored {_path(record)} ({record.id})")
     else:
         record.delete()
-        print(f"deleted {_path(record)} ({record.id}); `ml-dash rm --restore {record.id}` brings it back")
+        where = f" --remote {api.remote}" if api.remote else ""  # else the hint restores a local copy instead
+        print(f"deleted {_path(record)} ({record.id}); `ml-dash rm --restore{where} {record.id}` brings it back")
     return 0

@@ -12,7 +12,7 @@ def pandas() -> Any:
     try:
         import pandas
     except ImportError:
-        raise ImportError("this needs pandas: pip install 'ml-dash[pandas]' (or use .to_numpy(), which does not)") \
+        raise ImportError("this needs pandas: pip install pandas (or use .to_numpy(), which does not)") \
             from None
     return pandas
 

@@ -39,19 +39,15 @@ class LocalSource:
 
     # -- experiments ----------------------------------------------------------------------------------------------
     def _directories(self, namespace: str | None, workspace: str | None) -> list[str]:
-        top = self.root
-        for part, arg in ((namespace, "namespace"), (workspace, "workspace")):
-            if part is None:
-                break
-            top = os.path.join(top, check_segments(arg, part, allow_nested=False))
-        found = []
-        for dirpath, dirnames, filenames in os.walk(top):
-            if META_FILE in filenames:
-                found.append(dirpath)
-                if FILES_DIR in dirnames:
-                    dirnames.remove(FILES_DIR)  # a run's saved files are never experiments (and may be many)
-            dirnames.sort()
-        return found
+        tops = [self.root]
+        if namespace is not None:
+            tops = [os.path.join(self.root, check_segments("namespace", namespace, allow_nested=False))]
+        if workspace is not None:
+            workspace = check_segments("workspace", workspace, allow_nested=False)
+            if namespace is None:  # the workspace in every namespace
+                tops = sorted(os.path.join(self.root, d) for d in _subdirectories(self.root))
+            tops = [os.path.join(top, workspace) for top in tops]
+        return [path for top in tops for path in _walk(top)]
 
     def record(self, path: str) -> dict[str, Any]:
         meta = read_meta(path)
@@ -153,6 +149,16 @@ class LocalSource:
                     entry["max"] = number if entry["max"] is None else max(entry["max"], number)
         return dict(sorted(out.items()))
 
+    def step_times(self, record: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Each step's first timestamp (Unix seconds), by step: the wall time of an export's rows."""
+        first: dict[int, float] = {}
+        for row in read_jsonl(stream_path(record.path, "metrics")):
+            step, stamp = row.get("step"), row.get("timestamp")
+            if type(step) is int and type(stamp) in (int, float) and step not in first:
+                first[step] = stamp
+        steps = np.array(sorted(first), dtype=np.float64)
+        return steps, np.array([first[int(s)] for s in steps], dtype=np.float64)
+
     def logs(self, record: Any, level: str | None, limit: int | None) -> list[dict[str, Any]]:
         entries = [{"timestamp": e.get("timestamp"), "level": e.get("level"), "message": e.get("message"),
                     "context": e.get("context")} for e in read_jsonl(stream_path(record.path, "logs"))
@@ -186,3 +192,21 @@ class LocalSource:
         meta["deleted_at"] = (meta.get("deleted_at") or time.time()) if deleted else None
         write_meta(record.path, meta)
         return meta["deleted_at"]
+
+
+def _subdirectories(path: str) -> list[str]:
+    try:
+        return [entry.name for entry in os.scandir(path) if entry.is_dir()]
+    except OSError:
+        return []
+
+
+def _walk(top: str) -> list[str]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        if META_FILE in filenames:
+            found.append(dirpath)
+            if FILES_DIR in dirnames:
+                dirnames.remove(FILES_DIR)  # a run's saved files are never experiments (and may be many)
+        dirnames.sort()
+    return found

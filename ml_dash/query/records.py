@@ -12,6 +12,7 @@ FIELDS = ("id", "namespace", "workspace", "directory", "prefix", "status", "para
 # to_pandas(): these columns first, then params.* and metrics.*
 TABLE_FIELDS = ("id", "namespace", "workspace", "directory", "prefix", "status", "tags", "notes", "started_at",
                 "completed_at", "deleted_at")
+TIME_FIELDS = ("started_at", "completed_at", "deleted_at")
 
 
 class ExperimentRecord:
@@ -53,8 +54,24 @@ class ExperimentRecord:
         if max_points is not None and (not isinstance(max_points, int) or max_points < 1):
             raise ValueError(f"max_points must be a positive int or None, got {max_points!r}")
         series = self._source.series(self, names, step_min, step_max, max_points)
+        if keys is not None and len(series) < len(names):
+            known = self.metric_names()
+            unknown = [n for n in names if n not in known]
+            if unknown:  # a typo must not read as "no data"
+                listed = ", ".join(known[:30]) + (f" ... ({len(known)} in all)" if len(known) > 30 else "")
+                raise KeyError(f"keys: no metric named {', '.join(map(repr, unknown))} in {self.id!r}; "
+                               f"its metrics are: {listed or 'none'}")
         steps, columns = align({name: series[name] for name in names if name in series})
         return {"step": steps, **columns}
+
+    def step_times(self, steps: np.ndarray) -> np.ndarray:
+        """The wall time (Unix seconds) at which each of ``steps`` was logged: exact locally, interpolated between
+        up to 10,000 anchors from a server; NaN where unknown."""
+        known_steps, stamps = self._source.step_times(self)
+        steps = np.asarray(steps, dtype=np.float64)
+        if not len(known_steps):
+            return np.full(len(steps), np.nan)
+        return np.interp(steps, known_steps, stamps)
 
     def history(self, keys: Sequence[str] | str | None = None, step_min: float | None = None,
                 step_max: float | None = None, max_points: int | None = None) -> Any:
@@ -131,4 +148,7 @@ class Records(Sequence[ExperimentRecord]):
         rows = self.rows()
         extra = sorted({k for row in rows for k in row if k not in TABLE_FIELDS},
                        key=lambda k: (not k.startswith("params."), k))
-        return pd.DataFrame(rows, columns=[*TABLE_FIELDS, *extra])
+        frame = pd.DataFrame(rows, columns=[*TABLE_FIELDS, *extra])
+        for column in TIME_FIELDS:  # Unix seconds as UTC datetimes (NaT: not yet)
+            frame[column] = pd.to_datetime(pd.to_numeric(frame[column], errors="coerce"), unit="s", utc=True)
+        return frame

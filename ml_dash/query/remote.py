@@ -94,10 +94,18 @@ class RemoteSource:
         return total or 0, found
 
     def experiment(self, key: str) -> dict[str, Any]:
+        """By id, or by its ``namespace/workspace/[directory/]prefix`` path (as ``ml-dash ls`` prints it)."""
         data = self.graphql(f"query($id: ID!) {{ experiment(id: $id) {{ {RECORD} }} }}", {"id": key})
-        if data["experiment"] is None:
-            raise LookupError(f"no experiment {key!r} on {self.base_url}")
-        return _record(data["experiment"])
+        if data["experiment"] is not None:
+            return _record(data["experiment"])
+        parts = key.strip("/").split("/")
+        if len(parts) >= 3:
+            rest = "/".join(parts[2:])
+            found = [r for r in self.experiments(parts[0], parts[1], None, None, None, True)[1]
+                     if "/".join(p for p in (r["directory"], r["prefix"]) if p) == rest]
+            if len(found) == 1:
+                return found[0]
+        raise LookupError(f"no experiment {key!r} on {self.base_url} (give its id or its namespace/workspace/prefix)")
 
     # -- data -----------------------------------------------------------------------------------------------------
     def _experiment_path(self, record: Any) -> str:
@@ -134,6 +142,16 @@ class RemoteSource:
         return {m["name"]: {"last": TEXT_TO_NONFINITE.get(m["last"], m["last"]) if type(m["last"]) is str
                             else m["last"], "min": m["min"], "max": m["max"], "count": m["count"]}
                 for m in data["experiment"]["metricSummary"]}
+
+    def step_times(self, record: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(step, timestamp) anchors of the run's first metric (up to 10,000: the server's step-times answer)."""
+        names = self.metric_names(record)
+        if not names:
+            return np.empty(0), np.empty(0)
+        query = urlencode({"name": names[0], "max_points": 10_000})
+        with self._open("GET", f"/api/v1{self._experiment_path(record)}/step-times?{query}") as answer:
+            answer = orjson.loads(answer.read())  # this route answers JSON only
+        return np.array(answer["steps"], dtype=np.float64), np.array(answer["timestamps"], dtype=np.float64)
 
     def logs(self, record: Any, level: str | None, limit: int | None) -> list[dict[str, Any]]:
         query = {k: v for k, v in (("level", level), ("limit", limit)) if v is not None}

@@ -208,7 +208,7 @@ class ServerConfig:
                 raise ConfigError(f"--s3-endpoint must be an http:// or https:// URL such as http://minio:9000, "
                                   f"got {self.s3_endpoint!r}")
         if self.files is not None and importlib.util.find_spec("boto3") is None:
-            raise ConfigError(f"--files {self.files} needs boto3: pip install 'ml-dash[s3]'")
+            raise ConfigError(f"--files {self.files} needs boto3: pip install boto3")
 
 
 # S3 and its usual clones: 3-63 characters, letters, digits, '.', '-' (and '_' for older buckets).

@@ -14,7 +14,7 @@ import orjson
 
 from ml_dash.format.jsonl import parse_lines as parse_jsonl
 from ml_dash.format.layout import RUN_STATUSES, STREAMS, SYSTEM_PREFIX
-from ml_dash.format.limits import MAX_METRIC_NAMES_PER_BATCH, MAX_METRICS_PER_EVENT, MAX_NESTING
+from ml_dash.format.limits import MAX_METRIC_NAMES_PER_BATCH, MAX_METRICS_PER_EVENT, MAX_NESTING, STEP_END, STEP_MIN
 from ml_dash.format.names import check_segments
 from ml_dash.format.params import check_nesting
 from ml_dash.format.values import (
@@ -29,6 +29,7 @@ from ml_dash.server.ingest_columns import metric_batch
 
 LOG_LEVELS_MAX = 32
 _INT64 = (INT64_MIN, INT64_END)
+_STEPS = (STEP_MIN, STEP_END)  # the client refuses the same steps at its call (format.limits)
 _METRIC_KEYS = {"timestamp", "step", "metrics"}
 MAX_REJECTED_REPORTED = 100  # entries of an answer's "rejected" list; "rejected_count" always counts them all
 
@@ -227,7 +228,7 @@ class Validator:
             step, metrics, ts = event["step"], event["metrics"], event["timestamp"]
             if (type(ts) is float and ts - ts == 0.0 and type(metrics) is dict
                     and len(metrics) <= MAX_METRICS_PER_EVENT
-                    and (step is None or (type(step) is int and _INT64[0] <= step < _INT64[1]))):
+                    and (step is None or (type(step) is int and _STEPS[0] <= step < _STEPS[1]))):
                 limit = self.max_name_length
                 for name, value in metrics.items():
                     kind = type(value)
@@ -242,7 +243,8 @@ class Validator:
     def _checked_metric_event(self, event: dict) -> dict:
         out = {"timestamp": self.number(event, "timestamp")}
         step = event.get("step")
-        if step is not None and (isinstance(step, bool) or not isinstance(step, int) or not _INT64[0] <= step < _INT64[1]):
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int)
+                                 or not _STEPS[0] <= step < _STEPS[1]):
             raise BadRequest("'step' must be an integer or null")
         out["step"] = step
         metrics = event.get("metrics")

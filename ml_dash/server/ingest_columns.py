@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from ml_dash.format.limits import MAX_METRIC_NAMES_PER_BATCH, MAX_METRICS_PER_EVENT
+from ml_dash.format.limits import MAX_METRIC_NAMES_PER_BATCH, MAX_METRICS_PER_EVENT, STEP_END, STEP_MIN
 from ml_dash.format.values import INT64_END, INT64_MIN
 from ml_dash.server.errors import BadRequest
 from ml_dash.server.series.batch import MetricBatch
@@ -59,7 +59,7 @@ def metric_batch(events: list, check: Callable[[dict], dict], max_name_length: i
             step, metrics, stamp = event["step"], event["metrics"], event["timestamp"]
             if (type(stamp) is float and stamp - stamp == 0.0 and type(metrics) is dict
                     and len(metrics) <= MAX_METRICS_PER_EVENT and len(columns) + len(metrics) <= MAX_METRIC_NAMES_PER_BATCH
-                    and (step is None or (type(step) is int and lo <= step < hi))):
+                    and (step is None or (type(step) is int and STEP_MIN <= step < STEP_END))):
                 plain = True
                 for name, value in metrics.items():
                     kind = type(value)
@@ -119,7 +119,7 @@ def _uniform_batch(events: list, max_name_length: int) -> MetricBatch | None:
         values_of = {name: [m[name] for m in metrics] for name in names}
     except KeyError:
         return None
-    if set(map(type, steps)) != {int} or not (INT64_MIN <= min(steps) and max(steps) < INT64_END):
+    if set(map(type, steps)) != {int} or not (STEP_MIN <= min(steps) and max(steps) < STEP_END):
         return None
     if set(map(type, stamps)) != {float} or not np.isfinite(np.array(stamps, DTYPES["timestamps"])).all():
         return None

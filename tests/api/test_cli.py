@@ -67,12 +67,12 @@ def test_export_csv_and_parquet(logged, capsys, tmp_path):
                         "loss,val/loss", "--out", str(target))
     assert code == 0 and "wrote 200 steps x 2 metrics" in err
     rows = list(csv.reader(open(target)))
-    assert rows[0] == ["step", "loss", "val/loss"] and rows[1] == ["0", "1.0", "0.5"] and rows[2][2] == ""
+    assert rows[0] == ["step", "time", "loss", "val/loss"] and rows[1][2:] == ["1.0", "0.5"] and rows[2][3] == ""
     pyarrow = pytest.importorskip("pyarrow.parquet")
     code, _, _ = _run(capsys, "export", "--root", root, "alice/vision/resnet-1", "--format", "parquet", "--out",
                       str(tmp_path / "run.parquet"))
     table = pyarrow.read_table(tmp_path / "run.parquet")
-    assert code == 0 and table.column_names == ["step", "acc", "loss", "val/loss"] and table.num_rows == 200
+    assert code == 0 and table.column_names == ["step", "time", "acc", "loss", "val/loss"] and table.num_rows == 200
 
 
 def test_export_parquet_without_pyarrow_is_one_clear_line(logged, capsys, monkeypatch, tmp_path):

@@ -45,7 +45,7 @@ def test_trainer_logs_losses_eval_metrics_learning_rate_and_parameters(root, tmp
                                    callbacks=[callback])
     trainer.train()
     exp = callback.experiment
-    assert exp.prefix == "tiny-bert"  # the run name
+    assert exp.prefix.startswith("tiny-bert/")  # the run name, then the time and a random suffix
     run = read_run(exp.local_path)
     assert run["meta"]["status"] == "completed"
     rows = run["metrics"]

@@ -33,8 +33,9 @@ def assert_mirrored(base_url, exp, expected_steps):
 def test_100k_points_reach_the_server_exactly(make_exp, server, remote_env):
     """100k points, params, logs and a file logged with the server up: the server's counts equal the local ones."""
     exp = make_exp("big", remote=server)
-    assert exp.experiment_id is not None  # the constructor waited the few ms the create takes
+    assert exp.experiment_id is None  # registered when a run starts, not at construction
     with exp.run():
+        assert exp.experiment_id is not None  # the run's start waited the few ms the create takes
         log_run(exp, 100_000)
         exp.metrics.log(step=100_000, loss=float("nan"))
         exp.files.save({"final": "results"}, "results.json")

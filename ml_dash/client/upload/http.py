@@ -137,6 +137,11 @@ class ServerClient:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             if isinstance(exc, FileNotFoundError) and file_path is not None:
                 raise
+            if _tls_failed(exc) and url.scheme == "https":
+                # Retrying cannot help; the usual cause is https:// against a plain-http ml-dash server.
+                plain = "http://" + self.base_url.split("://", 1)[1]
+                raise HTTPError(method, path, 0, f"TLS handshake with {self.base_url} failed ({exc}); if the server "
+                                f"is a plain-http ml-dash server, use remote={plain!r}") from exc
             raise RetryableError(f"{method} {path}: {type(exc).__name__}: {exc}".rstrip(": ")) from exc
 
     async def _read_answer(self, method: str, path: str, answer: aiohttp.ClientResponse) -> dict:
@@ -156,7 +161,21 @@ class ServerClient:
                                  parse_retry_after(answer.headers.get("Retry-After")))
         if status == 409:
             raise Conflict(method, path, status, message, parsed)
+        if status == 401:
+            message += (" (the server wants a token: set ML_DASH_TOKEN to one it was started with, or send the run "
+                        "later with `ml-dash sync --token TOKEN`)")
         raise HTTPError(method, path, status, message, parsed)
+
+
+def _tls_failed(exc: BaseException) -> bool:
+    """A TLS handshake failure (wrong protocol, certificate): a connection error that retrying does not fix."""
+    import ssl
+
+    while exc is not None:
+        if isinstance(exc, (ssl.SSLError, ssl.CertificateError, aiohttp.ClientSSLError)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def file_url_path(experiment_id: str, relative_path: str) -> str:

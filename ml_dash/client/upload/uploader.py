@@ -29,6 +29,7 @@ from ml_dash.client.upload.state import SyncState
 from ml_dash.format.layout import files_path
 
 logger = logging.getLogger("ml_dash")
+SLICE = 1.0  # seconds: run_ended looks at the upload's progress this often
 
 
 def upload_settings() -> dict[str, Any]:
@@ -60,6 +61,8 @@ class RemoteRun:
         self.connected = threading.Event()  # the experiment id is known, or the first attempt failed
         self.finished = threading.Event()  # everything, final status included, is on the server
         self.parked: str | None = None
+        self.failing = False  # the last attempt failed and none has succeeded since (run_ended stops waiting)
+        self.started = False  # the task runs: the experiment is registered only once a run starts
         self.exp_ref = weakref.ref(exp)
 
         def on_ids(experiment_id: str | None, run_id: str | None) -> None:
@@ -78,7 +81,8 @@ class RemoteRun:
         return Retrier(backoff=backoff, on_failure=self._on_failure)
 
     def _on_failure(self, error: RetryableError, failures: int, delay: float) -> None:
-        self.connected.set()  # the constructor stops waiting at the first failure
+        self.failing = True
+        self.connected.set()  # run_started stops waiting at the first failure
         self.uploader.report_failure(self.remote, error, delay)
 
     # -- called from the user's thread ------------------------------------------------------------------------
@@ -88,6 +92,11 @@ class RemoteRun:
         crashed = previous_run_crashed(self.path, previous_meta) if previous_meta else None
         self.finished.clear()
         self.uploader.call_soon(self._on_started, started_at, crashed)
+        if not self.started:  # registered on the server now, not when the Experiment was constructed
+            self.started = True
+            self.uploader.start(self)
+            # Briefly wait for the experiment id (milliseconds on a healthy server); never long, never on failure.
+            self.connected.wait(self.settings["connect_wait"])
 
     def annotations_changed(self) -> None:
         """``exp.tags`` / ``exp.notes`` changed (the meta file says how): the next round sends them."""
@@ -102,13 +111,18 @@ class RemoteRun:
         self.wake.set()
 
     def run_ended(self, status: str, error: str | None) -> None:
-        """Wait for the upload up to ``ML_DASH_UPLOAD_TIMEOUT``; then say what is pending and return."""
+        """Wait for the upload up to ``ML_DASH_UPLOAD_TIMEOUT``, and only while it makes progress; then say what is
+        pending and return. A server never reached is not waited for (a sweep of runs would lose the timeout each)."""
         if self.parked:
             return  # the server refused this run; the error was reported when it happened
         self.finished.clear()
         self.uploader.call_soon(self._on_ended, status.upper(), error, time.time())
         timeout = self.settings["timeout"]
-        if self.finished.wait(timeout) or self.parked:
+        if not self.wait_while_progressing(timeout) or self.parked:
+            return
+        if not self.run_upload.ready:
+            logger.warning("ml-dash: the server at %s was never reached; the run is complete locally and "
+                           "`ml-dash sync %s` sends it later", self.remote, self.path)
             return
         pending = self.run_upload.state.pending_bytes()
         parts = [f"{n} bytes of {stream}" for stream, n in pending.items() if n]
@@ -120,9 +134,26 @@ class RemoteRun:
             parts.append(f"{n_files} file(s)")
         parts.append("the run's final status")
         pending_text = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
-        logger.warning("ml-dash: upload to %s not finished after %.3gs: %s still to send. Nothing is lost (it is on "
+        why = "the server stopped answering" if self.failing else f"after {timeout:.3g}s"
+        logger.warning("ml-dash: upload to %s not finished (%s): %s still to send. Nothing is lost (it is on "
                        "disk); the upload goes on while this process runs, and `ml-dash sync %s` finishes it.",
-                       self.remote, timeout, pending_text, self.path)
+                       self.remote, why, pending_text, self.path)
+
+    def wait_while_progressing(self, timeout: float) -> bool:
+        """Wait for ``finished`` up to ``timeout``; ``True`` if it did not come. Gives up at once when the server was
+        never reached, and after a slice in which attempts failed and nothing was acknowledged."""
+        self.connected.wait(timeout)  # set by the first answer or the first failure
+        deadline = time.monotonic() + timeout
+        while not self.finished.is_set():
+            if self.parked or (self.failing and not self.run_upload.ready):
+                return not self.finished.is_set()
+            acked = sum(self.run_upload.state.acked.values())
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.finished.wait(min(remaining, SLICE)):
+                return not self.finished.is_set()
+            if self.failing and sum(self.run_upload.state.acked.values()) == acked:
+                return True  # the server went away: nothing moved while attempts failed
+        return False
 
     # -- on the uploader's loop -------------------------------------------------------------------------------
     def _on_started(self, started_at: float, crashed: tuple[float, str, float] | None) -> None:
@@ -155,6 +186,7 @@ class RemoteRun:
                 behind = await self.run_upload.step()
                 failures = 0
             except Parked as error:
+                self.failing = False
                 self.parked = str(error)
                 logger.error("ml-dash: stopped uploading %s: %s", self.path, error)
                 self.connected.set()
@@ -165,6 +197,7 @@ class RemoteRun:
                 logger.exception("ml-dash: upload round for %s failed", self.path)
                 await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
                 continue
+            self.failing = False
             if self.run_upload.ready:
                 self.connected.set()
                 self.uploader.report_success(self.remote)
@@ -238,16 +271,15 @@ class Uploader:
         run = RemoteRun(self, exp, upload_settings())
         self.by_store[exp.store_key] = run
         self.by_path[exp.local_path] = run
+        return run  # its task starts with the first run (RemoteRun.run_started)
 
+    def start(self, run: RemoteRun) -> None:
         def start() -> None:
             task = self.loop.create_task(run.main())
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
         self.call_soon(start)
-        # Briefly wait for the experiment id (milliseconds on a healthy server); never long, never on failure.
-        run.connected.wait(run.settings["connect_wait"])
-        return run
 
     def detach_all(self) -> None:
         """Stop every run's task (tests use it so one test's retries do not outlive it)."""

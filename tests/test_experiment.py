@@ -13,7 +13,8 @@ def _meta(exp):
 
 
 def test_quick_start_layout(make_exp, tmp_path):
-    """The spec's quick start creates exactly the documented directory layout."""
+    """The spec's quick start creates exactly the documented directory layout (docs/api.md), system.jsonl included:
+    the sampler takes a first and a last sample even for a run shorter than its interval."""
     exp = make_exp("experiment-1", namespace="alice", workspace="my-project")
     with exp.run():
         exp.params.set(learning_rate=0.001, batch_size=32, epochs=100)
@@ -22,7 +23,8 @@ def test_quick_start_layout(make_exp, tmp_path):
         exp.info("Training completed!")
         exp.files.save({"final": "results"}, "results.json")
     root = tmp_path / ".ml-logger" / "alice" / "my-project" / "experiment-1"
-    assert sorted(os.listdir(root)) == [".ml-logger.meta.json", "files", "logs.jsonl", "metrics.jsonl", "parameters.jsonl"]
+    assert sorted(os.listdir(root)) == [".ml-logger.meta.json", "files", "logs.jsonl", "metrics.jsonl", "parameters.jsonl",
+                                        "system.jsonl"]
     assert os.listdir(root / "files") == ["results.json"]
     assert len(exp.metrics.read()) == 100
 

@@ -47,10 +47,10 @@ def test_notes_arrive_when_the_server_refuses_the_tags(make_exp, server, remote_
 
     exp = make_exp("crowded", remote=server)
     dashboard = [f"d{i}" for i in range(MAX_TAGS - 5)]
-    _graphql(server, "mutation($id: ID!, $tags: [String!]!) { addTags(id: $id, tags: $tags) { tags } }",
-             {"id": exp.experiment_id, "tags": dashboard})
     mine = [f"c{i}" for i in range(10)]
-    with caplog.at_level("DEBUG", logger="ml_dash"), exp.run():
+    with caplog.at_level("DEBUG", logger="ml_dash"), exp.run():  # a remote experiment registers when its run starts
+        _graphql(server, "mutation($id: ID!, $tags: [String!]!) { addTags(id: $id, tags: $tags) { tags } }",
+                 {"id": exp.experiment_id, "tags": dashboard})
         exp.tags.add(*mine)
         exp.notes = "lr too high"
         exp.metrics.log(step=0, loss=1.0)

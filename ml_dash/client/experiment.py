@@ -23,6 +23,7 @@ from ml_dash.client.metrics import MetricsLogger, set_in_run
 from ml_dash.client.params import ParameterManager
 from ml_dash.settings import setting
 from ml_dash.client.run.system import STOP_TIMEOUT, start_sampler, system_settings
+from ml_dash.format.annotations import check_readme
 from ml_dash.format.layout import META_FILE, atomic_write
 from ml_dash.format.names import check_segments
 from ml_dash.client.pipeline.process import PIPELINE
@@ -55,7 +56,7 @@ class Experiment:
         self._prefix = check_segments("prefix", prefix)
         self._directory = check_segments("directory", directory) if directory else None
         self._remote = _check_remote(setting("REMOTE", remote, None))
-        self._readme = readme
+        self._readme = check_readme(readme)  # here, at the call, rather than as a 400 in the uploader
         self._experiment_id = experiment_id
         self._run_id: str | None = None
         # Per run: a system-metrics sampler thread and an environment capture (docs/system-metrics.md)

@@ -9,7 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
+
 from ml_dash.client.upload.http import HTTPError
+from ml_dash.format.limits import MAX_ENVIRONMENT_BYTES
 
 logger = logging.getLogger("ml_dash")
 
@@ -24,6 +27,18 @@ async def push_environment(sync: Any) -> None:
     stamp = environment.get("captured_at")
     if stamp is None or state.environment_sent == stamp:
         return
+    size = len(orjson.dumps(environment))
+    if size > MAX_ENVIRONMENT_BYTES:
+        logger.warning("ml-dash: the run's environment of %s is %s bytes, over the server's limit of %s: not sent",
+                       state.directory, f"{size:,}", f"{MAX_ENVIRONMENT_BYTES:,}")
+    else:
+        await _send(sync, environment)
+    state.environment_sent = stamp
+    state.save()
+
+
+async def _send(sync: Any, environment: dict[str, Any]) -> None:
+    state = sync.state
     try:
         await sync.api.call("PUT", f"/experiments/{state.experiment_id}/environment", environment)
     except HTTPError as error:
@@ -31,5 +46,3 @@ async def push_environment(sync: Any) -> None:
             logger.debug("ml-dash: the server keeps no run environment (%s)", error)
         else:
             logger.warning("ml-dash: the server refused the run's environment of %s: %s", state.directory, error)
-    state.environment_sent = stamp
-    state.save()

@@ -36,8 +36,11 @@ from ml_dash.server.http.graphql_cost import (
     MAX_EXPERIMENTS_LIMIT,
     MAX_LOGS_LIMIT,
     MAX_POINTS,
+    MAX_COST,
     MAX_TOKENS,
+    README_HTML_CHARS_PER_COST,
     QueryTooExpensive,
+    TextBudget,
     check_cost,
     check_source,
 )
@@ -138,8 +141,23 @@ class _PageLoader:
         return (await self._answer).get(experiment_id, {})
 
 
-def _experiment_node(storage: Storage, e: dict[str, Any], page: _PageLoader | None = None) -> dict[str, Any]:
+def _node(storage: Storage, e: dict[str, Any], page: _PageLoader | None = None,
+          budget: TextBudget | None = None) -> dict[str, Any]:
     experiment_id = e["id"]
+    budget = budget or TextBudget(MAX_COST)
+
+    def text(field: str, value: str | None) -> str | None:
+        budget.charge(field, len(value or ""))
+        return value
+
+    def html(info):
+        budget.charge("readmeHtml", len(e["readme"] or ""), README_HTML_CHARS_PER_COST)  # before rendering it
+        return readme_html(e["readme"])
+
+    async def environment(info):
+        found = await storage.environment(experiment_id)
+        budget.charge("environment", 0 if found is None else len(orjson.dumps(found)))
+        return found
 
     async def last_metrics(info):
         last = await (page.last_metrics(experiment_id) if page else storage.last_metrics(experiment_id))
@@ -167,12 +185,13 @@ def _experiment_node(storage: Storage, e: dict[str, Any], page: _PageLoader | No
 
     return {
         "id": experiment_id, "namespace": e["namespace"], "workspace": e["workspace"], "directory": e["directory"],
-        "prefix": e["prefix"], "readme": e["readme"], "readmeHtml": lambda info: readme_html(e["readme"]),
+        "prefix": e["prefix"], "readme": lambda info: text("readme", e["readme"]), "readmeHtml": html,
         "status": e["status"], "hostname": e["hostname"],
         "createdAt": e["created_at"], "startedAt": e["started_at"], "completedAt": e["completed_at"],
-        "params": e["params"], "tags": e["tags"], "notes": e["notes"], "deletedAt": e["deleted_at"],
+        "params": e["params"], "tags": e["tags"], "notes": lambda info: text("notes", e["notes"]),
+        "deletedAt": e["deleted_at"],
         "metricNames": metric_names, "systemMetricNames": lambda info: metric_names(info, True),
-        "environment": lambda info: storage.environment(experiment_id),
+        "environment": environment,
         "lastMetrics": last_metrics, "runs": runs, "metric": metric, "logs": logs,
         "files": lambda info: storage.list_files(experiment_id),
     }
@@ -188,7 +207,10 @@ def _nonfinite_as_text(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def root_value(storage: Storage, scope: Scope) -> dict[str, Any]:
+def root_value(storage: Storage, scope: Scope, budget: TextBudget | None = None) -> dict[str, Any]:
+    def _experiment_node(storage: Storage, e: dict[str, Any], page: _PageLoader | None = None) -> dict[str, Any]:
+        return _node(storage, e, page, budget)  # every experiment of the query charges its one budget
+
     async def experiments(info, namespace=None, workspace=None, status=None, limit=100, offset=0):
         limit, offset = (100 if limit is None else limit), (0 if offset is None else offset)  # explicit nulls
         namespaces = scope.listing(namespace)
@@ -289,7 +311,7 @@ async def _run(query: str, variables: dict | None, operation_name: str | None, s
     try:
         check_source(query)
         document = parse(query, max_tokens=MAX_TOKENS)
-        check_cost(schema, document, operation_name, variables)  # before validation, which is slow on bombs too
+        cost = check_cost(schema, document, operation_name, variables)  # before validation, slow on bombs too
     except QueryTooExpensive as exc:
         return {"data": None, "errors": [{"message": str(exc)}]}, 400
     except GraphQLSyntaxError as exc:
@@ -300,7 +322,7 @@ async def _run(query: str, variables: dict | None, operation_name: str | None, s
     errors = validate(schema, document)
     if errors:
         return {"data": None, "errors": [e.formatted for e in errors]}, 400
-    result = execute(schema, document, root_value=root_value(storage, scope), variable_values=variables,
+    result = execute(schema, document, root_value=root_value(storage, scope, TextBudget(MAX_COST - cost.cost)), variable_values=variables,
                      operation_name=operation_name)
     if inspect.isawaitable(result):
         result = await result
@@ -310,7 +332,9 @@ async def _run(query: str, variables: dict | None, operation_name: str | None, s
         answer["errors"] = [e.formatted for e in result.errors]
         originals = [e.original_error for e in result.errors]
         if any(isinstance(o, Forbidden) for o in originals):
-            status = 403  # the protocol promises 403 for namespaces outside a token's reach, GraphQL included
+            status = 403
+        elif any(isinstance(o, QueryTooExpensive) for o in originals):
+            status = 400  # over the budget once its text was counted  # the protocol promises 403 for namespaces outside a token's reach, GraphQL included
         elif any(o is not None and not isinstance(o, (ServerError, GraphQLError)) for o in originals):
             status = 500
         elif result.data is None:

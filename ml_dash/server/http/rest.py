@@ -5,6 +5,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ml_dash.format.annotations import check_readme
 from ml_dash.format.layout import RUN_STATUSES
 from ml_dash.format.params import replay
 from ml_dash.server.errors import BadRequest, BrokenBody, NotFound
@@ -37,10 +38,14 @@ async def create_experiment(request: web.Request) -> web.Response:
     body = v.obj(await read_body(request))
     namespace = v.path_name(body, "namespace", nested=False)
     request_scope(request).check(namespace)
+    try:
+        readme = check_readme(v.text(body, "readme"))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
     experiment_id, created = await request.app[STORAGE_KEY].create_experiment(
         namespace, v.path_name(body, "workspace", nested=False), v.path_name(body, "directory", nested=True,
                                                                              required=False),
-        v.path_name(body, "prefix", nested=True), v.text(body, "readme"), v.name(body, "hostname", required=False))
+        v.path_name(body, "prefix", nested=True), readme, v.name(body, "hostname", required=False))
     return respond(request, {"experiment_id": experiment_id, "created": created})
 
 

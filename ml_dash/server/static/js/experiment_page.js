@@ -15,6 +15,8 @@ const LOG_LIMIT = 1000;
 
 const EXPERIMENT_FIELDS = `id namespace workspace directory prefix readme readmeHtml status hostname startedAt completedAt params metricNames
   runs { id status hostname startedAt endedAt error }`;
+// The live poll leaves the readme out: it is rendered once, when the page opens (the server prices readmeHtml by size).
+const POLL_FIELDS = EXPERIMENT_FIELDS.replace(" readme readmeHtml", "");
 
 function groupByPrefix(keys) {
   // "train.loss" and "train.acc" share the group "train"; undotted keys form the unnamed group "".
@@ -172,14 +174,14 @@ export async function experimentView(main, experimentId) {
     // Cheap change detection: stream offsets move whenever any batch lands; only then refetch what changed.
     const [offsets, fresh] = await Promise.all([
       api.rest(`/experiments/${encodeURIComponent(exp.id)}/streams`),
-      api.graphql(`query Exp($id: ID!) { experiment(id: $id) { ${EXPERIMENT_FIELDS} } }`, { id: exp.id }),
+      api.graphql(`query Exp($id: ID!) { experiment(id: $id) { ${POLL_FIELDS} } }`, { id: exp.id }),
     ]);
     if (state.destroyed) return;
     const offsetsKey = JSON.stringify(offsets.streams);
     const changed = offsetsKey !== state.offsets;
     state.offsets = offsetsKey;
     const statusChanged = fresh.experiment.status !== exp.status;
-    exp = fresh.experiment;
+    exp = { ...fresh.experiment, readme: exp.readme, readmeHtml: exp.readmeHtml };
     renderHeader();
     if (changed || statusChanged) {
       const names = exp.metricNames.join("\n");

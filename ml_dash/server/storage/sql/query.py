@@ -174,7 +174,7 @@ class ExperimentQueries:
             stored = (yield ROW, "SELECT tags FROM experiments WHERE pk = ?", (pk,))[0]
             tags = check_tags(replace) if replace is not None else orjson.loads(stored) if stored else []
             tags = check_tags([*tags, *check_tags(add, "add")])
-            drop = set(check_tags(remove, "remove"))
+            drop = set(check_tags(remove, "remove", limit=None))  # removing many is harmless
             text = orjson.dumps([t for t in tags if t not in drop]).decode()
             if (yield RUN, f"UPDATE experiments SET tags = ? WHERE pk = ? AND tags {self.DIALECT.NULL_SAFE_EQ} ?",
                     (text, pk, stored)):

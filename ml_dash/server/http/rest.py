@@ -73,7 +73,7 @@ async def get_experiment(request: web.Request) -> web.Response:
 async def edit_experiment(request: web.Request) -> web.Response:
     """``{"tags"?, "add_tags"?, "remove_tags"?, "notes"?}``: tags replaced or changed, notes set (docs/query.md)."""
     experiment = await authorized_experiment(request)  # before the body: a foreign namespace costs no decoding
-    body = validator(request).obj(await read_body(request))
+    body = validator(request).obj(await read_body(request, _tag_lists))
     storage, experiment_id = request.app[STORAGE_KEY], experiment["id"]
     try:
         if any(key in body for key in ("tags", "add_tags", "remove_tags")):
@@ -85,6 +85,15 @@ async def edit_experiment(request: web.Request) -> web.Response:
         raise BadRequest(str(exc)) from None
     found = await storage.get_experiment(experiment_id)
     return respond(request, {"tags": found["tags"], "notes": found["notes"]})
+
+
+def _tag_lists(body: Any) -> Any:
+    """Each tag field, when given, is a JSON array (a dict would iterate as its keys): checked with the decode."""
+    if isinstance(body, dict):
+        for field in ("tags", "add_tags", "remove_tags"):
+            if body.get(field) is not None and not isinstance(body[field], list):
+                raise BadRequest(f"{field} must be a list of strings, got {type(body[field]).__name__}")
+    return body
 
 
 async def create_run(request: web.Request) -> web.Response:

@@ -58,6 +58,9 @@ class ServerConfig:
     ingest_processes: int | None = None
     # Seconds a batch sent ahead waits for the batch before it (http/batch_order.py) before its 409 stands.
     order_wait: float = 10.0
+    # Seconds a read may run in the database before it is stopped (503): PostgreSQL's statement_timeout, SQLite's
+    # progress handler. A heavy filter over many experiments cannot hold a connection or a reader thread longer.
+    query_timeout: float = 30.0
 
     @classmethod
     def resolve(
@@ -98,6 +101,7 @@ class ServerConfig:
             allowed_hosts=tuple(allowed_hosts if allowed_hosts is not None else
                                 setting("ALLOWED_HOSTS", None, "").replace(",", " ").split()),
             ingest_processes=setting("INGEST_PROCESSES", ingest_processes, None, int),
+            query_timeout=setting("QUERY_TIMEOUT", limits.pop("query_timeout", None), 30.0, float),
             **limits,
         )
         config.check()
@@ -113,6 +117,8 @@ class ServerConfig:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
         if self.ingest_processes is not None and self.ingest_processes < 0:
             raise ConfigError(f"ML_DASH_INGEST_PROCESSES must be 0 (threads only) or more, got {self.ingest_processes}")
+        if not self.query_timeout > 0:
+            raise ConfigError(f"ML_DASH_QUERY_TIMEOUT must be positive seconds, got {self.query_timeout}")
         if not (self.body_timeout > 0 and self.body_idle_timeout > 0 and self.file_body_timeout > 0):
             raise ConfigError("body timeouts (ML_DASH_BODY_TIMEOUT, ML_DASH_BODY_IDLE_TIMEOUT) must be positive "
                               "seconds")

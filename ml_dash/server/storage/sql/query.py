@@ -154,6 +154,13 @@ class ExperimentQueries:
         return int(total), found
 
     @reads
+    def count_experiments(self, namespaces, workspace=None, directory=None, include_deleted=False):
+        """How many experiments a page's scope holds (what its filter is evaluated on): a page's price."""
+        clauses, args = self._scope(namespaces, include_deleted, workspace=workspace, directory=directory)
+        sql = f"SELECT COUNT(*) FROM experiments WHERE {' AND '.join(clauses) or '1 = 1'}"
+        return int((yield ROW, sql, args)[0])
+
+    @reads
     def last_metrics_many(self, experiment_ids):
         """experiment id → its last metrics (as ``last_metrics``), for a page of experiments in one query."""
         if not experiment_ids:

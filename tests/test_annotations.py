@@ -44,3 +44,24 @@ def test_bad_tags_are_refused_naming_the_argument(make_exp, bad, error):
         exp.tags.add(*bad) if isinstance(bad, list) else exp.tags.set(bad)
     with pytest.raises(TypeError, match="notes"):
         exp.notes = 3
+
+
+def test_an_over_long_tag_list_is_refused_after_one_pass_of_at_most_the_limit():
+    """Before: every tag was compared with every other (``tag not in out``) and the limit checked at the end."""
+    from ml_dash.format.annotations import check_tags
+    from ml_dash.format.limits import MAX_TAGS
+
+    class Counting(list):
+        seen = 0
+
+        def __iter__(self):
+            for item in super().__iter__():
+                Counting.seen += 1
+                yield item
+
+    with pytest.raises(ValueError, match=f"at most {MAX_TAGS} tags per experiment, got 100000"):
+        check_tags(Counting(f"t{i}" for i in range(100_000)))
+    assert Counting.seen == MAX_TAGS + 1
+    assert check_tags([f"t{i}" for i in range(100_000)], "remove", limit=None)[-1] == "t99999"
+    with pytest.raises(TypeError, match="tags must be a list"):
+        check_tags({"a": 1})

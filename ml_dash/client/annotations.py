@@ -26,7 +26,7 @@ class Tags:
 
     def remove(self, *tags: str) -> None:
         """Remove tags; a tag the experiment does not have is ignored."""
-        drop = set(check_tags(tags, "tags.remove"))
+        drop = set(check_tags(tags, "tags.remove", limit=None))  # removing many is harmless
         self._store([t for t in self._current() if t not in drop])
 
     def _store(self, tags: list[str]) -> None:

@@ -20,6 +20,7 @@ from ml_dash.client.metrics import MetricsLogger, set_in_run
 from ml_dash.client.params import ParameterManager
 from ml_dash.settings import LOCAL_ROOT, NAMESPACE, REMOTE, WORKSPACE
 from ml_dash.client.run.system import STOP_TIMEOUT, start_sampler, system_settings
+from ml_dash.format.annotations import check_readme
 from ml_dash.format.layout import META_FILE, files_path, read_meta, write_meta
 from ml_dash.format.names import check_remote, check_segments
 from ml_dash.client.pipeline.process import PIPELINE
@@ -54,7 +55,7 @@ class Experiment:
         self._remote, note = check_remote(REMOTE.get(remote), "Experiment")
         if note:
             logger.warning("ml-dash: %s", note)
-        self._readme = readme
+        self._readme = check_readme(readme)  # here, at the call, rather than as a 400 in the uploader
         self._experiment_id = experiment_id
         self._run_id: str | None = None
         # Per run: a system-metrics sampler thread and an environment capture (docs/system-metrics.md)

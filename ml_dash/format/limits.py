@@ -22,3 +22,7 @@ MAX_FILTER_DEPTH = 50  # nested parentheses (the parser recurses)
 # Each comparison is a (correlated) SQL expression evaluated per experiment: a query's cost grows with their number.
 MAX_COMPARISONS = 64
 MAX_ORDER_KEYS = 8
+# An experiment's readme (rendered to HTML by the server, ~12 µs a character) and its run environment (JSON bytes,
+# as encoded): both are stored whole and read by every experiment page.
+MAX_README_CHARS = 100_000
+MAX_ENVIRONMENT_BYTES = 1_000_000

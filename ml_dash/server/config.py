@@ -71,6 +71,9 @@ SERIES_CACHE_MB: Setting[float] = Setting("SERIES_CACHE_MB", float, 256.0, "mega
                                           scope=_SERVER)
 SQLITE_READERS: Setting[int] = Setting("SQLITE_READERS", int, 3, "SQLite reader threads, each with its own "
                                        "connection", convert=_reader_threads, legacy=False, scope=_SERVER)
+QUERY_TIMEOUT: Setting[float] = Setting("QUERY_TIMEOUT", float, 30.0, "seconds a read may run in the database before "
+                                       "it is stopped (503): PostgreSQL's statement_timeout, SQLite's progress "
+                                       "handler", legacy=False, scope=_SERVER)
 
 DEFAULT_HOST = HOST.default
 DEFAULT_PORT = PORT.default
@@ -123,6 +126,9 @@ class ServerConfig:
     # Megabytes of decoded series each process caches (series/cache.py); 0: no cache.
     series_cache_mb: float = SERIES_CACHE_MB.default
     sqlite_readers: int = SQLITE_READERS.default  # reader threads of the SQLite backend (storage/sqlite)
+    # Seconds a read may run in the database before it is stopped (503): PostgreSQL's statement_timeout, SQLite's
+    # progress handler. A heavy filter over many experiments cannot hold a connection or a reader thread longer.
+    query_timeout: float = QUERY_TIMEOUT.default
 
     @classmethod
     def resolve(
@@ -143,6 +149,7 @@ class ServerConfig:
         ingest_processes: int | None = None,
         series_cache_mb: float | None = None,
         sqlite_readers: int | None = None,
+        query_timeout: float | None = None,
         **limits: int,
     ) -> "ServerConfig":
         """Build a config from explicit arguments, falling back to ``ML_DASH_*`` variables and defaults."""
@@ -167,6 +174,7 @@ class ServerConfig:
             ingest_processes=INGEST_PROCESSES.get(ingest_processes),
             series_cache_mb=SERIES_CACHE_MB.get(series_cache_mb),
             sqlite_readers=SQLITE_READERS.get(sqlite_readers),
+            query_timeout=QUERY_TIMEOUT.get(query_timeout),
             **limits,
         )
         config.check()
@@ -185,6 +193,8 @@ class ServerConfig:
         if self.sqlite_readers < 1:
             raise ConfigError(f"ML_DASH_SQLITE_READERS must be a positive number of reader threads, got "
                               f"{self.sqlite_readers}")
+        if not self.query_timeout > 0:
+            raise ConfigError(f"ML_DASH_QUERY_TIMEOUT must be positive seconds, got {self.query_timeout}")
         if not (self.body_timeout > 0 and self.body_idle_timeout > 0 and self.file_body_timeout > 0):
             raise ConfigError("body timeouts (ML_DASH_BODY_TIMEOUT, ML_DASH_BODY_IDLE_TIMEOUT) must be positive "
                               "seconds")

@@ -63,6 +63,12 @@ class PayloadTooLarge(ServerError):
     close_connection = True
 
 
+class QueryTimeout(ServerError):
+    """A read ran past the server's ``query_timeout`` and was stopped; the server goes on answering."""
+
+    status = 503
+
+
 class InsufficientStorage(ServerError):
     """The server's disk (database or blob store) is full. Nothing was stored: the transaction rolled back."""
 

@@ -120,3 +120,20 @@ def test_a_failed_field_leaves_the_rest_of_the_view(server, page):
     page.wait_for_selector("#runs-table tbody tr")
     assert page.locator("#runs-table tbody tr").count() == 5
     assert FAILED in page.inner_text("#partial-errors")
+
+
+def test_live_poll_does_not_ask_for_the_readme_again(server, page):
+    """The page of a RUNNING experiment polls every LIVE_POLL_MS: before, each poll asked for readme and readmeHtml
+    (a rendering of up to MAX_README_CHARS); now only the first load does, and the readme stays shown."""
+    base_url, seeded = server
+    queries: list[str] = []
+    page.on("request", lambda r: queries.append(json.loads(r.post_data or "{}").get("query", ""))
+            if r.url.endswith("/graphql") else None)
+    page.goto(f"{base_url}/#/exp/{seeded['resnet-live'].id}")
+    page.wait_for_selector("#readme .readme")
+    with page.expect_request(lambda r: r.url.endswith("/graphql") and "query Exp(" in (r.post_data or "")):
+        pass  # the first poll
+    experiment_queries = [q for q in queries if q.startswith("query Exp(")]
+    assert len(experiment_queries) >= 2 and "readmeHtml" in experiment_queries[0]
+    assert not any("readme" in q for q in experiment_queries[1:])
+    assert "still training" in page.inner_text("#readme")

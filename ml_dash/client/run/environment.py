@@ -16,6 +16,9 @@ import threading
 import time
 from typing import Any, Callable
 
+import orjson
+
+from ml_dash.format.limits import MAX_ENVIRONMENT_BYTES
 from ml_dash.settings import CAPTURE_ENVIRONMENT, SAVE_CODE
 from ml_dash.client.run.starter import start_soon
 
@@ -212,6 +215,9 @@ def capture(argv: list[str], cwd: str, with_diff: bool,
     if torch is not None:
         env["torch"] = torch
     env["packages"] = installed_packages()
+    if len(orjson.dumps(env)) > MAX_ENVIRONMENT_BYTES:  # the server refuses more; the packages are what grows
+        env["packages"] = {}
+        env["packages_omitted"] = f"the environment was over {MAX_ENVIRONMENT_BYTES:,} bytes with them"
     return env, diff
 
 

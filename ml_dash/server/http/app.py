@@ -77,6 +77,7 @@ def create_app(config: ServerConfig | None = None, storage: Storage | None = Non
     async def storage_lifecycle(app: web.Application) -> AsyncIterator[None]:
         app[STORAGE_KEY] = storage or open_storage(config.db_url, config.sqlite_path, config.series_cache_mb,
                                                    config.sqlite_readers)
+        app[STORAGE_KEY].query_timeout = config.query_timeout
         await app[STORAGE_KEY].open()
         yield
         await app[STORAGE_KEY].close()

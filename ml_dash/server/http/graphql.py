@@ -11,7 +11,9 @@ carries the storage calls (``_OnLoop``), so /health and ingest stay responsive w
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AsyncIterator
 
@@ -29,18 +31,24 @@ from graphql import (
 from ml_dash.format.filter import parse_filter, parse_order_by
 from ml_dash.format.layout import RUN_STATUSES, SYSTEM_PREFIX
 from ml_dash.format.values import nonfinite_text
-from ml_dash.server.errors import BadRequest, Forbidden, NotFound, ServerError
+from ml_dash.server.errors import BadRequest, Forbidden, NotFound, QueryTimeout, ServerError
 from ml_dash.server.http.graphql_cost import (
     DEFAULT_LOGS_LIMIT,
     DEFAULT_MAX_POINTS,
     MAX_EXPERIMENTS_LIMIT,
     MAX_LOGS_LIMIT,
     MAX_POINTS,
+    MAX_COST,
+    FILTER_TERM_COST,
     MAX_TOKENS,
+    README_HTML_CHARS_PER_COST,
     QueryTooExpensive,
+    TextBudget,
     check_cost,
+    comparisons,
     check_source,
 )
+from ml_dash.server.http.batch_order import client_gone
 from ml_dash.server.http.graphql_series import series_batch_resolver
 from ml_dash.server.http.keys import STORAGE_KEY
 from ml_dash.server.http.readme_html import readme_html
@@ -101,6 +109,7 @@ MAX_LIMIT = MAX_EXPERIMENTS_LIMIT
 GRAPHQL_THREADS = 4  # queries executing at once; more wait for a free thread (the server's loop never does)
 READS_PER_QUERY = 2  # storage calls one query has in flight at once (the rest wait in the query's own thread)
 POOL_KEY = web.AppKey("graphql_pool", ThreadPoolExecutor)
+DISCONNECT_POLL_S = 0.25  # how often a running query checks that its client is still connected
 
 
 class _OnLoop:
@@ -112,13 +121,34 @@ class _OnLoop:
     def __init__(self, storage: Storage, loop: asyncio.AbstractEventLoop) -> None:
         self._storage, self._loop = storage, loop
         self._gate = asyncio.Semaphore(READS_PER_QUERY)  # used (hence bound) on the worker's loop only
+        self._in_flight: set[concurrent.futures.Future] = set()
+        self._lock = threading.Lock()
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """The client went away (called on the server's loop): its reads are cancelled in the database, and the
+        query's later calls fail at once, so the worker thread is free again soon."""
+        with self._lock:
+            self.cancelled = True
+            in_flight = list(self._in_flight)
+        for future in in_flight:
+            future.cancel()  # cancels the storage call's task on the server's loop
 
     def __getattr__(self, name: str):
         method = getattr(self._storage, name)
 
         async def call(*args: Any, **kwargs: Any) -> Any:
             async with self._gate:
-                return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(method(*args, **kwargs), self._loop))
+                with self._lock:
+                    if self.cancelled:
+                        raise asyncio.CancelledError
+                    future = asyncio.run_coroutine_threadsafe(method(*args, **kwargs), self._loop)
+                    self._in_flight.add(future)
+                try:
+                    return await asyncio.wrap_future(future)
+                finally:
+                    with self._lock:
+                        self._in_flight.discard(future)
 
         return call
 
@@ -141,8 +171,23 @@ class _PageLoader:
         return (await self._answer).get(experiment_id, {})
 
 
-def _experiment_node(storage: Storage, e: dict[str, Any], page: _PageLoader | None = None) -> dict[str, Any]:
+def _node(storage: Storage, e: dict[str, Any], page: _PageLoader | None = None,
+          budget: TextBudget | None = None) -> dict[str, Any]:
     experiment_id = e["id"]
+    budget = budget or TextBudget(MAX_COST)
+
+    def text(field: str, value: str | None) -> str | None:
+        budget.charge(field, len(value or ""))
+        return value
+
+    def html(info):
+        budget.charge("readmeHtml", len(e["readme"] or ""), README_HTML_CHARS_PER_COST)  # before rendering it
+        return readme_html(e["readme"])
+
+    async def environment(info):
+        found = await storage.environment(experiment_id)
+        budget.charge("environment", 0 if found is None else len(orjson.dumps(found)))
+        return found
 
     async def last_metrics(info):
         last = await (page.last_metrics(experiment_id) if page else storage.last_metrics(experiment_id))
@@ -174,13 +219,14 @@ def _experiment_node(storage: Storage, e: dict[str, Any], page: _PageLoader | No
 
     return {
         "id": experiment_id, "namespace": e["namespace"], "workspace": e["workspace"], "directory": e["directory"],
-        "prefix": e["prefix"], "readme": e["readme"], "readmeHtml": lambda info: readme_html(e["readme"]),
+        "prefix": e["prefix"], "readme": lambda info: text("readme", e["readme"]), "readmeHtml": html,
         "status": e["status"], "hostname": e["hostname"],
         "createdAt": e["created_at"], "startedAt": e["started_at"], "completedAt": e["completed_at"],
-        "params": e["params"], "tags": e["tags"], "notes": e["notes"], "deletedAt": e["deleted_at"],
+        "params": e["params"], "tags": e["tags"], "notes": lambda info: text("notes", e["notes"]),
+        "deletedAt": e["deleted_at"],
         "metricNames": metric_names, "systemMetricNames": lambda info: metric_names(info, True),
         "metricSummary": metric_summary,
-        "environment": lambda info: storage.environment(experiment_id),
+        "environment": environment,
         "lastMetrics": last_metrics, "runs": runs, "metric": metric, "logs": logs,
         "files": lambda info: storage.list_files(experiment_id),
     }
@@ -196,7 +242,12 @@ def _nonfinite_as_text(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def root_value(storage: Storage, scope: Scope) -> dict[str, Any]:
+def root_value(storage: Storage, scope: Scope, budget: TextBudget | None = None) -> dict[str, Any]:
+    budget = budget or TextBudget(MAX_COST)
+
+    def _experiment_node(storage: Storage, e: dict[str, Any], page: _PageLoader | None = None) -> dict[str, Any]:
+        return _node(storage, e, page, budget)  # every experiment of the query charges its one budget
+
     async def experiments(info, namespace=None, workspace=None, status=None, limit=100, offset=0):
         limit, offset = (100 if limit is None else limit), (0 if offset is None else offset)  # explicit nulls
         namespaces = scope.listing(namespace)
@@ -231,6 +282,13 @@ def root_value(storage: Storage, scope: Scope) -> dict[str, Any]:
             node, keys = parse_filter(filter), parse_order_by(orderBy)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
+        terms = comparisons(node) + sum(key.field.kind in ("params", "metrics") for key in keys)
+        if terms:  # each is an expression evaluated per experiment in scope: priced before the query runs
+            scope_size = await storage.count_experiments(namespaces, workspace=workspace, directory=directory,
+                                                         include_deleted=bool(includeDeleted))
+            budget.spend("experimentPage(filter, orderBy)", terms * scope_size * FILTER_TERM_COST,
+                         f"{terms} comparisons and params/metrics order keys × {scope_size:,} experiments in scope × "
+                         f"{FILTER_TERM_COST}")
         total, found = await storage.experiment_page(namespaces, workspace=workspace, directory=directory,
                                                      filter=node, order_by=keys, limit=limit, offset=offset,
                                                      include_deleted=bool(includeDeleted))
@@ -280,8 +338,18 @@ async def graphql_post(request: web.Request) -> web.Response:
     if operation_name is not None and not isinstance(operation_name, str):
         raise BadRequest("'operationName' must be a string")
     storage = _OnLoop(request.app[STORAGE_KEY], asyncio.get_running_loop())
-    answer, status = await asyncio.get_running_loop().run_in_executor(
+    work = asyncio.get_running_loop().run_in_executor(
         request.app[POOL_KEY], _in_worker, body["query"], variables, operation_name, storage, request_scope(request))
+    gone = client_gone(request)
+    try:
+        while not (await asyncio.wait({work}, timeout=DISCONNECT_POLL_S))[0]:
+            if gone():  # aiohttp (by default) does not cancel a handler whose client left: the query would run on
+                raise asyncio.CancelledError
+    except asyncio.CancelledError:  # the client left (seen here, or by aiohttp with handler_cancellation)
+        storage.cancel()
+        work.add_done_callback(lambda done: done.cancelled() or done.exception())  # nobody reads the answer
+        raise
+    answer, status = await work
     return web.Response(body=answer, status=status, content_type="application/json")
 
 
@@ -297,7 +365,7 @@ async def _run(query: str, variables: dict | None, operation_name: str | None, s
     try:
         check_source(query)
         document = parse(query, max_tokens=MAX_TOKENS)
-        check_cost(schema, document, operation_name, variables)  # before validation, which is slow on bombs too
+        cost = check_cost(schema, document, operation_name, variables)  # before validation, slow on bombs too
     except QueryTooExpensive as exc:
         return {"data": None, "errors": [{"message": str(exc)}]}, 400
     except GraphQLSyntaxError as exc:
@@ -308,7 +376,7 @@ async def _run(query: str, variables: dict | None, operation_name: str | None, s
     errors = validate(schema, document)
     if errors:
         return {"data": None, "errors": [e.formatted for e in errors]}, 400
-    result = execute(schema, document, root_value=root_value(storage, scope), variable_values=variables,
+    result = execute(schema, document, root_value=root_value(storage, scope, TextBudget(MAX_COST - cost.cost)), variable_values=variables,
                      operation_name=operation_name)
     if inspect.isawaitable(result):
         result = await result
@@ -318,7 +386,11 @@ async def _run(query: str, variables: dict | None, operation_name: str | None, s
         answer["errors"] = [e.formatted for e in result.errors]
         originals = [e.original_error for e in result.errors]
         if any(isinstance(o, Forbidden) for o in originals):
-            status = 403  # the protocol promises 403 for namespaces outside a token's reach, GraphQL included
+            status = 403
+        elif any(isinstance(o, QueryTooExpensive) for o in originals):
+            status = 400  # over the budget once its text or its filter was counted
+        elif any(isinstance(o, QueryTimeout) for o in originals):
+            status = 503  # the protocol promises 403 for namespaces outside a token's reach, GraphQL included
         elif any(o is not None and not isinstance(o, (ServerError, GraphQLError)) for o in originals):
             status = 500
         elif result.data is None:

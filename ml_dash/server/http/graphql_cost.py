@@ -10,6 +10,13 @@ costs ``PAGE_QUERY_COST``), any other list by ``ASSUMED_LIST_SIZE``. ``metric`` 
 default ``DEFAULT_BATCH_POINTS``): 1,000 runs at 200 buckets fit the budget, 1,000 at 1,000 do not. A query is refused (400, before it runs) past
 ``MAX_COST``, past ``MAX_DEPTH`` nested selections (fragments expanded), or when its text is longer than
 ``MAX_QUERY_CHARS`` or has more than ``MAX_TOKENS`` tokens. docs/server.md lists the numbers.
+
+``experimentPage`` costs, as it runs, ``FILTER_TERM_COST`` per filter comparison (and params/metrics order key)
+per experiment in its scope (namespaces, workspace, directory), counted before its query runs.
+Text fields are priced by their size as they are answered (``TextBudget``: the budget the document's cost left):
+``readme``, ``notes`` and ``environment`` 1 per ``TEXT_CHARS_PER_COST`` characters, ``readmeHtml`` 1 per
+``README_HTML_CHARS_PER_COST`` characters of readme (rendering is what costs). Past the budget the query stops
+with an error saying so (400).
 """
 from __future__ import annotations
 
@@ -47,6 +54,14 @@ MAX_SERIES_BATCH = 1_000
 # sized by the page's ``limit``.
 PAGE_QUERY_COST = 1_000
 _ABSENT = object()  # an argument the query does not give
+# Text answered (readme, notes, environment as JSON): 1 per this many characters; readmeHtml: 1 per character of the
+# readme rendered (markdown-it takes ~12 µs a character: the whole budget is ~12 s of rendering).
+TEXT_CHARS_PER_COST = 100
+README_HTML_CHARS_PER_COST = 1
+# experimentPage's filter and orderBy: each comparison (and each params./metrics. order key) is an expression the
+# database evaluates for every experiment in scope (PostgreSQL ~0.1 ms each over jsonb): priced at this times
+# terms × experiments, counted before the page's query runs.
+FILTER_TERM_COST = 4
 
 # (type, field) → (argument giving the list size, its default)
 SIZED_LISTS = {("Query", "experiments"): ("limit", DEFAULT_EXPERIMENTS_LIMIT),
@@ -64,6 +79,33 @@ META_FIELDS = {"__schema": SchemaMetaFieldDef, "__type": TypeMetaFieldDef, "__ty
 
 class QueryTooExpensive(Exception):
     """The query is over one of the limits; the message says which and by how much."""
+
+
+class TextBudget:
+    """What a query may still spend on text once it runs: the budget its document's cost left. Resolvers on one
+    query's worker loop charge it, so no lock."""
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+    def charge(self, field: str, chars: int, chars_per_cost: int = TEXT_CHARS_PER_COST) -> None:
+        self.spend(field, -(-chars // chars_per_cost),
+                   f"1 per {chars_per_cost} characters{' of readme' if field == 'readmeHtml' else ''}; ask for "
+                   "fewer experiments or fewer text fields")
+
+    def spend(self, what: str, cost: int, how: str) -> None:
+        self.left -= cost
+        if self.left < 0:
+            raise QueryTooExpensive(f"query is over the budget of {MAX_COST:,} once {what} is counted ({what} "
+                                    f"costs {cost:,}: {how})")
+
+
+def comparisons(node: Any) -> int:
+    """The comparisons of a parsed filter (``format.filter``'s AST: BoolOp items, Compare leaves)."""
+    if node is None:
+        return 0
+    items = getattr(node, "items", None)
+    return 1 if items is None else sum(comparisons(item) for item in items)
 
 
 @dataclass(frozen=True)

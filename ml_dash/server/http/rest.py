@@ -5,6 +5,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ml_dash.format.annotations import check_readme
 from ml_dash.format.layout import RUN_STATUSES, STREAMS
 from ml_dash.format.params import replay
 from ml_dash.server.errors import BadRequest, BrokenBody, NotFound
@@ -37,10 +38,14 @@ async def create_experiment(request: web.Request) -> web.Response:
     body = v.obj(await read_body(request))
     namespace = v.path_name(body, "namespace", nested=False)
     request_scope(request).check(namespace)
+    try:
+        readme = check_readme(v.text(body, "readme"))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
     experiment_id, created = await request.app[STORAGE_KEY].create_experiment(
         namespace, v.path_name(body, "workspace", nested=False), v.path_name(body, "directory", nested=True,
                                                                              required=False),
-        v.path_name(body, "prefix", nested=True), v.text(body, "readme"), v.name(body, "hostname", required=False))
+        v.path_name(body, "prefix", nested=True), readme, v.name(body, "hostname", required=False))
     return respond(request, {"experiment_id": experiment_id, "created": created})
 
 
@@ -68,7 +73,7 @@ async def get_experiment(request: web.Request) -> web.Response:
 async def edit_experiment(request: web.Request) -> web.Response:
     """``{"tags"?, "add_tags"?, "remove_tags"?, "notes"?}``: tags replaced or changed, notes set (docs/query.md)."""
     experiment = await authorized_experiment(request)  # before the body: a foreign namespace costs no decoding
-    body = validator(request).obj(await read_body(request))
+    body = validator(request).obj(await read_body(request, _tag_lists))
     storage, experiment_id = request.app[STORAGE_KEY], experiment["id"]
     try:
         if any(key in body for key in ("tags", "add_tags", "remove_tags")):
@@ -80,6 +85,15 @@ async def edit_experiment(request: web.Request) -> web.Response:
         raise BadRequest(str(exc)) from None
     found = await storage.get_experiment(experiment_id)
     return respond(request, {"tags": found["tags"], "notes": found["notes"]})
+
+
+def _tag_lists(body: Any) -> Any:
+    """Each tag field, when given, is a JSON array (a dict would iterate as its keys): checked with the decode."""
+    if isinstance(body, dict):
+        for field in ("tags", "add_tags", "remove_tags"):
+            if body.get(field) is not None and not isinstance(body[field], list):
+                raise BadRequest(f"{field} must be a list of strings, got {type(body[field]).__name__}")
+    return body
 
 
 async def create_run(request: web.Request) -> web.Response:

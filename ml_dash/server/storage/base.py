@@ -25,6 +25,9 @@ class BatchResult:
 class Storage(abc.ABC):
     """Async storage API. Experiment and run ids are opaque strings; unknown ids raise ``NotFound``."""
 
+    query_timeout: float = 30.0  # seconds a read may run (the app sets ServerConfig.query_timeout): QueryTimeout
+    cancelled_reads = 0  # reads stopped in the database because their caller went away (observability, tests)
+
     async def open(self) -> None:
         """Create or migrate the schema and get ready for calls."""
 
@@ -54,6 +57,11 @@ class Storage(abc.ABC):
     async def last_metrics_many(self, experiment_ids: list[str]) -> dict[str, dict[str, Any]]:
         """``last_metrics`` of several experiments in one call: id → name → value (ids without metrics left out)."""
         return {i: found for i in experiment_ids if (found := await self.last_metrics(i))}
+
+    async def count_experiments(self, namespaces: frozenset[str] | None, workspace: str | None = None,
+                                directory: str | None = None, include_deleted: bool = False) -> int:
+        """How many experiments ``experiment_page`` with these arguments filters (before its filter)."""
+        raise NotImplementedError
 
     async def edit_tags(self, experiment_id: str, replace: list[str] | None = None, add: tuple = (),
                         remove: tuple = ()) -> list[str]:

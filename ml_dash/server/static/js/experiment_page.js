@@ -16,6 +16,8 @@ import { SystemPanels } from "./system_panel.js";
 const EXPERIMENT_FIELDS = `id namespace workspace directory prefix readme readmeHtml status hostname startedAt completedAt params metricNames
   metricSummary { name last min max count } runs { id status hostname startedAt endedAt error }`;
 const EXPERIMENT_QUERY = `query Exp($id: ID!) { experiment(id: $id) { ${EXPERIMENT_FIELDS} } }`;
+// The live poll leaves the readme out: it is rendered once, when the page opens (the server prices readmeHtml by size).
+const POLL_QUERY = `query Exp($id: ID!) { experiment(id: $id) { ${EXPERIMENT_FIELDS.replace(" readme readmeHtml", "")} } }`;
 
 function renderHeader(header, exp) {
   const lastRun = exp.runs[exp.runs.length - 1];
@@ -96,10 +98,10 @@ export async function experimentView(main, experimentId) {
     const changed = offsetsKey !== state.offsets;
     state.offsets = offsetsKey;
     if (!running && !changed) { schedulePoll(); return; }
-    const fresh = await api.graphql(EXPERIMENT_QUERY, { id: exp.id });
+    const fresh = await api.graphql(POLL_QUERY, { id: exp.id });
     if (state.destroyed || !fresh.experiment) return;
     const statusChanged = fresh.experiment.status !== exp.status;
-    exp = fresh.experiment;
+    exp = { ...fresh.experiment, readme: exp.readme, readmeHtml: exp.readmeHtml };
     renderHeader(header, exp);
     if (changed || statusChanged) {
       const names = layoutKey(exp);

@@ -13,6 +13,7 @@ the pool, its dialect, those upserts and the array-``unnest`` row writers (metri
 """
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import TypeVar
@@ -21,7 +22,7 @@ import asyncpg
 import orjson
 
 from ml_dash.server.config import SERIES_CACHE_MB
-from ml_dash.server.errors import NotFound
+from ml_dash.server.errors import NotFound, QueryTimeout
 from ml_dash.server.storage.postgres.driver import run
 from ml_dash.server.storage.postgres.metrics import MetricRows, decode_last
 from ml_dash.server.storage.postgres.migrations import migrate
@@ -80,14 +81,23 @@ class PostgresStorage(SQLStorage):
             self._pool = None
 
     # how bodies run
-    async def _read(self, body: Body[T], snapshot: bool = False) -> T:
-        async with self._pool.acquire() as conn:
-            if not snapshot:
-                return await run(conn, body)
-            # One REPEATABLE READ snapshot (for a series: the cache check and the chunks), so a batch committed
-            # meanwhile is seen wholly or not at all.
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                return await run(conn, body)
+    async def _read(self, body: Body[T], snapshot: bool = False, light: bool = False) -> T:
+        """One read-only transaction whose statements stop at ``query_timeout`` (statement_timeout, ``SET LOCAL``:
+        writes keep none). A caller cancelled meanwhile (a client that went away) cancels the statement: asyncpg
+        sends PostgreSQL a cancel request rather than leaving it to run on."""
+        try:
+            async with self._pool.acquire() as conn:
+                # ``snapshot``: one REPEATABLE READ snapshot (for a series: the cache check and the chunks), so a
+                # batch committed meanwhile is seen wholly or not at all.
+                async with conn.transaction(isolation="repeatable_read" if snapshot else None, readonly=True):
+                    await conn.execute(f"SET LOCAL statement_timeout = {max(1, int(self.query_timeout * 1000))}")
+                    return await run(conn, body)
+        except asyncpg.exceptions.QueryCanceledError:
+            raise QueryTimeout(f"the query ran longer than {self.query_timeout:g} s (ML_DASH_QUERY_TIMEOUT) and was "
+                               "stopped; narrow the filter or the scope") from None
+        except asyncio.CancelledError:
+            self.cancelled_reads += 1
+            raise
 
     async def _write(self, body: Body[T]) -> T:
         async with self._pool.acquire() as conn:

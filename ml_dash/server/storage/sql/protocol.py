@@ -72,13 +72,15 @@ def numbered(sql: str) -> str:
     return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
 
 
-def reads(method: Callable[..., Body] | None = None, *, snapshot: bool = False):
+def reads(method: Callable[..., Body] | None = None, *, snapshot: bool = False, light: bool = False):
     """A read body as a ``Storage`` method, run by the backend's ``_read``. ``snapshot``: its queries must see one
-    snapshot (SQLite reads always do; PostgreSQL then opens a REPEATABLE READ transaction)."""
+    snapshot (SQLite reads always do; PostgreSQL then opens a REPEATABLE READ transaction). ``light``: a small
+    lookup that ingest makes (the experiment, the run, the offsets): SQLite answers it on a reader of its own that
+    heavy queries never hold."""
     def wrap(body: Callable[..., Body]):
         @functools.wraps(body)
         async def method(self, *args, **kwargs):
-            return await self._read(body(self, *args, **kwargs), snapshot)
+            return await self._read(body(self, *args, **kwargs), snapshot, light)
 
         return method
 

@@ -7,6 +7,7 @@ from a server as from a local root. Everything is bound as arguments: no user te
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, Sequence
 
@@ -23,6 +24,7 @@ from ml_dash.format.filter import (
     Node,
     OrderKey,
 )
+from ml_dash.format.limits import MAX_TAGS
 from ml_dash.format.params import replay
 from ml_dash.server.errors import NotFound
 from ml_dash.server.storage.sql.protocol import ROW, ROWS, RUN, reads, writes
@@ -204,6 +206,13 @@ class ExperimentQueries:
         return int(total), found
 
     @reads
+    def count_experiments(self, namespaces, workspace=None, directory=None, include_deleted=False):
+        """How many experiments a page's scope holds (what its filter is evaluated on): a page's price."""
+        clauses, args = self._scope(namespaces, include_deleted, workspace=workspace, directory=directory)
+        sql = f"SELECT COUNT(*) FROM experiments WHERE {' AND '.join(clauses) or '1 = 1'}"
+        return int((yield ROW, sql, args)[0])
+
+    @reads
     def last_metrics_many(self, experiment_ids):
         """experiment id → its last metrics (as ``last_metrics``), for a page of experiments in one query."""
         if not experiment_ids:
@@ -217,16 +226,28 @@ class ExperimentQueries:
             out.setdefault(row[0], {})[row[1]] = self._decode_last(*row[2:])
         return out
 
+    async def edit_tags(self, experiment_id, replace=None, add=(), remove=()):
+        """Set (``replace``) or change the experiment's tags; returns them. The lists are checked before the write,
+        in a thread when long (neither SQLite's single writer nor PostgreSQL's loop spends time on a long list)."""
+        def checked() -> tuple:
+            return (None if replace is None else check_tags(replace), check_tags(add, "add"),
+                    frozenset(check_tags(remove, "remove", limit=None)))  # removing many is harmless
+
+        long = max(len(x) if isinstance(x, (list, tuple)) else 0 for x in (replace, add, remove)) > 4 * MAX_TAGS
+        edit = await asyncio.to_thread(checked) if long else checked()
+        return await self._edit_tags(experiment_id, *edit)
+
     @writes
-    def edit_tags(self, experiment_id, replace=None, add=(), remove=()):
-        """Set (``replace``) or change the experiment's tags; returns them. Concurrent edits never lose one: the
-        write only lands on the tags it read."""
+    def _edit_tags(self, experiment_id, replace, add, drop):
+        """Concurrent edits never lose one: the write only lands on the tags it read. ``replace`` and ``add`` hold
+        at most ``MAX_TAGS`` tags each (checked), so the merge is small."""
         pk = yield from self._experiment_pk(experiment_id)
         for _ in range(20):
             stored = (yield ROW, "SELECT tags FROM experiments WHERE pk = ?", (pk,))[0]
-            tags = check_tags(replace) if replace is not None else orjson.loads(stored) if stored else []
-            tags = check_tags([*tags, *check_tags(add, "add")])
-            drop = set(check_tags(remove, "remove"))
+            tags = replace if replace is not None else orjson.loads(stored) if stored else []
+            tags = list(dict.fromkeys([*tags, *add]))  # each one checked already
+            if len(tags) > MAX_TAGS:
+                raise ValueError(f"tags: at most {MAX_TAGS} tags per experiment, got {len(tags)}")
             text = orjson.dumps([t for t in tags if t not in drop]).decode()
             if (yield RUN, f"UPDATE experiments SET tags = ? WHERE pk = ? AND tags {self.DIALECT.NULL_SAFE_EQ} ?",
                     (text, pk, stored)):

@@ -95,7 +95,7 @@ class SQLStorage(ExperimentQueries, Purge, Storage):
         self._series_cache = SeriesCache.sized(series_cache_mb)  # per process; checked against the database on every read
 
     @abc.abstractmethod
-    async def _read(self, body: Body[T], snapshot: bool = False) -> T: ...
+    async def _read(self, body: Body[T], snapshot: bool = False, light: bool = False) -> T: ...
 
     @abc.abstractmethod
     async def _write(self, body: Body[T]) -> T:
@@ -135,7 +135,7 @@ class SQLStorage(ExperimentQueries, Purge, Storage):
             found.append(record)
         return found
 
-    @reads
+    @reads(light=True)
     def get_experiment(self, experiment_id):
         found = yield from self._experiments("id = ?", (experiment_id,))
         if not found:
@@ -158,7 +158,7 @@ class SQLStorage(ExperimentQueries, Purge, Storage):
         sql = "SELECT DISTINCT workspace FROM experiments WHERE namespace = ? ORDER BY 1"
         return [r[0] for r in (yield ROWS, sql, (namespace,))]
 
-    @reads
+    @reads(light=True)
     def get_run(self, run_id):
         row = yield ROW, ("SELECT r.id, r.status, r.hostname, r.started_at, r.ended_at, r.error, e.id, e.namespace "
                           "FROM runs r JOIN experiments e ON e.pk = r.experiment_pk WHERE r.id = ?"), (run_id,)
@@ -227,7 +227,7 @@ class SQLStorage(ExperimentQueries, Purge, Storage):
         row = yield ROW, "SELECT environment FROM experiment_environments WHERE experiment_pk = ?", (pk,)
         return None if row is None else orjson.loads(row[0])
 
-    @reads
+    @reads(light=True)
     def stream_offsets(self, experiment_id):
         pk = yield from self._experiment_pk(experiment_id)
         return {r[0]: r[1] for r in (yield ROWS, "SELECT stream_id, acked FROM streams WHERE experiment_pk = ?",

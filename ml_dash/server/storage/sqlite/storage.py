@@ -11,6 +11,7 @@ threads and connections, its dialect and the statements PostgreSQL writes differ
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import sqlite3
 import threading
@@ -22,6 +23,7 @@ from typing import Any, Callable, TypeVar
 import orjson
 
 from ml_dash.server.config import SERIES_CACHE_MB, SQLITE_READERS
+from ml_dash.server.errors import QueryTimeout
 from ml_dash.server.storage.sql.protocol import ROW, RUN, Body, run_sync, writes
 from ml_dash.server.storage.sql.query import merged_params
 from ml_dash.server.storage.sql.storage import RESTORED_BY_RUN, SQLStorage, log_row
@@ -35,6 +37,9 @@ from ml_dash.server.storage.sqlite.migrations import migrate
 from ml_dash.server.storage.sqlite.dialect import SQLiteDialect
 
 T = TypeVar("T")
+
+PROGRESS_STEPS = 10_000  # virtual machine steps between two checks of a read's deadline (well under a millisecond)
+
 
 class SQLiteStorage(SQLStorage):
     # The writer is alone: reading the offset is enough, the transaction (BEGIN IMMEDIATE) holds the write lock.
@@ -55,6 +60,8 @@ class SQLiteStorage(SQLStorage):
         self.path = path
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="ml-dash-sqlite-writer")
         self._reader = ThreadPoolExecutor(readers, thread_name_prefix="ml-dash-sqlite-reader")
+        # Ingest's own lookups (``reads(light=True)``): heavy pages holding every reader never hold up a batch.
+        self._light_reader = ThreadPoolExecutor(1, thread_name_prefix="ml-dash-sqlite-light-reader")
         self._wconn: sqlite3.Connection | None = None
         self._wanswer: Callable[..., Any] | None = None
         self._local = threading.local()  # each reader thread's own connection and its answerer
@@ -89,6 +96,7 @@ class SQLiteStorage(SQLStorage):
 
     async def close(self) -> None:
         self._reader.shutdown(wait=True)  # no read in flight: their connections can be closed from here
+        self._light_reader.shutdown(wait=True)
         with self._rconns_lock:
             for conn in self._rconns:
                 conn.close()
@@ -98,30 +106,57 @@ class SQLiteStorage(SQLStorage):
         self._writer.shutdown(wait=True)
 
     # how bodies run
-    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def read(self, fn: Callable[[sqlite3.Connection], T], light: bool = False) -> T:
         """Run ``fn(conn)`` on a reader thread, in one read transaction (a snapshot) of that thread's own query-only
         connection ``conn``: every read of this storage runs this way. A batch committed meanwhile is seen wholly or
-        not at all."""
-        return await asyncio.get_running_loop().run_in_executor(self._reader, self._snapshot, fn)
+        not at all. The read is stopped (``QueryTimeout``) past ``query_timeout`` seconds, and as soon as its caller
+        is cancelled (a client that went away): SQLite's progress handler checks both while the statement runs."""
+        stop = threading.Event()
+        deadline = time.monotonic() + self.query_timeout
+        future = asyncio.get_running_loop().run_in_executor(self._light_reader if light else self._reader,
+                                                            self._snapshot, fn, deadline, stop)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            stop.set()  # the thread is not interrupted by the cancellation itself: the progress handler stops it
+            raise
 
-    def _snapshot(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _snapshot(self, fn: Callable[[sqlite3.Connection], T], deadline: float = math.inf,
+                  stop: threading.Event | None = None) -> T:
         local = self._local
         conn = getattr(local, "conn", None)
         if conn is None:  # the thread's first read: its connection (writes stay on the writer)
             conn = local.conn = self._connect(reader=True)
             local.answer = answerer(conn)
+            local.deadline, local.stop = math.inf, None
+            conn.set_progress_handler(lambda: self._stopping(local), PROGRESS_STEPS)
             with self._rconns_lock:
                 self._rconns.append(conn)
         if conn.in_transaction:
             return fn(conn)
+        local.deadline, local.stop = deadline, stop
         conn.execute("BEGIN")
         try:
             return fn(conn)
+        except sqlite3.OperationalError as exc:
+            if str(exc) != "interrupted":
+                raise
+            if stop is not None and stop.is_set():
+                self.cancelled_reads += 1
+                raise QueryTimeout("the read was cancelled: its client went away") from None
+            raise QueryTimeout(f"the query ran longer than {self.query_timeout:g} s (ML_DASH_QUERY_TIMEOUT) and was "
+                               "stopped; narrow the filter or the scope") from None
         finally:
+            local.deadline, local.stop = math.inf, None  # the COMMIT is never interrupted
             conn.execute("COMMIT")
 
-    async def _read(self, body: Body[T], snapshot: bool = False) -> T:
-        return await self.read(lambda conn: run_sync(body, self._local.answer))
+    @staticmethod
+    def _stopping(local: threading.local) -> bool:
+        """SQLite's progress handler (every ``PROGRESS_STEPS`` virtual machine steps): true stops the statement."""
+        return time.monotonic() > local.deadline or (local.stop is not None and local.stop.is_set())
+
+    async def _read(self, body: Body[T], snapshot: bool = False, light: bool = False) -> T:
+        return await self.read(lambda conn: run_sync(body, self._local.answer), light)
 
     async def _write(self, body: Body[T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writer, self._transaction, body)

@@ -117,7 +117,7 @@ def test_offline_runs_sync_with_summary_and_torn_tail(make_exp, tmp_path, server
     assert by_prefix["failed"].events["metrics"] == 1 and by_prefix["failed"].run_status == "FAILED"
     assert all(r.error is None for r in results)
     summary = format_summary(results)
-    assert "2 experiment(s), 3002 events and 1 files sent, 0 failed" in summary
+    assert "2 experiment(s), 3006 events and 1 files sent, 0 failed" in summary  # 4 of them system rows
 
     view = server_view(server, find_experiment_id(server, "failed"))
     assert view["steps"] == [0] and "diverged" in view["runs"][0]["error"]

@@ -119,7 +119,8 @@ export class OverlayChart {
     this.renders++;
     Object.assign(this.container.dataset, {
       state: "ready", runs: String(this.runs.length), renders: String(this.renders),
-      points: String(series.reduce((n, s) => n + s.xs.length, 0)), max: rawMax === -Infinity ? "" : String(rawMax),
+      points: String(series.reduce((n, s) => n + s.xs.length, 0)),
+      placed: String(series.reduce((n, s) => n + s.xs.filter((x, i) => x !== null && s.raw[i] !== null).length, 0)), max: rawMax === -Infinity ? "" : String(rawMax),
       lines: String(this.lines.length), xMode, yRange: `${y0},${y1}`, yMode: mode,
     });
     this.drawLegend();

@@ -6,6 +6,9 @@ import { combineFilters, serverFilter, serverOrder, serverSortable, subtreeFilte
 import { prepareRow } from "./lib/rows.js";
 
 const ROW_FIELDS = "id directory prefix readme status hostname startedAt completedAt params lastMetrics";
+// Each metric's last / min / max over its whole series (lib/rows.js prepareRow: row.summary), for the table's summary
+// columns. Table pages only: the charts' sample of up to 1,000 runs does not need it.
+const SUMMARY_FIELDS = "metricSummary { name last min max }";
 const PAGE = 100;  // rows per experimentPage read: the first one covers the rows in view and the overscan
 
 // The source of a workspace (or directory subtree) view, its first page read (newest first).
@@ -32,11 +35,11 @@ class ServerSource {
     await this.reload();
   }
 
-  async fetchPage(offset, limit) {
+  async fetchPage(offset, limit, withSummary = true) {
     const data = await api.graphql(`query Page($ns: String, $ws: String, $within: String, $filter: String, $order: String, $limit: Int, $offset: Int) {
       all: experimentPage(namespace: $ns, workspace: $ws, filter: $within, limit: 1) { total }
       page: experimentPage(namespace: $ns, workspace: $ws, filter: $filter, orderBy: $order, limit: $limit, offset: $offset) {
-        total items { ${ROW_FIELDS} } } }`, { ...this.scope, within: this.within, filter: this.filter, order: this.orderBy, limit, offset });
+        total items { ${ROW_FIELDS} ${withSummary ? SUMMARY_FIELDS : ""} } } }`, { ...this.scope, within: this.within, filter: this.filter, order: this.orderBy, limit, offset });
     this.total = data.page.total; this.all = data.all.total;
     const rows = data.page.items.map(prepareRow);
     for (const r of rows) {
@@ -74,7 +77,7 @@ class ServerSource {
   // The first `limit` rows in the table's order, for the charts and the parallel coordinates.
   async sample(limit) {
     if (this.total <= PAGE && Array.isArray(this.pages.get(0))) return this.pages.get(0).slice(0, limit);
-    return this.fetchPage(0, limit);
+    return this.fetchPage(0, limit, false);
   }
 
   async reload() {

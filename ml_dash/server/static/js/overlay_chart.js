@@ -58,7 +58,7 @@ export class OverlayChart {
     if (!run.times) return run.steps.map(() => null);
     if (mode === "time") return run.times;
     const start = run.start ?? run.times.find((t) => t !== null);
-    return run.times.map((t) => (t === null ? null : (t - start) / unit));
+    return run.times.map((t) => (t === null ? null : (t - start) / unit.seconds));  // unit: relativeUnit()
   }
 
   draw() {
@@ -120,7 +120,7 @@ export class OverlayChart {
     Object.assign(this.container.dataset, {
       state: "ready", runs: String(this.runs.length), renders: String(this.renders),
       points: String(series.reduce((n, s) => n + s.xs.length, 0)),
-      placed: String(series.reduce((n, s) => n + s.xs.filter((x, i) => x !== null && s.raw[i] !== null).length, 0)), max: rawMax === -Infinity ? "" : String(rawMax),
+      placed: String(series.reduce((n, s) => n + s.xs.filter((x, i) => x !== null && isFinite(x) && s.raw[i] !== null).length, 0)), max: rawMax === -Infinity ? "" : String(rawMax),
       lines: String(this.lines.length), xMode, yRange: `${y0},${y1}`, yMode: mode,
     });
     this.drawLegend();

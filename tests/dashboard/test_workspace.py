@@ -70,6 +70,9 @@ def test_hover_names_and_highlights_a_run_and_click_opens_it(server, page):
     page.goto(f"{base_url}/#/ws/alice/sweep?view=charts")
     wait_overlays(page, 2)
     loss = '.overlay-chart[data-metric="loss"]'
+    # The robust default y range leaves the one-step spike off the chart: show every value first.
+    page.select_option(f'.chart-card:has({loss}) select.y-range', "full")
+    page.wait_for_selector(f"{loss}[data-y-mode=full]")
     # Find the spike's pixel from the chart's own scales, then hover there.
     x, y = page.eval_on_selector(loss, """(c) => { const chart = c.querySelector('.overlay-top');
       const box = chart.getBoundingClientRect(); return [box.left, box.top]; }""")

@@ -20,7 +20,7 @@ import numpy as np
 from ml_dash.server.errors import BadRequest, NotFound
 from ml_dash.server.http.graphql_cost import DEFAULT_BATCH_POINTS, MAX_POINTS, MAX_SERIES_BATCH
 from ml_dash.server.http.scope import Scope
-from ml_dash.server.series.downsample import series_result
+from ml_dash.server.series.downsample import Envelope, minmax_indices, series_result
 
 X_MODES = ("step", "time")
 # Overlaid values are drawn, not read off: 7 significant digits (float32's precision) keep every pixel and halve the
@@ -63,8 +63,21 @@ async def _one(storage: Any, scope: Scope, experiment_id: str, name: str, max_po
     result = series_result(name, series, max_points, nonfinite_as_text=False)
     result["values"] = _rounded(result["values"])
     result["experimentId"] = experiment_id
-    result["times"] = await _times(storage, experiment_id, name, result["steps"]) if with_times else None
+    result["times"] = (await _times(storage, experiment_id, name, _places(series, result["steps"], max_points))
+                       if with_times else None)
     return result
+
+
+def _places(series: Any, steps: list, max_points: int) -> list:
+    """Where each kept point sits on the step-time anchors' axis: its step, or, for a series logged without steps
+    (W&B's habit), its position in log order, which is what the anchors of such a series map to times
+    (``series.chunks.step_time_anchors``). Without this a stepless series had no times and no wall-time axis."""
+    if not steps or any(s is not None for s in steps):
+        return steps
+    if isinstance(series, Envelope):  # from block summaries: the kept positions are not known, spread them evenly
+        last = series.count - 1
+        return [round(i * last / max(1, len(steps) - 1)) for i in range(len(steps))]
+    return minmax_indices(series.values, max_points).tolist()  # the same points series_result kept
 
 
 async def _times(storage: Any, experiment_id: str, name: str, steps: list) -> list | None:

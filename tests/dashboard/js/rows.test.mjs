@@ -83,3 +83,18 @@ test("systemChartGroups: known series together in a fixed order, unknown ones al
   assert.deepEqual(systemChartGroups(["system/process_threads", "system/cpu_percent"]).map((g) => [g.title, !!g.integer]),
     [["Machine CPU % (all CPUs)", false], ["Threads", true]]);
 });
+
+test("prepareRow shapes metricSummary into summary.<metric>.<stat> keys that cellOf and summaryColumns read", async () => {
+  const { cellOf, prepareRow, summaryColumns } = await import("../../../ml_dash/server/static/js/lib/rows.js");
+  const row = prepareRow({ id: "e1", params: {}, lastMetrics: { "train.loss": 0.2 }, metricSummary: [
+    { name: "train.loss", last: 0.2, min: 0.15, max: 2.3, count: 60 }, { name: "acc", last: "NaN", min: null, max: null, count: 1 }] });
+  assert.deepEqual(row.summary, { "train.loss.last": 0.2, "train.loss.min": 0.15, "train.loss.max": 2.3,
+                                  "acc.last": "NaN", "acc.min": null, "acc.max": null });
+  assert.equal(cellOf(row, "summary:train.loss.min"), 0.15);
+  assert.equal(cellOf(row, "summary:train.loss.max"), 2.3);
+  assert.equal(cellOf(row, "summary:nope.min"), undefined);
+  assert.deepEqual(prepareRow({ id: "e2" }).summary, {});  // a query that did not ask for it
+  assert.deepEqual(summaryColumns(new Set(["train.loss"])).map((c) => [c.key, c.label]), [
+    ["summary:train.loss.last", "train.loss (last)"], ["summary:train.loss.min", "train.loss (min)"],
+    ["summary:train.loss.max", "train.loss (max)"]]);
+});

@@ -138,3 +138,63 @@ test("effectiveXMode: auto is the step with steps, the relative time without", a
   assert.equal(effectiveXMode("time", true), "time");
   assert.equal(effectiveXMode("step", true), "step");
 });
+
+test("groupEnvelope: two runs logged at interleaved steps give a mean with no gaps", async () => {
+  const { groupEnvelope } = await import("../../../ml_dash/server/static/js/lib/series.js");
+  // Run A logs at even steps, run B at odd ones, both y = step (A) and y = step + 10 (B); one column per step.
+  const a = { xs: [0, 2, 4, 6, 8, 10], values: [0, 2, 4, 6, 8, 10] };
+  const b = { xs: [1, 3, 5, 7, 9], values: [11, 13, 15, 17, 19] };
+  const { xs, mean, lo, hi } = groupEnvelope([a, b], 0, 10, 11);
+  assert.deepEqual(xs, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  // Step 0 and 10 lie outside B's range [1, 9]: no extrapolation, A alone. Inside, each run's own or interpolated
+  // value: A is x, B is x + 10, so the mean is x + 5 on every column.
+  assert.equal(mean[0], 0);
+  assert.equal(mean[10], 10);
+  for (let x = 1; x <= 9; x++) close(mean[x], x + 5);
+  assert.ok(mean.every((m) => m !== null));
+  for (let x = 1; x <= 9; x++) { close(lo[x], x); close(hi[x], x + 10); }
+  // More columns than either run has points (a chart wider than the runs are long): still no hole.
+  const fine = groupEnvelope([a, b], 0, 10, 41);
+  assert.ok(fine.mean.every((m) => m !== null), `holes: ${fine.mean}`);
+  close(fine.mean[20], 10);  // x = 5: A interpolated (5) and B's own point (15)
+});
+
+test("groupEnvelope does not extrapolate a shorter run past its own range", async () => {
+  const { groupEnvelope } = await import("../../../ml_dash/server/static/js/lib/series.js");
+  const { mean } = groupEnvelope([{ xs: [0, 4], values: [0, 4] }, { xs: [0, 2], values: [100, 100] }], 0, 4, 5);
+  assert.deepEqual(mean, [50, 50.5, 51, 3, 4]);
+});
+
+test("robustRange keeps a diverged run from flattening the others, and keeps every non-outlier whole", async () => {
+  const { robustRange } = await import("../../../ml_dash/server/static/js/lib/series.js");
+  const curve = (k) => Array.from({ length: 60 }, (_, i) => 2.3 * Math.exp(-0.05 * i) + 0.1 * k);
+  // The fifth run diverges halfway: 30 of its 60 points at 1e6 (10% of all points: no pooled percentile would do).
+  const diverged = curve(0).map((v, i) => (i < 30 ? v : 1e6));
+  const { range: [low, high], clipped } = robustRange([curve(1), curve(2), curve(3), curve(4), diverged]);
+  assert.equal(clipped, 30);
+  const values = [curve(1), curve(2), curve(3), curve(4)].flat();
+  assert.ok(low < Math.min(...values) && high > Math.max(...values), "the other runs are drawn whole");
+  assert.ok(high < 3, `high ${high} stays near the others`);
+});
+
+test("robustRange is the full padded range when nothing is an outlier, and null without values", async () => {
+  const { robustRange, yRangeOf } = await import("../../../ml_dash/server/static/js/lib/series.js");
+  const { range, clipped } = robustRange([[0, 10], [5, null, NaN]]);
+  assert.equal(clipped, 0);
+  assert.deepEqual(range, [-0.4, 10.4]);
+  assert.equal(robustRange([[null], []]), null);
+  assert.deepEqual(robustRange([[3, 3]]).range, [2.7, 3.3]);  // constant: widened, not a zero span
+  const traces = [[1, 2], [1, 2], [1, 2], [1, 1e6]];
+  assert.ok(yRangeOf(traces)[1] < 3);
+  assert.ok(yRangeOf(traces, { mode: "full" })[1] > 1e6);
+  assert.deepEqual(yRangeOf(traces, { mode: "manual", min: 0, max: 5 }), [0, 5]);
+  assert.equal(yRangeOf(traces, { mode: "manual", min: 0, max: null })[0], 0);  // an empty side follows the full range
+});
+
+test("robustRange never cuts traces of different scales, nor one of two traces", async () => {
+  const { robustRange } = await import("../../../ml_dash/server/static/js/lib/series.js");
+  const flat = (v) => Array.from({ length: 20 }, (_, i) => v + i);
+  // Memory: process RSS, used and available MiB on one chart.
+  assert.equal(robustRange([flat(500), flat(31000), flat(200000)]).clipped, 0);
+  assert.equal(robustRange([flat(1), flat(1e6)]).clipped, 0);  // two runs: neither is "the others"
+});

@@ -63,6 +63,24 @@ async def test_series_batch_time_axis_interpolates_timestamps(client):
         assert got["times"] == [pytest.approx(1000.0 + s) for s in got["steps"]]
 
 
+async def test_series_batch_time_axis_gives_times_to_a_series_logged_without_steps(client):
+    """A metric logged without step= (W&B's habit) still gets its points' wall-clock times with x: "time", from
+    each point's log order, whole or min/max-bucketed, so a workspace chart can draw it on a time axis."""
+    experiment_id = await new_experiment(client, "stepless")
+    run_id = await new_run(client, experiment_id)
+    events = [{"timestamp": 2000.0 + 10 * i, "metrics": {"loss": 5.0 - i / 100}} for i in range(300)]
+    answer = await post_batch(client, experiment_id, {"run_id": run_id, "stream": "metrics", "stream_id": "c1:metrics",
+                                                      "start": 0, "end": 1, "events": events})
+    assert answer.status == 200, await answer.text()
+    for n in (1000, 20):  # every point, then 20 buckets (up to 40 points)
+        status, body = await gql(client, BATCH, {"ids": [experiment_id], "name": "loss", "n": n, "x": "time"})
+        assert status == 200, body
+        got = body["data"]["seriesBatch"][0]
+        assert set(got["steps"]) == {None} and len(got["times"]) == len(got["values"]) <= min(300, 2 * n)
+        # loss 5 - i/100 was logged at 2000 + 10 i: each value's time follows from the value itself.
+        assert got["times"] == [pytest.approx(2000.0 + 10 * round((5.0 - v) * 100)) for v in got["values"]]
+
+
 async def test_series_batch_step_range_is_the_same_for_every_run(client):
     """stepMin/stepMax (a zoomed compare chart) narrow every run's answer to that range, at full resolution there."""
     ids = await seeded_runs(client, 3, points=1000)

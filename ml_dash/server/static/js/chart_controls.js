@@ -28,3 +28,30 @@ export function controlsToolbar(controls, onChange) {
     el("label", { class: "control" }, "smoothing ", slider, " ", value),
     el("label", { class: "control" }, logBox, " log y"));
 }
+
+export const Y_MODES = [["robust", "y: auto (robust)"], ["full", "y: full"], ["manual", "y: manual"]];
+
+// A chart's own y-range control: "robust" (the default: a diverged run's values are left off so the others stay
+// readable, lib/series.js robustRange), "full" (every value), or "manual" min–max (a side left empty follows the
+// full range). onChange({mode, min, max}) on every change.
+export function yRangeControl(onChange, yRange = { mode: "robust", min: null, max: null }) {
+  const state = { ...yRange };
+  const select = el("select", { class: "y-range", title: "y range" }, Y_MODES.map(([value, label]) => el("option", { value }, label)));
+  select.value = state.mode;
+  const bound = (key) => {
+    const input = el("input", { type: "number", step: "any", class: `y-${key}`, placeholder: key, value: state[key] ?? "" });
+    input.addEventListener("change", () => {
+      state[key] = input.value === "" || !isFinite(Number(input.value)) ? null : Number(input.value);
+      onChange({ ...state });
+    });
+    return input;
+  };
+  const low = bound("min"), high = bound("max");
+  const manual = el("span", { class: "y-manual", hidden: state.mode !== "manual" }, low, "–", high);
+  select.addEventListener("change", () => {
+    state.mode = select.value;
+    manual.hidden = state.mode !== "manual";
+    onChange({ ...state });
+  });
+  return el("span", { class: "y-range-control" }, select, manual);
+}

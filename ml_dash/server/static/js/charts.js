@@ -5,7 +5,7 @@
 import { el } from "./dom.js";
 import { plotlyText } from "./lib/format.js";
 import { categoricalColor } from "./lib/scales.js";
-import { constantRange, effectiveXMode, ema, interpolate, placeOf, relativeUnit, toMillis } from "./lib/series.js";
+import { constantRange, effectiveXMode, ema, interpolate, placeOf, relativeUnit, toMillis, yRangeOf } from "./lib/series.js";
 
 // plotly.js (1.2 MB basic bundle, or the full 4.8 MB one): index.html only preloads it (download, no execution), and
 // it runs when the first chart has sent its series request, so the browser evaluates it while the server reads.
@@ -49,6 +49,12 @@ export class MetricChart {
     this.destroyed = false;
     this.onNeedData = () => Promise.resolve();
     this.onDrawn = null;
+    this.yRange = { mode: "robust", min: null, max: null };  // chart_controls.js yRangeControl
+  }
+
+  setYRange(yRange) {
+    this.yRange = yRange;
+    if (this.loaded.length && !this.destroyed) this.draw();
   }
 
   // "auto" (the default) draws a series logged without steps against the relative time; stepless is known once
@@ -122,10 +128,13 @@ export class MetricChart {
       legend: { orientation: "h", y: -0.18 },
       xaxis: { title: { text: plotlyText(xTitle) }, type: this.xMode === "time" ? "date" : "linear" },
       // SI ticks (1.5k, 2T) and automargin: a label of 1e12 would otherwise be cut to "00000000" at the left edge.
-      yaxis: { autorange: true, type: logY ? "log" : "linear", exponentformat: "SI", automargin: true }, uirevision: `${this.xMode}:${logY}`, hovermode: "x",
+      yaxis: { autorange: true, type: logY ? "log" : "linear", exponentformat: "SI", automargin: true }, uirevision: `${this.xMode}:${logY}:${Object.values(this.yRange).join(":")}`, hovermode: "x",
     };
     const constant = logY ? null : constantRange(this.loaded.map((m) => m.min), this.loaded.map((m) => m.max));
-    if (constant) layout.yaxis = { ...layout.yaxis, autorange: false, range: constant };
+    const range = constant || this.yRangeOfValues(logY);
+    if (range) layout.yaxis = { ...layout.yaxis, autorange: false, range };
+    this.container.dataset.yRange = range ? range.join(",") : "";
+    this.container.dataset.yMode = this.yRange.mode;
     if (this.stepRange && this.xRange) layout.xaxis.range = this.xRange;
     else layout.xaxis.autorange = true;
     const config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
@@ -141,6 +150,14 @@ export class MetricChart {
     this.container.dataset.xMode = this.xMode;
     this.container.dataset.state = "ready";
     if (this.onDrawn) this.onDrawn(this);
+  }
+
+  // The y range (robust by default: a diverged series' outlying values stay off the chart), in the axis' units: plotly
+  // takes a log axis' range as powers of ten.
+  yRangeOfValues(logY) {
+    const ty = (v) => (v === null || v === undefined || !isFinite(v) ? null : logY ? (v > 0 ? Math.log10(v) : null) : v);
+    const { mode, min, max } = this.yRange;
+    return yRangeOf(this.loaded.map((m) => m.values.map(ty)), { mode, min: min === null ? null : ty(min), max: max === null ? null : ty(max) });
   }
 
   onRelayout(event) {

@@ -1,7 +1,7 @@
 // The experiment page's Metrics section: the shared chart controls and one MetricChart per metric, grouped by
 // namespace (train.*, val.*, train/*), each fed by metric_series.js.
 
-import { controlsToolbar, defaultControls } from "./chart_controls.js";
+import { controlsToolbar, defaultControls, yRangeControl } from "./chart_controls.js";
 import { MetricChart } from "./charts.js";
 import { el } from "./dom.js";
 import { formatValue } from "./lib/format.js";
@@ -40,8 +40,9 @@ export class MetricsSection {
       for (const name of names) {
         const countLabel = el("span", { class: "count" });
         const div = el("div", { class: "chart", "data-metric": name });
-        grid.append(el("div", { class: "chart-card" }, el("div", { class: "title" }, el("span", {}, name), countLabel), div));
         const chart = new MetricChart(div, [{ experimentId: this.experimentId, metric: name, label: name }], { controls: this.controls });
+        const yControl = yRangeControl((yRange) => chart.setYRange(yRange));
+        grid.append(el("div", { class: "chart-card" }, el("div", { class: "title" }, el("span", {}, name), el("span", {}, countLabel, " ", yControl)), div));
         chart.onDrawn = (c) => {
           const m = c.loaded[0];
           countLabel.textContent = m.count > m.values.length ? `${m.values.length} of ${m.count} points (min/max envelope)` : `${m.count} points`;

@@ -2,11 +2,12 @@
 
 import { el } from "./dom.js";
 import { formatValue, siTick, timeLabel } from "./lib/format.js";
-import { effectiveXMode, ema, extent, groupEnvelope, nearestIndex, niceTicks, relativeUnit } from "./lib/series.js";
+import { effectiveXMode, ema, extent, groupEnvelope, nearestIndex, niceTicks, placeOf, relativeUnit, yRangeOf } from "./lib/series.js";
 
 // SVG (plotly) slows down past a few hundred traces of ~1,000 points; a canvas draws 1,000 envelopes in one pass.
 const MARGIN = { l: 56, r: 12, t: 10, b: 30 };
 const HOVER_PX = 24;  // a line further than this from the pointer is not picked
+const LEGEND_ITEMS = 300;  // entries written into a chart's legend; a workspace of 1,000 runs says how many more
 
 export class OverlayChart {
   constructor(container, { onOpen = null, height = 240 } = {}) {
@@ -18,6 +19,10 @@ export class OverlayChart {
     this.tip = el("div", { class: "overlay-tip", hidden: true });
     container.classList.add("overlay-chart");
     container.replaceChildren(this.base, this.top, this.tip);
+    // One entry per drawn line (run or group) in its colour, under the plot: compact, scrolling when there are many.
+    this.legend = el("div", { class: "overlay-legend legend" });
+    if (container.parentNode) container.after(this.legend);
+    this.yRange = { mode: "robust", min: null, max: null };  // y-range control (chart_controls.js yRangeControl)
     this.lines = [];
     this.hovered = null;
     this.renders = 0;
@@ -42,17 +47,22 @@ export class OverlayChart {
     this.draw();
   }
 
+  // Every run was logged without steps (W&B's habit): "auto" draws it on the relative time, "step" by log order.
+  get stepless() {
+    return this.runs.length > 0 && this.runs.every((r) => !r.steps.length || r.steps.every((s) => s === null));
+  }
+
   xsOf(run, unit) {
-    const mode = effectiveXMode(this.controls.xMode, false);
-    if (mode === "step") return run.steps;
+    const mode = effectiveXMode(this.controls.xMode, this.stepless);
+    if (mode === "step") return placeOf(run.steps, run.count ?? run.steps.length);
     if (!run.times) return run.steps.map(() => null);
     if (mode === "time") return run.times;
     const start = run.start ?? run.times.find((t) => t !== null);
-    return run.times.map((t) => (t === null ? null : (t - start) / unit));
+    return run.times.map((t) => (t === null ? null : (t - start) / unit.seconds));  // unit: relativeUnit()
   }
 
   draw() {
-    const { smoothing, logY } = this.controls, xMode = effectiveXMode(this.controls.xMode, false);
+    const { smoothing, logY } = this.controls, xMode = effectiveXMode(this.controls.xMode, this.stepless);
     const width = Math.max(200, this.container.clientWidth || 500), height = this.height;
     this.width = this.container.clientWidth;
     const ratio = window.devicePixelRatio || 1;
@@ -69,7 +79,11 @@ export class OverlayChart {
       for (const v of run.values) if (v !== null && v > rawMax) rawMax = v;
       return { run, xs, raw: run.values.map(ty), smooth: smoothing > 0 ? ema(run.values, smoothing).map(ty) : null };
     });
-    const { x: [x0, x1], y: [y0, y1] } = extent(series.map((s) => ({ xs: s.xs, ys: s.raw })));
+    const { x: [x0, x1], y: full } = extent(series.map((s) => ({ xs: s.xs, ys: s.raw })));
+    // A diverged run would flatten the others: by default the y range leaves its outlying values off the chart.
+    const { mode, min, max } = this.yRange;
+    const [y0, y1] = yRangeOf(series.map((s) => s.raw.filter((_, i) => s.xs[i] !== null)),
+      { mode, min: min === null ? null : ty(min), max: max === null ? null : ty(max) }) || full;
     const plot = { l: MARGIN.l, t: MARGIN.t, w: width - MARGIN.l - MARGIN.r, h: height - MARGIN.t - MARGIN.b };
     const px = (x) => plot.l + ((x - x0) / (x1 - x0)) * plot.w;
     const py = (y) => plot.t + (1 - (y - y0) / (y1 - y0)) * plot.h;
@@ -78,13 +92,14 @@ export class OverlayChart {
     const ctx = this.base.getContext("2d");
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     ctx.clearRect(0, 0, width, height);
-    drawAxes(ctx, plot, [x0, x1], [y0, y1], px, py, xMode, logY, xMode === "relative" ? unit.label : xMode === "step" ? "step" : "");
+    const stepTitle = this.stepless ? "point (logged without a step)" : "step";
+    drawAxes(ctx, plot, [x0, x1], [y0, y1], px, py, xMode, logY, xMode === "relative" ? unit.label : xMode === "step" ? stepTitle : "");
     ctx.save();
     ctx.beginPath(); ctx.rect(plot.l, plot.t, plot.w, plot.h); ctx.clip();
     const many = series.length > 50;
     if (this.groups) {
-      // No more columns than a run has points, or columns without a point would break the band into stripes.
-      const bins = Math.max(10, Math.min(Math.round(plot.w / 2), ...series.map((s) => s.xs.length)));
+      // groupEnvelope interpolates each run between its points, so a column needs no point of its own.
+      const bins = Math.max(10, Math.round(plot.w / 2));
       this.lines = this.groups.map((g) => groupLine(g, series, x0, x1, bins, smoothing, ty));
       for (const line of this.lines) {
         ctx.fillStyle = line.color; ctx.globalAlpha = 0.18;
@@ -104,10 +119,24 @@ export class OverlayChart {
     this.renders++;
     Object.assign(this.container.dataset, {
       state: "ready", runs: String(this.runs.length), renders: String(this.renders),
-      points: String(series.reduce((n, s) => n + s.xs.length, 0)), max: rawMax === -Infinity ? "" : String(rawMax),
-      lines: String(this.lines.length),
+      points: String(series.reduce((n, s) => n + s.xs.length, 0)),
+      placed: String(series.reduce((n, s) => n + s.xs.filter((x, i) => x !== null && isFinite(x) && s.raw[i] !== null).length, 0)), max: rawMax === -Infinity ? "" : String(rawMax),
+      lines: String(this.lines.length), xMode, yRange: `${y0},${y1}`, yMode: mode,
     });
+    this.drawLegend();
     this.hover(null, null);
+  }
+
+  drawLegend() {
+    const items = this.lines.slice(0, LEGEND_ITEMS).map((line) => el("span", { class: "legend-item", "data-id": line.id || "", title: line.label },
+      el("span", { class: "swatch", style: `background:${line.color}` }), line.label));
+    if (this.lines.length > LEGEND_ITEMS) items.push(el("span", { class: "muted" }, `and ${this.lines.length - LEGEND_ITEMS} more`));
+    this.legend.replaceChildren(...items);
+  }
+
+  setYRange(yRange) {
+    this.yRange = yRange;
+    if (this.runs) this.draw();
   }
 
   // The line nearest the pointer (vertically, at the pointer's x) is drawn on top, the others fade behind a veil.

@@ -6,6 +6,9 @@ import { combineFilters, serverFilter, serverOrder, serverSortable, subtreeFilte
 import { prepareRow } from "./lib/rows.js";
 
 const ROW_FIELDS = "id directory prefix readme status hostname startedAt completedAt params lastMetrics tags notes";
+// Each metric's last / min / max over its whole series (lib/rows.js prepareRow: row.summary), for the table's summary
+// columns. Table pages only: the charts' sample of up to 1,000 runs does not need it.
+const SUMMARY_FIELDS = "metricSummary { name last min max }";
 const PAGE = 100;  // rows per experimentPage read: the first one covers the rows in view and the overscan
 
 // The source of a workspace (or directory subtree) view, its first page read (newest first).
@@ -40,11 +43,11 @@ class ServerSource {
     }
   }
 
-  async fetchPage(offset, limit) {
+  async fetchPage(offset, limit, withSummary = true) {
     const data = await api.graphql(`query Page($ns: String, $ws: String, $within: String, $filter: String, $order: String, $limit: Int, $offset: Int) {
       all: experimentPage(namespace: $ns, workspace: $ws, filter: $within, limit: 1) { total }
       page: experimentPage(namespace: $ns, workspace: $ws, filter: $filter, orderBy: $order, limit: $limit, offset: $offset) {
-        total items { ${ROW_FIELDS} } } }`, { ...this.scope, within: this.within, filter: this.filter, order: this.orderBy, limit, offset });
+        total items { ${ROW_FIELDS} ${withSummary ? SUMMARY_FIELDS : ""} } } }`, { ...this.scope, within: this.within, filter: this.filter, order: this.orderBy, limit, offset });
     // A refused filter comes back as page: null with the server's message (a partial answer: "all" still counts).
     if (!data.page) throw new Error((data.errors || []).map((m) => m.replace(/^page: /, "")).join("; ") || "the server answered no page");
     this.total = data.page.total; this.all = data.all ? data.all.total : this.all;
@@ -84,7 +87,7 @@ class ServerSource {
   // The first `limit` rows in the table's order, for the charts and the parallel coordinates.
   async sample(limit) {
     if (this.total <= PAGE && Array.isArray(this.pages.get(0))) return this.pages.get(0).slice(0, limit);
-    return this.fetchPage(0, limit);
+    return this.fetchPage(0, limit, false);
   }
 
   async reload() {

@@ -2,7 +2,7 @@
 // seriesBatch request per metric), coloured or grouped by a parameter, with the shared smoothing/log/x controls.
 
 import { api } from "./api.js";
-import { controlsToolbar, defaultControls } from "./chart_controls.js";
+import { controlsToolbar, defaultControls, yRangeControl } from "./chart_controls.js";
 import { el } from "./dom.js";
 import { formatValue } from "./lib/format.js";
 import { groupByValue, varyingKeys } from "./lib/rows.js";
@@ -46,8 +46,11 @@ export function workspaceCharts(container, { onOpen }) {
       for (const metric of metrics) {
         const count = el("span", { class: "count" });
         const div = el("div", { class: "chart overlay", "data-metric": metric });
-        grid.append(el("div", { class: "chart-card" }, el("div", { class: "title" }, el("span", {}, metric), count), div));
-        state.charts.set(metric, { metric, count, div, overlay: new OverlayChart(div, { onOpen }), runs: [], answers: [] });
+        const card = el("div", { class: "chart-card" }, el("div", { class: "title" }, el("span", {}, metric), count), div);
+        grid.append(card);
+        const overlay = new OverlayChart(div, { onOpen });
+        card.querySelector(".title").append(yRangeControl((yRange) => overlay.setYRange(yRange)));
+        state.charts.set(metric, { metric, count, div, overlay, runs: [], answers: [] });
       }
     }
     await loadAll();
@@ -63,7 +66,8 @@ export function workspaceCharts(container, { onOpen }) {
 
   async function load(chart, number) {
     const runs = state.rows.filter((r) => chart.metric in r.lastMetrics).slice(0, MAX_OVERLAY);
-    const withTimes = effectiveXMode(state.controls.xMode, false) !== "step";
+    // On "auto", a chart whose runs were all logged without steps (known from its last answer) goes on the time axis.
+    const withTimes = effectiveXMode(state.controls.xMode, chart.stepless) !== "step";
     const maxPoints = bucketsFor(runs.length, chart.div.clientWidth || 500, withTimes);
     // One request for every run of this chart, not one per run.
     const data = await api.graphql(`query Overlay($ids: [ID!]!, $name: String!, $n: Int, $x: String) {
@@ -73,6 +77,11 @@ export function workspaceCharts(container, { onOpen }) {
     chart.runs = runs;
     chart.answers = data.seriesBatch;
     chart.div.dataset.buckets = String(maxPoints);
+    const stepless = chart.answers.some((a) => a && a.steps.length) && chart.answers.every((a) => !a || a.steps.every((s) => s === null));
+    if (stepless !== Boolean(chart.stepless)) {
+      chart.stepless = stepless;
+      if (effectiveXMode(state.controls.xMode, stepless) !== "step" && !withTimes) { await load(chart, number); return; }
+    }
     draw(chart);
   }
 
@@ -82,7 +91,7 @@ export function workspaceCharts(container, { onOpen }) {
     chart.runs.forEach((row, i) => {
       const answer = chart.answers[i];
       if (!answer) return;
-      series.push({ id: row.id, label: labelOf(row), color: colorOf(row), steps: answer.steps, values: answer.values,
+      series.push({ id: row.id, label: labelOf(row), color: colorOf(row), steps: answer.steps, values: answer.values, count: answer.count,
                     times: answer.times || null, start: row.startedAt });
       rowsOf.push(row);
     });

@@ -18,8 +18,21 @@ export function flatten(object, prefix = "", out = {}) {
   return out;
 }
 
+export const SUMMARY_STATS = ["last", "min", "max"];
+
+// An experiment as the runs table reads it. Its metricSummary ([{name, last, min, max}], when the query asked for
+// it) becomes `summary`, flat keys "<metric>.<stat>" ("train.loss.min"), so a metric's minimum or maximum over its
+// whole series can be a column or a sort key like its last value.
 export function prepareRow(e) {
-  return { ...e, flatParams: flatten(e.params || {}), lastMetrics: e.lastMetrics || {} };
+  const summary = {};
+  for (const m of e.metricSummary || []) for (const stat of SUMMARY_STATS) summary[`${m.name}.${stat}`] = m[stat] ?? null;
+  return { ...e, flatParams: flatten(e.params || {}), lastMetrics: e.lastMetrics || {}, summary };
+}
+
+// The summary columns of metrics (last, min and max of each), for a column chooser: {key, label, kind}, key read by
+// cellOf ("summary:loss.min").
+export function summaryColumns(metrics) {
+  return [...metrics].sort().flatMap((m) => SUMMARY_STATS.map((stat) => ({ key: `summary:${m}.${stat}`, label: `${m} (${stat})`, kind: "metric" })));
 }
 
 // The value of a table column ("status", "started", "duration", "param:lr", "metric:loss") for a prepared row.
@@ -28,6 +41,7 @@ export function cellOf(row, key, now = undefined) {
   if (key === "started") return row.startedAt;
   if (key.startsWith("param:")) return row.flatParams[key.slice(6)];
   if (key.startsWith("metric:")) return row.lastMetrics[key.slice(7)];
+  if (key.startsWith("summary:")) return (row.summary || {})[key.slice(8)];
   return row[key];
 }
 

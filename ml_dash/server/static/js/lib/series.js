@@ -122,29 +122,109 @@ export function nearestIndex(xs, mx, px) {
 }
 
 // A group of runs as the mean of its runs with the min-max band across them, on `bins` columns spanning [x0, x1].
-// Each run ([{xs, values}]) first reduces to its own per-column mean (so a run with more points in a column does not
-// weigh more), while min and max take every point (so a spike in any run widens the band).
-// Returns {xs, mean, lo, hi}, with null where no run has a point.
+// Runs rarely log at the same steps (every 10 steps here, every 25 there; a min/max envelope's points fall where each
+// bucket's extremes were), so a column one run has no point in takes that run's value interpolated between its
+// neighbouring points: the mean has no holes where the runs interleave. A run counts only within its own x range
+// (no extrapolation: a shorter run does not drag the mean past its last point). A run with points in a column
+// reduces to its own mean there (more points do not weigh more), while min and max take every point (a spike in any
+// run widens the band). Returns {xs, mean, lo, hi}, with null where no run covers a column.
 export function groupEnvelope(runs, x0, x1, bins) {
+  const xs = Array.from({ length: bins }, (_, b) => (bins > 1 ? x0 + ((x1 - x0) * b) / (bins - 1) : x0));
   const sum = new Float64Array(bins), count = new Float64Array(bins);
   const lo = new Array(bins).fill(null), hi = new Array(bins).fill(null);
   const runSum = new Float64Array(bins), runCount = new Float64Array(bins);
-  for (const { xs, values } of runs) {
-    const touched = [];
-    values.forEach((v, i) => {
-      const x = xs[i];
-      if (x === null || v === null || !isFinite(v)) return;
-      const b = Math.min(bins - 1, Math.max(0, Math.floor(((x - x0) / (x1 - x0)) * (bins - 1) + 0.5)));
-      if (!runCount[b]) touched.push(b);
-      runSum[b] += v; runCount[b]++;
-      if (lo[b] === null || v < lo[b]) lo[b] = v;
-      if (hi[b] === null || v > hi[b]) hi[b] = v;
+  const take = (b, v) => {
+    if (lo[b] === null || v < lo[b]) lo[b] = v;
+    if (hi[b] === null || v > hi[b]) hi[b] = v;
+  };
+  const column = (x) => (bins > 1 && x1 > x0 ? Math.min(bins - 1, Math.max(0, Math.floor(((x - x0) / (x1 - x0)) * (bins - 1) + 0.5))) : 0);
+  for (const run of runs) {
+    const points = [];
+    run.values.forEach((v, i) => {
+      const x = run.xs[i];
+      if (x !== null && x !== undefined && v !== null && v !== undefined && isFinite(v) && isFinite(x)) points.push([x, v]);
     });
-    for (const b of touched) { sum[b] += runSum[b] / runCount[b]; count[b]++; runSum[b] = 0; runCount[b] = 0; }
+    if (!points.length) continue;
+    points.sort((a, b) => a[0] - b[0]);
+    for (const [x, v] of points) { const b = column(x); runSum[b] += v; runCount[b]++; take(b, v); }
+    const first = points[0][0], last = points[points.length - 1][0];
+    let j = 0;
+    for (let b = 0; b < bins; b++) {
+      if (runCount[b]) { sum[b] += runSum[b] / runCount[b]; count[b]++; runSum[b] = 0; runCount[b] = 0; continue; }
+      const x = xs[b];
+      if (x < first || x > last) continue;
+      while (j < points.length - 2 && points[j + 1][0] < x) j++;
+      const [xa, va] = points[j], [xb, vb] = points[Math.min(j + 1, points.length - 1)];
+      const v = xb > xa ? va + ((x - xa) * (vb - va)) / (xb - xa) : va;
+      sum[b] += v; count[b]++; take(b, v);
+    }
   }
-  const xs = Array.from({ length: bins }, (_, b) => x0 + ((x1 - x0) * b) / (bins - 1));
   const mean = Array.from(sum, (s, b) => (count[b] ? s / count[b] : null));
   return { xs, mean, lo, hi };
+}
+
+const quantile = (sorted, q) => {
+  const at = (sorted.length - 1) * q, i = Math.floor(at);
+  return i + 1 < sorted.length ? sorted[i] + (at - i) * (sorted[i + 1] - sorted[i]) : sorted[i];
+};
+
+// The narrowest [low, high] holding whole bodies ([lo, hi] intervals) of a majority of them; all of them when two.
+function majorityCore(bodies) {
+  const need = Math.floor(bodies.length / 2) + 1;
+  const byLow = [...bodies].sort((a, b) => b[0] - a[0]);  // highest low first
+  const highs = [];  // the `need` smallest highs of the bodies seen so far, ascending
+  let best = null;
+  for (const [low, high] of byLow) {
+    let at = 0;
+    while (at < highs.length && highs[at] < high) at++;
+    highs.splice(at, 0, high);
+    if (highs.length > need) highs.pop();
+    if (highs.length === need && (!best || highs[need - 1] - low < best[1] - best[0])) best = [low, highs[need - 1]];
+  }
+  return best;
+}
+
+// The default y range of a chart of several traces, robust to a run that diverged: one loss at 1e6 must not flatten
+// the other runs into a line at the bottom. Each trace's body is its [q, 1 - q] quantiles (1st-99th percentile: a
+// one-step spike is not its body); the core is the narrowest interval holding the bodies of a majority of traces, so
+// a minority of traces, even one that spent half its run at 1e6, cannot widen it. A value is an outlier only when it
+// lies more than `fence` core spans outside the core AND more than `magnitude` times the core's own size from zero
+// (so traces of different scales, memory used and memory free, are never cut); every other value is kept whole (the
+// first steps' high loss, a sweep's slower runs). The range is the kept values' [min, max], padded by `pad` of its
+// span. Nothing is an outlier → the full padded range, as before.
+// traces: arrays of y values (null / non-finite skipped). Returns {range: [low, high], clipped: values left out}, or
+// null without any finite value.
+export function robustRange(traces, { q = 0.01, fence = 3, magnitude = 10, pad = 0.04 } = {}) {
+  const bodies = [], all = [];
+  for (const ys of traces) {
+    const finite = ys.filter((v) => v !== null && v !== undefined && isFinite(v)).sort((a, b) => a - b);
+    if (!finite.length) continue;
+    bodies.push([quantile(finite, q), quantile(finite, 1 - q)]);
+    for (const v of finite) all.push(v);
+  }
+  if (!all.length) return null;
+  const [coreLo, coreHi] = majorityCore(bodies);
+  const span = coreHi - coreLo || Math.abs(coreHi) * 0.1 || 1;
+  const size = magnitude * Math.max(Math.abs(coreLo), Math.abs(coreHi), span);
+  const outlier = (v) => (v < coreLo - fence * span || v > coreHi + fence * span) && Math.abs(v) > size;
+  let low = Infinity, high = -Infinity, clipped = 0;
+  for (const v of all) {
+    if (outlier(v)) { clipped++; continue; }
+    if (v < low) low = v;
+    if (v > high) high = v;
+  }
+  const room = (high - low) * pad || Math.abs(low) * 0.1 || 1;
+  return { range: [low - room, high + room], clipped };
+}
+
+// The y range a chart draws: "robust" (robustRange, the default), "full" (every value), or "manual" ({min, max} as
+// typed; a side left empty follows the full range). Returns [low, high] or null (no finite value).
+export function yRangeOf(traces, { mode = "robust", min = null, max = null } = {}) {
+  if (mode === "robust") { const found = robustRange(traces); return found && found.range; }
+  const full = robustRange(traces, { fence: Infinity });  // nothing is an outlier
+  if (mode === "full") return full && full.range;
+  const low = min ?? (full ? full.range[0] : null), high = max ?? (full ? full.range[1] : null);
+  return low === null || high === null || !(low < high) ? (full && full.range) : [low, high];
 }
 
 // A series logged without steps (W&B's habit: timestamp only) answers null steps. Its points are placed by their

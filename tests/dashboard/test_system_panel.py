@@ -94,3 +94,28 @@ def test_a_run_without_either_shows_neither(logged, page):
     page.wait_for_selector("#system[data-state=ready]", state="attached")  # its names and environment are in
     assert page.eval_on_selector("#system", "s => s.children.length") == 0
     assert page.eval_on_selector("#environment", "s => s.children.length") == 0
+
+
+def test_an_environment_with_odd_types_still_shows_its_panel(logged, page):
+    """An environment is whatever a client PUT: a numeric git commit, a command that is a string, packages as a list
+    must not hide the panel (``git.commit.slice`` threw on a number and the whole panel was lost)."""
+    import urllib.request
+
+    base_url, _, bare, _ = logged
+    odd = {"git": {"commit": 1234567890123, "branch": 7, "dirty": True}, "command": "python train.py",
+           "python": {"version": 3.11}, "packages": ["numpy"], "captured_at": 1.7e9}
+    request = urllib.request.Request(f"{base_url}/api/v1/experiments/{bare.experiment_id}/environment",
+                                     data=json.dumps(odd).encode(), method="PUT",
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).close()
+    try:
+        page.goto(f"{base_url}/#/exp/{bare.experiment_id}")
+        page.wait_for_selector("#environment-panel", timeout=20000)
+        page.click("#environment-panel > summary")
+        assert "1234567890" in page.inner_text("#environment-panel > summary")
+        assert page.inner_text("#environment-panel tr[data-key='git commit']").endswith("1234567890123")
+        assert "python train.py" in page.inner_text("#environment-panel tr[data-key='command']")
+    finally:  # the module's other tests expect the bare run without an environment
+        urllib.request.urlopen(urllib.request.Request(
+            f"{base_url}/api/v1/experiments/{bare.experiment_id}/environment", data=b"{}", method="PUT",
+            headers={"Content-Type": "application/json"}), timeout=10).close()

@@ -82,30 +82,36 @@ export class SystemPanels {
 
   renderEnvironment(env) {
     this.environmentSection.replaceChildren();
-    if (!env) return;
+    if (!env || typeof env !== "object") return;
+    // An environment is whatever a client PUT: every value is shown as text, so an odd type (a numeric commit, a
+    // command given as one string) can never throw and hide the whole panel.
+    const text = (v) => (v === null || v === undefined ? "" : typeof v === "object" ? JSON.stringify(v) : String(v));
+    const field = (obj, key) => (obj && typeof obj === "object" ? obj[key] : undefined);
     const rows = [];
     const row = (key, value) => { if (value !== null && value !== undefined && value !== "") rows.push(el("tr", { "data-key": key }, el("td", { class: "key" }, key), el("td", {}, value))); };
-    const git = env.git;
+    const git = env.git && typeof env.git === "object" ? env.git : null;
+    const commit = text(field(git, "commit"));
     if (git) {
-      row("git commit", git.commit ? el("code", {}, git.commit) : "(no commits)");
-      row("git branch", git.branch || "(detached)");
-      row("git remote", git.remote);
+      row("git commit", commit ? el("code", {}, commit) : "(no commits)");
+      row("git branch", text(git.branch) || "(detached)");
+      row("git remote", text(git.remote));
       row("git dirty", git.dirty === null || git.dirty === undefined ? null : (git.dirty ? "yes" : "no"));
-      row("code diff", git.diff);
+      row("code diff", text(git.diff));
     }
-    row("command", Array.isArray(env.command) ? el("code", {}, env.command.join(" ")) : null);
-    row("working directory", env.cwd);
-    if (env.python) row("python", `${env.python.version || ""} (${env.python.implementation || ""}) ${env.python.executable || ""}`.trim());
-    if (env.os) row("os", env.os.platform);
-    row("host", env.hostname);
-    row("user", env.user);
-    if (env.torch) row("torch", `${env.torch.version}${env.torch.cuda ? ` (CUDA ${env.torch.cuda})` : " (no CUDA build)"}`);
-    row("captured", formatTime(env.captured_at));
-    const packages = Object.entries(env.packages || {});
+    row("command", env.command === undefined || env.command === null ? null
+      : el("code", {}, Array.isArray(env.command) ? env.command.map(text).join(" ") : text(env.command)));
+    row("working directory", text(env.cwd));
+    if (env.python) row("python", `${text(field(env.python, "version"))} (${text(field(env.python, "implementation"))}) ${text(field(env.python, "executable"))}`.trim());
+    if (env.os) row("os", text(field(env.os, "platform")));
+    row("host", text(env.hostname));
+    row("user", text(env.user));
+    if (env.torch) row("torch", `${text(field(env.torch, "version"))}${field(env.torch, "cuda") ? ` (CUDA ${text(env.torch.cuda)})` : " (no CUDA build)"}`);
+    row("captured", typeof env.captured_at === "number" ? formatTime(env.captured_at) : text(env.captured_at));
+    const packages = env.packages && typeof env.packages === "object" && !Array.isArray(env.packages) ? Object.entries(env.packages) : [];
     const packageTable = el("table", { class: "kv", id: "environment-packages" },
-      packages.map(([name, version]) => el("tr", { "data-package": name }, el("td", { class: "key" }, name), el("td", {}, version))));
+      packages.map(([name, version]) => el("tr", { "data-package": name }, el("td", { class: "key" }, name), el("td", {}, text(version)))));
     const details = el("details", { id: "environment-panel", class: "panel" },
-      el("summary", {}, `Environment${git && git.commit ? ` · ${git.commit.slice(0, 10)}${git.dirty ? " (dirty)" : ""}` : ""}`),
+      el("summary", {}, `Environment${commit ? ` · ${commit.slice(0, 10)}${git.dirty ? " (dirty)" : ""}` : ""}`),
       el("table", { class: "kv" }, rows),
       packages.length ? el("details", { id: "environment-packages-panel" }, el("summary", {}, `${packages.length} installed packages`), packageTable) : null);
     this.environmentSection.append(el("h2", {}, "Environment"), details);

@@ -71,6 +71,9 @@ SERIES_CACHE_MB: Setting[float] = Setting("SERIES_CACHE_MB", float, 256.0, "mega
                                           scope=_SERVER)
 SQLITE_READERS: Setting[int] = Setting("SQLITE_READERS", int, 3, "SQLite reader threads, each with its own "
                                        "connection", convert=_reader_threads, legacy=False, scope=_SERVER)
+ALERT_WEBHOOK_ALLOW: Setting[str] = Setting("ALERT_WEBHOOK_ALLOW", str, "", "where alert webhooks may point: host "
+                                            "globs and networks (`hooks.slack.com 10.0.0.0/8`); empty: public "
+                                            "addresses only (docs/alerts.md)", legacy=False, scope=_SERVER)
 
 DEFAULT_HOST = HOST.default
 DEFAULT_PORT = PORT.default
@@ -123,6 +126,8 @@ class ServerConfig:
     # Megabytes of decoded series each process caches (series/cache.py); 0: no cache.
     series_cache_mb: float = SERIES_CACHE_MB.default
     sqlite_readers: int = SQLITE_READERS.default  # reader threads of the SQLite backend (storage/sqlite)
+    # Where alert webhooks may point (alerts/rules.py WebhookAllowList): host globs and networks; () public only.
+    alert_webhook_allow: tuple[str, ...] = ()
 
     @classmethod
     def resolve(
@@ -143,6 +148,7 @@ class ServerConfig:
         ingest_processes: int | None = None,
         series_cache_mb: float | None = None,
         sqlite_readers: int | None = None,
+        alert_webhook_allow: Iterable[str] | None = None,
         **limits: int,
     ) -> "ServerConfig":
         """Build a config from explicit arguments, falling back to ``ML_DASH_*`` variables and defaults."""
@@ -167,6 +173,8 @@ class ServerConfig:
             ingest_processes=INGEST_PROCESSES.get(ingest_processes),
             series_cache_mb=SERIES_CACHE_MB.get(series_cache_mb),
             sqlite_readers=SQLITE_READERS.get(sqlite_readers),
+            alert_webhook_allow=tuple(alert_webhook_allow if alert_webhook_allow is not None else
+                                      ALERT_WEBHOOK_ALLOW.get().replace(",", " ").split()),
             **limits,
         )
         config.check()

@@ -41,8 +41,10 @@ from ml_dash.server.http.graphql_cost import (
     check_cost,
     check_source,
 )
+from ml_dash.server.alerts.rules import WebhookAllowList
+from ml_dash.server.http.graphql_alerts import ALERTS_SDL, alert_resolvers
 from ml_dash.server.http.graphql_series import series_batch_resolver
-from ml_dash.server.http.keys import STORAGE_KEY
+from ml_dash.server.http.keys import ALERTS_KEY, CONFIG_KEY, STORAGE_KEY
 from ml_dash.server.http.readme_html import readme_html
 from ml_dash.server.http.scope import Scope, request_scope
 from ml_dash.server.series.downsample import series_result
@@ -93,7 +95,7 @@ type Mutation {
   restoreExperiment(id: ID!): Experiment
 }
 """
-schema = build_schema(SDL)
+schema = build_schema(SDL + ALERTS_SDL)
 MAX_LIMIT = MAX_EXPERIMENTS_LIMIT
 GRAPHQL_THREADS = 4  # queries executing at once; more wait for a free thread (the server's loop never does)
 READS_PER_QUERY = 2  # storage calls one query has in flight at once (the rest wait in the query's own thread)
@@ -188,7 +190,7 @@ def _nonfinite_as_text(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def root_value(storage: Storage, scope: Scope) -> dict[str, Any]:
+def root_value(storage: Storage, scope: Scope, alerts: tuple[Any, WebhookAllowList] | None = None) -> dict[str, Any]:
     async def experiments(info, namespace=None, workspace=None, status=None, limit=100, offset=0):
         limit, offset = (100 if limit is None else limit), (0 if offset is None else offset)  # explicit nulls
         namespaces = scope.listing(namespace)
@@ -248,7 +250,8 @@ def root_value(storage: Storage, scope: Scope) -> dict[str, Any]:
             "removeTags": lambda info, id, tags: edited(id, lambda: storage.edit_tags(id, remove=tags)),
             "setNotes": lambda info, id, notes=None: edited(id, lambda: storage.set_notes(id, notes)),
             "deleteExperiment": lambda info, id: edited(id, lambda: storage.set_deleted(id, True)),
-            "restoreExperiment": lambda info, id: edited(id, lambda: storage.set_deleted(id, False))}
+            "restoreExperiment": lambda info, id: edited(id, lambda: storage.set_deleted(id, False)),
+            **(alert_resolvers(storage, scope, *alerts) if alerts else {})}
 
 
 async def graphql_get(request: web.Request) -> web.Response:
@@ -271,21 +274,24 @@ async def graphql_post(request: web.Request) -> web.Response:
     operation_name = body.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
         raise BadRequest("'operationName' must be a string")
-    storage = _OnLoop(request.app[STORAGE_KEY], asyncio.get_running_loop())
-    answer, status = await asyncio.get_running_loop().run_in_executor(
-        request.app[POOL_KEY], _in_worker, body["query"], variables, operation_name, storage, request_scope(request))
+    loop = asyncio.get_running_loop()
+    storage = _OnLoop(request.app[STORAGE_KEY], loop)
+    alerts = (_OnLoop(request.app[ALERTS_KEY], loop), WebhookAllowList(request.app[CONFIG_KEY].alert_webhook_allow))
+    answer, status = await loop.run_in_executor(
+        request.app[POOL_KEY], _in_worker, body["query"], variables, operation_name, storage, request_scope(request),
+        alerts)
     return web.Response(body=answer, status=status, content_type="application/json")
 
 
 def _in_worker(query: str, variables: dict | None, operation_name: str | None, storage: Any,
-               scope: Scope) -> tuple[bytes, int]:
+               scope: Scope, alerts: tuple[Any, WebhookAllowList] | None = None) -> tuple[bytes, int]:
     """Parse, check, execute and encode one query on an event loop of this worker thread's own."""
-    answer, status = asyncio.run(_run(query, variables, operation_name, storage, scope))
+    answer, status = asyncio.run(_run(query, variables, operation_name, storage, scope, alerts))
     return orjson.dumps(answer), status
 
 
 async def _run(query: str, variables: dict | None, operation_name: str | None, storage: Any,
-               scope: Scope) -> tuple[dict[str, Any], int]:
+               scope: Scope, alerts: tuple[Any, WebhookAllowList] | None = None) -> tuple[dict[str, Any], int]:
     try:
         check_source(query)
         document = parse(query, max_tokens=MAX_TOKENS)
@@ -300,7 +306,7 @@ async def _run(query: str, variables: dict | None, operation_name: str | None, s
     errors = validate(schema, document)
     if errors:
         return {"data": None, "errors": [e.formatted for e in errors]}, 400
-    result = execute(schema, document, root_value=root_value(storage, scope), variable_values=variables,
+    result = execute(schema, document, root_value=root_value(storage, scope, alerts), variable_values=variables,
                      operation_name=operation_name)
     if inspect.isawaitable(result):
         result = await result

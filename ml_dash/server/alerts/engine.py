@@ -76,10 +76,11 @@ class AlertEngine:
         self._wake: asyncio.Event | None = None
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task] = []
+        self._round: asyncio.Lock | None = None  # one delivery round at a time in this process
 
     # lifecycle
     async def start(self) -> None:
-        self._queue, self._wake = asyncio.Queue(QUEUE_LIMIT), asyncio.Event()
+        self._queue, self._wake, self._round = asyncio.Queue(QUEUE_LIMIT), asyncio.Event(), asyncio.Lock()
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=GuardedResolver(self.allow)))
         await self.reload()
         self._tasks = [asyncio.create_task(loop()) for loop in (self._write_loop, self._deliver_loop, self._tick_loop)]
@@ -104,8 +105,11 @@ class AlertEngine:
         self._by_namespace, self._matched = by_namespace, {}
 
     async def settle(self) -> None:
-        """Wait until every outcome observed so far is in the database (tests, benchmarks)."""
+        """Wait until every outcome observed so far is in the database and every delivery due now has been tried
+        (tests and benchmarks synchronise on this, never on sleeping)."""
         await self._queue.join()
+        while await self.deliver_due():
+            pass
 
     def rules_for(self, experiment: dict[str, Any]) -> list[dict[str, Any]]:
         found = self._matched.get(experiment["id"])
@@ -228,9 +232,10 @@ class AlertEngine:
 
     async def deliver_due(self) -> int:
         """Claim the due deliveries (this worker's alone) and send them; how many were claimed."""
-        claimed = await self.storage.claim_deliveries(self.clock(), self.timeout_s + 30.0, CLAIM_LIMIT)
-        await asyncio.gather(*(self._deliver(d) for d in claimed))
-        return len(claimed)
+        async with self._round:
+            claimed = await self.storage.claim_deliveries(self.clock(), self.timeout_s + 30.0, CLAIM_LIMIT)
+            await asyncio.gather(*(self._deliver(d) for d in claimed))
+            return len(claimed)
 
     async def _deliver(self, delivery: dict[str, Any]) -> None:
         rule, now = delivery["rule"], self.clock()

@@ -116,7 +116,7 @@ def _change(params: dict, points: Points, state: SeriesState) -> Verdict:
     bad = np.zeros(len(points.values), dtype=bool)
     bad[index[new - kept]] = change > params["percent"]
     verdict = _verdict(bad, points, f"changed by more than {params['percent']:g}% over {window} points")
-    return verdict._replace(clear=not bool(change[-1] > params["percent"]))
+    return Verdict(verdict.first, not bool(change[-1] > params["percent"]), verdict.detail)
 
 
 def _zscore(params: dict, points: Points, state: SeriesState) -> Verdict:
@@ -134,7 +134,7 @@ def _zscore(params: dict, points: Points, state: SeriesState) -> Verdict:
     bad = np.zeros(len(points.values), dtype=bool)
     bad[index[np.arange(first_new, len(joined)) - kept]] = z > params["z"]
     verdict = _verdict(bad, points, f"|z| > {params['z']:g} against the previous {window} points")
-    return verdict._replace(clear=not bool(z[-1] > params["z"]))
+    return Verdict(verdict.first, not bool(z[-1] > params["z"]), verdict.detail)
 
 
 def _below(params: dict, points: Points, state: SeriesState) -> Verdict:

@@ -21,9 +21,14 @@ class Receiver:
         self.status = 200
         self.url = ""
         self.hits = 0
+        self.entered = asyncio.Event()  # a request arrived (before it is answered)
+        self.gate = asyncio.Event()  # cleared: requests hang until it is set
+        self.gate.set()
 
     async def handle(self, request: web.Request) -> web.Response:
         self.hits += 1
+        self.entered.set()
+        await self.gate.wait()
         raw = await request.read()
         await self.received.put({"path": request.path, "headers": dict(request.headers), "raw": raw,
                                  "json": orjson.loads(raw)})

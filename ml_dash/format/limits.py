@@ -20,3 +20,8 @@ MAX_FILTER_DEPTH = 50  # nested parentheses (the parser recurses)
 # Each comparison is a (correlated) SQL expression evaluated per experiment: a query's cost grows with their number.
 MAX_COMPARISONS = 64
 MAX_ORDER_KEYS = 8
+
+# exp.alert(title, text, level): a log line whose context holds the title under ALERT_CONTEXT_KEY; the server's client
+# rules turn it into a webhook (server/alerts/engine.py, docs/alerts.md).
+ALERT_CONTEXT_KEY = "ml_dash.alert"
+ALERT_TITLE_MAX = 200

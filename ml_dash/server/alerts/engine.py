@@ -19,6 +19,7 @@ from typing import Any, Callable
 import aiohttp
 
 from ml_dash.format.layout import SYSTEM_PREFIX
+from ml_dash.format.limits import ALERT_CONTEXT_KEY, ALERT_TITLE_MAX
 from ml_dash.format.retry import Backoff
 from ml_dash.server.alerts.delivery import GuardedResolver, request, send
 from ml_dash.server.alerts.evaluate import METRIC_KINDS, SeriesState, batch_points, check, watches
@@ -27,7 +28,7 @@ from ml_dash.server.series.batch import MetricBatch
 
 log = logging.getLogger("ml_dash.server.alerts")
 
-CLIENT_ALERT_KEY = "ml_dash.alert"  # a log record's context key that makes it an exp.alert(...) (client/alerts)
+CLIENT_ALERT_KEY = ALERT_CONTEXT_KEY  # a log record's context key that makes it an exp.alert(...)
 CLIENT_BATCH = 3  # more client alerts than this in one batch (a sync of an offline run) become one summary alert
 QUEUE_LIMIT = 10_000  # outcomes waiting to be written; past it new ones are dropped (and logged), ingest never waits
 STALL_RUNS_LIMIT = 10_000  # RUNNING runs one stall rule looks at per tick
@@ -168,11 +169,11 @@ class AlertEngine:
         if len(found) <= CLIENT_BATCH:
             for event, was_late in zip(found, late):
                 self._put(("open", rule, experiment, run_id, "client:" + uuid.uuid4().hex, event["level"],
-                           f"{_path(experiment)}: {str(event['context'][CLIENT_ALERT_KEY])[:200]}",
+                           f"{_path(experiment)}: {str(event['context'][CLIENT_ALERT_KEY])[:ALERT_TITLE_MAX]}",
                            event.get("message"), was_late, True, now))
             return
         # An offline run synced: one alert listing them, not a storm of old ones.
-        lines = [f"[{e['level']}] {str(e['context'][CLIENT_ALERT_KEY])[:200]}" for e in found[:20]]
+        lines = [f"[{e['level']}] {str(e['context'][CLIENT_ALERT_KEY])[:ALERT_TITLE_MAX]}" for e in found[:20]]
         if len(found) > 20:
             lines.append(f"… and {len(found) - 20} more")
         level = max((e["level"] for e in found), key=lambda lv: ("INFO", "WARNING", "ERROR", "CRITICAL").index(lv)

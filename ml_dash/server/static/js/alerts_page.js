@@ -65,7 +65,7 @@ function rulesTable(rules, reload, status) {
   const body = el("tbody", {}, ...rules.map((r) => el("tr", { "data-rule": r.id, class: r.enabled ? "" : "muted" },
     el("td", {}, r.name), el("td", {}, r.kind), el("td", {}, scopeText(r)),
     el("td", {}, el("code", {}, JSON.stringify(r.params))),
-    el("td", {}, `${r.webhookFormat} ${r.webhookUrl}${r.hasSecret ? " 🔒" : ""}`), el("td", {}, r.level),
+    el("td", {}, `${r.webhookFormat} ${r.webhookUrl}${r.hasSecret ? " (signed)" : ""}`), el("td", {}, r.level),
     el("td", { class: "num" }, `${r.cooldown}s`),
     el("td", {},
       el("button", { onclick: act(`mutation($id: ID!, $c: JSON!) { updateAlertRule(id: $id, changes: $c) { id } }`, { id: r.id, c: { enabled: !r.enabled } }) },

@@ -130,9 +130,10 @@ class AlertEngine:
             self._beats[run_id] = (now if data else (old[0] if old else None), now)
         if experiment["namespace"] not in self._by_namespace:
             return
+        decoded: dict[str, Any] = {}  # name → its points, decoded once for all the rules watching it
         for rule in self.rules_for(experiment):
             if metrics is not None and rule["kind"] in METRIC_KINDS:
-                self._metric_rule(rule, experiment, run_id, metrics, now)
+                self._metric_rule(rule, experiment, run_id, metrics, now, decoded)
             elif stream == "logs" and rule["kind"] == "client":
                 self._client_rule(rule, experiment, run_id, events, now)
 
@@ -142,7 +143,8 @@ class AlertEngine:
             self._put(("run", run, status, error, self.clock()))
 
     # evaluation
-    def _metric_rule(self, rule: dict, experiment: dict, run_id: str | None, batch: MetricBatch, now: float) -> None:
+    def _metric_rule(self, rule: dict, experiment: dict, run_id: str | None, batch: MetricBatch, now: float,
+                     decoded: dict[str, Any]) -> None:
         pattern = rule["params"]["metric"]
         for name in batch.names:
             if not watches(pattern, name):
@@ -151,7 +153,10 @@ class AlertEngine:
             state = self._state.get(key)
             if state is None:
                 state = self._state[key] = SeriesState()
-            verdict = check(rule["kind"], rule["params"], batch_points(batch.chunks[name]), state)
+            points = decoded.get(name)
+            if points is None:
+                points = decoded[name] = batch_points(batch.chunks[name])
+            verdict = check(rule["kind"], rule["params"], points, state)
             if verdict.first is not None and not state.firing and now >= state.quiet_until:
                 state.firing = True
                 self._put(("open", rule, experiment, run_id, name, rule["level"],

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ml_dash.format.layout import SYSTEM_PREFIX
-from ml_dash.server.series.chunks import COLUMNS, decode_chunks
+from ml_dash.server.series.chunks import COLUMNS, DTYPES
 from ml_dash.server.series.types import VALUE_KIND_NULL
 
 MAX_EVAL_POINTS = 10_000
@@ -48,7 +47,7 @@ class Verdict(NamedTuple):
 def batch_points(chunk: Any) -> Points:
     """A ``series.chunks.EncodedChunk`` (one name of a ``MetricBatch``) as arrays, null points dropped, newest
     ``MAX_EVAL_POINTS`` only."""
-    steps, values, kinds, times = decode_chunks([(chunk.steps, chunk.values, chunk.kinds, chunk.timestamps)], COLUMNS)
+    steps, values, kinds, times = (np.frombuffer(getattr(chunk, c), DTYPES[c]) for c in COLUMNS)
     keep = kinds != VALUE_KIND_NULL
     if not keep.all():
         steps, values, times = steps[keep], values[keep], times[keep]
@@ -73,6 +72,8 @@ def _at(points: Points, i: int) -> str:
 
 
 def _verdict(bad: np.ndarray, points: Points, what: str) -> Verdict:
+    if not bad.any():  # the usual case, answered without building the index list
+        return Verdict(None, True, "")
     hits = np.flatnonzero(bad)
     if not len(hits):
         return Verdict(None, True, "")
@@ -125,9 +126,16 @@ def _zscore(params: dict, points: Points, state: SeriesState) -> Verdict:
     if len(joined) <= window:
         return Verdict(None, True, "")
     first_new = max(kept, window)
-    windows = sliding_window_view(joined[:-1], window)[first_new - window:]  # the window before each new point
-    now = joined[first_new:]
-    mean, std = windows.mean(axis=1), windows.std(axis=1)
+    # Each new point against the ``window`` values before it, from running sums: O(points), not O(points x window).
+    # Centred on the first value so that large offsets (a loss near 1e6) do not cancel away the variance.
+    centred = joined - joined[0]
+    sums = np.concatenate([[0.0], np.cumsum(centred)])
+    squares = np.concatenate([[0.0], np.cumsum(centred * centred)])
+    ends = np.arange(first_new, len(joined))
+    mean = (sums[ends] - sums[ends - window]) / window
+    variance = np.maximum((squares[ends] - squares[ends - window]) / window - mean * mean, 0.0)
+    std, now, mean = np.sqrt(variance), centred[first_new:], mean
+    std[std < 1e-12 * (np.abs(mean) + np.abs(joined[0]) + 1.0)] = 0.0  # rounding noise of a constant window
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.abs(now - mean) / std
     z[std == 0] = np.where(now[std == 0] == mean[std == 0], 0.0, np.inf)

@@ -35,7 +35,8 @@ def add_alerts_subcommand(sub: "argparse._SubParsersAction") -> None:
     add.add_argument("--experiment", metavar="ID", help="one experiment only")
     add.add_argument("--kind", required=True, choices=KINDS)
     add.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                     help="a parameter of the kind (VALUE read as JSON when it parses: value=10, states='[\"FAILED\"]')")
+                     help="a parameter of the kind (VALUE read as JSON when it parses: value=10, "
+                          "states='[\"FAILED\"]')")
     add.add_argument("--webhook", required=True, metavar="URL")
     add.add_argument("--format", default="generic", choices=("generic", "slack", "discord"))
     add.add_argument("--secret-env", metavar="VAR", help="environment variable holding the HMAC secret")

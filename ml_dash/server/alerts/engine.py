@@ -219,7 +219,8 @@ class AlertEngine:
             experiment = await self.storage.get_experiment(run["experiment_id"])
             state = run_state(status, error)
             for rule in self.rules_for(experiment):
-                if rule["kind"] == "state" and (state in rule["params"]["states"] or status in rule["params"]["states"]):
+                wanted = rule["params"]["states"] if rule["kind"] == "state" else ()
+                if state in wanted or status in wanted:
                     text = f"run {run['id']} is {state}" + (f": {error}" if error else "")
                     await self._write(("open", rule, experiment, run["id"], f"state:{run['id']}:{state}",
                                        rule["level"], f"{_path(experiment)}: run {state}", text, False, True, now))

@@ -127,26 +127,30 @@ MIGRATIONS: list[tuple[int, str | Callable[[asyncpg.Connection], Awaitable[None]
         pk BIGSERIAL PRIMARY KEY, id TEXT NOT NULL UNIQUE, namespace TEXT NOT NULL, workspace TEXT, directory TEXT,
         experiment_id TEXT, name TEXT NOT NULL, kind TEXT NOT NULL, params TEXT NOT NULL, level TEXT NOT NULL,
         webhook_url TEXT NOT NULL, webhook_format TEXT NOT NULL, secret TEXT, cooldown DOUBLE PRECISION NOT NULL,
-        enabled INTEGER NOT NULL, created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL, deleted_at DOUBLE PRECISION
+        enabled INTEGER NOT NULL, created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+        deleted_at DOUBLE PRECISION
     );
     CREATE INDEX alert_rules_namespace ON alert_rules (namespace);
     CREATE TABLE alerts (
         pk BIGSERIAL PRIMARY KEY, id TEXT NOT NULL UNIQUE, rule_pk BIGINT NOT NULL REFERENCES alert_rules(pk),
         namespace TEXT NOT NULL, experiment_id TEXT NOT NULL, run_id TEXT, key TEXT NOT NULL, level TEXT NOT NULL,
-        title TEXT NOT NULL, text TEXT, late INTEGER NOT NULL, fired_at DOUBLE PRECISION NOT NULL, resolved_at DOUBLE PRECISION
+        title TEXT NOT NULL, text TEXT, late INTEGER NOT NULL, fired_at DOUBLE PRECISION NOT NULL,
+        resolved_at DOUBLE PRECISION
     );
     CREATE UNIQUE INDEX alerts_open ON alerts (rule_pk, experiment_id, key) WHERE resolved_at IS NULL;
     CREATE INDEX alerts_experiment ON alerts (experiment_id, pk);
     CREATE INDEX alerts_namespace ON alerts (namespace, pk);
     CREATE TABLE alert_deliveries (
         pk BIGSERIAL PRIMARY KEY, alert_pk BIGINT NOT NULL REFERENCES alerts(pk), event TEXT NOT NULL,
-        status TEXT NOT NULL, attempts INTEGER NOT NULL, next_at DOUBLE PRECISION NOT NULL, claimed_until DOUBLE PRECISION,
+        status TEXT NOT NULL, attempts INTEGER NOT NULL, next_at DOUBLE PRECISION NOT NULL,
+        claimed_until DOUBLE PRECISION,
         created_at DOUBLE PRECISION NOT NULL, finished_at DOUBLE PRECISION, last_error TEXT
     );
     CREATE INDEX alert_deliveries_due ON alert_deliveries (status, next_at);
     CREATE INDEX alert_deliveries_alert ON alert_deliveries (alert_pk);
     CREATE TABLE alert_attempts (
-        pk BIGSERIAL PRIMARY KEY, delivery_pk BIGINT NOT NULL REFERENCES alert_deliveries(pk), at DOUBLE PRECISION NOT NULL,
+        pk BIGSERIAL PRIMARY KEY, delivery_pk BIGINT NOT NULL REFERENCES alert_deliveries(pk),
+        at DOUBLE PRECISION NOT NULL,
         http_status INTEGER, error TEXT, seconds DOUBLE PRECISION NOT NULL
     );
     CREATE INDEX alert_attempts_delivery ON alert_attempts (delivery_pk);

@@ -39,3 +39,22 @@ async def test_nan_fires_once_signed_and_resolves(make_client, receiver):
     [alert] = answer["data"]["alerts"]
     assert alert["resolvedAt"] is not None and [d["status"] for d in alert["deliveries"]] == ["sent", "sent"]
     assert [a["http_status"] for a in alert["attempts"]] == [200, 200]
+
+
+async def test_slack_and_discord_bodies(make_client, receiver):
+    client = await make_client(alert_webhook_allow=LOOPBACK_ALLOWED)
+    for form in ("slack", "discord"):
+        await create_rule(client, receiver.url, "nonfinite", {"metric": "loss"}, name=form, webhook={"format": form},
+                          cooldown=0)
+    experiment_id = await new_experiment(client)
+    nan = metric_batch(0, 1, range(1), value=lambda s: float("nan"))
+    assert (await post_batch(client, experiment_id, nan)).status == 200
+    bodies = {tuple(sorted(m["json"])): m for m in [await receiver.next(), await receiver.next()]}
+    slack, discord = bodies[("text",)], bodies[("content", "embeds")]
+    assert slack["json"]["text"].startswith("*alice/vision/exp: loss not finite") and "X-ML-Dash-Signature" not in \
+        slack["headers"]
+    assert "loss not finite" in discord["json"]["content"] and discord["json"]["embeds"][0]["color"] == 0xEF4444
+    assert (await post_batch(client, experiment_id, metric_batch(1, 2, range(1, 2)))).status == 200
+    resolved = [(await receiver.next())["json"] for _ in range(2)]
+    assert any(r.get("text", "").startswith("*RESOLVED") for r in resolved)
+    assert any(r.get("embeds", [{}])[0].get("color") == 0x22C55E for r in resolved)

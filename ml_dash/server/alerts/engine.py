@@ -15,13 +15,14 @@ import logging
 import time
 import uuid
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from ml_dash.format.layout import SYSTEM_PREFIX
 from ml_dash.format.limits import ALERT_CONTEXT_KEY, ALERT_TITLE_MAX
 from ml_dash.format.retry import Backoff
-from ml_dash.server.alerts.delivery import GuardedResolver, request, send
+from ml_dash.server.alerts.delivery import GuardedResolver, Outcome, request, send
 from ml_dash.server.alerts.evaluate import METRIC_KINDS, SeriesState, batch_points, check, watches
 from ml_dash.server.alerts.rules import WebhookAllowList
 from ml_dash.server.series.batch import MetricBatch
@@ -31,6 +32,7 @@ log = logging.getLogger("ml_dash.server.alerts")
 CLIENT_ALERT_KEY = ALERT_CONTEXT_KEY  # a log record's context key that makes it an exp.alert(...)
 CLIENT_BATCH = 3  # more client alerts than this in one batch (a sync of an offline run) become one summary alert
 QUEUE_LIMIT = 10_000  # outcomes waiting to be written; past it new ones are dropped (and logged), ingest never waits
+MAX_SERIES_STATES = 1_000_000  # per-series evaluation states kept; past it the quiet ones are forgotten
 STALL_RUNS_LIMIT = 10_000  # RUNNING runs one stall rule looks at per tick
 CLAIM_LIMIT = 20  # deliveries claimed at once by one worker
 
@@ -152,6 +154,8 @@ class AlertEngine:
             key = (rule["pk"], experiment["id"], name)
             state = self._state.get(key)
             if state is None:
+                if len(self._state) >= MAX_SERIES_STATES:  # bounded memory: keep only the firing ones
+                    self._state = {k: s for k, s in self._state.items() if s.firing}
                 state = self._state[key] = SeriesState()
             points = decoded.get(name)
             if points is None:
@@ -247,7 +251,10 @@ class AlertEngine:
     async def _deliver(self, delivery: dict[str, Any]) -> None:
         rule, now = delivery["rule"], self.clock()
         payload, headers = request(delivery["alert"], rule, delivery["event"], now)
-        outcome = await send(self._session, rule["webhook_url"], payload, headers, self.timeout_s)
+        if self.allow.allows_host(urlsplit(rule["webhook_url"]).hostname or ""):
+            outcome = await send(self._session, rule["webhook_url"], payload, headers, self.timeout_s)
+        else:  # made under a wider allow-list than this server now has (aiohttp resolves no address literal)
+            outcome = Outcome(False, None, "the webhook's host is not in ML_DASH_ALERT_WEBHOOK_ALLOW", False, None, 0.0)
         attempts = delivery["attempts"] + 1
         failed = not outcome.ok and (not outcome.retryable or attempts >= self.max_attempts)
         next_at = None if outcome.ok or failed else \

@@ -102,3 +102,20 @@ async def test_rules_are_edited_and_deleted(make_client, receiver):
     assert (await graphql(client, 'mutation { deleteAlertRule(id: "%s") }' % made["id"]))["data"] == \
         {"deleteAlertRule": True}
     assert (await graphql(client, "{ alertRules { id } }"))["data"]["alertRules"] == []
+
+
+async def test_a_rule_made_under_a_wider_allow_list_is_not_sent(make_client, receiver):
+    """The server restarted with a narrower ML_DASH_ALERT_WEBHOOK_ALLOW: rules stored before are checked at send."""
+    from tests.server.alerts.conftest import engine
+    from tests.server.conftest import metric_batch, new_experiment, post_batch
+
+    client = await make_client(alert_webhook_allow=LOOPBACK_ALLOWED)
+    await create_rule(client, receiver.url, "nonfinite")
+    engine(client).allow = WebhookAllowList()  # public addresses only now
+    experiment_id = await new_experiment(client)
+    assert (await post_batch(client, experiment_id, metric_batch(0, 1, range(1), value=lambda s: float("nan")))
+            ).status == 200
+    await engine(client).settle()
+    [alert] = (await graphql(client, "{ alerts { deliveries } }"))["data"]["alerts"]
+    assert alert["deliveries"][0]["status"] == "failed" and "ALERT_WEBHOOK_ALLOW" in alert["deliveries"][0]["last_error"]
+    assert receiver.hits == 0

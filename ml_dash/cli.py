@@ -23,9 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_sync_subcommand(sub)
+    from ml_dash.query.alerts_cli import add_alerts_subcommand
     from ml_dash.query.cli import add_query_subcommands
 
     add_query_subcommands(sub)
+    add_alerts_subcommand(sub)
     return parser
 
 

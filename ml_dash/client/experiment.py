@@ -22,6 +22,7 @@ from ml_dash.settings import LOCAL_ROOT, NAMESPACE, REMOTE, WORKSPACE
 from ml_dash.client.run.system import STOP_TIMEOUT, start_sampler, system_settings
 from ml_dash.format.annotations import check_readme
 from ml_dash.format.layout import META_FILE, files_path, read_meta, write_meta
+from ml_dash.format.limits import ALERT_CONTEXT_KEY, ALERT_TITLE_MAX
 from ml_dash.format.names import check_remote, check_segments
 from ml_dash.client.pipeline.process import PIPELINE
 
@@ -349,6 +350,17 @@ class Experiment:
 
     def debug(self, message: str, **context: Any) -> None:
         self.logs.log(message, "DEBUG", **context)
+
+    def alert(self, title: str, text: str = "", level: str = "WARNING") -> None:
+        """An alert only the training code can see (docs/alerts.md): a log line the server turns into a webhook for
+        the ``client`` rules covering this run. It travels with the run's logs, so an offline run's alerts are sent
+        when it is synced, marked late, several at once as one."""
+        if not isinstance(title, str) or not title.strip() or len(title) > ALERT_TITLE_MAX:
+            raise ValueError(f"alert: title must be a non-empty str of at most {ALERT_TITLE_MAX} characters, "
+                             f"got {title!r}")
+        if not isinstance(text, str):
+            raise TypeError(f"alert: text must be a str, got {type(text).__name__}")
+        self.logs.log(text or title, level, **{ALERT_CONTEXT_KEY: title})
 
     # -- meta file ------------------------------------------------------------------------------------------------
     def _load_meta(self) -> dict:

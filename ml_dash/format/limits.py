@@ -26,3 +26,8 @@ MAX_ORDER_KEYS = 8
 # as encoded): both are stored whole and read by every experiment page.
 MAX_README_CHARS = 100_000
 MAX_ENVIRONMENT_BYTES = 1_000_000
+
+# exp.alert(title, text, level): a log line whose context holds the title under ALERT_CONTEXT_KEY; the server's client
+# rules turn it into a webhook (server/alerts/engine.py, docs/alerts.md).
+ALERT_CONTEXT_KEY = "ml_dash.alert"
+ALERT_TITLE_MAX = 200

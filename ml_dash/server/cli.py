@@ -154,6 +154,9 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", action="append", metavar="TOKEN[=NS1,NS2]",
                         help="accept this bearer token, optionally limited to namespaces; repeatable")
     parser.add_argument("--tokens-file", help="file with one TOKEN[=NS1,NS2] per line ('#' starts a comment)")
+    parser.add_argument("--alert-webhook-allow", action="append", metavar="HOST|NETWORK",
+                        help="where alert webhooks may point (host glob or network, repeatable; default: public "
+                             "addresses only; ML_DASH_ALERT_WEBHOOK_ALLOW)")
 
 
 def server_main(args: argparse.Namespace) -> int:
@@ -166,7 +169,8 @@ def server_main(args: argparse.Namespace) -> int:
                                       tokens=args.token, tokens_file=args.tokens_file,
                                       workers=getattr(args, "workers", None), files=getattr(args, "files", None),
                                       s3_endpoint=getattr(args, "s3_endpoint", None),
-                                      chart_js=getattr(args, "chart_js", None))
+                                      chart_js=getattr(args, "chart_js", None),
+                                      alert_webhook_allow=getattr(args, "alert_webhook_allow", None))
     except (ConfigError, OSError, ValueError) as exc:
         print(f"ml-dash server: {exc}", file=sys.stderr)
         return 2

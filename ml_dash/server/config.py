@@ -74,6 +74,9 @@ SQLITE_READERS: Setting[int] = Setting("SQLITE_READERS", int, 3, "SQLite reader 
 QUERY_TIMEOUT: Setting[float] = Setting("QUERY_TIMEOUT", float, 30.0, "seconds a read may run in the database before "
                                        "it is stopped (503): PostgreSQL's statement_timeout, SQLite's progress "
                                        "handler", legacy=False, scope=_SERVER)
+ALERT_WEBHOOK_ALLOW: Setting[str] = Setting("ALERT_WEBHOOK_ALLOW", str, "", "where alert webhooks may point: host "
+                                            "globs and networks (`hooks.slack.com 10.0.0.0/8`); empty: public "
+                                            "addresses only (docs/alerts.md)", legacy=False, scope=_SERVER)
 
 DEFAULT_HOST = HOST.default
 DEFAULT_PORT = PORT.default
@@ -129,6 +132,8 @@ class ServerConfig:
     # Seconds a read may run in the database before it is stopped (503): PostgreSQL's statement_timeout, SQLite's
     # progress handler. A heavy filter over many experiments cannot hold a connection or a reader thread longer.
     query_timeout: float = QUERY_TIMEOUT.default
+    # Where alert webhooks may point (alerts/rules.py WebhookAllowList): host globs and networks; () public only.
+    alert_webhook_allow: tuple[str, ...] = ()
 
     @classmethod
     def resolve(
@@ -150,6 +155,7 @@ class ServerConfig:
         series_cache_mb: float | None = None,
         sqlite_readers: int | None = None,
         query_timeout: float | None = None,
+        alert_webhook_allow: Iterable[str] | None = None,
         **limits: int,
     ) -> "ServerConfig":
         """Build a config from explicit arguments, falling back to ``ML_DASH_*`` variables and defaults."""
@@ -175,6 +181,8 @@ class ServerConfig:
             series_cache_mb=SERIES_CACHE_MB.get(series_cache_mb),
             sqlite_readers=SQLITE_READERS.get(sqlite_readers),
             query_timeout=QUERY_TIMEOUT.get(query_timeout),
+            alert_webhook_allow=tuple(alert_webhook_allow if alert_webhook_allow is not None else
+                                      ALERT_WEBHOOK_ALLOW.get().replace(",", " ").split()),
             **limits,
         )
         config.check()

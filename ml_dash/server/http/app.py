@@ -6,6 +6,8 @@ from typing import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from ml_dash.server.alerts.engine import AlertEngine
+from ml_dash.server.alerts.rules import WebhookAllowList
 from ml_dash.server.config import ServerConfig
 from ml_dash.server.errors import DISK_FULL_MESSAGE, InsufficientStorage, ServerError, is_disk_full
 from ml_dash.server.files.registry import open_file_store
@@ -13,7 +15,7 @@ from ml_dash.server.http.auth import auth_middleware
 from ml_dash.server.http.batch_order import BatchOrder
 from ml_dash.server.http.dashboard import prepare_assets
 from ml_dash.server.http.graphql import graphql_pool
-from ml_dash.server.http.keys import BLOBS_KEY, CONFIG_KEY, DECODER_KEY, ORDER_KEY, STORAGE_KEY
+from ml_dash.server.http.keys import ALERTS_KEY, BLOBS_KEY, CONFIG_KEY, DECODER_KEY, ORDER_KEY, STORAGE_KEY
 from ml_dash.server.http.responses import json_response
 from ml_dash.server.http.routes import ROUTES
 from ml_dash.server.http.security import SECURITY_HEADERS, security_middleware
@@ -93,7 +95,15 @@ def create_app(config: ServerConfig | None = None, storage: Storage | None = Non
         yield
         app[DECODER_KEY].close()
 
+    async def alerts_lifecycle(app: web.Application) -> AsyncIterator[None]:
+        # Rules evaluated as batches land, the watchdog tick and webhook deliveries (docs/alerts.md).
+        app[ALERTS_KEY] = AlertEngine(app[STORAGE_KEY], WebhookAllowList(config.alert_webhook_allow))
+        await app[ALERTS_KEY].start()
+        yield
+        await app[ALERTS_KEY].stop()
+
     app.cleanup_ctx.append(storage_lifecycle)
+    app.cleanup_ctx.append(alerts_lifecycle)
     app.cleanup_ctx.append(decoder_lifecycle)
     app.cleanup_ctx.append(files_lifecycle)
     app.cleanup_ctx.append(graphql_pool)

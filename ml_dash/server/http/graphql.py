@@ -49,8 +49,10 @@ from ml_dash.server.http.graphql_cost import (
     check_source,
 )
 from ml_dash.server.http.batch_order import client_gone
+from ml_dash.server.alerts.rules import WebhookAllowList
+from ml_dash.server.http.graphql_alerts import ALERTS_SDL, alert_resolvers
 from ml_dash.server.http.graphql_series import series_batch_resolver
-from ml_dash.server.http.keys import STORAGE_KEY
+from ml_dash.server.http.keys import ALERTS_KEY, CONFIG_KEY, STORAGE_KEY
 from ml_dash.server.http.readme_html import readme_html
 from ml_dash.server.http.scope import Scope, request_scope
 from ml_dash.server.series.downsample import series_result
@@ -104,7 +106,7 @@ type Mutation {
   restoreExperiment(id: ID!): Experiment
 }
 """
-schema = build_schema(SDL)
+schema = build_schema(SDL + ALERTS_SDL)
 MAX_LIMIT = MAX_EXPERIMENTS_LIMIT
 GRAPHQL_THREADS = 4  # queries executing at once; more wait for a free thread (the server's loop never does)
 READS_PER_QUERY = 2  # storage calls one query has in flight at once (the rest wait in the query's own thread)
@@ -242,7 +244,8 @@ def _nonfinite_as_text(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def root_value(storage: Storage, scope: Scope, budget: TextBudget | None = None) -> dict[str, Any]:
+def root_value(storage: Storage, scope: Scope, budget: TextBudget | None = None,
+               alerts: tuple[Any, WebhookAllowList] | None = None) -> dict[str, Any]:
     budget = budget or TextBudget(MAX_COST)
 
     def _experiment_node(storage: Storage, e: dict[str, Any], page: _PageLoader | None = None) -> dict[str, Any]:
@@ -314,7 +317,8 @@ def root_value(storage: Storage, scope: Scope, budget: TextBudget | None = None)
             "removeTags": lambda info, id, tags: edited(id, lambda: storage.edit_tags(id, remove=tags)),
             "setNotes": lambda info, id, notes=None: edited(id, lambda: storage.set_notes(id, notes)),
             "deleteExperiment": lambda info, id: edited(id, lambda: storage.set_deleted(id, True)),
-            "restoreExperiment": lambda info, id: edited(id, lambda: storage.set_deleted(id, False))}
+            "restoreExperiment": lambda info, id: edited(id, lambda: storage.set_deleted(id, False)),
+            **(alert_resolvers(storage, scope, *alerts) if alerts else {})}
 
 
 async def graphql_get(request: web.Request) -> web.Response:
@@ -337,9 +341,12 @@ async def graphql_post(request: web.Request) -> web.Response:
     operation_name = body.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
         raise BadRequest("'operationName' must be a string")
-    storage = _OnLoop(request.app[STORAGE_KEY], asyncio.get_running_loop())
+    loop = asyncio.get_running_loop()
+    storage = _OnLoop(request.app[STORAGE_KEY], loop)
+    alerts = (_OnLoop(request.app[ALERTS_KEY], loop), WebhookAllowList(request.app[CONFIG_KEY].alert_webhook_allow))
     work = asyncio.get_running_loop().run_in_executor(
-        request.app[POOL_KEY], _in_worker, body["query"], variables, operation_name, storage, request_scope(request))
+        request.app[POOL_KEY], _in_worker, body["query"], variables, operation_name, storage, request_scope(request),
+        alerts)
     gone = client_gone(request)
     try:
         while not (await asyncio.wait({work}, timeout=DISCONNECT_POLL_S))[0]:
@@ -354,14 +361,14 @@ async def graphql_post(request: web.Request) -> web.Response:
 
 
 def _in_worker(query: str, variables: dict | None, operation_name: str | None, storage: Any,
-               scope: Scope) -> tuple[bytes, int]:
+               scope: Scope, alerts: tuple[Any, WebhookAllowList] | None = None) -> tuple[bytes, int]:
     """Parse, check, execute and encode one query on an event loop of this worker thread's own."""
-    answer, status = asyncio.run(_run(query, variables, operation_name, storage, scope))
+    answer, status = asyncio.run(_run(query, variables, operation_name, storage, scope, alerts))
     return orjson.dumps(answer), status
 
 
 async def _run(query: str, variables: dict | None, operation_name: str | None, storage: Any,
-               scope: Scope) -> tuple[dict[str, Any], int]:
+               scope: Scope, alerts: tuple[Any, WebhookAllowList] | None = None) -> tuple[dict[str, Any], int]:
     try:
         check_source(query)
         document = parse(query, max_tokens=MAX_TOKENS)
@@ -376,7 +383,7 @@ async def _run(query: str, variables: dict | None, operation_name: str | None, s
     errors = validate(schema, document)
     if errors:
         return {"data": None, "errors": [e.formatted for e in errors]}, 400
-    result = execute(schema, document, root_value=root_value(storage, scope, TextBudget(MAX_COST - cost.cost)), variable_values=variables,
+    result = execute(schema, document, root_value=root_value(storage, scope, TextBudget(MAX_COST - cost.cost), alerts), variable_values=variables,
                      operation_name=operation_name)
     if inspect.isawaitable(result):
         result = await result

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ml_dash.server.alerts.engine import AlertEngine
 from ml_dash.server.config import ServerConfig
 from ml_dash.server.files.base import FileStore
 from ml_dash.server.http.batch_order import BatchOrder
@@ -14,3 +15,4 @@ STORAGE_KEY = web.AppKey("storage", Storage)
 BLOBS_KEY = web.AppKey("blobs", FileStore)
 DECODER_KEY = web.AppKey("decoder", DecodePool)
 ORDER_KEY = web.AppKey("batch_order", BatchOrder)
+ALERTS_KEY = web.AppKey("alerts", AlertEngine)

@@ -13,7 +13,7 @@ from ml_dash.server.files.base import check_file_path
 from ml_dash.server.http.batch_order import client_gone
 from ml_dash.server.http.body import content_type, read_body, read_raw, timed_chunks
 from ml_dash.server.http.inputs import authorized_experiment, int_query, validator
-from ml_dash.server.http.keys import BLOBS_KEY, CONFIG_KEY, DECODER_KEY, ORDER_KEY, STORAGE_KEY
+from ml_dash.server.http.keys import ALERTS_KEY, BLOBS_KEY, CONFIG_KEY, DECODER_KEY, ORDER_KEY, STORAGE_KEY
 from ml_dash.server.http.responses import json_response, respond
 from ml_dash.server.http.scope import request_scope
 from ml_dash.server.http.security import SECURITY_HEADERS, attachment
@@ -114,6 +114,7 @@ async def update_run(request: web.Request) -> web.Response:
     body = v.obj(await read_body(request))
     status, error, ended_at = v.status(body), v.text(body, "error"), v.number(body, "ended_at")
     await storage.update_run(run["id"], status, error, ended_at)
+    request.app[ALERTS_KEY].observe_run(run, status, error)
     return respond(request, {"ok": True})
 
 
@@ -130,6 +131,8 @@ async def append_batch(request: web.Request) -> web.Response:
         (experiment["id"], batch["stream_id"]), batch["start"], ahead, config.order_wait,
         lambda: storage.apply_batch(experiment["id"], **batch), client_gone(request))
     answer = {"acked": result.acked, "stored": result.stored}
+    if result.stored:  # rules see each batch once: a replay stores nothing (docs/alerts.md)
+        request.app[ALERTS_KEY].observe_batch(experiment, batch["run_id"], batch["stream"], batch["events"])
     if result.duplicate:
         answer["duplicate"] = True
     elif rejected:  # records left out (the rest of the batch is stored and its bytes acknowledged): docs/protocol.md

@@ -87,8 +87,20 @@ TABLES: list[tuple[str, tuple[str, ...], str, Callable[[tuple], tuple] | None]] 
      "SELECT experiment_pk, path, size, sha256, updated_at FROM files ORDER BY experiment_pk, path", None),
     ("experiment_environments", ("experiment_pk", "environment", "updated_at"),
      "SELECT experiment_pk, environment, updated_at FROM experiment_environments ORDER BY experiment_pk", None),
+    *((table, columns, f"SELECT {', '.join(columns)} FROM {table} ORDER BY 1", None) for table, columns in (
+        # Alerts (docs/alerts.md): the same columns on both backends.
+        ("alert_rules", ("pk", "id", "namespace", "workspace", "directory", "experiment_id", "name", "kind", "params",
+                         "level", "webhook_url", "webhook_format", "secret", "cooldown", "enabled", "created_at",
+                         "updated_at", "deleted_at")),
+        ("alerts", ("pk", "id", "rule_pk", "namespace", "experiment_id", "run_id", "key", "level", "title", "text",
+                    "late", "fired_at", "resolved_at")),
+        ("alert_deliveries", ("pk", "alert_pk", "event", "status", "attempts", "next_at", "claimed_until",
+                              "created_at", "finished_at", "last_error")),
+        ("alert_attempts", ("pk", "delivery_pk", "at", "http_status", "error", "seconds")),
+        ("alert_heartbeats", ("run_id", "data_at", "beat_at")))),
 ]
-SERIAL_TABLES = ("experiments", "runs", "metric_names", "metric_chunks", "parameters", "logs")
+SERIAL_TABLES = ("experiments", "runs", "metric_names", "metric_chunks", "parameters", "logs", "alert_rules", "alerts",
+                 "alert_deliveries", "alert_attempts")
 
 
 def sqlite_path(source: str) -> str:

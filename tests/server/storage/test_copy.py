@@ -125,7 +125,8 @@ async def test_copy_answers_the_same_and_resumes_streams_exactly_once(tmp_path):
     with postgres_schema_url() as url:
         counts, blobs = await copy_database(f"sqlite:///{path}", url, echo=lambda line: None)
         assert counts == {"experiments": 3, "runs": 3, "streams": 4, "metric_names": 5, "metric_chunks": 14,
-                          "parameters": 3, "logs": 7, "files": 3, "experiment_environments": 1} and blobs == 2
+                          "parameters": 3, "logs": 7, "files": 3, "experiment_environments": 1, "alert_rules": 0,
+                          "alerts": 0, "alert_deliveries": 0, "alert_attempts": 0, "alert_heartbeats": 0} and blobs == 2
         source, target = open_storage(f"sqlite:///{path}", "unused"), open_storage(url, "unused")
         await source.open()
         await target.open()
@@ -163,6 +164,40 @@ async def test_copy_answers_the_same_and_resumes_streams_exactly_once(tmp_path):
             assert created and (await target.get_experiment(d))["pk"] == 4
         finally:
             await source.close()
+            await target.close()
+
+
+async def test_copy_keeps_alert_rules_alerts_and_their_deliveries(tmp_path):
+    path = str(tmp_path / "ml-dash.sqlite3")
+    source = open_storage(f"sqlite:///{path}", "unused")
+    await source.open()
+    rule = {"namespace": "alice", "name": "nan", "kind": "nonfinite", "params": {"metric": "*"}, "level": "ERROR",
+            "webhook_url": "https://hooks.example.com/x", "webhook_format": "generic", "secret": "s", "cooldown": 0.0}
+    try:
+        await source.create_alert_rule(rule)
+        [made] = await source.alert_rules()
+        alert_id = await source.open_alert(made["pk"], "alice", "e1", "r1", "loss", "ERROR", "t", "x", False, 1.0)
+        [delivery] = await source.claim_deliveries(2.0, 30.0, 10)
+        await source.finish_attempt(delivery["pk"], 2.0, 200, None, 0.01, None, False)
+        await source.save_heartbeats({"r1": (1.0, 2.0)})
+        expected = (await source.alert_rules(), await source.list_alerts(None), await source.alert_attempts(alert_id))
+    finally:
+        await source.close()
+    with postgres_schema_url() as url:
+        counts, _ = await copy_database(f"sqlite:///{path}", url, echo=lambda line: None)
+        assert {k: v for k, v in counts.items() if k.startswith("alert")} == {
+            "alert_rules": 1, "alerts": 1, "alert_deliveries": 1, "alert_attempts": 1, "alert_heartbeats": 1}
+        target = open_storage(url, "unused")
+        await target.open()
+        try:
+            assert (await target.alert_rules(), await target.list_alerts(None),
+                    await target.alert_attempts(alert_id)) == expected
+            # The sequences continue past the copied keys, and the copied open alert still dedupes.
+            assert await target.open_alert(made["pk"], "alice", "e1", "r1", "loss", "ERROR", "t", "x", False, 3.0) \
+                is None
+            assert await target.open_alert(made["pk"], "alice", "e1", "r1", "acc", "ERROR", "t", "x", False, 3.0)
+            assert len(await target.claim_deliveries(4.0, 30.0, 10)) == 1
+        finally:
             await target.close()
 
 

@@ -1,5 +1,6 @@
 // The navigator on the left: the namespace → workspace → directory → experiment tree, its search and open folders.
 
+import { alertBadges } from "./alert_badges.js";
 import { api } from "./api.js";
 import { el } from "./dom.js";
 
@@ -10,7 +11,10 @@ export const navigator_ = {
   query: "",
 
   async refresh() {
-    const data = await api.graphql(`{ experiments(limit: 10000) { id namespace workspace directory prefix readme status } }`);
+    const [data] = await Promise.all([
+      api.graphql(`{ experiments(limit: 10000) { id namespace workspace directory prefix readme status } }`),
+      alertBadges.refresh(),  // the open alerts' badges beside the runs
+    ]);
     this.experiments = data.experiments;
     this.loaded = true;
     this.render();
@@ -72,7 +76,7 @@ export const navigator_ = {
     for (const exp of [...node.experiments].sort((a, b) => a.prefix.localeCompare(b.prefix))) {
       const expHref = `#/exp/${exp.id}`;
       children.append(el("li", {}, el("a", { href: expHref, class: `exp ${current === expHref ? "active" : ""}`, title: exp.prefix, "data-experiment": exp.id },
-        exp.status === "RUNNING" ? el("span", { class: "pulse", title: "running" }) : null, " ", exp.prefix)));
+        exp.status === "RUNNING" ? el("span", { class: "pulse", title: "running" }) : null, " ", exp.prefix), alertBadges.badge(exp.id)));
     }
     const label = el("span", {}, el("a", { href, class: current === href ? "active" : "", onclick: () => this.toggle(key, true) }, name),
       el("span", { class: "kind" }, kind === "dir" ? "dir" : "workspace"));

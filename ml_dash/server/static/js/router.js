@@ -5,7 +5,9 @@
 //                                   subtree), with its charts or parallel coordinates above it
 //   #/exp/<id>                      experiment page (readme, parameters, charts, logs, files; live while RUNNING)
 //   #/compare?ids=a,b&metric=<m>&metric=<n>    several experiments overlaid, one chart per chosen metric
+//   #/alerts?ns=<ns>&exp=<id>       alert rules and recent alerts (alerts_page.js)
 
+import { alertsView } from "./alerts_page.js";
 import { compareView } from "./compare.js";
 import { experimentView } from "./experiment_page.js";
 import { navigator_ } from "./navigator.js";
@@ -36,6 +38,7 @@ export async function route() {
   try {
     if (parts[0] === "exp" && parts[1]) currentView = await experimentView(main, parts[1]);
     else if (parts[0] === "ws" && parts.length >= 3) currentView = await workspaceView(main, parts[1], parts[2], query.get("dir") || "", query.get("filter") || "", query.get("view") || "runs");
+    else if (parts[0] === "alerts") currentView = await alertsView(main, query);
     else if (parts[0] === "compare") currentView = await compareView(main, (query.get("ids") || "").split(",").filter(Boolean), query.getAll("metric"));
     else { await navigatorReady; currentView = homeView(main); }
   } catch (error) {

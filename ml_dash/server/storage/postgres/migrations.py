@@ -119,6 +119,45 @@ MIGRATIONS: list[tuple[int, str | Callable[[asyncpg.Connection], Awaitable[None]
     """),
     # gc asks whether any file record still names a blob before deleting it
     (5, "CREATE INDEX files_sha256 ON files (sha256)"),
+    (6, """
+    -- Alerts (docs/alerts.md): rules scoped to a namespace (and optionally a workspace, directory or experiment),
+    -- the alerts they raised (one open row per rule, experiment and key: the partial unique index dedupes across
+    -- workers), the webhook deliveries (claimed in the database so each is sent once) and each delivery attempt.
+    CREATE TABLE alert_rules (
+        pk BIGSERIAL PRIMARY KEY, id TEXT NOT NULL UNIQUE, namespace TEXT NOT NULL, workspace TEXT, directory TEXT,
+        experiment_id TEXT, name TEXT NOT NULL, kind TEXT NOT NULL, params TEXT NOT NULL, level TEXT NOT NULL,
+        webhook_url TEXT NOT NULL, webhook_format TEXT NOT NULL, secret TEXT, cooldown DOUBLE PRECISION NOT NULL,
+        enabled INTEGER NOT NULL, created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+        deleted_at DOUBLE PRECISION
+    );
+    CREATE INDEX alert_rules_namespace ON alert_rules (namespace);
+    CREATE TABLE alerts (
+        pk BIGSERIAL PRIMARY KEY, id TEXT NOT NULL UNIQUE, rule_pk BIGINT NOT NULL REFERENCES alert_rules(pk),
+        namespace TEXT NOT NULL, experiment_id TEXT NOT NULL, run_id TEXT, key TEXT NOT NULL, level TEXT NOT NULL,
+        title TEXT NOT NULL, text TEXT, late INTEGER NOT NULL, fired_at DOUBLE PRECISION NOT NULL,
+        resolved_at DOUBLE PRECISION
+    );
+    CREATE UNIQUE INDEX alerts_open ON alerts (rule_pk, experiment_id, key) WHERE resolved_at IS NULL;
+    CREATE INDEX alerts_experiment ON alerts (experiment_id, pk);
+    CREATE INDEX alerts_namespace ON alerts (namespace, pk);
+    CREATE TABLE alert_deliveries (
+        pk BIGSERIAL PRIMARY KEY, alert_pk BIGINT NOT NULL REFERENCES alerts(pk), event TEXT NOT NULL,
+        status TEXT NOT NULL, attempts INTEGER NOT NULL, next_at DOUBLE PRECISION NOT NULL,
+        claimed_until DOUBLE PRECISION,
+        created_at DOUBLE PRECISION NOT NULL, finished_at DOUBLE PRECISION, last_error TEXT
+    );
+    CREATE INDEX alert_deliveries_due ON alert_deliveries (status, next_at);
+    CREATE INDEX alert_deliveries_alert ON alert_deliveries (alert_pk);
+    CREATE TABLE alert_attempts (
+        pk BIGSERIAL PRIMARY KEY, delivery_pk BIGINT NOT NULL REFERENCES alert_deliveries(pk),
+        at DOUBLE PRECISION NOT NULL,
+        http_status INTEGER, error TEXT, seconds DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX alert_attempts_delivery ON alert_attempts (delivery_pk);
+    -- When a run last sent data (metrics, logs) and anything at all (system rows too): the stall watchdog's clock,
+    -- written by each worker every few seconds, never per batch.
+    CREATE TABLE alert_heartbeats (run_id TEXT PRIMARY KEY, data_at DOUBLE PRECISION, beat_at DOUBLE PRECISION)
+    """),
 ]
 
 # pg_advisory_lock key: fixed namespace for ml-dash, hashed with the schema so test schemas do not serialise.

@@ -118,6 +118,9 @@ class SQLiteStorage(SQLStorage):
         try:
             return await future
         except asyncio.CancelledError:
+            # Counted here, not where the statement stops: a read cancelled before its thread picked it up never
+            # runs at all (the executor drops it), and that is a cancelled read too.
+            self.cancelled_reads += 1
             stop.set()  # the thread is not interrupted by the cancellation itself: the progress handler stops it
             raise
 
@@ -142,7 +145,6 @@ class SQLiteStorage(SQLStorage):
             if str(exc) != "interrupted":
                 raise
             if stop is not None and stop.is_set():
-                self.cancelled_reads += 1
                 raise QueryTimeout("the read was cancelled: its client went away") from None
             raise QueryTimeout(f"the query ran longer than {self.query_timeout:g} s (ML_DASH_QUERY_TIMEOUT) and was "
                                "stopped; narrow the filter or the scope") from None

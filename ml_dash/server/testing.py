@@ -128,10 +128,13 @@ class RoundRobinProxy:
         self._loop.close()
 
     async def _start(self) -> None:
-        from aiohttp import ClientSession, ClientTimeout, web
+        from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 
         # auto_decompress=False on both sides: bodies travel as the bytes that were sent, Content-Encoding intact.
-        self._session = ClientSession(auto_decompress=False, timeout=ClientTimeout(total=None))
+        # No cap on connections (aiohttp's default is 100): batches sent ahead wait at the server for their
+        # predecessor, and a cap would queue that predecessor behind them (or /health behind both).
+        self._session = ClientSession(auto_decompress=False, timeout=ClientTimeout(total=None),
+                                      connector=TCPConnector(limit=0))
         app = web.Application(client_max_size=1 << 40)  # the servers behind it enforce their own limits
         app.router.add_route("*", "/{tail:.*}", self._forward)
         self._runner = web.AppRunner(app, handle_signals=False, auto_decompress=False, access_log=None)

@@ -1,11 +1,20 @@
 """Two server hosts on one PostgreSQL (``server_hosts`` in tests/conftest.py): each keeps its own series cache, and
-neither ever answers from it what another host's write made stale."""
+neither ever answers from it what another host's write made stale. And the load balancer the tests put before them
+(``RoundRobinProxy``) forwards requests as they are."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gzip
 import json
+import threading
+import urllib.error
 import urllib.request
 
 import msgpack
+from aiohttp import web
+
+from ml_dash.server.testing import RoundRobinProxy
 
 
 def call(base: str, method: str, path: str, body=None) -> dict:
@@ -86,3 +95,62 @@ def test_a_host_never_serves_its_cached_series_stale_after_another_host_wrote(se
         full = graphql(host_b, FULL, id=stream.id)["experiment"]["full"]
         assert full["count"] == len(steps) and full["max"] == spike
         check_chart(spike)
+
+
+@contextlib.contextmanager
+def echo_upstreams(count: int):
+    """``count`` HTTP servers on loopback that answer 409 with what they received (method, path, headers, body as
+    hex) and a header naming themselves; yields their URLs."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    runners = []
+
+    async def start(name: str) -> str:
+        async def echo(request: web.Request) -> web.Response:
+            body = await request.read()
+            return web.json_response({"method": request.method, "path": request.raw_path, "body": body.hex(),
+                                      "headers": dict(request.headers)}, status=409, headers={"X-Upstream": name})
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", echo)
+        runner = web.AppRunner(app, auto_decompress=False)  # the bytes as they came over the wire
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runners.append(runner)
+        return f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    try:
+        yield [asyncio.run_coroutine_threadsafe(start(f"u{i}"), loop).result(10) for i in range(count)]
+    finally:
+        for runner in runners:
+            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def test_the_round_robin_proxy_forwards_as_is_and_alternates():
+    """Each request goes to the next upstream; its method, raw path and query, headers (Content-Encoding, Host,
+    Authorization) and gzip body bytes arrive unchanged, and the answer's status, headers and body come back."""
+    body = gzip.compress(b'{"a": 1}' * 100)
+    with echo_upstreams(2) as upstreams, RoundRobinProxy(upstreams) as proxy:
+        seen = []
+        for _ in range(4):
+            request = urllib.request.Request(proxy.url + "/api/v1/x%2Fy/batches?q=a%20b&z=1", data=body, method="PUT",
+                                             headers={"Content-Encoding": "gzip", "Authorization": "Bearer t",
+                                                      "Content-Type": "application/msgpack", "X-Custom": "1"})
+            try:
+                urllib.request.urlopen(request, timeout=30)
+            except urllib.error.HTTPError as answer:
+                assert answer.code == 409
+                seen.append(answer.headers["X-Upstream"])
+                echoed = json.loads(answer.read())
+            assert echoed["method"] == "PUT" and echoed["path"] == "/api/v1/x%2Fy/batches?q=a%20b&z=1"
+            assert bytes.fromhex(echoed["body"]) == body
+            headers = echoed["headers"]
+            assert headers["Content-Encoding"] == "gzip" and headers["Authorization"] == "Bearer t"
+            assert headers["Content-Type"] == "application/msgpack" and headers["X-Custom"] == "1"
+            assert headers["Host"] == proxy.url.removeprefix("http://") and "User-Agent" in headers
+        assert seen == ["u0", "u1", "u0", "u1"]
+        assert proxy.statuses == {("PUT", "batches", 409): 4}

@@ -17,6 +17,7 @@ the pool, its dialect, those upserts and the array-``unnest`` row writers (metri
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from typing import TypeVar
@@ -35,6 +36,7 @@ from ml_dash.server.storage.sql.query import merged_params
 from ml_dash.server.storage.sql.storage import RESTORED_BY_RUN, SQLStorage, log_row
 
 T = TypeVar("T")
+log = logging.getLogger("ml_dash.server")
 
 # The channel carrying "a batch of this stream was stored" between processes; the payload is the JSON array
 # [experiment_id, stream_id]. Channels are per database, not per schema: a deployment beside this one in another
@@ -123,8 +125,11 @@ class PostgresStorage(SQLStorage):
                 if not first.done():
                     first.set_result(None)
                 await lost.wait()
-            except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                pass
+                log.warning("ml-dash server: the PostgreSQL LISTEN connection was lost; batches sent ahead poll the "
+                            "database until it is back")
+            except Exception as exc:  # whatever broke it, keep trying: the notices are worth having back
+                log.warning("ml-dash server: no PostgreSQL LISTEN connection (%s); batches sent ahead poll the "
+                            "database until it is back", exc)
             finally:
                 live(False)
                 if conn is not None and not conn.is_closed():

@@ -7,7 +7,9 @@ import msgpack
 import orjson
 import pytest
 
-from ml_dash.server.http.keys import DECODER_KEY, ORDER_KEY
+from ml_dash.server.http import batch_order
+from ml_dash.server.http.batch_order import BatchOrder
+from ml_dash.server.http.keys import DECODER_KEY, ORDER_KEY, STORAGE_KEY
 from ml_dash.server.ingest_pool import OFF_LOOP_BYTES, DecodePool, decode_batch
 from ml_dash.server.series.batch import MetricBatch
 
@@ -66,6 +68,56 @@ async def test_a_replayed_ahead_batch_is_a_duplicate_not_a_wait(make_client):
     again = await asyncio.wait_for(post_batch(client, experiment_id, {**metric_batch(10, 20, range(10, 20)),
                                                                       "ahead": True}), 60)
     assert again.status == 200 and await again.json() == {"acked": 20, "stored": 0, "duplicate": True}
+
+
+async def test_a_batch_ahead_on_one_host_wakes_when_another_host_stores_its_predecessor(make_client, db_url,
+                                                                                      monkeypatch):
+    """Two server processes on one PostgreSQL database (hosts behind a load balancer): the batch sent ahead waits on
+    host B, its predecessor is stored through host A, and B stores it at once: A's commit is announced to B
+    (LISTEN/NOTIFY), B does not wait for a poll. Polling is pushed out to an hour so only the notice can wake it."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite is one machine's database: other processes' stores are found by polling")
+    monkeypatch.setattr(batch_order, "POLL_S", 3600.0)
+    monkeypatch.setattr(batch_order, "NOTICE_POLL_S", 3600.0)
+    host_a, host_b = await make_client(order_wait=3600.0), await make_client(order_wait=3600.0)
+    assert host_b.app[ORDER_KEY].noticed
+    experiment_id = await new_experiment(host_a)
+    second = asyncio.ensure_future(post_batch(host_b, experiment_id, {**metric_batch(10, 20, range(10, 20)),
+                                                                      "ahead": True}))
+    while not host_b.app[ORDER_KEY]._waiting:  # B tried once, found the gap, and now waits
+        await asyncio.sleep(0)
+    first = await post_batch(host_a, experiment_id, metric_batch(0, 10, range(10)))
+    assert first.status == 200
+    second = await asyncio.wait_for(second, 30)  # a poll would take an hour
+    assert second.status == 200 and await second.json() == {"acked": 20, "stored": 10}
+    assert host_b.app[ORDER_KEY].retries == 1
+    answer = await (await host_a.get(f"/api/v1/experiments/{experiment_id}/metrics/loss")).json()
+    assert answer["steps"] == list(range(20))
+
+
+async def test_the_notices_come_back_after_the_listening_connection_is_lost(make_client, db_url, monkeypatch):
+    """PostgreSQL restarts, a proxy drops idle connections: the listening connection is lost. The process falls back
+    to polling (``noticed`` false), connects again and hears other processes' stores as before."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("only PostgreSQL announces stores")
+    from ml_dash.server.storage.postgres import storage as postgres_storage
+
+    changes, notices = asyncio.Queue(), asyncio.Queue()
+    monkeypatch.setattr(postgres_storage, "RECONNECT_S", 0.01)
+    monkeypatch.setattr(BatchOrder, "live", lambda self, noticed: (setattr(self, "noticed", noticed),
+                                                                   changes.put_nowait(noticed)))
+    monkeypatch.setattr(BatchOrder, "stored", lambda self, *key: notices.put_nowait(key))
+    host = await make_client()
+    storage = host.app[STORAGE_KEY]
+    assert await changes.get() is True
+    first = storage.listener_pid
+    async with storage._pool.acquire() as conn:
+        assert await conn.fetchval("SELECT pg_terminate_backend($1)", first)
+        assert await asyncio.wait_for(changes.get(), 30) is False
+        assert await asyncio.wait_for(changes.get(), 30) is True and storage.listener_pid != first
+        await conn.execute("SELECT pg_notify('ml_dash_batch', 'not json')")  # someone else's: ignored
+        await conn.execute("""SELECT pg_notify('ml_dash_batch', '["e1", "c1:metrics"]')""")
+    assert await asyncio.wait_for(notices.get(), 30) == ("e1", "c1:metrics")
 
 
 def jsonl_body(n: int, start: int = 0, **extra) -> bytes:

@@ -81,6 +81,8 @@ def create_app(config: ServerConfig | None = None, storage: Storage | None = Non
                                                    config.sqlite_readers)
         app[STORAGE_KEY].query_timeout = config.query_timeout
         await app[STORAGE_KEY].open()
+        # Other processes' stores wake this one's batches sent ahead (PostgreSQL); a no-op where not announced.
+        await app[STORAGE_KEY].watch_batches(app[ORDER_KEY].stored, app[ORDER_KEY].live)
         yield
         await app[STORAGE_KEY].close()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -33,6 +33,12 @@ class Storage(abc.ABC):
 
     async def close(self) -> None:
         """Release connections and threads."""
+
+    async def watch_batches(self, stored: Callable[[str, str], None], live: Callable[[bool], None]) -> None:
+        """From now on, call ``stored(experiment_id, stream_id)`` soon after any process on this database (another
+        worker, another host) stored a batch of that stream, and ``live(bool)`` as that news becomes available or
+        stops (a lost connection). A backend without such news (SQLite: one machine) never calls either, and batches
+        sent ahead keep polling (``http/batch_order.py``)."""
 
     # experiments and runs
     @abc.abstractmethod

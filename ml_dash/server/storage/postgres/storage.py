@@ -6,7 +6,10 @@ Everything that must hold across processes is enforced by the database, never by
   workers racing on the same key get the same row;
 - a batch is one transaction that locks its stream's row (``INSERT ... ON CONFLICT DO UPDATE`` takes the row lock and
   reads the latest committed ``acked``), inserts the events and moves ``acked`` with ``UPDATE ... WHERE acked = start``:
-  a replay sent to another worker waits for the first to commit, then reads the new offset and answers duplicate.
+  a replay sent to another worker waits for the first to commit, then reads the new offset and answers duplicate;
+- a stored batch sends ``NOTIFY ml_dash_batch`` (delivered at its commit) naming its experiment and stream, and every
+  server process LISTENs on one connection of its own (``watch_batches``): a batch sent ahead that waits on one host
+  for its predecessor, stored by another, is woken at once instead of polling the database.
 
 The queries are ``sql.storage``'s, awaited here on pooled connections (``driver.run``); what is PostgreSQL's own is
 the pool, its dialect, those upserts and the array-``unnest`` row writers (metrics in ``metrics``).
@@ -14,6 +17,7 @@ the pool, its dialect, those upserts and the array-``unnest`` row writers (metri
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from typing import TypeVar
@@ -32,6 +36,13 @@ from ml_dash.server.storage.sql.query import merged_params
 from ml_dash.server.storage.sql.storage import RESTORED_BY_RUN, SQLStorage, log_row
 
 T = TypeVar("T")
+log = logging.getLogger("ml_dash.server")
+
+# The channel carrying "a batch of this stream was stored" between processes; the payload is the JSON array
+# [experiment_id, stream_id]. Channels are per database, not per schema: a deployment beside this one in another
+# schema only causes a spurious wake-up (one more offset check), never a wrong answer.
+BATCH_CHANNEL = "ml_dash_batch"
+RECONNECT_S = 1.0  # between two attempts to get the listening connection back
 
 
 class PostgresStorage(SQLStorage):
@@ -61,6 +72,8 @@ class PostgresStorage(SQLStorage):
         self.url = url
         self.min_size, self.max_size = min_size, max_size
         self._pool: asyncpg.Pool | None = None
+        self._watch: asyncio.Task | None = None
+        self.listener_pid: int | None = None  # the listening connection's backend (observability, tests)
 
     @staticmethod
     def _in(column: str, values: list, sql_type: str) -> tuple[str, list]:
@@ -76,9 +89,54 @@ class PostgresStorage(SQLStorage):
             raise
 
     async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+            self._watch = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+    async def watch_batches(self, stored, live) -> None:
+        if self._watch is None:
+            first = asyncio.get_running_loop().create_future()
+            self._watch = asyncio.get_running_loop().create_task(self._listen(stored, live, first))
+            await first  # listening (or failed once, then retrying in the background) before the server answers
+
+    async def _listen(self, stored, live, first: asyncio.Future) -> None:
+        """Hold one connection LISTENing on ``BATCH_CHANNEL`` (not a pooled one: it must stay open), and get it back
+        whenever it is lost; meanwhile ``live(False)`` lets waiting batches poll instead."""
+        def notice(_conn, _pid, _channel, payload: str) -> None:
+            try:
+                experiment_id, stream_id = orjson.loads(payload)
+            except (orjson.JSONDecodeError, TypeError, ValueError):
+                return  # not ours (someone else's NOTIFY on the channel): nothing to wake
+            stored(experiment_id, stream_id)
+
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(self.url)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _conn: lost.set())
+                await conn.add_listener(BATCH_CHANNEL, notice)
+                self.listener_pid = conn.get_server_pid()
+                live(True)
+                if not first.done():
+                    first.set_result(None)
+                await lost.wait()
+                log.warning("ml-dash server: the PostgreSQL LISTEN connection was lost; batches sent ahead poll the "
+                            "database until it is back")
+            except Exception as exc:  # whatever broke it, keep trying: the notices are worth having back
+                log.warning("ml-dash server: no PostgreSQL LISTEN connection (%s); batches sent ahead poll the "
+                            "database until it is back", exc)
+            finally:
+                live(False)
+                if conn is not None and not conn.is_closed():
+                    conn.terminate()
+            if not first.done():
+                first.set_result(None)
+            await asyncio.sleep(RECONNECT_S)
 
     # how bodies run
     async def _read(self, body: Body[T], snapshot: bool = False, light: bool = False) -> T:
@@ -139,7 +197,11 @@ class PostgresStorage(SQLStorage):
             rows = {"metrics": MetricRows, "parameters": _ParameterRows, "logs": _LogRows}[stream](events, pk, run_pk)
             try:
                 async with conn.transaction():
-                    return await run(conn, self._batch(pk, stream_id, start, end, rows.write))
+                    result = await run(conn, self._batch(pk, stream_id, start, end, rows.write))
+                    if not result.duplicate:  # delivered to every listener when (and only if) this commits
+                        await conn.execute("SELECT pg_notify($1, $2)", BATCH_CHANNEL,
+                                           orjson.dumps([experiment_id, stream_id]).decode())
+                    return result
             except asyncpg.ForeignKeyViolationError:
                 # Purged (``ml-dash server gc``) since the lookup above: as unknown as it is now. Keys are never
                 # reused here (BIGSERIAL), so the rows could not have reached another experiment.

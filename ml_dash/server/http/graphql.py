@@ -62,7 +62,9 @@ scalar JSON
 type Run { id: ID! status: String! hostname: String startedAt: Float endedAt: Float error: String }
 type Metric { name: String! count: Int! steps: [Float] values: [Float] min: Float max: Float }
 # seriesBatch's answer per experiment: the point arrays are JSON (plain arrays, null for NaN/Infinity), which the
-# answer's encoder writes in one pass instead of graphql-core completing each of ~10^5-10^6 list items.
+# answer's encoder writes in one pass instead of graphql-core completing each of ~10^5-10^6 list items; with
+# encoding: "base64" each is a string "<f8|f4|i4>:<base64 of the little-endian array>", NaN for null
+# (http/series_encoding.py).
 type SeriesEnvelope { experimentId: ID! name: String! count: Int! min: Float max: Float
   steps: JSON values: JSON times: JSON }
 # A metric at a glance: its last value (JSON: NaN/Infinity as their JSONL spellings, bools as bools), its finite
@@ -90,7 +92,7 @@ type Query {
   namespaces: [String!]!
   workspaces(namespace: String!): [String!]!
   seriesBatch(experimentIds: [ID!]!, name: String!, maxPoints: Int, x: String, stepMin: Float,
-              stepMax: Float): [SeriesEnvelope]!
+              stepMax: Float, encoding: String = "json"): [SeriesEnvelope]!
   experimentPage(namespace: String, workspace: String, directory: String, filter: String, orderBy: String,
                  limit: Int = 100, offset: Int = 0, includeDeleted: Boolean = false): ExperimentPage!
 }

@@ -80,7 +80,12 @@ def _load(page, url: str, reload: bool, predicate: str, operation: str, requests
     mine = [r for r in requests if f"query {operation}" in (r.post_data or "")]
     assert mine, f"no {operation} request"
     first = mine[0]
-    return {"ready": ready, "requests": len(mine), "sent": first.timing["startTime"] - origin,
+    timeline = []  # every GraphQL request of the load: operation, sent → answer's last byte (ms from navigation start)
+    for r in requests:
+        name = (r.post_data or "").split("query ", 1)[-1].split("(", 1)[0].split("{", 1)[0].strip()[:12] or "?"
+        timeline.append(f"{name} {r.timing['startTime'] - origin:.0f}→{r.timing['startTime'] - origin + r.timing['responseEnd']:.0f}")
+    return {"timeline": timeline, "answered": first.timing["startTime"] - origin + first.timing["responseEnd"],
+            "encoding": first.response().headers.get("content-encoding", "-"),"ready": ready, "requests": len(mine), "sent": first.timing["startTime"] - origin,
             "server": first.timing["responseStart"] - first.timing["requestStart"], "bytes": len(first.response().body()),
             "rows": page.evaluate("document.querySelectorAll('#runs-table tbody tr[data-experiment]').length"),
             "max": page.evaluate("(document.querySelector('.overlay-chart[data-metric=\"loss\"]') || {dataset: {}}).dataset.max || ''")}
@@ -106,7 +111,8 @@ def measure(data_dir: str, cases: list[tuple[str, str, str, str]], reloads: int,
                 url = f"{base_url}/{address}"
                 cold = _load(page, url, False, predicate, operation, requests)
                 warm_runs = [_load(page, url, True, predicate, operation, requests) for _ in range(reloads)]
-                warm = {k: statistics.median(r[k] for r in warm_runs) if k != "max" else warm_runs[-1][k] for k in cold}
+                warm = {k: statistics.median(r[k] for r in warm_runs) if k not in ("max", "timeline", "encoding")
+                        else warm_runs[-1][k] for k in cold}
                 context.close()
                 assert not errors, f"{label}: uncaught errors in the page: {errors}"
                 results[label] = (cold, warm)
@@ -126,7 +132,8 @@ def run(table_sizes: list[int], overlay_sizes: list[int], reloads: int, viewport
         results = measure(data_dir, cases, reloads, viewport)
     print(f"\nworkspace views, ms from navigation start (warm = median of {reloads} reloads); ratio = cold ready "
           f"against the first case of its kind")
-    print(f"{'case':>14} {'load':>4} {'sent':>6} {'server':>7} {'answer':>9} {'ready':>7} {'ratio':>6} {'requests':>8} {'rows':>5}")
+    print(f"{'case':>14} {'load':>4} {'sent':>6} {'server':>7} {'answer':>9} {'enc':>4} {'answered':>8} {'ready':>7} "
+          f"{'ratio':>6} {'requests':>8} {'rows':>5}")
     base = {}
     for label, (cold, warm) in results.items():
         kind = label.split()[0]
@@ -134,7 +141,11 @@ def run(table_sizes: list[int], overlay_sizes: list[int], reloads: int, viewport
         for load, row in (("cold", cold), ("warm", warm)):
             ratio = row["ready"] / base[kind] if load == "cold" else float("nan")
             print(f"{label:>14} {load:>4} {row['sent']:6.0f} {row['server']:7.0f} {row['bytes'] / 1024:7.1f}kB "
-                  f"{row['ready']:7.0f} {ratio:6.2f} {row['requests']:8.0f} {row['rows']:5.0f}")
+                  f"{row['encoding']:>4} {row['answered']:8.0f} {row['ready']:7.0f} {ratio:6.2f} {row['requests']:8.0f} "
+                  f"{row['rows']:5.0f}")
         if kind == "overlay":
             assert float(cold["max"]) == SPIKE and cold["requests"] == 1, (label, cold)
+    print("\nGraphQL requests of each cold load (operation sent→answered, ms from navigation start):")
+    for label, (cold, _) in results.items():
+        print(f"{label:>14}: {', '.join(cold['timeline'])}")
     print("\noverlay: one seriesBatch request per chart, drawn max == the spike: ok")

@@ -3,10 +3,12 @@ others (a robust default y range, a per-chart y-range control), each overlay cha
 without steps are drawn on the workspace charts' time axis."""
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
 
+import numpy as np
 import pytest
 
 if not os.path.exists("/usr/bin/chromium"):
@@ -101,7 +103,10 @@ def test_stepless_runs_are_drawn_on_the_workspace_charts_time_axis(server, page)
     page.wait_for_selector(f"{LOSS}[data-state=ready][data-x-mode=relative]")
     page.wait_for_function(f"document.querySelector('{LOSS}').dataset.placed === '60'")  # every point has a place
     last = json.loads(answers[-1].body())["data"]["seriesBatch"]
-    assert all(a["times"] and None not in a["times"] for a in last)
+    # The overlay asks for base64 arrays (server/http/series_encoding.py): Float64 times, NaN where JSON had null.
+    assert all(a["times"].startswith("f8:") for a in last)
+    times = [np.frombuffer(base64.b64decode(a["times"][3:]), "<f8") for a in last]
+    assert all(len(t) and np.isfinite(t).all() for t in times)
     page.select_option("#x-axis", "time")
     page.wait_for_selector(f"{LOSS}[data-x-mode=time][data-placed='60']")
     page.select_option("#x-axis", "step")  # by log order

@@ -13,6 +13,7 @@ from ml_dash.server.errors import DISK_FULL_MESSAGE, InsufficientStorage, Server
 from ml_dash.server.files.registry import open_file_store
 from ml_dash.server.http.auth import auth_middleware
 from ml_dash.server.http.batch_order import BatchOrder
+from ml_dash.server.http.compression import compression_middleware
 from ml_dash.server.http.dashboard import prepare_assets
 from ml_dash.server.http.graphql import graphql_pool
 from ml_dash.server.http.keys import ALERTS_KEY, BLOBS_KEY, CONFIG_KEY, DECODER_KEY, ORDER_KEY, STORAGE_KEY
@@ -70,7 +71,8 @@ def create_app(config: ServerConfig | None = None, storage: Storage | None = Non
     """Build the app. ``storage`` overrides the backend named by ``config.db_url`` (tests parametrize it)."""
     config = config or ServerConfig()
     # Bodies are read by our handlers with our own limit (and a clear 413); aiohttp's limit is a backstop for others.
-    app = web.Application(middlewares=[security_middleware(config), error_middleware, auth_middleware(config.tokens)],
+    app = web.Application(middlewares=[security_middleware(config), compression_middleware, error_middleware,
+                                       auth_middleware(config.tokens)],
                           client_max_size=config.max_body_bytes)
     app[CONFIG_KEY] = config
     app[BLOBS_KEY] = open_file_store(config)

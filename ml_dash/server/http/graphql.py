@@ -35,6 +35,10 @@ from ml_dash.server.errors import BadRequest, Forbidden, NotFound, QueryTimeout,
 from ml_dash.server.http.graphql_cost import (
     DEFAULT_LOGS_LIMIT,
     DEFAULT_MAX_POINTS,
+    DEFAULT_SEARCH_LIMIT,
+    DEFAULT_TREE_LIMIT,
+    MAX_SEARCH_LIMIT,
+    MAX_TREE_LIMIT,
     MAX_EXPERIMENTS_LIMIT,
     MAX_LOGS_LIMIT,
     MAX_POINTS,
@@ -64,7 +68,9 @@ scalar JSON
 type Run { id: ID! status: String! hostname: String startedAt: Float endedAt: Float error: String }
 type Metric { name: String! count: Int! steps: [Float] values: [Float] min: Float max: Float }
 # seriesBatch's answer per experiment: the point arrays are JSON (plain arrays, null for NaN/Infinity), which the
-# answer's encoder writes in one pass instead of graphql-core completing each of ~10^5-10^6 list items.
+# answer's encoder writes in one pass instead of graphql-core completing each of ~10^5-10^6 list items; with
+# encoding: "base64" each is a string "<f8|f4|i4>:<base64 of the little-endian array>", NaN for null
+# (http/series_encoding.py).
 type SeriesEnvelope { experimentId: ID! name: String! count: Int! min: Float max: Float
   steps: JSON values: JSON times: JSON }
 # A metric at a glance: its last value (JSON: NaN/Infinity as their JSONL spellings, bools as bools), its finite
@@ -85,6 +91,8 @@ type Experiment {
 }
 
 type ExperimentPage { total: Int! items: [Experiment!]! }
+# One folder of the navigator's tree: its name and how many experiments its subtree holds.
+type TreeNode { name: String! count: Int! }
 
 type Query {
   experiments(namespace: String, workspace: String, status: String, limit: Int = 100, offset: Int = 0): [Experiment!]!
@@ -92,7 +100,12 @@ type Query {
   namespaces: [String!]!
   workspaces(namespace: String!): [String!]!
   seriesBatch(experimentIds: [ID!]!, name: String!, maxPoints: Int, x: String, stepMin: Float,
-              stepMax: Float): [SeriesEnvelope]!
+              stepMax: Float, encoding: String = "json"): [SeriesEnvelope]!
+  # The level below: namespaces (none given), a namespace's workspaces, or the folders under a directory ("": the
+  # workspace's top); counts from the database, soft-deleted experiments left out.
+  tree(namespace: String, workspace: String, directory: String, limit: Int = 1000): [TreeNode!]!
+  # Experiments whose prefix, directory, workspace or readme contain the text (ASCII case ignored).
+  search(text: String!, namespace: String, limit: Int = 50): [Experiment!]!
   experimentPage(namespace: String, workspace: String, directory: String, filter: String, orderBy: String,
                  limit: Int = 100, offset: Int = 0, includeDeleted: Boolean = false): ExperimentPage!
 }
@@ -108,6 +121,7 @@ type Mutation {
 """
 schema = build_schema(SDL + ALERTS_SDL)
 MAX_LIMIT = MAX_EXPERIMENTS_LIMIT
+MAX_SEARCH_CHARS = 200  # the navigator's search box: a name, not a document
 GRAPHQL_THREADS = 4  # queries executing at once; more wait for a free thread (the server's loop never does)
 READS_PER_QUERY = 2  # storage calls one query has in flight at once (the rest wait in the query's own thread)
 POOL_KEY = web.AppKey("graphql_pool", ThreadPoolExecutor)
@@ -275,6 +289,28 @@ def root_value(storage: Storage, scope: Scope, budget: TextBudget | None = None,
         scope.check(namespace)
         return await storage.list_workspaces(namespace)
 
+    async def tree(info, namespace=None, workspace=None, directory=None, limit=DEFAULT_TREE_LIMIT):
+        limit = DEFAULT_TREE_LIMIT if limit is None else limit
+        if not 0 < limit <= MAX_TREE_LIMIT:
+            raise BadRequest(f"tree limit must be 1..{MAX_TREE_LIMIT}")
+        if workspace is not None and namespace is None:
+            raise BadRequest("tree(workspace) needs its namespace")
+        if directory is not None and workspace is None:
+            raise BadRequest("tree(directory) needs its namespace and workspace")
+        namespaces = scope.listing(namespace)
+        found = await storage.experiment_tree(namespaces, namespace, workspace, (directory or "").strip("/"), limit)
+        return [{"name": name, "count": count} for name, count in found]
+
+    async def search(info, text, namespace=None, limit=DEFAULT_SEARCH_LIMIT):
+        limit = DEFAULT_SEARCH_LIMIT if limit is None else limit
+        if not 0 < limit <= MAX_SEARCH_LIMIT:
+            raise BadRequest(f"search limit must be 1..{MAX_SEARCH_LIMIT}")
+        if not text.strip() or len(text) > MAX_SEARCH_CHARS:
+            raise BadRequest(f"search text must be 1..{MAX_SEARCH_CHARS} characters, not blank")
+        found = await storage.search_experiments(scope.listing(namespace), text.strip(), limit)
+        page = _PageLoader(storage, [e["id"] for e in found])
+        return [_experiment_node(storage, e, page) for e in found]
+
     async def experiment_page(info, namespace=None, workspace=None, directory=None, filter=None, orderBy=None,
                               limit=100, offset=0, includeDeleted=False):
         limit, offset = (100 if limit is None else limit), (0 if offset is None else offset)
@@ -312,6 +348,7 @@ def root_value(storage: Storage, scope: Scope, budget: TextBudget | None = None,
 
     return {"experiments": experiments, "experiment": experiment, "namespaces": namespaces, "workspaces": workspaces,
             "seriesBatch": series_batch_resolver(storage, scope), "experimentPage": experiment_page,
+            "tree": tree, "search": search,
             "setTags": lambda info, id, tags: edited(id, lambda: storage.edit_tags(id, replace=tags)),
             "addTags": lambda info, id, tags: edited(id, lambda: storage.edit_tags(id, add=tags)),
             "removeTags": lambda info, id, tags: edited(id, lambda: storage.edit_tags(id, remove=tags)),

@@ -3,7 +3,8 @@
 Every selected field costs 1 for each object it is selected on, aliases included, so ``{a: __typename b: __typename}``
 costs 2. A field returning a list multiplies what is selected under it by the list's size: ``experiments`` and ``logs``
 by their ``limit`` (default when omitted), ``experimentPage``'s ``items`` by the page's ``limit`` (the page itself
-costs ``PAGE_QUERY_COST``), any other list by ``ASSUMED_LIST_SIZE``. ``metric`` costs
+costs ``PAGE_QUERY_COST``, and so do the navigator's ``tree`` and ``search``, lists sized by their ``limit``), any
+other list by ``ASSUMED_LIST_SIZE``. ``metric`` costs
 ``METRIC_READ_COST`` (it reads the whole step range from storage) and each of its ``steps``/``values`` lists
 ``2 * maxPoints`` (a min/max bucket keeps up to two points). ``seriesBatch`` is a list as long as its
 ``experimentIds``, each item costing ``SERIES_BATCH_READ_COST`` plus its point arrays (``2 * maxPoints`` each, its
@@ -53,6 +54,13 @@ MAX_SERIES_BATCH = 1_000
 # experimentPage: its filtered, sorted SQL query and the COUNT beside it, whatever is selected; its ``items`` list is
 # sized by the page's ``limit``.
 PAGE_QUERY_COST = 1_000
+# The navigator's tree level (a GROUP BY over its scope) and its search (a text match over every experiment in
+# scope): each one query over the scope, priced like a page; their lists are sized by their ``limit``.
+SCAN_QUERIES = {("Query", "tree"), ("Query", "search")}
+DEFAULT_TREE_LIMIT = 1_000
+MAX_TREE_LIMIT = 10_000
+DEFAULT_SEARCH_LIMIT = 50
+MAX_SEARCH_LIMIT = 1_000
 _ABSENT = object()  # an argument the query does not give
 # Text answered (readme, notes, environment as JSON): 1 per this many characters; readmeHtml: 1 per character of the
 # readme rendered (markdown-it takes ~12 µs a character: the whole budget is ~12 s of rendering).
@@ -65,11 +73,13 @@ FILTER_TERM_COST = 4
 
 # (type, field) → (argument giving the list size, its default)
 SIZED_LISTS = {("Query", "experiments"): ("limit", DEFAULT_EXPERIMENTS_LIMIT),
-               ("Experiment", "logs"): ("limit", DEFAULT_LOGS_LIMIT)}
+               ("Experiment", "logs"): ("limit", DEFAULT_LOGS_LIMIT),
+               ("Query", "tree"): ("limit", DEFAULT_TREE_LIMIT), ("Query", "search"): ("limit", DEFAULT_SEARCH_LIMIT)}
 # (type, field, argument) → its largest accepted value; more is refused before the query runs.
 CAPS = {("Query", "experiments", "limit"): MAX_EXPERIMENTS_LIMIT, ("Experiment", "logs", "limit"): MAX_LOGS_LIMIT,
         ("Experiment", "metric", "maxPoints"): MAX_POINTS, ("Query", "seriesBatch", "maxPoints"): MAX_POINTS,
-        ("Query", "experimentPage", "limit"): MAX_EXPERIMENTS_LIMIT}
+        ("Query", "experimentPage", "limit"): MAX_EXPERIMENTS_LIMIT, ("Query", "tree", "limit"): MAX_TREE_LIMIT,
+        ("Query", "search", "limit"): MAX_SEARCH_LIMIT}
 POINT_LISTS = {("Metric", "steps"), ("Metric", "values")}
 POINT_ARRAYS = {("SeriesEnvelope", "steps"), ("SeriesEnvelope", "values"), ("SeriesEnvelope", "times")}  # JSON arrays
 
@@ -246,6 +256,8 @@ class _Counter:
             cost += METRIC_READ_COST
             max_points = self.int_argument(node, "maxPoints", DEFAULT_MAX_POINTS, parent.name)
         page_size = self.page_size
+        if (parent.name, name) in SCAN_QUERIES:
+            cost += PAGE_QUERY_COST
         if (parent.name, name) == ("Query", "experimentPage"):
             cost += PAGE_QUERY_COST
             self.page_size = self.int_argument(node, "limit", DEFAULT_EXPERIMENTS_LIMIT, parent.name)

@@ -20,6 +20,7 @@ import numpy as np
 from ml_dash.server.errors import BadRequest, NotFound
 from ml_dash.server.http.graphql_cost import DEFAULT_BATCH_POINTS, MAX_POINTS, MAX_SERIES_BATCH
 from ml_dash.server.http.scope import Scope
+from ml_dash.server.http.series_encoding import ENCODINGS, compact_result, encode
 from ml_dash.server.series.downsample import Envelope, minmax_indices, series_result
 
 X_MODES = ("step", "time")
@@ -31,9 +32,9 @@ STEP_TIME_ANCHORS = 2000  # as many (step, time) pairs as the dashboard's own st
 
 def series_batch_resolver(storage: Any, scope: Scope):
     async def series_batch(info, experimentIds, name, maxPoints=DEFAULT_BATCH_POINTS, x="step", stepMin=None,
-                           stepMax=None):
+                           stepMax=None, encoding="json"):
         max_points = DEFAULT_BATCH_POINTS if maxPoints is None else maxPoints
-        x = x or "step"
+        x, encoding = x or "step", encoding or "json"
         if not 1 <= len(experimentIds) <= MAX_SERIES_BATCH:
             raise BadRequest(f"experimentIds must name 1 to {MAX_SERIES_BATCH} experiments "
                              f"(got {len(experimentIds)})")
@@ -42,16 +43,18 @@ def series_batch_resolver(storage: Any, scope: Scope):
                              f"(default {DEFAULT_BATCH_POINTS})")
         if x not in X_MODES:
             raise BadRequest(f"x must be one of {', '.join(X_MODES)} (got {x!r})")
+        if encoding not in ENCODINGS:
+            raise BadRequest(f"encoding must be one of {', '.join(ENCODINGS)} (got {encoding!r})")
         # The storage gate bounds how many of these reads are in flight; gather only keeps the answer's order.
         steps = (stepMin, stepMax)  # a zoomed chart: the same step range of every run
-        return await asyncio.gather(*(_one(storage, scope, i, name, max_points, x == "time", steps)
+        return await asyncio.gather(*(_one(storage, scope, i, name, max_points, x == "time", steps, encoding)
                                       for i in experimentIds))
 
     return series_batch
 
 
 async def _one(storage: Any, scope: Scope, experiment_id: str, name: str, max_points: int,
-               with_times: bool, steps: tuple[float | None, float | None]) -> dict[str, Any] | None:
+               with_times: bool, steps: tuple[float | None, float | None], encoding: str) -> dict[str, Any] | None:
     try:
         if scope.limited:  # only a namespace-limited token needs the experiment record: one read less per run
             await scope.experiment(storage, experiment_id)
@@ -60,11 +63,18 @@ async def _one(storage: Any, scope: Scope, experiment_id: str, name: str, max_po
         return None
     if series is None:
         return None
+    if encoding == "base64":
+        result, places = compact_result(name, series, max_points)
+        result["experimentId"] = experiment_id
+        times = await _times(storage, experiment_id, name, places) if with_times else None
+        result["times"] = None if times is None else encode(times, "f8")
+        return result
     result = series_result(name, series, max_points, nonfinite_as_text=False)
     result["values"] = _rounded(result["values"])
     result["experimentId"] = experiment_id
-    result["times"] = (await _times(storage, experiment_id, name, _places(series, result["steps"], max_points))
-                       if with_times else None)
+    times = (await _times(storage, experiment_id, name, _places(series, result["steps"], max_points))
+             if with_times else None)
+    result["times"] = None if times is None else [None if t != t else t for t in times.tolist()]
     return result
 
 
@@ -80,7 +90,7 @@ def _places(series: Any, steps: list, max_points: int) -> list:
     return minmax_indices(series.values, max_points).tolist()  # the same points series_result kept
 
 
-async def _times(storage: Any, experiment_id: str, name: str, steps: list) -> list | None:
+async def _times(storage: Any, experiment_id: str, name: str, steps: list | np.ndarray) -> np.ndarray | None:
     try:
         anchors = await storage.metric_step_times(experiment_id, name, STEP_TIME_ANCHORS)
     except NotImplementedError:
@@ -88,9 +98,9 @@ async def _times(storage: Any, experiment_id: str, name: str, steps: list) -> li
     if anchors is None or len(anchors[0]) == 0:
         return None
     anchor_steps, anchor_times = anchors
-    wanted = np.array([np.nan if s is None else s for s in steps], dtype=np.float64)
-    times = np.interp(wanted, anchor_steps.astype(np.float64), anchor_times.astype(np.float64))
-    return [None if t != t else float(t) for t in times.tolist()]
+    wanted = steps if isinstance(steps, np.ndarray) else np.array([np.nan if s is None else s for s in steps],
+                                                                     dtype=np.float64)
+    return np.interp(wanted, anchor_steps.astype(np.float64), anchor_times.astype(np.float64))  # NaN stays NaN
 
 
 def _rounded(values: list) -> list:

@@ -64,6 +64,18 @@ class Storage(abc.ABC):
         """``last_metrics`` of several experiments in one call: id → name → value (ids without metrics left out)."""
         return {i: found for i in experiment_ids if (found := await self.last_metrics(i))}
 
+    async def experiment_tree(self, namespaces: frozenset[str] | None, namespace: str | None = None,
+                              workspace: str | None = None, directory: str = "",
+                              limit: int = 1000) -> list[tuple[str, int]]:
+        """One level of the navigator's tree: [(name, experiments in its subtree)], names in code-point
+        order (storage/sql/tree.py)."""
+        raise NotImplementedError
+
+    async def search_experiments(self, namespaces: frozenset[str] | None, text: str,
+                                 limit: int = 50) -> list[dict[str, Any]]:
+        """Experiments whose prefix, directory, workspace or readme contain ``text`` (ASCII case ignored)."""
+        raise NotImplementedError
+
     async def count_experiments(self, namespaces: frozenset[str] | None, workspace: str | None = None,
                                 directory: str | None = None, include_deleted: bool = False) -> int:
         """How many experiments ``experiment_page`` with these arguments filters (before its filter)."""

@@ -4,7 +4,7 @@ import { api } from "./api.js";
 import { loadPlotly } from "./charts.js";
 import { showPartialErrors } from "./dom.js";
 import { navigator_ } from "./navigator.js";
-import { route, setNavigatorReady } from "./router.js";
+import { route } from "./router.js";
 
 // The token outlives the page in this browser's localStorage; a 401 asks for one.
 api.configure({ storage: localStorage, askToken: (text) => window.prompt(text), onPartialErrors: showPartialErrors });
@@ -16,8 +16,8 @@ document.getElementById("nav-search").addEventListener("input", (event) => {
 window.addEventListener("hashchange", route);
 
 (async function start() {
-  // The navigator's list and the view's own requests go out together; neither waits for the other or for plotly.
-  setNavigatorReady(navigator_.refresh().catch(console.error));
+  // The navigator's top level and the view's own requests go out together; neither waits for the other or for plotly.
+  navigator_.refresh().catch(console.error);
   await route();
   // A page without charts still readies plotly for the next view, once it has rendered.
   loadPlotly().catch(console.error);

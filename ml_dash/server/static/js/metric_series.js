@@ -4,6 +4,7 @@
 import { api } from "./api.js";
 import { loadPlotly } from "./charts.js";
 import { anchorsOf, bucketsFor } from "./lib/series.js";
+import { decodeEnvelope } from "./lib/typed_arrays.js";
 
 // series: [{experimentId, metric}]. Returns {answers, stepTimes} (stepTimes null: keep the chart's).
 export function readSeries(series, { maxPoints, stepRange, withTimes, haveAnchors }) {
@@ -30,11 +31,11 @@ export function readSeries(series, { maxPoints, stepRange, withTimes, haveAnchor
 async function readBatch(series, { maxPoints, stepRange, withTimes, haveAnchors }) {
   const [stepMin, stepMax] = stepRange || [null, null];
   const data = await api.graphql(`query SeriesBatch($ids: [ID!]!, $name: String!, $n: Int, $x: String, $stepMin: Float, $stepMax: Float) {
-      seriesBatch(experimentIds: $ids, name: $name, maxPoints: $n, x: $x, stepMin: $stepMin, stepMax: $stepMax) {
+      seriesBatch(experimentIds: $ids, name: $name, maxPoints: $n, x: $x, stepMin: $stepMin, stepMax: $stepMax, encoding: "base64") {
         count steps values min max ${withTimes ? "times" : ""} } }`,
   { ids: series.map((s) => s.experimentId), name: series[0].metric, n: bucketsFor(series.length, maxPoints, withTimes),
     x: withTimes ? "time" : "step", stepMin, stepMax });
-  const answers = data.seriesBatch;
+  const answers = data.seriesBatch.map(decodeEnvelope);
   // The answer's own (step, time) pairs are the time axis' anchors; a zoomed answer keeps the whole run's ones.
   const fresh = withTimes && (!stepRange || !haveAnchors);
   return { answers, stepTimes: fresh ? answers.map((m) => anchorsOf(m || {})) : null };

@@ -15,11 +15,6 @@ import { el, setBreadcrumbs, setLive, statusBadge } from "./dom.js";
 import { workspaceView } from "./workspace_view.js";
 
 let currentView = null;  // {destroy()} of the view on screen, so timers and charts stop when we navigate away
-let navigatorReady = null;  // the navigator's first load; only the home view (built from its list) waits for it
-
-export function setNavigatorReady(promise) {
-  navigatorReady = promise;
-}
 
 function parseHash() {
   const [path, queryString] = location.hash.replace(/^#/, "").split("?");
@@ -40,7 +35,7 @@ export async function route() {
     else if (parts[0] === "ws" && parts.length >= 3) currentView = await workspaceView(main, parts[1], parts[2], query.get("dir") || "", query.get("filter") || "", query.get("view") || "runs");
     else if (parts[0] === "alerts") currentView = await alertsView(main, query);
     else if (parts[0] === "compare") currentView = await compareView(main, (query.get("ids") || "").split(",").filter(Boolean), query.getAll("metric"));
-    else { await navigatorReady; currentView = homeView(main); }
+    else currentView = await homeView(main);
   } catch (error) {
     main.append(el("p", { class: "error" }, `Could not load this view: ${error.message}`));
     console.error(error);
@@ -48,17 +43,11 @@ export async function route() {
   navigator_.render();
 }
 
-function homeView(main) {
+async function homeView(main) {
   setBreadcrumbs();
   main.append(el("h1", {}, "Workspaces"));
-  const groups = new Map();
-  for (const e of navigator_.experiments) {
-    const key = `${e.namespace}\u0000${e.workspace}`;
-    const g = groups.get(key) || { namespace: e.namespace, workspace: e.workspace, total: 0, running: 0 };
-    g.total++;
-    if (e.status === "RUNNING") g.running++;
-    groups.set(key, g);
-  }
+  // Counted by the server (the navigator's tree reads), never by listing every experiment here.
+  const groups = new Map((await navigator_.workspaces()).map((g) => [`${g.namespace}\u0000${g.workspace}`, g]));
   if (!groups.size) main.append(el("p", { class: "muted" }, "No experiments yet. Point a client at this server with Experiment(..., remote=URL)."));
   const table = el("table", { class: "grid" }, el("thead", {}, el("tr", {}, el("th", {}, "namespace"), el("th", {}, "workspace"), el("th", {}, "experiments"), el("th", {}, "running"))));
   const body = el("tbody");

@@ -11,9 +11,11 @@ const ROW_FIELDS = "id directory prefix readme status hostname startedAt complet
 const SUMMARY_FIELDS = "metricSummary { name last min max }";
 const PAGE = 100;  // rows per experimentPage read: the first one covers the rows in view and the overscan
 
-// The source of a workspace (or directory subtree) view, its first page read (newest first).
-export async function openSource(scope) {
+// The source of a workspace (or directory subtree) view, its first page read (newest first). sampleLimit: a panel
+// (charts, parallel coordinates) will want sample(sampleLimit); it is read beside the first page, not after it.
+export async function openSource(scope, { sampleLimit = 0 } = {}) {
   const source = new ServerSource(scope);
+  source.sampleLimit = sampleLimit;
   await source.setQuery({ filter: null, sortKey: "started", sortDesc: true });
   return source;
 }
@@ -25,6 +27,7 @@ class ServerSource {
     this.pages = new Map();
     this.known = { params: new Set(), metrics: new Set() };  // keys seen in any page: the table's columns
     this.total = 0; this.all = 0;
+    this.sampleLimit = 0; this.sampling = null;  // the panel's sample of the current query, read with its first page
   }
 
   sortable(key) { return serverSortable(key); }
@@ -34,6 +37,10 @@ class ServerSource {
   async setQuery({ filter, sortKey, sortDesc }) {
     this.filter = combineFilters(this.within, serverFilter(filter, this.known));
     this.orderBy = serverOrder(sortKey, sortDesc, this.known);
+    // A panel's sample of more than a page is a second read: it goes out now, beside the first page, instead of
+    // after it (a 1,000-run overlay waited a whole extra round trip). Its failure is the panel's, reported there.
+    this.sampling = this.sampleLimit > PAGE ? { limit: this.sampleLimit, rows: this.fetchPage(0, this.sampleLimit, false) } : null;
+    if (this.sampling) this.sampling.rows.catch(() => {});
     try {
       await this.reload();
     } catch (error) {
@@ -87,6 +94,9 @@ class ServerSource {
   // The first `limit` rows in the table's order, for the charts and the parallel coordinates.
   async sample(limit) {
     if (this.total <= PAGE && Array.isArray(this.pages.get(0))) return this.pages.get(0).slice(0, limit);
+    const sampling = this.sampling;
+    this.sampling = null;  // used once: a later sample (a live refresh) reads the rows again
+    if (sampling && sampling.limit >= limit) return (await sampling.rows).slice(0, limit);
     return this.fetchPage(0, limit, false);
   }
 

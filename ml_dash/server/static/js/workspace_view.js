@@ -45,7 +45,7 @@ export async function workspaceView(main, namespace, workspace, directory, initi
   main.append(el("h1", {}, directory ? `${workspace} / ${directory}` : workspace),
     el("div", { class: "toolbar" }, filterInput, chooser.button, compareButton, countLabel, filterError), chooser.panel, tabs, panel, scroller);
 
-  const source = await openSource({ namespace, workspace, directory });
+  const source = await openSource({ namespace, workspace, directory }, { sampleLimit: state.panel === "runs" ? 0 : MAX_OVERLAY });
   const showError = (error) => { filterError.textContent = error.message; };
   const table = new RunsTable(scroller, source, {
     onSort: () => requery(0),
@@ -100,6 +100,7 @@ export async function workspaceView(main, namespace, workspace, directory, initi
 
   function showPanel(name) {
     state.panel = name;
+    source.sampleLimit = name === "runs" ? 0 : MAX_OVERLAY;
     history.replaceState(null, "", address());
     if (state.panelView) state.panelView.destroy();
     state.panelView = null;

@@ -58,6 +58,12 @@ class PostgresDialect(QueryDialect):
     def text(self, expression):
         return f'{expression} COLLATE "C"'
 
+    def first_segment(self, expression):
+        return f"split_part({expression}, '/', 1)"
+
+    def contains_text(self, expression, lowered) -> Clause:
+        return f"strpos(lower({expression}), ?::text) > 0", [lowered]
+
     def like(self, expression, pattern) -> Clause:
         return f"{expression} LIKE ?", [pattern]  # backslash is LIKE's default escape, as in format.filter
 

@@ -77,6 +77,15 @@ class QueryDialect:
     def like(self, expression: str, pattern: str) -> Clause:
         raise NotImplementedError
 
+    def first_segment(self, expression: str) -> str:
+        """``expression``'s text up to its first ``/`` (all of it without one): a directory's top folder."""
+        return (f"(CASE WHEN instr({expression}, '/') > 0 THEN substr({expression}, 1, instr({expression}, '/') - 1) "
+                f"ELSE {expression} END)")
+
+    def contains_text(self, expression: str, lowered: str) -> Clause:
+        """``expression`` holds ``lowered`` (already lower case), ignoring ASCII case; NULL never does."""
+        return f"instr(lower({expression}), ?) > 0", [lowered]
+
     def tags_contain(self, tag: str) -> Clause:
         raise NotImplementedError
 

@@ -41,7 +41,9 @@ def test_rules_alerts_and_the_run_badge(tmp_path, page):
         text = page.inner_text("#recent-alerts")
         assert "loss" in text and "step 7" in text and "open" in text
         assert "never-shown" not in page.content()
-        # The run's badge in the navigator (attached: its folder may be closed).
+        # The run's badge in the navigator, once its folders are open (the navigator reads a folder when it opens).
+        page.click("#nav-tree li[data-key='ns:alice'] > .node")
+        page.click("#nav-tree li[data-key='ws:alice/vision'] > .node")
         page.wait_for_selector(f'#nav-tree a[href="#/alerts?exp={experiment_id}"][data-alerts="1"]', state="attached")
 
         page.select_option("#alert-rule-form select[name=kind]", "threshold")

@@ -82,12 +82,13 @@ class RemoteRun:
         self.uploader.report_failure(self.remote, error, delay)
 
     # -- called from the user's thread ------------------------------------------------------------------------
-    def run_started(self, started_at: float, previous_meta: dict | None = None) -> None:
+    def run_started(self, started_at: float, previous_meta: dict | None = None,
+                    client_run_id: str | None = None) -> None:
         """A run starts; ``previous_meta``: the meta file as it was just before, to end a predecessor whose process
         died (its verdict is taken here, before the new run's first write changes the directory)."""
         crashed = previous_run_crashed(self.path, previous_meta) if previous_meta else None
         self.finished.clear()
-        self.uploader.call_soon(self._on_started, started_at, crashed)
+        self.uploader.call_soon(self._on_started, started_at, crashed, client_run_id, previous_meta)
 
     def annotations_changed(self) -> None:
         """``exp.tags`` / ``exp.notes`` changed (the meta file says how): the next round sends them."""
@@ -125,13 +126,15 @@ class RemoteRun:
                        self.remote, timeout, pending_text, self.path)
 
     # -- on the uploader's loop -------------------------------------------------------------------------------
-    def _on_started(self, started_at: float, crashed: tuple[float, str, float] | None) -> None:
+    def _on_started(self, started_at: float, crashed: tuple[float, str, float] | None,
+                    client_run_id: str | None = None, previous_meta: dict | None = None) -> None:
         self.ending = False
         self.end_requested.clear()
+        self.run_upload.state.adopt_meta_runs(previous_meta)  # earlier runs this uploader never saw (offline, killed)
         previous = self.run_upload.state.current_run()
         if crashed and previous is not None and previous["status"] == "RUNNING" and previous["started_at"] == crashed[0]:
             previous.update(status="FAILED", error=crashed[1], ended_at=crashed[2])  # sent after its data, as usual
-        self.run_upload.state.new_run(started_at, socket.gethostname())
+        self.run_upload.state.new_run(started_at, socket.gethostname(), client_run_id)
         self.wake.set()
 
     def _on_ended(self, status: str, error: str | None, ended_at: float) -> None:

@@ -106,6 +106,7 @@ class Experiment:
     run_id = property(lambda self: self._run_id)
     local_path = property(lambda self: self._path, doc="The experiment's local directory.")
     status = property(lambda self: self._meta.get("status"))
+    fork = property(lambda self: self._meta.get("fork"), doc="The parent and step this experiment was forked from.")
     environment = property(lambda self: self._meta.get("environment"), doc="The run's environment, once captured.")
 
     @property
@@ -203,6 +204,8 @@ class Experiment:
                           hostname=socket.gethostname(), pid=os.getpid())
         # The run's mark goes to the writer before any of its rows (format.branches); the meta keeps the run's list
         # so `ml-dash sync` registers every run logged offline, in order, with its branch step.
+        if self._meta.get("fork") and not self._ran:
+            self._inherit_params()
         mark = start_mark(self._meta, self._branch)
         self._branch = (None, False)  # a declared step is this run's only: the next run branches where it begins
         PIPELINE.queue.append(record_event(self.store_key, RUN_STREAM, mark, False))
@@ -224,6 +227,21 @@ class Experiment:
         if self._uploader is not None:
             # A run whose process died without ending it is ended on the server before this one starts.
             self._uploader.run_started(self._meta["started_at"], previous, self._meta["client_run_id"])
+
+    def _inherit_params(self) -> None:
+        """A fork starts with its parent's parameters (when the parent is on this machine; the server copies them
+        otherwise), once: before any parameter of its own."""
+        from ml_dash.format.branches import fork_parent_path
+        from ml_dash.format.jsonl import read_jsonl
+        from ml_dash.format.layout import stream_path
+        from ml_dash.format.params import replay
+
+        parent = fork_parent_path(self._path, dict(self._meta, prefix=self._prefix, directory=self._directory))
+        if parent is None or os.path.exists(stream_path(self._path, "parameters")):
+            return
+        inherited = replay(read_jsonl(stream_path(parent, "parameters")))
+        if inherited:
+            self.params.extend(**inherited)
 
     def complete(self) -> None:
         """Mark the run completed, after everything logged has been written (waiting at most ML_DASH_COMPLETE_TIMEOUT)."""

@@ -79,7 +79,7 @@ class RunUpload:
         for optional in ("directory", "readme", "hostname"):
             if ident.get(optional):
                 body[optional] = ident[optional]
-        fork = read_meta(self.state.directory).get("fork")
+        fork = ident.get("fork") or read_meta(self.state.directory).get("fork")
         if isinstance(fork, dict) and not self.state.fork_sent:
             body["fork"] = {"parent": fork.get("parent"), "step": fork.get("step")}
         answer = await self._call("POST", "/experiments", body)

@@ -69,7 +69,8 @@ class RemoteRun:
 
         self.api = ServerClient(uploader.session, self.remote, settings["token"], self._retrier)
         identity = {"namespace": exp.namespace, "workspace": exp.workspace, "prefix": exp.prefix,
-                    "directory": exp.directory, "readme": exp.readme, "hostname": socket.gethostname()}
+                    "directory": exp.directory, "readme": exp.readme, "hostname": socket.gethostname(),
+                    "fork": exp.fork}
         self.run_upload = RunUpload(self.api, SyncState(self.path), identity, settings["max_events"], settings["max_bytes"],
                             on_ids=on_ids, window=settings["window"])
 

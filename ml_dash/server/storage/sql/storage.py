@@ -234,7 +234,8 @@ class SQLStorage(ExperimentQueries, Purge, Storage):
             depth += 1
         yield RUN, "UPDATE experiments SET fork_parent_pk = ?, fork_step = ? WHERE pk = ?", (parent, float(fork_step), pk)
         params = yield ROW, "SELECT params FROM experiments WHERE pk = ?", (parent,)
-        if params[0] and params[0] != "{}":
+        own = yield ROW, "SELECT 1 FROM parameters WHERE experiment_pk = ? LIMIT 1", (pk,)
+        if own is None and params[0] and params[0] != "{}":  # the base, only before any parameter of its own
             yield RUN, "INSERT INTO parameters (experiment_pk, run_pk, record) VALUES (?, NULL, ?)", \
                 (pk, orjson.dumps({"operation": "set", "data": orjson.loads(params[0])}).decode())
             yield RUN, "UPDATE experiments SET params = ? WHERE pk = ?", (params[0], pk)
@@ -326,8 +327,14 @@ class SQLStorage(ExperimentQueries, Purge, Storage):
     @reads
     def metric_names(self, experiment_id):
         pk = yield from self._experiment_pk(experiment_id)
-        rows = yield ROWS, "SELECT name FROM metric_names WHERE experiment_pk = ? ORDER BY name", (pk,)
-        return [r[0] for r in rows]
+        names: set[str] = set()
+        for _ in range(MAX_FORK_DEPTH + 1):  # a fork's history holds its ancestors' series too
+            names.update(r[0] for r in (yield ROWS, "SELECT name FROM metric_names WHERE experiment_pk = ?", (pk,)))
+            row = yield ROW, "SELECT fork_parent_pk FROM experiments WHERE pk = ?", (pk,)
+            if row is None or row[0] is None:
+                break
+            pk = row[0]
+        return sorted(names)
 
     @reads
     def last_metrics(self, experiment_id):

@@ -79,7 +79,7 @@ class _Buffer:
 
 
 class _Entry:
-    __slots__ = ("name_pk", "tail_pk", "tail_n", "n", "ordered", "buffer", "sorted", "nbytes", "bounds", "views")
+    __slots__ = ("name_pk", "tail_pk", "tail_n", "n", "ordered", "buffer", "_sorted", "nbytes", "bounds", "views")
 
     def __init__(self, name_pk: int, tail_pk: int, tail_n: int, n: int, ordered: bool, buffer: _Buffer,
                  bounds: tuple = ()) -> None:
@@ -87,19 +87,27 @@ class _Entry:
         self.buffer = buffer
         self.bounds = bounds  # (run_pk, start, end) of each chunk in stored order: what a RunView clips
         self.views: dict[RunView, Series] = {}  # the series as the last view saw it (a view changes with a new run)
-        views = []
-        for column in buffer.columns:
-            view = column[:n]
-            view.flags.writeable = False
-            views.append(view)
-        # A series not logged in step order is sorted once per change, not once per read.
-        order = None if ordered else step_order(views[0])
-        if order is not None:
-            views = [v[order] for v in views]
-            for view in views:
-                view.flags.writeable = False  # shared by every reader of the entry
-        self.sorted = Series(*views)
-        self.nbytes = buffer.capacity * _POINT_BYTES + (0 if order is None else n * _POINT_BYTES + order.nbytes)
+        self._sorted: Series | None = None
+        # Counted as if sorted: a series not logged in step order keeps a sorted copy once a plain read asks.
+        self.nbytes = buffer.capacity * _POINT_BYTES + (0 if ordered else n * (_POINT_BYTES + 8))
+
+    @property
+    def sorted(self) -> Series:
+        """The points in step order, made on the first plain read: a series not logged in step order is sorted once
+        per change, not once per read (and not at all when only clipped views of it are read)."""
+        if self._sorted is None:
+            views = []
+            for column in self.buffer.columns:
+                view = column[:self.n]
+                view.flags.writeable = False
+                views.append(view)
+            order = None if self.ordered else step_order(views[0])
+            if order is not None:
+                views = [v[order] for v in views]
+                for view in views:
+                    view.flags.writeable = False  # shared by every reader of the entry
+            self._sorted = Series(*views)
+        return self._sorted
 
     def series(self, step_min: float | None, step_max: float | None, view: RunView | None = None) -> Series:
         found = self.sorted if view is None or view.plain else self.views.get(view)

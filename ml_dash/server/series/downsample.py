@@ -177,8 +177,10 @@ def joined(parts: list[Series | Envelope | None], max_points: int | None) -> Ser
     if len(found) == 1:
         return found[0]
     steps, values, kinds = (np.concatenate([getattr(p, c) for p in found]) for c in ("steps", "values", "kinds"))
-    order = np.argsort(np.where(np.isnan(steps), -np.inf, steps), kind="stable")
-    steps, values, kinds = steps[order], values[order], kinds[order]
+    # A fork's pieces usually follow one another (the parent's stop below the child's first step): no sort then.
+    if not all(a.steps[-1] <= b.steps[0] for a, b in zip(found, found[1:])):
+        order = np.argsort(np.where(np.isnan(steps), -np.inf, steps), kind="stable")
+        steps, values, kinds = steps[order], values[order], kinds[order]
     if not any(isinstance(part, Envelope) for part in found):
         return Series(steps, values, kinds)
     count = sum(p.count if isinstance(p, Envelope) else len(p.steps) for p in found)

@@ -176,6 +176,11 @@ def joined(parts: list[Series | Envelope | None], max_points: int | None) -> Ser
         return next((part for part in parts if part is not None), None)
     if len(found) == 1:
         return found[0]
+    if max_points is not None:
+        # Downsampled piece by piece, buckets shared out by length: no copy of the whole history is made.
+        total = sum(len(p.steps) for p in found)
+        found = [p if isinstance(p, Envelope) else _envelope_of(p, max(1, round(max_points * len(p.steps) / total)))
+                 for p in found]
     steps, values, kinds = (np.concatenate([getattr(p, c) for p in found]) for c in ("steps", "values", "kinds"))
     # A fork's pieces usually follow one another (the parent's stop below the child's first step): no sort then.
     if not all(a.steps[-1] <= b.steps[0] for a, b in zip(found, found[1:])):
@@ -191,3 +196,9 @@ def joined(parts: list[Series | Envelope | None], max_points: int | None) -> Ser
         steps, values, kinds = steps[keep], values[keep], kinds[keep]
     return Envelope(steps, values, kinds, count, min((v for v in lows if v is not None), default=None),
                     max((v for v in highs if v is not None), default=None))
+
+
+def _envelope_of(series: Series, max_points: int) -> Envelope:
+    keep = minmax_indices(series.values, max_points)
+    return Envelope(series.steps[keep], series.values[keep], series.kinds[keep], len(series.values),
+                    _finite_extreme(series.values, np.fmin), _finite_extreme(series.values, np.fmax))

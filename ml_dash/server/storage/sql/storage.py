@@ -24,7 +24,7 @@ from ml_dash.server.series.cache import (
     read_series,
 )
 from ml_dash.format.branches import MAX_FORK_DEPTH, cutoffs, fork_cutoff
-from ml_dash.server.series.chunks import step_time_anchors
+from ml_dash.server.series.chunks import step_time_anchors, to_series
 from ml_dash.server.series.downsample import joined
 from ml_dash.server.series.types import RunView
 from ml_dash.server.storage.base import BatchResult, Storage
@@ -357,12 +357,13 @@ class SQLStorage(ExperimentQueries, Purge, Storage):
 
     @reads(snapshot=True)
     def metric_series(self, experiment_id, name, step_min, step_max, max_points=None, superseded=False):
-        return (yield from self._history(experiment_id, name, step_min, step_max, max_points, superseded, 0))
+        pieces = yield from self._history(experiment_id, name, step_min, step_max, max_points, superseded, 0)
+        return pieces[0] if len(pieces) == 1 else joined(pieces, max_points)  # joined once, however long the chain
 
     def _history(self, experiment_id: str, name: str, step_min: float | None, step_max: float | None,
-                 max_points: int | None, superseded: bool, depth: int) -> Body[Any]:
-        """One series of an experiment as its history shows it: its runs' points clipped by its ``RunView``, after
-        its fork parent's history up to the fork (read the same way, without copying a point)."""
+                 max_points: int | None, superseded: bool, depth: int) -> Body[list]:
+        """One series of an experiment as its history shows it, in pieces: its fork parent's history up to the fork
+        (read the same way, without copying a point), then its own runs' points clipped by its ``RunView``."""
         try:
             view, fork = yield from self._run_view(experiment_id, superseded)
         except NotFound:
@@ -371,14 +372,19 @@ class SQLStorage(ExperimentQueries, Purge, Storage):
             raise
         own = yield from self._series_read(experiment_id, name, step_min, step_max, max_points, view)
         if fork is None or superseded or depth >= MAX_FORK_DEPTH:
-            return own
+            return [own]
         parent, cutoff = fork
         below = math.nextafter(cutoff, -math.inf)  # the parent's last step this history takes
         if step_min is not None and step_min > below:
-            return own
-        inherited = yield from self._history(parent, name, step_min, below if step_max is None else
-                                             min(step_max, below), max_points, False, depth + 1)
-        return joined([inherited, own], max_points)
+            return [own]
+        limit = below if step_max is None else min(step_max, below)
+        if max_points is not None:  # a chart read: the parent's range is read from its block summaries
+            inherited = yield from self._history(parent, name, step_min, limit, max_points, False, depth + 1)
+        else:  # read as the parent itself is read (so from its cached series), then cut at the fork
+            inherited = yield from self._history(parent, name, step_min, step_max, None, False, depth + 1)
+            inherited = [None if p is None else to_series(p.steps, p.values, p.kinds, step_min, limit, ordered=True)
+                         for p in inherited]
+        return [*inherited, own]
 
     def _series_read(self, experiment_id: str, name: str, step_min: float | None, step_max: float | None,
                      max_points: int | None, view: RunView) -> Body[Any]:

@@ -53,13 +53,13 @@ async def build(storage, n: int) -> dict[str, list[str]]:
 
     resumed = await experiment(storage, "resumed")
     stops = [int(n * f) for f in (0.3, 0.55, 0.8, 1.0)]
-    start, offset = 0, 0
+    start = 0
     for index, stop in enumerate(stops):
         run = await storage.create_run(resumed, f"r{index}", None, 1.0 + index)
         if index:
             start = stops[index - 1] - n // 20  # resume from a checkpoint 5% before the last run stopped
             await storage.set_run_branch(run, start)
-        offset = await log(storage, resumed, run, f"resumed{index}", range(start, stop))
+        await log(storage, resumed, run, f"resumed{index}", range(start, stop))
 
     size = database_bytes(storage)
     fork = await experiment(storage, "fork")

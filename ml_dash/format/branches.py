@@ -160,8 +160,9 @@ def start_mark(meta: dict, branch: tuple[int | None, bool]) -> dict:
 def end_mark(meta: dict) -> None:
     """The meta's latest run takes the run's end (status, error, time)."""
     runs = meta.get("runs")
-    if isinstance(runs, list) and runs and isinstance(runs[-1], dict) and runs[-1].get("id") == meta.get("client_run_id"):
-        runs[-1].update(status=meta.get("status"), completed_at=meta.get("completed_at"), error=meta.get("error"))
+    last = runs[-1] if isinstance(runs, list) and runs else None
+    if isinstance(last, dict) and last.get("id") == meta.get("client_run_id"):
+        last.update(status=meta.get("status"), completed_at=meta.get("completed_at"), error=meta.get("error"))
 
 
 # -- a local experiment's history, resolved ---------------------------------------------------------------------------

@@ -52,9 +52,11 @@ ENVELOPES = 64  # downsampled answers kept (each ~2 * max_points points)
 # Queries the read generator yields, and what it expects back:
 STATE = "state"  # () → None (no such metric) or (name_pk, ordered, tail_pk)
 EXISTS = "exists"  # (chunk_pk,) → whether that chunk row still exists
-CHUNKS = "chunks"  # (name_pk, after_pk | None, step_min, step_max) → rows (pk, steps, values, kinds, run_pk) in pk order,
+CHUNKS = "chunks"  # (name_pk, after_pk | None, step_min, step_max) → rows (pk, steps, values, kinds, run_pk) in pk
+#                   order,
 #                    only pk > after_pk, only chunks overlapping the step range (None: unbounded)
-SUMMARIES = "summaries"  # (name_pk, step_min, step_max) → rows (pk, n, step_min, step_max, summary, run_pk) in pk order,
+SUMMARIES = "summaries"  # (name_pk, step_min, step_max) → rows (pk, n, step_min, step_max, summary, run_pk) in pk
+#                          order,
 #                          only chunks overlapping the step range
 POINTS = "points"  # (chunk pks,) → rows (pk, steps, values, kinds, run_pk) of those chunks, in pk order
 _COLUMNS = ("steps", "values", "kinds")

@@ -232,7 +232,8 @@ class SQLStorage(ExperimentQueries, Purge, Storage):
                 raise BadRequest(f"experiment {parent_id!r} descends from {experiment_id!r}: a fork cannot be a cycle")
             ancestor = (yield ROW, "SELECT fork_parent_pk FROM experiments WHERE pk = ?", (ancestor,))[0]
             depth += 1
-        yield RUN, "UPDATE experiments SET fork_parent_pk = ?, fork_step = ? WHERE pk = ?", (parent, float(fork_step), pk)
+        yield RUN, "UPDATE experiments SET fork_parent_pk = ?, fork_step = ? WHERE pk = ?", \
+            (parent, float(fork_step), pk)
         params = yield ROW, "SELECT params FROM experiments WHERE pk = ?", (parent,)
         own = yield ROW, "SELECT 1 FROM parameters WHERE experiment_pk = ? LIMIT 1", (pk,)
         if own is None and params[0] and params[0] != "{}":  # the base, only before any parameter of its own
@@ -242,7 +243,7 @@ class SQLStorage(ExperimentQueries, Purge, Storage):
 
     @reads
     def lineage(self, experiment_id):
-        """``{"parent": {id, fork_step} | None, "children": [{id, fork_step}, ...]}``: the forks around an experiment."""
+        """``{"parent": {id, ..., fork_step} | None, "children": [{id, ..., fork_step}]}``: the forks around it."""
         pk = yield from self._experiment_pk(experiment_id)
         row = yield ROW, ("SELECT p.id, p.namespace, p.workspace, p.directory, p.prefix, e.fork_step "
                           "FROM experiments e JOIN experiments p ON p.pk = e.fork_parent_pk WHERE e.pk = ?"), (pk,)

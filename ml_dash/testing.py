@@ -9,6 +9,7 @@ from ml_dash.client.experiment import Experiment
 from ml_dash.format.jsonl import read_jsonl
 from ml_dash.format.layout import read_meta, stream_path
 from ml_dash.format.params import replay
+from ml_dash.format.branches import mark_of
 from ml_dash.format.values import decode_metrics
 
 
@@ -43,7 +44,8 @@ def read_run(path: str) -> dict:
         meta = read_meta(path, strict=True)  # a damaged meta file is an error in a test, not an empty dict
     except FileNotFoundError:
         meta = {}
-    metrics = read_jsonl(stream_path(path, "metrics"))
+    # every row logged, in order, without the run marks (format.branches); history_rows(path) resolves branches
+    metrics = [row for row in read_jsonl(stream_path(path, "metrics")) if mark_of(row) is None]
     for row in metrics:
         decode_metrics(row.get("metrics") or {})
     return {

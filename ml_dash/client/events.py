@@ -19,6 +19,7 @@ from typing import Any
 
 METRIC_AGG, RECORD, BARRIER = 1, 2, 3
 STEP_KEY = 0
+RUN_STREAM = "run"  # a record_event for this stream is a run's mark (format.branches), not a line of a file
 # Positions in an event tuple. Every kind: which store (None for a barrier) and which kind.
 STORE, KIND = 0, 1
 RECORD_STREAM, RECORD_BODY, RECORD_DEFERRED = 2, 3, 4  # record_event

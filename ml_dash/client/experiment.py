@@ -13,7 +13,8 @@ from typing import Any, Callable
 from ml_dash.client import sigterm as _sigterm
 from ml_dash.client.annotations import Tags, set_notes
 from ml_dash.client.run.environment import EnvironmentCapture, environment_settings
-from ml_dash.client.events import register_store
+from ml_dash.format.branches import check_branch, check_fork, end_mark, start_mark
+from ml_dash.client.events import RUN_STREAM, record_event, register_store
 from ml_dash.client.files import FileManager
 from ml_dash.client.logs import LogManager
 from ml_dash.client.metrics import MetricsLogger, set_in_run
@@ -41,7 +42,8 @@ class Experiment:
                  remote: str | None = None, local_root: str | None = None, directory: str | None = None,
                  readme: str | None = None, experiment_id: str | None = None, *,
                  tags: list[str] | None = None, system_metrics: bool | None = None, save_code: bool | None = None,
-                 capture_environment: bool | None = None) -> None:
+                 capture_environment: bool | None = None, resume_step: int | None = None, append: bool = False,
+                 fork_from: str | None = None, fork_step: int | None = None) -> None:
         namespace = NAMESPACE.get(namespace)
         workspace = WORKSPACE.get(workspace)
         missing = [name for name, value in (("namespace", namespace), ("workspace", workspace), ("prefix", prefix)) if value is None]
@@ -70,6 +72,10 @@ class Experiment:
         parts = [self._namespace, self._workspace] + (self._directory.split("/") if self._directory else []) + self._prefix.split("/")
         self._path = os.path.join(os.path.abspath(root), *parts)
         self._meta = self._load_meta()
+        # The next run's branch (docs/branches.md): where it supersedes earlier runs' points, and a fork's parent
+        self._branch = check_branch(resume_step, append, "Experiment")
+        if fork_from is not None or fork_step is not None:
+            self._meta["fork"] = check_fork(fork_from, fork_step, self._meta.get("fork"))
         self._uploader = None
         self._url_shown = False
         # exp.tags / exp.notes edit the meta file; a change also wakes the uploader (docs/query.md)
@@ -104,6 +110,7 @@ class Experiment:
     run_id = property(lambda self: self._run_id)
     local_path = property(lambda self: self._path, doc="The experiment's local directory.")
     status = property(lambda self: self._meta.get("status"))
+    fork = property(lambda self: self._meta.get("fork"), doc="The parent and step this experiment was forked from.")
     environment = property(lambda self: self._meta.get("environment"), doc="The run's environment, once captured.")
 
     @property
@@ -142,8 +149,14 @@ class Experiment:
         return f"Experiment({self._namespace}/{self._workspace}/{(self._directory + '/') if self._directory else ''}{self._prefix}, status={self.status})"
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
-    def run(self, func: Callable | None = None) -> Any:
-        """Start the run. Use as a direct call, ``with exp.run():`` (also ``async with``) or as ``@exp.run``."""
+    def run(self, func: Callable | None = None, *, resume_step: int | None = None, append: bool | None = None) -> Any:
+        """Start the run. Use as a direct call, ``with exp.run():`` (also ``async with``) or as ``@exp.run``.
+
+        ``resume_step``: the step this run resumes from (its checkpoint's): every earlier run's points at steps
+        >= it are superseded (docs/branches.md); by default a run supersedes from its first logged step.
+        ``append=True``: supersede nothing."""
+        if resume_step is not None or append is not None:
+            self._branch = check_branch(resume_step, bool(append), "run")
         if func is not None:
             return self._decorate(func)
         with self._start_lock:
@@ -205,6 +218,13 @@ class Experiment:
 
         self._meta.update(status="running", started_at=time.time(), completed_at=None, error=None,
                           hostname=socket.gethostname(), pid=os.getpid())
+        # The run's mark goes to the writer before any of its rows (format.branches); the meta keeps the run's list
+        # so `ml-dash sync` registers every run logged offline, in order, with its branch step.
+        if self._meta.get("fork") and not self._ran:
+            self._inherit_params()
+        mark = start_mark(self._meta, self._branch)
+        self._branch = (None, False)  # a declared step is this run's only: the next run branches where it begins
+        PIPELINE.queue.append(record_event(self.store_key, RUN_STREAM, mark, False))
         if self._environment[0]:
             self._meta.pop("environment", None)  # an earlier run's, until this run's capture replaces it
         self._write_meta()
@@ -222,10 +242,25 @@ class Experiment:
             PIPELINE.at_exit.append(self._finalise_at_exit)
         if self._uploader is not None:
             # A run whose process died without ending it is ended on the server before this one starts.
-            self._uploader.run_started(self._meta["started_at"], previous)
+            self._uploader.run_started(self._meta["started_at"], previous, self._meta["client_run_id"])
             if not self._url_shown:  # once per object, as W&B prints its run's page
                 self._url_shown = True
                 print(f"ml-dash: view {self._prefix} at {self.url}", file=sys.stderr)
+
+    def _inherit_params(self) -> None:
+        """A fork starts with its parent's parameters (when the parent is on this machine; the server copies them
+        otherwise), once: before any parameter of its own."""
+        from ml_dash.format.branches import fork_parent_path
+        from ml_dash.format.jsonl import read_jsonl
+        from ml_dash.format.layout import stream_path
+        from ml_dash.format.params import replay
+
+        parent = fork_parent_path(self._path, dict(self._meta, prefix=self._prefix, directory=self._directory))
+        if parent is None or os.path.exists(stream_path(self._path, "parameters")):
+            return
+        inherited = replay(read_jsonl(stream_path(parent, "parameters")))
+        if inherited:
+            self.params.extend(**inherited)
 
     def complete(self) -> None:
         """Mark the run completed, after everything logged has been written (waiting at most ML_DASH_COMPLETE_TIMEOUT)."""
@@ -257,6 +292,7 @@ class Experiment:
             written = PIPELINE.flush(timeout) and written
         written = self.close_files(timeout) and written
         self._meta.update(status=status, completed_at=time.time(), error=error, dropped_events=dropped)
+        end_mark(self._meta)
         self._meta.pop("unwritten_events", None)  # an earlier run's count must not stick to this one
         if not written:
             self._meta["unwritten_events"] = PIPELINE.pending()

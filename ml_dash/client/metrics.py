@@ -222,12 +222,22 @@ class MetricsLogger:
         if len(_Q) >= _P.threshold:
             _P.slow_path()
 
-    def read(self) -> list[dict]:
-        """Every metrics row logged so far (this process's pending rows included), oldest first."""
+    def read(self, resolved: bool = False, superseded: bool = False) -> list[dict]:
+        """Every metrics row logged so far (this process's pending rows included), oldest first.
+
+        ``resolved=True``: the experiment's history as every reader shows it (docs/branches.md): the rows no later run
+        superseded, after a fork parent's rows up to the fork step. ``superseded=True``: only the rows later runs
+        superseded (kept, never deleted)."""
+        from ml_dash.format.branches import history_rows, mark_of
         from ml_dash.format.jsonl import read_jsonl
 
+        if not isinstance(resolved, bool) or not isinstance(superseded, bool):
+            raise TypeError("metrics.read: resolved and superseded must be bools")
         self._exp.flush()
-        rows = read_jsonl(stream_path(self._directory, "metrics"))
+        if resolved or superseded:
+            rows = history_rows(self._directory, superseded)
+        else:
+            rows = [row for row in read_jsonl(stream_path(self._directory, "metrics")) if mark_of(row) is None]
         for row in rows:
             decode_metrics(row.get("metrics") or {})
         if self._ns:

@@ -56,6 +56,8 @@ class MLDashTracker(GeneralTracker):
                 kwargs["prefix"] = unique_prefix("run")
             self._experiment = Experiment(**kwargs)
         if not self._running or self._experiment.status != "running":
+            # Accelerator.load_state() comes after init_trackers(): the run resumes where it first logs (the
+            # restored step), superseding the earlier run's points from there (docs/branches.md).
             self._experiment.run()
             self._running = True
         return self._experiment

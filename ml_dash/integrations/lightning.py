@@ -65,6 +65,7 @@ class MLDashLogger(Logger):
         self._log_checkpoints = log_checkpoints
         self._experiment: Optional[Experiment] = None
         self._running = False
+        self._ran = False  # this logger has started a run before
         self._params_logged = False
         self._warned: set = set()
         self._checkpoint_callback: Any = None
@@ -97,8 +98,11 @@ class MLDashLogger(Logger):
             return _NoOpExperiment()
         exp = self._exp()
         if not self._running or exp.status != "running":
-            exp.run()
-            self._running = True
+            # The first run resumes where it first logs: a fit(ckpt_path=...) logs from the checkpoint's global step
+            # on (Lightning does not show a logger the checkpoint), so its points replace the earlier run's from
+            # there (docs/branches.md). A later run of this logger (validate/test after fit) only adds its points.
+            exp.run(append=True) if self._ran else exp.run()
+            self._running = self._ran = True
         return exp
 
     # -- identity: log_dir == save_dir/name/version, as for Lightning's CSV logger -----------------------------

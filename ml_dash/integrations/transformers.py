@@ -58,7 +58,7 @@ class MLDashCallback(TrainerCallback):
         """The ``Experiment`` (``None`` until training begins, and on processes other than world process zero)."""
         return self._experiment
 
-    def _start(self, args: Any, model: Any = None) -> Experiment:
+    def _start(self, args: Any, model: Any = None, state: Any = None) -> Experiment:
         if self._experiment is None:
             kwargs = dict(self._kwargs)
             if kwargs["prefix"] is None:  # one experiment per run: <run_name or output_dir name>/<time>-<random>
@@ -71,7 +71,12 @@ class MLDashCallback(TrainerCallback):
         exp = self._experiment
         if not self._running or (self._owned and exp.status != "running"):
             if self._owned:
-                exp.run()
+                # resume_from_checkpoint=: the Trainer has loaded the checkpoint's state before on_train_begin. Its
+                # global step G counts completed steps, logged as step G before the save, so the run resumes at
+                # G + 1 and the earlier run's points from there on are superseded (docs/branches.md), even those
+                # before this run's first log; a fresh run supersedes from its first logged step.
+                step = getattr(state, "global_step", 0) if state is not None else 0
+                exp.run(resume_step=step + 1) if isinstance(step, int) and step > 0 else exp.run()
             self._running = True
             params = {"args": args.to_dict()} if hasattr(args, "to_dict") else {}
             config = getattr(model, "config", None)
@@ -83,13 +88,13 @@ class MLDashCallback(TrainerCallback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         if state.is_world_process_zero:
-            self._start(args, model)
+            self._start(args, model, state)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Optional[dict] = None, model: Any = None,
                **kwargs: Any) -> None:
         if not state.is_world_process_zero or not logs:
             return
-        exp = self._start(args, model) if not self._running else self._experiment
+        exp = self._start(args, model, state) if not self._running else self._experiment
         metrics = numeric(rewrite_logs(logs), self._warned, "MLDashCallback.on_log")
         if metrics:
             exp.metrics.log(step=state.global_step, **metrics)

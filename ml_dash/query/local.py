@@ -11,6 +11,7 @@ import numpy as np
 import orjson
 
 from ml_dash.query.frames import in_step_order, minmax
+from ml_dash.format.branches import history_rows
 from ml_dash.format.filter import DEFAULT_ORDER, matches, sort_records
 from ml_dash.format.jsonl import file_size, iter_jsonl, read_jsonl
 from ml_dash.format.layout import (FILES_DIR, META_FILE, files_path, is_experiment, read_meta, saved_files, stream_path,
@@ -108,10 +109,10 @@ class LocalSource:
         return sorted(names)
 
     def series(self, record: Any, names: list[str], step_min: float | None, step_max: float | None,
-               max_points: int | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+               max_points: int | None, superseded: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         wanted = set(names)
         points: dict[str, tuple[list, list]] = {}
-        for row in read_jsonl(stream_path(record.path, "metrics")):
+        for row in history_rows(record.path, superseded):  # one value per step: format.branches resolves the runs
             metrics = row.get("metrics")
             if not isinstance(metrics, dict):
                 continue

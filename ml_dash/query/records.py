@@ -46,14 +46,17 @@ class ExperimentRecord:
         return self._source.metric_names(self)
 
     def to_numpy(self, keys: Sequence[str] | str | None = None, step_min: float | None = None,
-                 step_max: float | None = None, max_points: int | None = None) -> dict[str, np.ndarray]:
+                 step_max: float | None = None, max_points: int | None = None,
+                 superseded: bool = False) -> dict[str, np.ndarray]:
         """``history()`` without pandas: ``{"step": steps, name: values, ...}``, float64 values (NaN: no point)."""
         if isinstance(keys, str):
             keys = [keys]
         names = list(keys) if keys is not None else self.metric_names()
         if max_points is not None and (not isinstance(max_points, int) or max_points < 1):
             raise ValueError(f"max_points must be a positive int or None, got {max_points!r}")
-        series = self._source.series(self, names, step_min, step_max, max_points)
+        if not isinstance(superseded, bool):
+            raise TypeError(f"superseded must be a bool, got {superseded!r}")
+        series = self._source.series(self, names, step_min, step_max, max_points, superseded)
         if keys is not None and len(series) < len(names):
             known = self.metric_names()
             unknown = [n for n in names if n not in known]
@@ -74,11 +77,15 @@ class ExperimentRecord:
         return np.interp(steps, known_steps, stamps)
 
     def history(self, keys: Sequence[str] | str | None = None, step_min: float | None = None,
-                step_max: float | None = None, max_points: int | None = None) -> Any:
+                step_max: float | None = None, max_points: int | None = None, superseded: bool = False) -> Any:
         """A pandas DataFrame indexed by step, one column per metric (``keys``: which; default all), every point
-        unless ``max_points`` asks for min/max downsampling (up to 2 points per bucket)."""
+        unless ``max_points`` asks for min/max downsampling (up to 2 points per bucket).
+
+        One value per step: where a later run resumed or reran, its points replace the earlier runs' from its branch
+        step on, and a fork starts with its parent's history (docs/branches.md). ``superseded=True``: only the
+        points later runs superseded."""
         pd = pandas()
-        arrays = self.to_numpy(keys, step_min, step_max, max_points)
+        arrays = self.to_numpy(keys, step_min, step_max, max_points, superseded)
         steps = arrays.pop("step")
         return pd.DataFrame(arrays, index=pd.Index(steps, name="step"))
 

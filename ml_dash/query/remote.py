@@ -147,12 +147,13 @@ class RemoteSource:
                 if not n.startswith(SYSTEM_PREFIX)]
 
     def series(self, record: Any, names: list[str], step_min: float | None, step_max: float | None,
-               max_points: int | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+               max_points: int | None, superseded: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         import math
 
         query = {k: v for k, v in (("step_min", None if step_min is None else math.ceil(step_min)),
                                    ("step_max", None if step_max is None else math.floor(step_max)),
-                                   ("max_points", max_points)) if v is not None}
+                                   ("max_points", max_points), ("superseded", 1 if superseded else None))
+                 if v is not None}
         known = set(self.metric_names(record))
         out = {}
         for name in names:

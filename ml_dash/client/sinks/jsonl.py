@@ -20,12 +20,14 @@ import orjson
 from ml_dash.client.events import (
     KIND,
     METRIC_AGG,
+    RUN_STREAM,
     METRIC_SOURCES,
     RECORD,
     STORE,
     STORE_DIRECTORIES,
     split_metric_event,
 )
+from ml_dash.format.branches import mark_row
 from ml_dash.client.values import clean_metrics, metric_to_python, read_metric_tensors, resolve_deferred
 from ml_dash.format.layout import stream_path
 from ml_dash.format.limits import MAX_NAME_LENGTH
@@ -274,6 +276,10 @@ class JsonlSink:
         # e.g. the uploader: "new durable bytes under these store keys" (called on the writer: flag and wake only)
         self.after_write: list[Callable[[set], None]] = []
         self.stores: dict[int, LocalStore] = _Stores()
+        # Store key → the run mark of a run that has logged no metric yet (format.branches): written just before the
+        # run's first metric row, so a run that logs none leaves metrics.jsonl as it was, and an undeclared branch
+        # step is that first row's step.
+        self._marks: dict[int, dict] = {}
         self._stores_with_pending: set[LocalStore] = set()
         # Tuple events by kind (metric rows, the common case, are dicts handled inline in export()). A handler adds
         # its event's output to the batch's ``metric_rows`` (per store key) or ``by_file`` ((store, stream) -> lines).
@@ -284,13 +290,33 @@ class JsonlSink:
         key, _kind, timestamp, step, (rows, how, extra, namespace), _ = event  # aggregate_event's shape
         step, metrics = _aggregate(rows, how, step, extra, namespace)
         if metrics:
+            if key in self._marks:
+                self._mark(key, step, timestamp, metric_rows.setdefault(key, []))
             metric_rows.setdefault(key, []).append({"timestamp": timestamp, "step": step, "metrics": metrics})
 
     def _record(self, event: tuple, metric_rows: dict, by_file: dict) -> None:
         key, _kind, stream, record, deferred, _ = event  # record_event's shape; deferred: tensors still to be read
+        if stream == RUN_STREAM:  # a run began: its mark waits for the run's first metric row
+            self._marks[key] = record
+            return
         if deferred:
             record = resolve_deferred(record)
         by_file.setdefault((self.stores[key], stream), []).append(_encode_line(record))
+
+    def _mark(self, key: int, step: object, timestamp: float, rows: list) -> None:
+        mark = self._marks.pop(key)
+        if not rows and not mark.get("fork") and not self._has_metrics(key):
+            return  # the directory's first metrics: nothing to supersede, and a one-run file stays as it always was
+        if mark.get("branch_step") == "first":  # undeclared: the run branches at its first logged step
+            mark = dict(mark, branch_step=step)
+        mark.pop("fork", None)
+        rows.append(mark_row(timestamp, mark))
+
+    def _has_metrics(self, key: int) -> bool:
+        try:  # once per run: earlier runs' rows are on disk (a run's end flushes before the next run can begin)
+            return os.path.getsize(self.stores[key].path("metrics")) > 0
+        except OSError:
+            return False
 
     def dropped(self, store_key: int) -> int:
         """Events of this store dropped by the ``drop`` back-pressure policy."""
@@ -314,6 +340,7 @@ class JsonlSink:
         last_key, rows = None, []
         sources = METRIC_SOURCES
         handlers = self._handlers
+        marks = self._marks
         total = len(batch)
         tensors: list = []  # (row, name, tensor) still to read, set aside by clean_metrics
         for lo in range(0, total, _PIECE):
@@ -331,6 +358,8 @@ class JsonlSink:
                             if rows is None:
                                 rows = metric_rows[key] = []
                             last_key = key
+                            if key in marks:  # this store's run logs its first metric row
+                                self._mark(key, step, timestamp, rows)
                         if convert or namespace is not None:  # plain rows are checked per chunk when encoded
                             event = clean_metrics(event, namespace, tensors)
                         rows.append({"timestamp": timestamp, "step": step, "metrics": event})

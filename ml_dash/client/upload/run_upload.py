@@ -11,6 +11,7 @@ import os
 import time
 from typing import Any, Callable
 
+from ml_dash.format.branches import split_at_mark
 from ml_dash.format.layout import FINAL_STATUSES, STREAMS, files_path, meta_path, read_meta, saved_files, stream_path
 from ml_dash.client.upload.environment import push_environment
 from ml_dash.client.upload.http import PROTOCOL, Conflict, HTTPError, ServerClient, file_url_path
@@ -65,6 +66,7 @@ class RunUpload:
         # field -> {"body", "attempts", "retry_at"}: tags or notes the server refused, held back until retry_at
         self.refused: dict[str, dict[str, Any]] = {}
         self.unknown_streams: set[str] = set()  # streams the server's /health does not list: never sent
+        self.fork_warned = False
         state.bind_remote(api.base_url)
 
     # -- setup ----------------------------------------------------------------------------------------------------
@@ -84,7 +86,12 @@ class RunUpload:
         for optional in ("directory", "readme", "hostname"):
             if ident.get(optional):
                 body[optional] = ident[optional]
+        fork = ident.get("fork") or read_meta(self.state.directory).get("fork")
+        if isinstance(fork, dict) and not self.state.fork_sent:
+            body["fork"] = {"parent": fork.get("parent"), "step": fork.get("step")}
         answer = await self._call("POST", "/experiments", body)
+        if "fork" in body:
+            self._forked(answer)
         if answer["experiment_id"] != self.state.experiment_id:
             self.state.experiment_id = answer["experiment_id"]
             self.state.save()
@@ -97,15 +104,30 @@ class RunUpload:
         self.ready = True
         self.on_ids(self.state.experiment_id, None)
 
+    def _forked(self, answer: dict) -> None:
+        if answer.get("forked"):
+            self.state.fork_sent = True
+            self.state.save()
+        elif not self.fork_warned:  # its parent is not on the server yet: setup asks again next session
+            self.fork_warned = True
+            logger.warning("ml-dash: %s: %s; the fork is recorded when its parent reaches the server (ml-dash sync)",
+                           self.state.directory, answer.get("fork_pending"))
+
     async def ensure_runs(self) -> None:
         for run in self.state.runs:
-            if run["run_id"] is None:
+            # A run's branch step (its mark, docs/branches.md) goes with its registration, or after it, before data.
+            branch_due = run.get("branch_step") is not None and not run.get("branch_sent")
+            if run["run_id"] is None or branch_due:
                 body = {"client_run_id": run["client_run_id"], "started_at": run["started_at"]}
                 if run.get("hostname"):
                     body["hostname"] = run["hostname"]
+                if branch_due:
+                    body["branch_step"] = run["branch_step"]
                 answer = await self._call("POST", f"/experiments/{self.state.experiment_id}/runs", body)
                 run["run_id"] = answer["run_id"]
                 run["sent_status"] = run["sent_status"] or "RUNNING"  # a new run starts RUNNING on the server
+                run["branch_sent"] = run.get("branch_sent") or branch_due
+                self.state.run_ids[run["client_run_id"]] = run["run_id"]
                 self.state.save()
         current = self.state.current_run()
         if current is not None:
@@ -116,9 +138,9 @@ class RunUpload:
         """Keep up to ``window`` batches of ``stream`` in flight and settle the oldest; ``True`` if more is waiting
         (a full batch, or batches still in flight: do not pause)."""
         flights = self.flights[stream]
-        self._launch(stream, full_only=bool(flights))
+        waiting = self._launch(stream, full_only=bool(flights))
         if not flights:
-            return False
+            return waiting  # a run's registration comes first: the next round, at once
         flight = flights.popleft()
         try:
             answer = await flight.task
@@ -133,7 +155,8 @@ class RunUpload:
         self._launch(stream, full_only=True)
         return flight.full or bool(flights)
 
-    def _launch(self, stream: str, full_only: bool) -> None:
+    def _launch(self, stream: str, full_only: bool) -> bool:
+        """Start batches of ``stream`` up to the window; True when one waits for its run's registration."""
         flights = self.flights[stream]
         path = stream_path(self.state.directory, stream)
         start = flights.next_start
@@ -155,12 +178,27 @@ class RunUpload:
         while len(flights) < limit:
             lines, count, end, full = read_batch(path, start, max_events, self.max_bytes)
             if end == start or (full_only and not full):
-                return
+                return False
             current = self.state.current_run()
-            body = {"run_id": current["run_id"] if current else None, "stream": stream,
+            run_id = current["run_id"] if current else None
+            if stream == "metrics":  # the run a range belongs to is the one its last mark names (format.branches)
+                cut, mark = split_at_mark(lines)
+                if len(cut) < len(lines):
+                    lines, end, full = cut, start + len(cut), True
+                    count = lines.count(b"\n")
+                run = self.state.note_mark(start, mark) if mark is not None else None
+                governing = self.state.run_at(start)
+                if governing is not None:
+                    run = self.state.find_run(governing)
+                    if run is not None and (run["run_id"] is None
+                                            or (run.get("branch_step") is not None and not run.get("branch_sent"))):
+                        return True
+                    run_id = self.state.run_ids.get(governing, run_id)
+            body = {"run_id": run_id, "stream": stream,
                     "stream_id": self.state.stream_id(stream), "start": start, "end": end, "lines": lines}
             flights.send(body, start, end, count, full, self._post_batch)
             start, full_only = end, True
+        return False
 
     async def _post_batch(self, body: dict) -> dict:
         return await self._call("POST", f"/experiments/{self.state.experiment_id}/batches", body)

@@ -99,6 +99,11 @@ class SyncState:
         self.generations: dict[str, int] = {s: int(data.get("generations", {}).get(s, 0)) for s in STREAMS}
         # Runs whose latest status the server may not know yet, oldest first; see ``Run``.
         self.runs: list[dict[str, Any]] = list(data.get("runs", []))
+        # The metrics stream's run marks (format.branches): [offset, client run id], in file order, and the server's
+        # id of every run registered: which run a byte range belongs to, even after the run left ``runs``.
+        self.marks: list[list] = [list(m) for m in data.get("marks", [])]
+        self.run_ids: dict[str, str] = dict(data.get("run_ids", {}))
+        self.fork_sent: bool = bool(data.get("fork_sent"))
         # Uploaded files: relative path -> [size, mtime_ns], to skip files that did not change.
         self.files: dict[str, list[int]] = dict(data.get("files", {}))
         # What the server last acknowledged of the meta file's tags and notes: {"revision", "tags", "notes"}.
@@ -128,6 +133,8 @@ class SyncState:
         """The file no longer extends what the server acknowledged: send it from offset 0 under a new stream id."""
         self.generations[stream] += 1
         self.acked[stream] = 0
+        if stream == "metrics":
+            self.marks = []
         self.save()
 
     def bind_remote(self, remote: str) -> None:
@@ -139,18 +146,80 @@ class SyncState:
             self.files = {}
             self.annotations = {}
             self.environment_sent = None
+            self.run_ids, self.fork_sent = {}, False
             for run in self.runs:
                 run["run_id"] = None
                 run["sent_status"] = None
+                run.pop("branch_sent", None)
         self.remote = remote
 
     # -- runs ---------------------------------------------------------------------------------------------------
-    def new_run(self, started_at: float, hostname: str | None) -> dict[str, Any]:
-        run = {"client_run_id": uuid.uuid4().hex, "run_id": None, "started_at": started_at, "hostname": hostname,
-               "status": "RUNNING", "error": None, "ended_at": None, "sent_status": None}
+    def new_run(self, started_at: float, hostname: str | None, client_run_id: str | None = None) -> dict[str, Any]:
+        run = self.find_run(client_run_id) if client_run_id else None
+        if run is not None:
+            return run  # already found through its mark
+        run = {"client_run_id": client_run_id or uuid.uuid4().hex, "run_id": None, "started_at": started_at,
+               "hostname": hostname, "status": "RUNNING", "error": None, "ended_at": None, "sent_status": None}
         self.runs.append(run)
         self.save()
         return run
+
+    def find_run(self, client_run_id: str) -> dict[str, Any] | None:
+        return next((r for r in self.runs if r["client_run_id"] == client_run_id), None)
+
+    def known_run(self, client_run_id: str, started_at: Any, hostname: Any, status: str = "FAILED",
+                  error: str | None = "the run ended without a recorded status", ended_at: Any = None) -> dict | None:
+        """A run learnt from the meta file's list or the stream's marks (logged offline): added in start order
+        unless the server already has it; None then."""
+        if client_run_id in self.run_ids:
+            return None
+        run = self.find_run(client_run_id)
+        if run is None:
+            run = {"client_run_id": client_run_id, "run_id": None, "started_at": started_at, "hostname": hostname,
+                   "status": status, "error": error, "ended_at": ended_at, "sent_status": None}
+            self.runs.append(run)
+            self.runs.sort(key=lambda r: r.get("started_at") or 0.0)
+        return run
+
+    def note_mark(self, offset: int, mark: dict) -> dict | None:
+        """The metrics stream holds ``mark`` at ``offset``: remember it, and the run with its branch step."""
+        run_id = mark.get("id")
+        if not isinstance(run_id, str):
+            return None
+        if [offset, run_id] not in self.marks:
+            self.marks.append([offset, run_id])
+            self.marks.sort()
+        run = self.find_run(run_id) or self.known_run(run_id, mark.get("started_at"), mark.get("hostname"))
+        branch = mark.get("branch_step")
+        if run is not None and type(branch) in (int, float) and "branch_step" not in run:
+            run["branch_step"] = branch
+        self.save()
+        return run
+
+    def adopt_meta_runs(self, meta: dict | None) -> None:
+        """Every run the meta file lists (docs/branches.md) in start order, with its status: runs logged offline,
+        or by a process that died before its uploader recorded them. A run that is not the last and still says
+        running ended with its process."""
+        listed = [r for r in (meta or {}).get("runs") or [] if isinstance(r, dict) and isinstance(r.get("id"), str)]
+        for index, run in enumerate(listed):
+            status, error = str(run.get("status") or "running").upper(), run.get("error")
+            if status == "RUNNING" and index < len(listed) - 1:
+                status, error = "FAILED", "the run's process ended without ending it (a later run began)"
+            known = self.known_run(run["id"], run.get("started_at"), run.get("hostname"), status, error,
+                                   run.get("completed_at"))
+            if known is not None and known["status"] == "RUNNING" and status in ("COMPLETED", "FAILED"):
+                known.update(status=status, error=error, ended_at=run.get("completed_at"))
+        self.save()
+
+    def run_at(self, offset: int) -> str | None:
+        """The client run id of the mark that governs the metrics byte ``offset``; before any mark, the oldest run's
+        (a directory's first metrics carry no mark)."""
+        found = self.runs[0]["client_run_id"] if self.runs else None
+        for at, run_id in self.marks:
+            if at > offset:
+                break
+            found = run_id
+        return found
 
     def current_run(self) -> dict[str, Any] | None:
         return self.runs[-1] if self.runs else None
@@ -163,6 +232,7 @@ class SyncState:
     def save(self) -> None:
         data = {"client_id": self.client_id, "remote": self.remote, "experiment_id": self.experiment_id,
                 "acked": self.acked, "generations": self.generations, "runs": self.runs, "files": self.files,
+                "marks": self.marks, "run_ids": self.run_ids, "fork_sent": self.fork_sent,
                 "annotations": self.annotations, "environment_sent": self.environment_sent, "saved_at": time.time()}
         try:
             atomic_write(self.path, orjson.dumps(data, option=orjson.OPT_INDENT_2))

@@ -51,7 +51,8 @@ def prepare_state(directory: str) -> tuple[SyncState, dict]:
     meta = read_meta(directory, strict=True)
     state = SyncState(directory)
     started_at = meta.get("started_at")
-    if started_at is not None:
+    state.adopt_meta_runs(meta)
+    if started_at is not None and not meta.get("runs"):
         run = state.current_run()
         if run is None or run.get("started_at") != started_at:
             run = state.new_run(started_at, meta.get("hostname"))

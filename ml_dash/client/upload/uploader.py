@@ -72,7 +72,8 @@ class RemoteRun:
 
         self.api = ServerClient(uploader.session, self.remote, settings["token"], self._retrier)
         identity = {"namespace": exp.namespace, "workspace": exp.workspace, "prefix": exp.prefix,
-                    "directory": exp.directory, "readme": exp.readme, "hostname": socket.gethostname()}
+                    "directory": exp.directory, "readme": exp.readme, "hostname": socket.gethostname(),
+                    "fork": exp.fork}
         self.run_upload = RunUpload(self.api, SyncState(self.path), identity, settings["max_events"], settings["max_bytes"],
                             on_ids=on_ids, window=settings["window"])
 
@@ -86,12 +87,13 @@ class RemoteRun:
         self.uploader.report_failure(self.remote, error, delay)
 
     # -- called from the user's thread ------------------------------------------------------------------------
-    def run_started(self, started_at: float, previous_meta: dict | None = None) -> None:
+    def run_started(self, started_at: float, previous_meta: dict | None = None,
+                    client_run_id: str | None = None) -> None:
         """A run starts; ``previous_meta``: the meta file as it was just before, to end a predecessor whose process
         died (its verdict is taken here, before the new run's first write changes the directory)."""
         crashed = previous_run_crashed(self.path, previous_meta) if previous_meta else None
         self.finished.clear()
-        self.uploader.call_soon(self._on_started, started_at, crashed)
+        self.uploader.call_soon(self._on_started, started_at, crashed, client_run_id, previous_meta)
         if not self.started:  # registered on the server now, not when the Experiment was constructed
             self.started = True
             self.uploader.start(self)
@@ -156,13 +158,15 @@ class RemoteRun:
         return False
 
     # -- on the uploader's loop -------------------------------------------------------------------------------
-    def _on_started(self, started_at: float, crashed: tuple[float, str, float] | None) -> None:
+    def _on_started(self, started_at: float, crashed: tuple[float, str, float] | None,
+                    client_run_id: str | None = None, previous_meta: dict | None = None) -> None:
         self.ending = False
         self.end_requested.clear()
+        self.run_upload.state.adopt_meta_runs(previous_meta)  # earlier runs this uploader never saw (offline, killed)
         previous = self.run_upload.state.current_run()
         if crashed and previous is not None and previous["status"] == "RUNNING" and previous["started_at"] == crashed[0]:
             previous.update(status="FAILED", error=crashed[1], ended_at=crashed[2])  # sent after its data, as usual
-        self.run_upload.state.new_run(started_at, socket.gethostname())
+        self.run_upload.state.new_run(started_at, socket.gethostname(), client_run_id)
         self.run_upload.retry_refused()
         self.wake.set()
 

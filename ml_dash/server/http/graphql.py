@@ -65,7 +65,8 @@ from ml_dash.server.storage.base import Storage
 SDL = """
 scalar JSON
 
-type Run { id: ID! status: String! hostname: String startedAt: Float endedAt: Float error: String }
+type Run { id: ID! status: String! hostname: String startedAt: Float endedAt: Float error: String
+  branchStep: Float supersededFrom: Float }
 type Metric { name: String! count: Int! steps: [Float] values: [Float] min: Float max: Float }
 # seriesBatch's answer per experiment: the point arrays are JSON (plain arrays, null for NaN/Infinity), which the
 # answer's encoder writes in one pass instead of graphql-core completing each of ~10^5-10^6 list items; with
@@ -84,7 +85,8 @@ type Experiment {
   status: String hostname: String createdAt: Float startedAt: Float completedAt: Float
   params: JSON metricNames: [String!]! lastMetrics: JSON runs: [Run!]!
   systemMetricNames: [String!]! environment: JSON metricSummary: [MetricSummary!]!
-  metric(name: String!, maxPoints: Int, stepMin: Float, stepMax: Float): Metric
+  metric(name: String!, maxPoints: Int, stepMin: Float, stepMax: Float, superseded: Boolean = false): Metric
+  lineage: JSON
   logs(level: String, limit: Int): [LogEntry!]!
   files: [File!]!
   tags: [String!]! notes: String deletedAt: Float
@@ -171,7 +173,8 @@ class _OnLoop:
 
 def _camel_run(run: dict[str, Any]) -> dict[str, Any]:
     return {"id": run["id"], "status": run["status"], "hostname": run["hostname"], "startedAt": run["started_at"],
-            "endedAt": run["ended_at"], "error": run["error"]}
+            "endedAt": run["ended_at"], "error": run["error"], "branchStep": run.get("branch_step"),
+            "supersededFrom": run.get("superseded_from")}
 
 
 class _PageLoader:
@@ -219,11 +222,13 @@ def _node(storage: Storage, e: dict[str, Any], page: _PageLoader | None = None,
     async def runs(info):
         return [_camel_run(r) for r in await storage.list_runs(experiment_id)]
 
-    async def metric(info, name, maxPoints=DEFAULT_MAX_POINTS, stepMin=None, stepMax=None):
+    async def metric(info, name, maxPoints=DEFAULT_MAX_POINTS, stepMin=None, stepMax=None, superseded=False):
         maxPoints = DEFAULT_MAX_POINTS if maxPoints is None else maxPoints
         if not 1 <= maxPoints <= MAX_POINTS:
             raise BadRequest(f"maxPoints must be at least 1 and at most {MAX_POINTS} (default {DEFAULT_MAX_POINTS})")
-        series = await storage.metric_series(experiment_id, name, stepMin, stepMax, maxPoints)
+        # superseded: the points later runs replaced (docs/branches.md), drawn faintly by the dashboard
+        series = await storage.metric_series(experiment_id, name, stepMin, stepMax, maxPoints,
+                                             superseded=bool(superseded))
         return None if series is None else series_result(name, series, maxPoints, nonfinite_as_text=False)
 
     async def logs(info, level=None, limit=DEFAULT_LOGS_LIMIT):
@@ -244,6 +249,7 @@ def _node(storage: Storage, e: dict[str, Any], page: _PageLoader | None = None,
         "metricSummary": metric_summary,
         "environment": environment,
         "lastMetrics": last_metrics, "runs": runs, "metric": metric, "logs": logs,
+        "lineage": lambda info: storage.lineage(experiment_id),
         "files": lambda info: storage.list_files(experiment_id),
     }
 

@@ -42,11 +42,24 @@ async def create_experiment(request: web.Request) -> web.Response:
         readme = check_readme(v.text(body, "readme"))
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    experiment_id, created = await request.app[STORAGE_KEY].create_experiment(
+    fork = body.get("fork")
+    if fork is not None and not (isinstance(fork, dict) and v.name(fork, "parent")
+                                 and isinstance(fork.get("step"), int) and not isinstance(fork.get("step"), bool)):
+        raise BadRequest("field 'fork' must be {parent: an experiment id or path, step: an int}")
+    storage = request.app[STORAGE_KEY]
+    experiment_id, created = await storage.create_experiment(
         namespace, v.path_name(body, "workspace", nested=False), v.path_name(body, "directory", nested=True,
                                                                              required=False),
         v.path_name(body, "prefix", nested=True), readme, v.name(body, "hostname", required=False))
-    return respond(request, {"experiment_id": experiment_id, "created": created})
+    answer = {"experiment_id": experiment_id, "created": created}
+    if fork is not None:
+        # A fork whose parent is not here yet (synced later) is not an error: the client asks again later.
+        try:
+            await storage.set_fork(experiment_id, fork["parent"], fork["step"])
+            answer["forked"] = True
+        except NotFound as exc:
+            answer["forked"], answer["fork_pending"] = False, str(exc)
+    return respond(request, answer)
 
 
 async def list_experiments(request: web.Request) -> web.Response:
@@ -100,9 +113,13 @@ async def create_run(request: web.Request) -> web.Response:
     experiment = await authorized_experiment(request)  # before the body: a foreign namespace costs no decoding
     v = validator(request)
     body = v.obj(await read_body(request))
-    run_id = await request.app[STORAGE_KEY].create_run(
+    branch_step = v.number(body, "branch_step")  # where the run supersedes earlier runs (docs/branches.md)
+    storage = request.app[STORAGE_KEY]
+    run_id = await storage.create_run(
         experiment["id"], v.name(body, "client_run_id"), v.name(body, "hostname", required=False),
         v.number(body, "started_at"))
+    if branch_step is not None:
+        await storage.set_run_branch(run_id, branch_step)
     return respond(request, {"run_id": run_id})
 
 
@@ -165,7 +182,8 @@ async def metric(request: web.Request) -> web.Response:
     max_points = int_query(request, "max_points", None, 1, MAX_QUERY_POINTS)
     series = await request.app[STORAGE_KEY].metric_series(
         experiment["id"], name, int_query(request, "step_min", None, -(2**63), 2**63 - 1),
-        int_query(request, "step_max", None, -(2**63), 2**63 - 1), max_points)
+        int_query(request, "step_max", None, -(2**63), 2**63 - 1), max_points,
+        superseded=int_query(request, "superseded", 0, 0, 1) == 1)
     if series is None:
         raise NotFound(f"no metric {name!r} in experiment {experiment['id']!r}")
     return respond(request, series_result(name, series, max_points, nonfinite_as_text=True))

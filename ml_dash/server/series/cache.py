@@ -45,18 +45,20 @@ from ml_dash.server.series.chunks import (
     to_series,
 )
 from ml_dash.server.series.downsample import Envelope, envelope, use_summaries
-from ml_dash.server.series.types import Series
+from ml_dash.server.series.types import RunView, Series
 
 ENVELOPES = 64  # downsampled answers kept (each ~2 * max_points points)
 
 # Queries the read generator yields, and what it expects back:
 STATE = "state"  # () → None (no such metric) or (name_pk, ordered, tail_pk)
 EXISTS = "exists"  # (chunk_pk,) → whether that chunk row still exists
-CHUNKS = "chunks"  # (name_pk, after_pk | None, step_min, step_max) → rows (pk, steps, values, kinds) in pk order,
+CHUNKS = "chunks"  # (name_pk, after_pk | None, step_min, step_max) → rows (pk, steps, values, kinds, run_pk) in pk
+#                   order,
 #                    only pk > after_pk, only chunks overlapping the step range (None: unbounded)
-SUMMARIES = "summaries"  # (name_pk, step_min, step_max) → rows (pk, n, step_min, step_max, summary) in pk order,
+SUMMARIES = "summaries"  # (name_pk, step_min, step_max) → rows (pk, n, step_min, step_max, summary, run_pk) in pk
+#                          order,
 #                          only chunks overlapping the step range
-POINTS = "points"  # (chunk pks,) → rows (pk, steps, values, kinds) of those chunks, in pk order
+POINTS = "points"  # (chunk pks,) → rows (pk, steps, values, kinds, run_pk) of those chunks, in pk order
 _COLUMNS = ("steps", "values", "kinds")
 _POINT_BYTES = sum(DTYPES[c].itemsize for c in _COLUMNS)
 
@@ -79,29 +81,61 @@ class _Buffer:
 
 
 class _Entry:
-    __slots__ = ("name_pk", "tail_pk", "tail_n", "n", "ordered", "buffer", "sorted", "nbytes")
+    __slots__ = ("name_pk", "tail_pk", "tail_n", "n", "ordered", "buffer", "_sorted", "nbytes", "bounds", "views")
 
-    def __init__(self, name_pk: int, tail_pk: int, tail_n: int, n: int, ordered: bool, buffer: _Buffer) -> None:
+    def __init__(self, name_pk: int, tail_pk: int, tail_n: int, n: int, ordered: bool, buffer: _Buffer,
+                 bounds: tuple = ()) -> None:
         self.name_pk, self.tail_pk, self.tail_n, self.n, self.ordered = name_pk, tail_pk, tail_n, n, ordered
         self.buffer = buffer
-        views = []
-        for column in buffer.columns:
-            view = column[:n]
-            view.flags.writeable = False
-            views.append(view)
-        # A series not logged in step order is sorted once per change, not once per read.
-        order = None if ordered else step_order(views[0])
-        if order is not None:
-            views = [v[order] for v in views]
-            for view in views:
-                view.flags.writeable = False  # shared by every reader of the entry
-        self.sorted = Series(*views)
-        self.nbytes = buffer.capacity * _POINT_BYTES + (0 if order is None else n * _POINT_BYTES + order.nbytes)
+        self.bounds = bounds  # (run_pk, start, end) of each chunk in stored order: what a RunView clips
+        self.views: dict[RunView, Series] = {}  # the series as the last view saw it (a view changes with a new run)
+        self._sorted: Series | None = None
+        # Counted as if sorted: a series not logged in step order keeps a sorted copy once a plain read asks.
+        self.nbytes = buffer.capacity * _POINT_BYTES + (0 if ordered else n * (_POINT_BYTES + 8))
 
-    def series(self, step_min: float | None, step_max: float | None) -> Series:
+    @property
+    def sorted(self) -> Series:
+        """The points in step order, made on the first plain read: a series not logged in step order is sorted once
+        per change, not once per read (and not at all when only clipped views of it are read)."""
+        if self._sorted is None:
+            views = []
+            for column in self.buffer.columns:
+                view = column[:self.n]
+                view.flags.writeable = False
+                views.append(view)
+            order = None if self.ordered else step_order(views[0])
+            if order is not None:
+                views = [v[order] for v in views]
+                for view in views:
+                    view.flags.writeable = False  # shared by every reader of the entry
+            self._sorted = Series(*views)
+        return self._sorted
+
+    def series(self, step_min: float | None, step_max: float | None, view: RunView | None = None) -> Series:
+        found = self.sorted if view is None or view.plain else self.views.get(view)
+        if found is None:
+            found = clipped([(run, self.sorted_columns(start, end)) for run, start, end in self.bounds], view)
+            self.views = {view: found}  # replaced whole: readers on other threads see one dict or the other
         if step_min is None and step_max is None:
-            return self.sorted
-        return to_series(self.sorted.steps, self.sorted.values, self.sorted.kinds, step_min, step_max, ordered=True)
+            return found
+        return to_series(found.steps, found.values, found.kinds, step_min, step_max, ordered=True)
+
+    def sorted_columns(self, start: int, end: int) -> tuple[np.ndarray, ...]:
+        """The stored-order points ``start:end`` (one chunk's)."""
+        return tuple(column[start:end] for column in self.buffer.columns)
+
+
+def clipped(chunks: Sequence[tuple[int | None, Sequence[np.ndarray]]], view: RunView) -> Series:
+    """The points of ``chunks`` ((run_pk, (steps, values, kinds)) in stored order) that ``view`` shows, in step
+    order."""
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for run_pk, columns in chunks:
+        keep = view.mask(run_pk, columns[0])
+        for part, column in zip(parts, columns):
+            part.append(column if keep is None else column[keep])
+    if not chunks:
+        return to_series(*(np.zeros(0, DTYPES[c]) for c in _COLUMNS))
+    return to_series(*(np.concatenate(part) for part in parts))
 
 
 class SeriesCache:
@@ -195,7 +229,13 @@ class SeriesCache:
                 column[start:end] = part
             buffer.fill = end
         tail_n = len(rows[-1][1]) // DTYPES["steps"].itemsize
-        entry = _Entry(name_pk, rows[-1][0], tail_n, end, bool(ordered), buffer)
+        bounds = [] if base is None else list(base.bounds[:-1] if drop else base.bounds)
+        at = start
+        for row in rows:
+            size = len(row[1]) // DTYPES["steps"].itemsize
+            bounds.append((row[4] if len(row) > 4 else None, at, at + size))
+            at += size
+        entry = _Entry(name_pk, rows[-1][0], tail_n, end, bool(ordered), buffer, tuple(bounds))
         self._store(key, base, entry)
         return entry
 
@@ -211,13 +251,19 @@ def _same_prefix(buffer: _Buffer, start: int, stop: int, parts: Sequence[np.ndar
 
 
 def read_series(cache: SeriesCache | None, key: tuple[str, str], step_min: float | None,
-                step_max: float | None, max_points: int | None = None) -> Reader:
+                step_max: float | None, max_points: int | None = None, view: RunView | None = None) -> Reader:
     """The series ``key`` as ``Storage.metric_series`` answers it; a generator of queries (see the module doc).
 
     With ``max_points``, a range wide enough for it (``series.downsample.use_summaries``) of a series logged in step order
     is answered, unless the cache holds it (then brought up to date), as an ``Envelope`` built from the chunks' block summaries:
     only the summaries and the chunks cut by the range's edges are read, never the other points.
+
+    ``view`` (``RunView``): the points of runs a later run superseded are left out (or only they are kept): a chunk
+    wholly on one side of its run's cutoff is taken or skipped by its step range, summary and all; only a chunk
+    that straddles a cutoff is read and cut point by point.
     """
+    if view is not None and view.plain:
+        view = None
     state = yield (STATE,)
     if state is None:
         if cache is not None:
@@ -229,14 +275,17 @@ def read_series(cache: SeriesCache | None, key: tuple[str, str], step_min: float
         cache.discard(key)
         entry = None
     if entry is not None and entry.tail_pk == tail_pk:
-        return entry.series(step_min, step_max)  # nothing was written since: no BLOB read at all
+        return entry.series(step_min, step_max, view)  # nothing was written since: no BLOB read at all
     # A stale entry (a live run) is cheaper to bring up to date from its new chunks than to re-read every summary.
-    if max_points is not None and ordered and tail_pk is not None and entry is None:
-        kept = (key, name_pk, tail_pk, step_min, step_max, max_points)
+    if max_points is not None and (ordered or view is not None) and tail_pk is not None and entry is None:
+        kept = (key, name_pk, tail_pk, step_min, step_max, max_points, view)
         found = None if cache is None else cache.envelope(kept)
         if found is not None:
             return found  # the same answer for the same state of the series: no summary read
-        found = yield from _summary_read(name_pk, step_min, step_max, max_points)
+        if view is None:
+            found = yield from _summary_read(name_pk, step_min, step_max, max_points)
+        else:
+            found = yield from clipped_summary_read(name_pk, step_min, step_max, max_points, view)
         if found is not None:
             if cache is not None:
                 cache.keep_envelope(kept, found)
@@ -248,9 +297,12 @@ def read_series(cache: SeriesCache | None, key: tuple[str, str], step_min: float
             drop = entry.tail_n  # merged into a newer chunk: its points come back with that one
         rows = yield (CHUNKS, name_pk, None if entry is None else entry.tail_pk, None, None)
         if rows and rows[-1][0] == tail_pk:
-            return cache.extend(key, entry, drop, rows, name_pk, ordered).series(step_min, step_max)
+            return cache.extend(key, entry, drop, rows, name_pk, ordered).series(step_min, step_max, view)
         cache.discard(key)  # not the history the invariants promise: read it plainly
     rows = yield (CHUNKS, name_pk, None, step_min, step_max)
+    if view is not None:
+        found = clipped([(row[4], decode_chunks([(row[1], row[2], row[3])])) for row in rows], view)
+        return to_series(found.steps, found.values, found.kinds, step_min, step_max, ordered=True)
     steps, values, kinds = decode_chunks((row[1], row[2], row[3]) for row in rows)
     return to_series(steps, values, kinds, step_min, step_max, bool(ordered))
 
@@ -281,3 +333,52 @@ def _summary_read(name_pk: int, step_min: float | None, step_max: float | None, 
     if not use_summaries(count, max_points):
         return None
     return envelope(parts, count, max_points)
+
+
+def clipped_summary_read(name_pk: int, step_min: float | None, step_max: float | None, max_points: int,
+                         view: RunView) -> Reader:
+    """``_summary_read`` under a ``RunView``: each chunk is taken whole (its summary), skipped, or, when its run's
+    cutoff or the range's edge cuts it, read and summarised afresh; the pieces are then put in step order. None
+    (the caller reads points) when pieces overlap in steps, a chunk has points without a step, or the range is
+    too narrow for summaries."""
+    rows = yield (SUMMARIES, name_pk, step_min, step_max)
+    pieces = []
+    for row in rows:
+        if row[2] is None:
+            return None
+        cut = view.cutoff(row[5] if len(row) > 5 else None)
+        shown = (row[3] >= cut, row[2] >= cut) if view.superseded else (row[2] < cut, row[3] < cut)
+        if not shown[0]:
+            continue  # every point of the chunk is on the other side of its run's cutoff
+        edge = (step_min is not None and row[2] < step_min) or (step_max is not None and row[3] > step_max)
+        pieces.append((row, shown[1] and not edge))
+    if not pieces or not use_summaries(sum(row[1] for row, _ in pieces), max_points):
+        return None
+    cut_pks = [row[0] for row, whole in pieces if not whole]
+    points = {row[0]: row for row in ((yield (POINTS, cut_pks)) if cut_pks else [])}
+    parts = []  # (first step, last step, summary, n)
+    for row, whole in pieces:
+        if whole:
+            summary = decode_summary(row[4], row[1])
+            if summary is None or not len(summary) or np.isnan(summary["first_step"][0]):
+                return None  # no summary, or points without a step (they sort first): read the points
+            parts.append((row[2], row[3], summary, row[1]))
+            continue
+        stored = points[row[0]]
+        found = clipped([(row[5] if len(row) > 5 else None, decode_chunks([(stored[1], stored[2], stored[3])]))], view)
+        found = to_series(found.steps, found.values, found.kinds, step_min, step_max, ordered=True)
+        if len(found.steps):
+            if np.isnan(found.steps[0]):
+                return None
+            parts.append((found.steps[0], found.steps[-1],
+                          summarize(found.steps, found.values, found.kinds, ordered=True), len(found.steps)))
+    parts.sort(key=lambda part: (part[0], part[1]))
+    if any(later[0] < earlier[1] for earlier, later in zip(parts, parts[1:])):
+        return None  # interleaved steps (runs logging at once): the points path sorts them
+    count, placed = 0, []
+    for _first, _last, summary, n in parts:
+        placed.append((summary, count))
+        count += n
+    if not use_summaries(count, max_points):
+        return None
+    return envelope(placed, count, max_points)

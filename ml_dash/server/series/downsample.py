@@ -166,3 +166,39 @@ def _finite_extreme(values: np.ndarray, pick: np.ufunc) -> float | None:
         finite = values[np.isfinite(values)]
         found = pick.reduce(finite) if len(finite) else np.nan
     return None if np.isnan(found) else float(found)
+
+
+def joined(parts: list[Series | Envelope | None], max_points: int | None) -> Series | Envelope | None:
+    """Pieces of one history (a fork's parent history, then its own) as one answer: a ``Series`` in step order, or an
+    ``Envelope`` (downsampled to ``max_points`` buckets again) when a piece already is one. None when all are."""
+    found = [part for part in parts if part is not None and len(part.steps)]
+    if not found:
+        return next((part for part in parts if part is not None), None)
+    if len(found) == 1:
+        return found[0]
+    if max_points is not None:
+        # Downsampled piece by piece, buckets shared out by length: no copy of the whole history is made.
+        total = sum(len(p.steps) for p in found)
+        found = [p if isinstance(p, Envelope) else _envelope_of(p, max(1, round(max_points * len(p.steps) / total)))
+                 for p in found]
+    steps, values, kinds = (np.concatenate([getattr(p, c) for p in found]) for c in ("steps", "values", "kinds"))
+    # A fork's pieces usually follow one another (the parent's stop below the child's first step): no sort then.
+    if not all(a.steps[-1] <= b.steps[0] for a, b in zip(found, found[1:])):
+        order = np.argsort(np.where(np.isnan(steps), -np.inf, steps), kind="stable")
+        steps, values, kinds = steps[order], values[order], kinds[order]
+    if not any(isinstance(part, Envelope) for part in found):
+        return Series(steps, values, kinds)
+    count = sum(p.count if isinstance(p, Envelope) else len(p.steps) for p in found)
+    lows = [p.min if isinstance(p, Envelope) else _finite_extreme(p.values, np.fmin) for p in found]
+    highs = [p.max if isinstance(p, Envelope) else _finite_extreme(p.values, np.fmax) for p in found]
+    if max_points is not None and len(values) > 2 * max_points:
+        keep = minmax_indices(values, max_points)
+        steps, values, kinds = steps[keep], values[keep], kinds[keep]
+    return Envelope(steps, values, kinds, count, min((v for v in lows if v is not None), default=None),
+                    max((v for v in highs if v is not None), default=None))
+
+
+def _envelope_of(series: Series, max_points: int) -> Envelope:
+    keep = minmax_indices(series.values, max_points)
+    return Envelope(series.steps[keep], series.values[keep], series.kinds[keep], len(series.values),
+                    _finite_extreme(series.values, np.fmin), _finite_extreme(series.values, np.fmax))

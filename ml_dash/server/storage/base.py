@@ -118,6 +118,18 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def list_runs(self, experiment_id: str) -> list[dict[str, Any]]: ...
 
+    @abc.abstractmethod
+    async def set_run_branch(self, run_id: str, branch_step: float) -> None:
+        """The step from which the run supersedes earlier runs' points (docs/branches.md); set once."""
+
+    @abc.abstractmethod
+    async def set_fork(self, experiment_id: str, parent: str, fork_step: int) -> None:
+        """The experiment starts from ``parent``'s (an id or a path in its workspace) history up to ``fork_step``."""
+
+    @abc.abstractmethod
+    async def lineage(self, experiment_id: str) -> dict[str, Any]:
+        """The experiment's fork parent and its forks."""
+
     # ingest
     @abc.abstractmethod
     async def apply_batch(self, experiment_id: str, run_id: str | None, stream: str, stream_id: str, start: int,
@@ -145,8 +157,11 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def metric_series(self, experiment_id: str, name: str, step_min: float | None,
-                            step_max: float | None, max_points: int | None = None) -> Series | None:
-        """The series in step order, None when the experiment has no metric of that name.
+                            step_max: float | None, max_points: int | None = None,
+                            superseded: bool = False) -> Series | None:
+        """The series in step order, None when the experiment has no metric of that name: one value per step, the
+        points later runs superseded left out, after a fork parent's history (docs/branches.md); ``superseded``:
+        only the superseded points.
 
         ``max_points``: the answer will be downsampled to that many buckets (``series.downsample.series_result``), so a
         backend may return an ``series.downsample.Envelope`` (already downsampled, from block summaries) instead.

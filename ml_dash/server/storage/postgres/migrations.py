@@ -158,6 +158,14 @@ MIGRATIONS: list[tuple[int, str | Callable[[asyncpg.Connection], Awaitable[None]
     -- written by each worker every few seconds, never per batch.
     CREATE TABLE alert_heartbeats (run_id TEXT PRIMARY KEY, data_at DOUBLE PRECISION, beat_at DOUBLE PRECISION)
     """),
+    (7, """
+    -- Branches (docs/branches.md): the step from which a run supersedes earlier runs' points (NULL: it appends), and
+    -- the experiment a fork starts from, with the last step of the parent's history it takes.
+    ALTER TABLE runs ADD COLUMN branch_step DOUBLE PRECISION;
+    ALTER TABLE experiments ADD COLUMN fork_parent_pk BIGINT REFERENCES experiments(pk);
+    ALTER TABLE experiments ADD COLUMN fork_step DOUBLE PRECISION;
+    CREATE INDEX experiments_forks ON experiments (fork_parent_pk)
+    """),
 ]
 
 # pg_advisory_lock key: fixed namespace for ml-dash, hashed with the schema so test schemas do not serialise.

@@ -54,7 +54,7 @@ class PostgresStorage(SQLStorage):
                    "ON CONFLICT (experiment_pk, stream_id) DO UPDATE SET acked = streams.acked RETURNING acked")
     LAST_METRICS = ("SELECT name, last_num, last_int, last_kind FROM metric_names "
                     "WHERE experiment_pk = ? AND last_kind IS NOT NULL ORDER BY name")
-    SUMMARIES = "SELECT pk, n, step_min, step_max, summary FROM metric_chunks WHERE name_pk = ?"
+    SUMMARIES = "SELECT pk, n, step_min, step_max, summary, run_pk FROM metric_chunks WHERE name_pk = ?"
     VALUES = "vals"
     SORT_IN_SQL = True
     DIALECT = PostgresDialect()

@@ -7,13 +7,14 @@ and its row writers). Shared SQL uses ``?`` placeholders and reads rows by posit
 from __future__ import annotations
 
 import abc
+import math
 import time
 from typing import Any, Callable, Sequence, TypeVar
 
 import orjson
 
 from ml_dash.server.config import SERIES_CACHE_MB
-from ml_dash.server.errors import NotFound, StreamConflict
+from ml_dash.server.errors import BadRequest, NotFound, StreamConflict
 from ml_dash.server.series.cache import (
     EXISTS,
     POINTS,
@@ -22,7 +23,10 @@ from ml_dash.server.series.cache import (
     SeriesCache,
     read_series,
 )
-from ml_dash.server.series.chunks import step_time_anchors, summary_extremes
+from ml_dash.format.branches import MAX_FORK_DEPTH, cutoffs, fork_cutoff
+from ml_dash.server.series.chunks import step_time_anchors, summary_extremes, to_series
+from ml_dash.server.series.downsample import joined
+from ml_dash.server.series.types import RunView
 from ml_dash.server.storage.base import BatchResult, Storage
 from ml_dash.server.storage.sql.protocol import (
     CALL,
@@ -52,12 +56,16 @@ LEFT JOIN runs r ON r.pk = (SELECT MAX(pk) FROM runs WHERE experiment_pk = e.pk)
 """
 EXPERIMENT_FIELDS = ("pk", "id", "namespace", "workspace", "directory", "prefix", "readme", "created_at", "hostname",
                      "status", "params", "tags", "notes", "deleted_at", "started_at", "completed_at")
-RUN_FIELDS = ("id", "status", "hostname", "started_at", "ended_at", "error")
+RUN_FIELDS = ("id", "status", "hostname", "started_at", "ended_at", "error", "branch_step")
 # A new run brings a soft-deleted experiment back (a script run again: docs/query.md), but only a run that started
 # after the delete: one that started before and registers only now (its uploader was offline, or `ml-dash sync`
 # ships it late) was part of what the user deleted, and its data joins the rest, hidden. Args: (pk, run start).
 RESTORED_BY_RUN = "UPDATE experiments SET deleted_at = NULL WHERE pk = ? AND deleted_at IS NOT NULL AND deleted_at < ?"
-_CHUNK_POINTS = "pk, steps, {values}, kinds"  # what series reads fetch of a chunk (see series.cache)
+_CHUNK_POINTS = "pk, steps, {values}, kinds, run_pk"  # what series reads fetch of a chunk (see series.cache)
+# An experiment's runs in start order with their branch steps, and its fork (parent id, step): a RunView's input.
+_RUN_VIEW = ("SELECT r.pk, r.branch_step, p.id, e.fork_step FROM experiments e "
+             "LEFT JOIN runs r ON r.experiment_pk = e.pk LEFT JOIN experiments p ON p.pk = e.fork_parent_pk "
+             "WHERE e.id = ? ORDER BY r.started_at, r.pk")
 
 
 # --- row conversions ---
@@ -162,7 +170,8 @@ class SQLStorage(ExperimentQueries, ExperimentTree, Purge, AlertStore, Storage):
 
     @reads(light=True)
     def get_run(self, run_id):
-        row = yield ROW, ("SELECT r.id, r.status, r.hostname, r.started_at, r.ended_at, r.error, e.id, e.namespace "
+        row = yield ROW, ("SELECT r.id, r.status, r.hostname, r.started_at, r.ended_at, r.error, r.branch_step, "
+                          "e.id, e.namespace "
                           "FROM runs r JOIN experiments e ON e.pk = r.experiment_pk WHERE r.id = ?"), (run_id,)
         if row is None:
             raise NotFound(f"no run {run_id!r}")
@@ -178,9 +187,73 @@ class SQLStorage(ExperimentQueries, ExperimentTree, Purge, AlertStore, Storage):
 
     @reads
     def list_runs(self, experiment_id):
+        # In start order, each with where its points stop showing (docs/branches.md): the runs as segments of one
+        # history.
         pk = yield from self._experiment_pk(experiment_id)
-        rows = yield ROWS, f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE experiment_pk = ? ORDER BY pk", (pk,)
-        return [dict(zip(RUN_FIELDS, row)) for row in rows]
+        rows = yield ROWS, (f"SELECT pk, {', '.join(RUN_FIELDS)} FROM runs WHERE experiment_pk = ? "
+                            "ORDER BY started_at, pk"), (pk,)
+        cut = cutoffs([(row[0], row[0], row[-1]) for row in rows])
+        return [dict(zip(RUN_FIELDS, row[1:]), superseded_from=None if cut[row[0]] == math.inf else cut[row[0]])
+                for row in rows]
+
+    @writes
+    def set_run_branch(self, run_id, branch_step):
+        """The step from which run ``run_id`` supersedes earlier runs' points (its mark, sent by the uploader). Set
+        once: a replay of the same mark changes nothing."""
+        if not (yield RUN, "UPDATE runs SET branch_step = ? WHERE id = ? AND (branch_step IS NULL OR branch_step = ?)",
+                (float(branch_step), run_id, float(branch_step))):
+            row = yield ROW, "SELECT branch_step FROM runs WHERE id = ?", (run_id,)
+            if row is None:
+                raise NotFound(f"no run {run_id!r}")
+            raise BadRequest(f"run {run_id!r} already branches at step {row[0]:g}, not {branch_step}")
+
+    @writes
+    def set_fork(self, experiment_id, parent_id, fork_step):
+        """Record that ``experiment_id`` starts from ``parent_id``'s history up to ``fork_step``, and take the
+        parent's parameters as its own first ones (no metric point is copied). Set once; the same again is a no-op."""
+        pk = yield from self._experiment_pk(experiment_id)
+        # The parent by id or by its directory/prefix path, in the fork's own namespace and workspace (the token
+        # that may write the fork may read its parent).
+        found = yield ROW, ("SELECT p.pk FROM experiments e JOIN experiments p ON p.namespace = e.namespace AND "
+                            "p.workspace = e.workspace AND p.deleted_at IS NULL AND (p.id = ? OR (CASE WHEN "
+                            "p.directory = '' THEN p.prefix ELSE p.directory || '/' || p.prefix END) = ?) "
+                            "WHERE e.pk = ? ORDER BY p.pk LIMIT 1"), (parent_id, parent_id, pk)
+        if found is None:
+            raise NotFound(f"no experiment {parent_id!r} to fork from in the fork's namespace and workspace")
+        parent = found[0]
+        row = yield ROW, "SELECT fork_parent_pk, fork_step FROM experiments WHERE pk = ?", (pk,)
+        if row[0] is not None:
+            if (row[0], row[1]) != (parent, float(fork_step)):
+                raise BadRequest(f"experiment {experiment_id!r} is already a fork of another experiment or step")
+            return
+        if parent == pk:
+            raise BadRequest("an experiment cannot be forked from itself")
+        ancestor, depth = parent, 0
+        while ancestor is not None and depth <= MAX_FORK_DEPTH:  # a fork of its own descendant would be a cycle
+            if ancestor == pk:
+                raise BadRequest(f"experiment {parent_id!r} descends from {experiment_id!r}: a fork cannot be a cycle")
+            ancestor = (yield ROW, "SELECT fork_parent_pk FROM experiments WHERE pk = ?", (ancestor,))[0]
+            depth += 1
+        yield RUN, "UPDATE experiments SET fork_parent_pk = ?, fork_step = ? WHERE pk = ?", \
+            (parent, float(fork_step), pk)
+        params = yield ROW, "SELECT params FROM experiments WHERE pk = ?", (parent,)
+        own = yield ROW, "SELECT 1 FROM parameters WHERE experiment_pk = ? LIMIT 1", (pk,)
+        if own is None and params[0] and params[0] != "{}":  # the base, only before any parameter of its own
+            yield RUN, "INSERT INTO parameters (experiment_pk, run_pk, record) VALUES (?, NULL, ?)", \
+                (pk, orjson.dumps({"operation": "set", "data": orjson.loads(params[0])}).decode())
+            yield RUN, "UPDATE experiments SET params = ? WHERE pk = ?", (params[0], pk)
+
+    @reads
+    def lineage(self, experiment_id):
+        """``{"parent": {id, ..., fork_step} | None, "children": [{id, ..., fork_step}]}``: the forks around it."""
+        pk = yield from self._experiment_pk(experiment_id)
+        row = yield ROW, ("SELECT p.id, p.namespace, p.workspace, p.directory, p.prefix, e.fork_step "
+                          "FROM experiments e JOIN experiments p ON p.pk = e.fork_parent_pk WHERE e.pk = ?"), (pk,)
+        fields = ("id", "namespace", "workspace", "directory", "prefix", "fork_step")
+        rows = yield ROWS, ("SELECT id, namespace, workspace, directory, prefix, fork_step FROM experiments "
+                            "WHERE fork_parent_pk = ? AND deleted_at IS NULL ORDER BY created_at, pk"), (pk,)
+        return {"parent": None if row is None else dict(zip(fields, row)),
+                "children": [dict(zip(fields, r)) for r in rows]}
 
     # ingest: the stream-offset protocol; a backend's apply_batch runs these two bodies around its own row writer
     def _batch_target(self, experiment_id: str, run_id: str | None) -> Body[tuple[int, int | None]]:
@@ -257,13 +330,33 @@ class SQLStorage(ExperimentQueries, ExperimentTree, Purge, AlertStore, Storage):
     @reads
     def metric_names(self, experiment_id):
         pk = yield from self._experiment_pk(experiment_id)
-        rows = yield ROWS, "SELECT name FROM metric_names WHERE experiment_pk = ? ORDER BY name", (pk,)
-        return [r[0] for r in rows]
+        names: set[str] = set()
+        for _ in range(MAX_FORK_DEPTH + 1):  # a fork's history holds its ancestors' series too
+            names.update(r[0] for r in (yield ROWS, "SELECT name FROM metric_names WHERE experiment_pk = ?", (pk,)))
+            row = yield ROW, "SELECT fork_parent_pk FROM experiments WHERE pk = ?", (pk,)
+            if row is None or row[0] is None:
+                break
+            pk = row[0]
+        return sorted(names)
 
     @reads
     def last_metrics(self, experiment_id):
         pk = yield from self._experiment_pk(experiment_id)
         return {row[0]: self._decode_last(*row[1:]) for row in (yield ROWS, self.LAST_METRICS, (pk,))}
+
+    def _run_view(self, experiment_id: str, superseded: bool) -> Body[tuple[RunView, tuple[str, float] | None]]:
+        """The experiment's ``RunView`` (format.branches' rule over its runs) and its fork: (parent id, the parent
+        history's cutoff), or None."""
+        rows = yield ROWS, _RUN_VIEW, (experiment_id,)
+        if not rows:
+            raise NotFound(f"no experiment {experiment_id!r}")
+        runs = [(None, None, None)] + [(pk, pk, branch) for pk, branch, _p, _s in rows if pk is not None]
+        cut = cutoffs(runs)
+        view = RunView(tuple((pk, c) for pk, c in cut.items() if pk is not None), cut[None], superseded)
+        parent, fork_step = rows[0][2], rows[0][3]
+        if parent is None or fork_step is None:
+            return view, None
+        return view, (parent, fork_cutoff(fork_step, [branch for _r, _j, branch in runs]))
 
     @reads(snapshot=True)
     def metric_summary(self, experiment_id):
@@ -284,10 +377,42 @@ class SQLStorage(ExperimentQueries, ExperimentTree, Purge, AlertStore, Storage):
                         "count": int(sum(row[1] for row in rows))})
         return out
 
+
     @reads(snapshot=True)
-    def metric_series(self, experiment_id, name, step_min, step_max, max_points=None):
+    def metric_series(self, experiment_id, name, step_min, step_max, max_points=None, superseded=False):
+        pieces = yield from self._history(experiment_id, name, step_min, step_max, max_points, superseded, 0)
+        return pieces[0] if len(pieces) == 1 else joined(pieces, max_points)  # joined once, however long the chain
+
+    def _history(self, experiment_id: str, name: str, step_min: float | None, step_max: float | None,
+                 max_points: int | None, superseded: bool, depth: int) -> Body[list]:
+        """One series of an experiment as its history shows it, in pieces: its fork parent's history up to the fork
+        (read the same way, without copying a point), then its own runs' points clipped by its ``RunView``."""
+        try:
+            view, fork = yield from self._run_view(experiment_id, superseded)
+        except NotFound:
+            if self._series_cache is not None:
+                self._series_cache.discard((experiment_id, name))  # purged: its entry must not outlive it
+            raise
+        own = yield from self._series_read(experiment_id, name, step_min, step_max, max_points, view)
+        if fork is None or superseded or depth >= MAX_FORK_DEPTH:
+            return [own]
+        parent, cutoff = fork
+        below = math.nextafter(cutoff, -math.inf)  # the parent's last step this history takes
+        if step_min is not None and step_min > below:
+            return [own]
+        limit = below if step_max is None else min(step_max, below)
+        if max_points is not None:  # a chart read: the parent's range is read from its block summaries
+            inherited = yield from self._history(parent, name, step_min, limit, max_points, False, depth + 1)
+        else:  # read as the parent itself is read (so from its cached series), then cut at the fork
+            inherited = yield from self._history(parent, name, step_min, step_max, None, False, depth + 1)
+            inherited = [None if p is None else to_series(p.steps, p.values, p.kinds, step_min, limit, ordered=True)
+                         for p in inherited]
+        return [*inherited, own]
+
+    def _series_read(self, experiment_id: str, name: str, step_min: float | None, step_max: float | None,
+                     max_points: int | None, view: RunView) -> Body[Any]:
         key = (experiment_id, name)
-        reader = read_series(self._series_cache, key, step_min, step_max, max_points)
+        reader = read_series(self._series_cache, key, step_min, step_max, max_points, view)
         reply = None
         while True:
             try:

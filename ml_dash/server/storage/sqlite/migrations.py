@@ -203,6 +203,14 @@ MIGRATIONS: list[tuple[int, str | Callable[[sqlite3.Connection], None]]] = [
     -- written by each worker every few seconds, never per batch.
     CREATE TABLE alert_heartbeats (run_id TEXT PRIMARY KEY, data_at REAL, beat_at REAL)
     """),
+    (10, """
+    -- Branches (docs/branches.md): the step from which a run supersedes earlier runs' points (NULL: it appends), and
+    -- the experiment a fork starts from, with the last step of the parent's history it takes.
+    ALTER TABLE runs ADD COLUMN branch_step REAL;
+    ALTER TABLE experiments ADD COLUMN fork_parent_pk INTEGER REFERENCES experiments(pk);
+    ALTER TABLE experiments ADD COLUMN fork_step REAL;
+    CREATE INDEX experiments_forks ON experiments (fork_parent_pk)
+    """),
 ]
 
 

@@ -45,7 +45,9 @@ class SQLiteStorage(SQLStorage):
     # The writer is alone: reading the offset is enough, the transaction (BEGIN IMMEDIATE) holds the write lock.
     LOCK_STREAM = "SELECT acked FROM streams WHERE experiment_pk = ? AND stream_id = ?"
     LAST_METRICS = "SELECT name, last_value, last_kind FROM metric_names WHERE experiment_pk = ? ORDER BY name"
-    SUMMARIES = "SELECT chunk_pk, n, step_min, step_max, summary FROM metric_summaries WHERE name_pk = ?"
+    # run_pk from the chunk row by its key (a column before the point BLOBs): what a RunView clips by
+    SUMMARIES = ("SELECT chunk_pk, n, step_min, step_max, summary, "
+                 "(SELECT run_pk FROM metric_chunks WHERE pk = chunk_pk) FROM metric_summaries WHERE name_pk = ?")
     VALUES = '"values"'
     SORT_IN_SQL = False
     DIALECT = SQLiteDialect()

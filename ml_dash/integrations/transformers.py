@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Optional
 
@@ -12,6 +13,31 @@ from transformers import TrainerCallback
 
 from ml_dash import Experiment
 from ml_dash.integrations._common import copy_tree_into_files, numeric, set_params, unique_prefix
+
+
+# Written into each checkpoint directory: the prefix of the experiment that saved it, so that
+# ``trainer.train(resume_from_checkpoint=...)`` continues that experiment when no ``prefix=`` was given.
+RUN_FILE = "ml-dash-run.json"
+
+
+def _default_prefix(args: Any, output_dir: str) -> str:
+    run_name = getattr(args, "run_name", None)
+    own = run_name and run_name != output_dir  # older transformers default run_name to output_dir
+    return unique_prefix(run_name if own else os.path.basename(os.path.normpath(output_dir)))
+
+
+def _checkpoint_prefix(output_dir: str, state: Any) -> Optional[str]:
+    """The prefix recorded in the checkpoint the Trainer resumed from (its state is loaded before
+    ``on_train_begin``: ``global_step`` names it), or None for a fresh run."""
+    step = getattr(state, "global_step", 0) if state is not None else 0
+    if not isinstance(step, int) or step <= 0:
+        return None
+    try:
+        with open(os.path.join(output_dir, f"checkpoint-{step}", RUN_FILE), encoding="utf-8") as f:
+            prefix = json.load(f).get("prefix")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return prefix if isinstance(prefix, str) and prefix else None
 
 
 def rewrite_logs(logs: dict) -> dict:
@@ -48,6 +74,7 @@ class MLDashCallback(TrainerCallback):
         self._kwargs = dict(namespace=namespace, workspace=workspace, prefix=prefix, directory=directory,
                             remote=remote, local_root=local_root, readme=readme)
         self._log_checkpoints = log_checkpoints
+        self._prefix: Optional[str] = prefix
         self._experiment = experiment
         self._owned = experiment is None  # a given experiment's run is its owner's to start and end
         self._running = False
@@ -63,10 +90,9 @@ class MLDashCallback(TrainerCallback):
             kwargs = dict(self._kwargs)
             if kwargs["prefix"] is None:  # one experiment per run: <run_name or output_dir name>/<time>-<random>
                 output_dir = getattr(args, "output_dir", None) or "trainer"
-                run_name = getattr(args, "run_name", None)
-                own = run_name and run_name != output_dir  # older transformers default run_name to output_dir
-                base = run_name if own else os.path.basename(os.path.normpath(output_dir))
-                kwargs["prefix"] = unique_prefix(base)
+                # ... unless this run resumes a checkpoint an earlier run saved: then it continues that experiment
+                kwargs["prefix"] = _checkpoint_prefix(output_dir, state) or _default_prefix(args, output_dir)
+            self._prefix = kwargs["prefix"]
             self._experiment = Experiment(**kwargs)
         exp = self._experiment
         if not self._running or (self._owned and exp.status != "running"):
@@ -100,11 +126,14 @@ class MLDashCallback(TrainerCallback):
             exp.metrics.log(step=state.global_step, **metrics)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if not (self._log_checkpoints and self._running and state.is_world_process_zero):
+        if not (self._running and state.is_world_process_zero):
             return
         name = f"checkpoint-{state.global_step}"
         source = os.path.join(args.output_dir, name)
-        if os.path.isdir(source):
+        if os.path.isdir(source):  # which experiment this checkpoint belongs to, for a run that resumes from it
+            with open(os.path.join(source, RUN_FILE), "w", encoding="utf-8") as f:
+                json.dump({"prefix": self._prefix}, f)
+        if self._log_checkpoints and os.path.isdir(source):
             copy_tree_into_files(self._experiment, source, f"checkpoints/{name}")
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

@@ -74,6 +74,9 @@ SQLITE_READERS: Setting[int] = Setting("SQLITE_READERS", int, 3, "SQLite reader 
 QUERY_TIMEOUT: Setting[float] = Setting("QUERY_TIMEOUT", float, 30.0, "seconds a read may run in the database before "
                                        "it is stopped (503): PostgreSQL's statement_timeout, SQLite's progress "
                                        "handler", legacy=False, scope=_SERVER)
+CHUNK_CODEC: Setting[str] = Setting("CHUNK_CODEC", ("zstd", "raw"), "zstd", "format new metric chunks are written "
+                                     "in: `zstd` (compressed, docs/server.md), `raw` (uncompressed, the old layout, "
+                                     "for comparisons); both are always read", legacy=False, scope=_SERVER)
 
 DEFAULT_HOST = HOST.default
 DEFAULT_PORT = PORT.default

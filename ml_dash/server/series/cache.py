@@ -38,6 +38,7 @@ import numpy as np
 
 from ml_dash.server.series.chunks import (
     DTYPES,
+    chunk_length,
     decode_chunks,
     decode_summary,
     step_order,
@@ -52,11 +53,11 @@ ENVELOPES = 64  # downsampled answers kept (each ~2 * max_points points)
 # Queries the read generator yields, and what it expects back:
 STATE = "state"  # () → None (no such metric) or (name_pk, ordered, tail_pk)
 EXISTS = "exists"  # (chunk_pk,) → whether that chunk row still exists
-CHUNKS = "chunks"  # (name_pk, after_pk | None, step_min, step_max) → rows (pk, steps, values, kinds) in pk order,
-#                    only pk > after_pk, only chunks overlapping the step range (None: unbounded)
+CHUNKS = "chunks"  # (name_pk, after_pk | None, step_min, step_max) → rows (pk, steps, values, kinds, codec) in pk
+#                    order, only pk > after_pk, only chunks overlapping the step range (None: unbounded)
 SUMMARIES = "summaries"  # (name_pk, step_min, step_max) → rows (pk, n, step_min, step_max, summary) in pk order,
 #                          only chunks overlapping the step range
-POINTS = "points"  # (chunk pks,) → rows (pk, steps, values, kinds) of those chunks, in pk order
+POINTS = "points"  # (chunk pks,) → rows (pk, steps, values, kinds, codec) of those chunks, in pk order
 _COLUMNS = ("steps", "values", "kinds")
 _POINT_BYTES = sum(DTYPES[c].itemsize for c in _COLUMNS)
 
@@ -174,9 +175,9 @@ class SeriesCache:
 
     def extend(self, key: tuple[str, str], base: _Entry | None, drop: int, rows: Sequence[Sequence[Any]],
                name_pk: int, ordered: bool) -> _Entry:
-        """``base`` less its last ``drop`` points, then the chunks ``rows`` (pk, steps, values, kinds; at least one):
-        the new entry, also stored unless another read replaced ``base`` meanwhile."""
-        parts = decode_chunks((row[1], row[2], row[3]) for row in rows)
+        """``base`` less its last ``drop`` points, then the chunks ``rows`` (pk, steps, values, kinds, codec; at least
+        one): the new entry, also stored unless another read replaced ``base`` meanwhile."""
+        parts = decode_chunks(tuple(row[1:5]) for row in rows)
         start = 0 if base is None else base.n - drop
         end = start + len(parts[0])
         with self._lock:
@@ -194,7 +195,7 @@ class SeriesCache:
             for column, part in zip(buffer.columns, parts):
                 column[start:end] = part
             buffer.fill = end
-        tail_n = len(rows[-1][1]) // DTYPES["steps"].itemsize
+        tail_n = chunk_length(rows[-1][1], rows[-1][4])
         entry = _Entry(name_pk, rows[-1][0], tail_n, end, bool(ordered), buffer)
         self._store(key, base, entry)
         return entry
@@ -251,7 +252,7 @@ def read_series(cache: SeriesCache | None, key: tuple[str, str], step_min: float
             return cache.extend(key, entry, drop, rows, name_pk, ordered).series(step_min, step_max)
         cache.discard(key)  # not the history the invariants promise: read it plainly
     rows = yield (CHUNKS, name_pk, None, step_min, step_max)
-    steps, values, kinds = decode_chunks((row[1], row[2], row[3]) for row in rows)
+    steps, values, kinds = decode_chunks(tuple(row[1:5]) for row in rows)
     return to_series(steps, values, kinds, step_min, step_max, bool(ordered))
 
 

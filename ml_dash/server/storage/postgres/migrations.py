@@ -119,6 +119,9 @@ MIGRATIONS: list[tuple[int, str | Callable[[asyncpg.Connection], Awaitable[None]
     """),
     # gc asks whether any file record still names a blob before deleting it
     (5, "CREATE INDEX files_sha256 ON files (sha256)"),
+    # The format of each chunk's BLOBs (series.codec): the chunks already stored stay as they are, RAW (0); new
+    # ones are compressed. A constant default rewrites no row (PostgreSQL 11+).
+    (6, "ALTER TABLE metric_chunks ADD COLUMN codec SMALLINT NOT NULL DEFAULT 0"),
 ]
 
 # pg_advisory_lock key: fixed namespace for ml-dash, hashed with the schema so test schemas do not serialise.

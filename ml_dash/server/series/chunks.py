@@ -19,8 +19,8 @@ smallest and largest value, the block's first point and its finite extremes (``S
 series is drawn from these (``_summaries``) without decoding the points themselves.
 
 Reading a series decodes the chunks' BLOBs into arrays (``np.frombuffer`` for ``RAW``): no Python object per point,
-which is what made the one-row-per-point layout slow. The API is four functions: ``encode_chunk`` (points → row fields), ``decode_chunks``
-(rows → arrays), ``merge_encoded`` (append points to a stored chunk, to compact small live batches) and
+which is what made the one-row-per-point layout slow. The API is four functions: ``encode_chunk`` (points → row
+fields), ``decode_chunks`` (rows → arrays), ``merge_encoded`` (append points to a stored chunk, to compact small live batches) and
 ``to_series`` (arrays → a ``Series`` in step order, optionally cut to a step range).
 """
 from __future__ import annotations

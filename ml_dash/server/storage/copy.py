@@ -8,8 +8,8 @@ leaves the target as empty as it was. Afterwards the sequences continue past the
 Where the schemas differ the rows are converted: ``metric_names.last_value`` (untyped in SQLite) becomes
 ``last_num``/``last_int``, ``ordered`` becomes a boolean, chunk ``values`` is ``vals``, and the block summaries move
 from SQLite's ``metric_summaries`` table back into ``metric_chunks.summary``. Chunk BLOBs are copied as stored, each
-with its ``codec`` (old uncompressed chunks stay uncompressed, compressed ones are not re-encoded). ``last_step``/``last_timestamp`` (SQLite
-only, never read) are dropped. File bytes are not in the database: they stay in the blob store.
+with its ``codec`` (old uncompressed chunks stay uncompressed, compressed ones are not re-encoded).
+``last_step``/``last_timestamp`` (SQLite only, never read) are dropped. File bytes are not in the database: they stay in the blob store.
 """
 from __future__ import annotations
 

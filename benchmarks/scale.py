@@ -110,11 +110,15 @@ def server(data: str, db: str, codec: str) -> Iterator[str]:
         log.close()
 
 
-def database_bytes(db: str) -> int:
+def database_bytes(db: str, vacuum_full: bool = False) -> int:
+    """The database's size on disk with its indexes; ``vacuum_full``: after giving back the free space (the space
+    that merged tails left: SQLite reuses it at once, PostgreSQL after a vacuum, and only VACUUM FULL returns it)."""
     if db.startswith("sqlite:///"):
         path = db[len("sqlite:///"):]
-        conn = sqlite3.connect(path)
+        conn = sqlite3.connect(path, isolation_level=None)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if vacuum_full:
+            conn.execute("VACUUM")
         conn.close()
         return sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p))
     import asyncpg
@@ -122,7 +126,8 @@ def database_bytes(db: str) -> int:
     async def size() -> int:
         conn = await asyncpg.connect(db)
         try:
-            await conn.execute("VACUUM ANALYZE")  # settle the visibility map and free space map, as a live one would
+            # VACUUM: settle the visibility and free space maps, as autovacuum would on a live server
+            await conn.execute("VACUUM FULL ANALYZE" if vacuum_full else "VACUUM ANALYZE")
             return int(await conn.fetchval(
                 "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c JOIN pg_namespace n "
                 "ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'm')"))
@@ -213,7 +218,7 @@ PAGE = ("query($ws: String) { experimentPage(namespace: \"bench\", workspace: $w
 DELETE = "mutation($id: ID!) { deleteExperiment(id: $id) { id } }"
 
 
-def size_per_point(backend: str, codec: str, kind: str, points: int, args) -> float:
+def size_per_point(backend: str, codec: str, kind: str, points: int, args) -> tuple[float, float]:
     with database(backend, args.postgres) as (data, db):
         with server(data, db, codec) as base:
             async def fill() -> None:
@@ -221,7 +226,7 @@ def size_per_point(backend: str, codec: str, kind: str, points: int, args) -> fl
                     experiment_id, run_id = await new_experiment(session, base, "size", kind)
                 await upload(base, [(experiment_id, run_id, {"m": kind}, points, 1)], 1, args.batch, [])
             asyncio.run(fill())
-        return database_bytes(db) / points
+        return database_bytes(db) / points, database_bytes(db, vacuum_full=True) / points
 
 
 def scale_run(backend: str, codec: str, args) -> dict:
@@ -307,17 +312,19 @@ def main() -> None:
         backends.remove("postgresql")
     formats = [f for f in args.formats.split(",") if f]
     print(f"# bytes per point by series kind ({args.size_points:,} points of one metric per database)\n")
-    print("| backend | format | random | smooth |\n|---|---|---:|---:|")
+    print("| backend | format | random | smooth | random, VACUUM FULL | smooth, VACUUM FULL |\n"
+          "|---|---|---:|---:|---:|---:|")
     for backend in backends:
         for codec in formats:
             sizes = [size_per_point(backend, codec, kind, args.size_points, args) for kind in ("random", "smooth")]
-            print(f"| {backend} | {codec} | {sizes[0]:.2f} | {sizes[1]:.2f} |", flush=True)
+            print(f"| {backend} | {codec} | {sizes[0][0]:.2f} | {sizes[1][0]:.2f} | {sizes[0][1]:.2f} | "
+                  f"{sizes[1][1]:.2f} |", flush=True)
     print(f"\n# scale run: {args.points:,} points asked, {args.runs:,} runs x 3 metrics + one "
           f"{args.series_points:,}-point series, {args.uploaders} uploaders, {args.batch:,} events per body\n")
     columns = [("points", "points", "{:,}"), ("B/pt", "bytes_per_point", "{:.2f}"),
                ("ingest pts/s", "rate", "{:,.0f}"), ("first 10%", "rate_first", "{:,.0f}"),
-               ("last 10%", "rate_last", "{:,.0f}"), ("chart ms (1st/again)", None, None),
-               ("full read s (1st/again)", None, None), ("page ms", "page_ms", "{:.1f}"),
+               ("last 10%", "rate_last", "{:,.0f}"), ("chart ms (1st/again)", "chart", "{}"),
+               ("full read s (1st/again)", "full", "{}"), ("page ms", "page_ms", "{:.1f}"),
                ("gc s", "gc_s", "{:.1f}"), ("gc peak RSS MB", "gc_rss_mb", "{:.0f}"),
                ("B/pt after gc", "bytes_per_point_after_gc", "{:.2f}")]
     print("| backend | format | " + " | ".join(c[0] for c in columns) + " |")
@@ -325,13 +332,9 @@ def main() -> None:
     for backend in backends:
         for codec in formats:
             r = scale_run(backend, codec, args)
-            cells = []
-            for _, key, fmt in columns:
-                if key is None:
-                    cells.append(f"{r['chart_first_ms']:.0f} / {r['chart_again_ms']:.0f}" if not cells[5:]
-                                 and len(cells) == 5 else f"{r['full_first_s']:.2f} / {r['full_again_s']:.2f}")
-                else:
-                    cells.append(fmt.format(r[key]))
+            r["chart"] = f"{r['chart_first_ms']:.0f} / {r['chart_again_ms']:.0f}"
+            r["full"] = f"{r['full_first_s']:.2f} / {r['full_again_s']:.2f}"
+            cells = [fmt.format(r[key]) for _, key, fmt in columns]
             print(f"| {backend} | {codec} | " + " | ".join(cells) + " |", flush=True)
 
 

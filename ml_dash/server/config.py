@@ -77,6 +77,9 @@ QUERY_TIMEOUT: Setting[float] = Setting("QUERY_TIMEOUT", float, 30.0, "seconds a
 ALERT_WEBHOOK_ALLOW: Setting[str] = Setting("ALERT_WEBHOOK_ALLOW", str, "", "where alert webhooks may point: host "
                                             "globs and networks (`hooks.slack.com 10.0.0.0/8`); empty: public "
                                             "addresses only (docs/alerts.md)", legacy=False, scope=_SERVER)
+CHUNK_CODEC: Setting[str] = Setting("CHUNK_CODEC", ("zstd", "raw"), "zstd", "format new metric chunks are written "
+                                     "in: `zstd` (compressed, docs/server.md), `raw` (uncompressed, the old layout, "
+                                     "for comparisons); both are always read", legacy=False, scope=_SERVER)
 
 DEFAULT_HOST = HOST.default
 DEFAULT_PORT = PORT.default

@@ -5,6 +5,7 @@ import asyncio
 import errno
 import gzip
 import math
+import random
 import sqlite3
 
 import msgpack
@@ -352,7 +353,9 @@ async def test_a_really_full_sqlite_database_is_507_and_unharmed(tmp_path):
         assert (await post_batch(client, experiment_id, first)).status == 200
         pages = await loop.run_in_executor(storage._writer, pragma, "PRAGMA page_count")
         await loop.run_in_executor(storage._writer, pragma, f"PRAGMA max_page_count={pages + 2}")
-        big = metric_batch(100, 200, range(100, 20_100), name="big")
+        # Noise for values: metric chunks are compressed, and a smooth 20,000-point series would fit in two pages.
+        noise = random.Random(0)
+        big = metric_batch(100, 200, range(100, 20_100), name="big", value=lambda step: noise.random())
         answer = await post_batch(client, experiment_id, big)
         assert answer.status == 507 and "disk is full" in (await answer.json())["error"], await answer.text()
         assert await streams(client, experiment_id) == {"c1:metrics": 100}

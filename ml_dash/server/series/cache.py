@@ -38,6 +38,7 @@ import numpy as np
 
 from ml_dash.server.series.chunks import (
     DTYPES,
+    chunk_length,
     decode_chunks,
     decode_summary,
     step_order,
@@ -52,13 +53,11 @@ ENVELOPES = 64  # downsampled answers kept (each ~2 * max_points points)
 # Queries the read generator yields, and what it expects back:
 STATE = "state"  # () → None (no such metric) or (name_pk, ordered, tail_pk)
 EXISTS = "exists"  # (chunk_pk,) → whether that chunk row still exists
-CHUNKS = "chunks"  # (name_pk, after_pk | None, step_min, step_max) → rows (pk, steps, values, kinds, run_pk) in pk
-#                   order,
-#                    only pk > after_pk, only chunks overlapping the step range (None: unbounded)
+CHUNKS = "chunks"  # (name_pk, after_pk | None, step_min, step_max) → rows (pk, steps, values, kinds, codec, run_pk)
+#                    in pk order, only pk > after_pk, only chunks overlapping the step range (None: unbounded)
 SUMMARIES = "summaries"  # (name_pk, step_min, step_max) → rows (pk, n, step_min, step_max, summary, run_pk) in pk
-#                          order,
-#                          only chunks overlapping the step range
-POINTS = "points"  # (chunk pks,) → rows (pk, steps, values, kinds, run_pk) of those chunks, in pk order
+#                          order, only chunks overlapping the step range
+POINTS = "points"  # (chunk pks,) → rows (pk, steps, values, kinds, codec, run_pk) of those chunks, in pk order
 _COLUMNS = ("steps", "values", "kinds")
 _POINT_BYTES = sum(DTYPES[c].itemsize for c in _COLUMNS)
 
@@ -208,9 +207,9 @@ class SeriesCache:
 
     def extend(self, key: tuple[str, str], base: _Entry | None, drop: int, rows: Sequence[Sequence[Any]],
                name_pk: int, ordered: bool) -> _Entry:
-        """``base`` less its last ``drop`` points, then the chunks ``rows`` (pk, steps, values, kinds; at least one):
-        the new entry, also stored unless another read replaced ``base`` meanwhile."""
-        parts = decode_chunks((row[1], row[2], row[3]) for row in rows)
+        """``base`` less its last ``drop`` points, then the chunks ``rows`` (pk, steps, values, kinds, codec; at least
+        one): the new entry, also stored unless another read replaced ``base`` meanwhile."""
+        parts = decode_chunks(tuple(row[1:5]) for row in rows)
         start = 0 if base is None else base.n - drop
         end = start + len(parts[0])
         with self._lock:
@@ -228,12 +227,12 @@ class SeriesCache:
             for column, part in zip(buffer.columns, parts):
                 column[start:end] = part
             buffer.fill = end
-        tail_n = len(rows[-1][1]) // DTYPES["steps"].itemsize
+        tail_n = chunk_length(rows[-1][1], rows[-1][4])
         bounds = [] if base is None else list(base.bounds[:-1] if drop else base.bounds)
         at = start
         for row in rows:
-            size = len(row[1]) // DTYPES["steps"].itemsize
-            bounds.append((row[4] if len(row) > 4 else None, at, at + size))
+            size = chunk_length(row[1], row[4])
+            bounds.append((row[5] if len(row) > 5 else None, at, at + size))
             at += size
         entry = _Entry(name_pk, rows[-1][0], tail_n, end, bool(ordered), buffer, tuple(bounds))
         self._store(key, base, entry)
@@ -301,9 +300,9 @@ def read_series(cache: SeriesCache | None, key: tuple[str, str], step_min: float
         cache.discard(key)  # not the history the invariants promise: read it plainly
     rows = yield (CHUNKS, name_pk, None, step_min, step_max)
     if view is not None:
-        found = clipped([(row[4], decode_chunks([(row[1], row[2], row[3])])) for row in rows], view)
+        found = clipped([(row[5], decode_chunks([tuple(row[1:5])])) for row in rows], view)
         return to_series(found.steps, found.values, found.kinds, step_min, step_max, ordered=True)
-    steps, values, kinds = decode_chunks((row[1], row[2], row[3]) for row in rows)
+    steps, values, kinds = decode_chunks(tuple(row[1:5]) for row in rows)
     return to_series(steps, values, kinds, step_min, step_max, bool(ordered))
 
 
@@ -322,7 +321,7 @@ def _summary_read(name_pk: int, step_min: float | None, step_max: float | None, 
     parts, count = [], 0
     for row, summary in zip(rows, summaries):
         if row[0] in points:  # cut by the range: summarise its in-range points afresh
-            steps, values, kinds = decode_chunks([tuple(points[row[0]])[1:]])
+            steps, values, kinds = decode_chunks([tuple(points[row[0]])[1:5]])
             cut = to_series(steps, values, kinds, step_min, step_max, ordered=True)
             summary, n = summarize(cut.steps, cut.values, cut.kinds, ordered=True), len(cut.steps)
         else:
@@ -365,7 +364,7 @@ def clipped_summary_read(name_pk: int, step_min: float | None, step_max: float |
             parts.append((row[2], row[3], summary, row[1]))
             continue
         stored = points[row[0]]
-        found = clipped([(row[5] if len(row) > 5 else None, decode_chunks([(stored[1], stored[2], stored[3])]))], view)
+        found = clipped([(row[5] if len(row) > 5 else None, decode_chunks([tuple(stored[1:5])]))], view)
         found = to_series(found.steps, found.values, found.kinds, step_min, step_max, ordered=True)
         if len(found.steps):
             if np.isnan(found.steps[0]):

@@ -1,7 +1,9 @@
 """Columnar metric chunks: the on-disk layout of metric points, shared by every storage backend.
 
-A chunk holds the points of one metric name from one batch as four little-endian numpy arrays, stored as BLOBs
-(SQLite) or BYTEA (PostgreSQL) beside plain ``n``, ``step_min`` and ``step_max`` columns for the range index:
+A chunk holds the points of one metric name from one batch as four numpy arrays, stored as BLOBs (SQLite) or BYTEA
+(PostgreSQL) beside plain ``n``, ``step_min`` and ``step_max`` columns for the range index, and ``codec``, the format
+of the BLOBs (``series.codec``: ``RAW`` little-endian arrays, as every chunk was stored before compression, or
+``ZSTD``, transformed, byte-shuffled and compressed; new chunks take ``ML_DASH_CHUNK_CODEC``, default ``zstd``):
 
 =============  ========  =====================================================
 column         dtype     meaning
@@ -16,9 +18,9 @@ Beside them, ``summary`` holds per block of ``BLOCK`` points (in step order with
 smallest and largest value, the block's first point and its finite extremes (``SUMMARY_DTYPE``): a chart of a whole
 series is drawn from these (``_summaries``) without decoding the points themselves.
 
-Reading a series is ``np.frombuffer`` over the chunks' BLOBs: no Python object per point, which is what made the
-one-row-per-point layout slow. The API is four functions: ``encode_chunk`` (points → row fields), ``decode_chunks``
-(rows → arrays), ``merge_encoded`` (append points to a stored chunk, to compact small live batches) and
+Reading a series decodes the chunks' BLOBs into arrays (``np.frombuffer`` for ``RAW``): no Python object per point,
+which is what made the one-row-per-point layout slow. The API is four functions: ``encode_chunk`` (points → row
+fields), ``decode_chunks`` (rows → arrays), ``merge_encoded`` (append points to a stored chunk, to compact small live batches) and
 ``to_series`` (arrays → a ``Series`` in step order, optionally cut to a step range).
 """
 from __future__ import annotations
@@ -28,6 +30,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ml_dash.server.config import CHUNK_CODEC
+from ml_dash.server.series.codec import CODECS, RAW, column_length, decode_column, encode_column
 from ml_dash.server.series.types import (
     VALUE_KIND_BOOL,
     VALUE_KIND_NAN,
@@ -38,6 +42,9 @@ from ml_dash.server.series.types import (
 
 COLUMNS = ("steps", "values", "kinds", "timestamps")
 DTYPES = {"steps": np.dtype("<f8"), "values": np.dtype("<f8"), "kinds": np.dtype("i1"), "timestamps": np.dtype("<f8")}
+# The format new chunks are written in, read once per process (the ingest pool's processes read it too); a test or
+# a benchmark comparing with the old layout sets ML_DASH_CHUNK_CODEC=raw or patches this.
+WRITE_CODEC = CODECS[CHUNK_CODEC.get()]
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ class EncodedChunk:
     timestamps: bytes
     ordered: bool  # steps present and non-decreasing, so the chunk needs no sort when read alone
     summary: bytes = b""  # block summaries (``summarize``), empty only for chunks built without them
+    codec: int = RAW  # the format of steps/values/kinds/timestamps (``series.codec``), stored as metric_chunks.codec
 
 
 # Block summaries: one record per BLOCK points of a chunk in step order (the last block may be shorter). ``lo``/``hi``:
@@ -108,15 +116,16 @@ def decode_summary(blob: bytes | None, n: int) -> np.ndarray | None:
     return np.frombuffer(blob, SUMMARY_DTYPE)
 
 
-def encode_chunk(points: Sequence[tuple[Any, Any, Any]]) -> EncodedChunk:
-    """``(step, timestamp, value)`` triples (validated by ``_ingest``: step int|None, value float|int|bool|None)."""
+def encode_chunk(points: Sequence[tuple[Any, Any, Any]], codec: int | None = None) -> EncodedChunk:
+    """``(step, timestamp, value)`` triples (validated by ``_ingest``: step int|None, value float|int|bool|None), in
+    ``codec`` (None: ``WRITE_CODEC``)."""
     n = len(points)
     steps = np.fromiter((np.nan if s is None else s for s, _, _ in points), DTYPES["steps"], n)
     stamps = np.fromiter((np.nan if t is None else t for _, t, _ in points), DTYPES["timestamps"], n)
     kinds = np.fromiter((_kind(v) for _, _, v in points), DTYPES["kinds"], n)
     # None cannot enter a float array; its kind already says null, so any placeholder would do — NaN reads right.
     values = np.fromiter((np.nan if v is None else v for _, _, v in points), DTYPES["values"], n)
-    return encode_arrays(steps, values, kinds, stamps)
+    return encode_arrays(steps, values, kinds, stamps, codec)
 
 
 def _kind(value: Any) -> int:
@@ -127,34 +136,57 @@ def _kind(value: Any) -> int:
     return VALUE_KIND_NAN if value != value else VALUE_KIND_NUMBER
 
 
-def encode_arrays(steps: np.ndarray, values: np.ndarray, kinds: np.ndarray, stamps: np.ndarray) -> EncodedChunk:
+def encode_arrays(steps: np.ndarray, values: np.ndarray, kinds: np.ndarray, stamps: np.ndarray,
+                  codec: int | None = None) -> EncodedChunk:
+    codec = WRITE_CODEC if codec is None else codec
     stepped = steps[~np.isnan(steps)]
     ordered = len(stepped) == len(steps) and bool(np.all(steps[1:] >= steps[:-1]))
+    arrays = {"steps": steps, "values": values, "kinds": kinds, "timestamps": stamps}
+    blobs = {c: a.tobytes() if codec == RAW else encode_column(a, c) for c, a in arrays.items()}
     return EncodedChunk(
         n=len(steps),
         step_min=float(stepped.min()) if len(stepped) else None,
         step_max=float(stepped.max()) if len(stepped) else None,
-        steps=steps.tobytes(), values=values.tobytes(), kinds=kinds.tobytes(), timestamps=stamps.tobytes(),
-        ordered=ordered, summary=summarize(steps, values, kinds, ordered).tobytes(),
+        **blobs, ordered=ordered, summary=summarize(steps, values, kinds, ordered).tobytes(), codec=codec,
     )
 
 
-def merge_encoded(old: dict[str, bytes], new: EncodedChunk) -> EncodedChunk:
-    """A stored chunk (``COLUMNS`` → bytes) followed by ``new``'s points, as one chunk."""
-    arrays = [np.frombuffer(old[c] + getattr(new, c), DTYPES[c]) for c in COLUMNS]
-    return encode_arrays(*arrays)
+def merge_encoded(old: dict[str, Any], new: EncodedChunk) -> EncodedChunk:
+    """A stored chunk (``COLUMNS`` → BLOB, and ``codec``, absent for ``RAW``) followed by ``new``'s points, as one
+    chunk in ``new``'s codec."""
+    old_codec = old.get("codec", RAW)
+    arrays = [np.concatenate([decode_column(old[c], DTYPES[c], old_codec),
+                              decode_column(getattr(new, c), DTYPES[c], new.codec)]) for c in COLUMNS]
+    return encode_arrays(*arrays, codec=new.codec)
 
 
-def decode_chunks(rows: Iterable[Sequence[bytes]], columns: Sequence[str] = COLUMNS[:3]) -> list[np.ndarray]:
-    """Rows of BLOBs (one per name in ``columns``, in that order) → one array per column, chunks concatenated.
+def decode_chunks(rows: Iterable[Sequence[Any]], columns: Sequence[str] = COLUMNS[:3]) -> list[np.ndarray]:
+    """Rows of BLOBs (one per name in ``columns``, in that order) and the row's codec last → one array per column,
+    chunks concatenated. The arrays are read-only.
 
-    Joining the bytes first makes a single copy however many chunks there are. The arrays are read-only.
+    ``RAW`` BLOBs are joined first and viewed once (a single copy however many chunks there are); other codecs are
+    decoded chunk by chunk into one preallocated array per column.
     """
-    parts: list[list[bytes]] = [[] for _ in columns]
-    for row in rows:
-        for part, blob in zip(parts, row):
-            part.append(blob)
-    return [np.frombuffer(b"".join(part), DTYPES[c]) for part, c in zip(parts, columns)]
+    rows = list(rows)
+    if all(row[-1] == RAW for row in rows):
+        return [np.frombuffer(b"".join(row[i] for row in rows), DTYPES[c]) for i, c in enumerate(columns)]
+    out = []
+    for i, c in enumerate(columns):
+        dtype = DTYPES[c]
+        array = np.empty(sum(column_length(row[i], dtype, row[-1]) for row in rows), dtype)
+        at = 0
+        for row in rows:
+            part = decode_column(row[i], dtype, row[-1])
+            array[at:at + len(part)] = part
+            at += len(part)
+        array.flags.writeable = False
+        out.append(array)
+    return out
+
+
+def chunk_length(steps: bytes, codec: int) -> int:
+    """The points of a chunk, from its stored steps BLOB and codec (without decoding it)."""
+    return column_length(steps, DTYPES["steps"], codec)
 
 
 def step_order(steps: np.ndarray) -> np.ndarray | None:
@@ -189,7 +221,7 @@ def to_series(steps: np.ndarray, values: np.ndarray, kinds: np.ndarray, step_min
 
 def step_time_anchors(rows: Iterable[Sequence[bytes]], ordered: bool,
                       max_points: int) -> tuple[np.ndarray, np.ndarray]:
-    """About ``max_points`` (step, timestamp) pairs of a series from its (steps, timestamps) chunk columns in stored
+    """About ``max_points`` (step, timestamp) pairs of a series from its (steps, timestamps, codec) chunk rows in stored
     order: every stride-th point in step order, plus the last one so the mapping covers the whole series."""
     steps, stamps = decode_chunks(rows, ("steps", "timestamps"))
     if len(steps) and np.isnan(steps).all():
@@ -207,16 +239,16 @@ def step_time_anchors(rows: Iterable[Sequence[bytes]], ordered: bool,
     return steps[pick], stamps[pick]
 
 
-def summary_extremes(summaries: Sequence[bytes], values: Sequence[bytes] = ()) -> dict[str, float | None]:
+def summary_extremes(summaries: Sequence[bytes], values: Sequence[tuple[bytes, int]] = ()) -> dict[str, float | None]:
     """``{min, max}``: the smallest and largest finite value of a series from its chunks' block summaries (plus the
-    ``values`` BLOBs of chunks stored without summaries); None when no value is finite."""
+    (``values`` BLOB, codec) of chunks stored without summaries); None when no value is finite."""
     lows, highs = [], []
     for blob in summaries:
         records = np.frombuffer(blob, SUMMARY_DTYPE)
         lows.append(np.fmin.reduce(records["fin_lo"]) if len(records) else np.nan)
         highs.append(np.fmax.reduce(records["fin_hi"]) if len(records) else np.nan)
-    for blob in values:
-        array = np.frombuffer(blob, DTYPES["values"])
+    for blob, codec in values:
+        array = decode_column(blob, DTYPES["values"], codec)
         finite = array[np.isfinite(array)]
         lows.append(finite.min() if len(finite) else np.nan)
         highs.append(finite.max() if len(finite) else np.nan)

@@ -7,8 +7,9 @@ leaves the target as empty as it was. Afterwards the sequences continue past the
 
 Where the schemas differ the rows are converted: ``metric_names.last_value`` (untyped in SQLite) becomes
 ``last_num``/``last_int``, ``ordered`` becomes a boolean, chunk ``values`` is ``vals``, and the block summaries move
-from SQLite's ``metric_summaries`` table back into ``metric_chunks.summary``. ``last_step``/``last_timestamp`` (SQLite
-only, never read) are dropped. File bytes are not in the database: they stay in the blob store.
+from SQLite's ``metric_summaries`` table back into ``metric_chunks.summary``. Chunk BLOBs are copied as stored, each
+with its ``codec`` (old uncompressed chunks stay uncompressed, compressed ones are not re-encoded).
+``last_step``/``last_timestamp`` (SQLite only, never read) are dropped. File bytes are not in the database: they stay in the blob store.
 """
 from __future__ import annotations
 
@@ -21,9 +22,8 @@ import time
 import urllib.parse
 from typing import Callable, Iterator
 
-import numpy as np
-
 from ml_dash.server.series.chunks import COLUMNS, DTYPES, summarize
+from ml_dash.server.series.codec import decode_column
 from ml_dash.server.storage.sqlite.metrics import decode_value
 from ml_dash.server.storage.sqlite.migrations import MIGRATIONS as SQLITE_MIGRATIONS
 
@@ -53,11 +53,11 @@ def _last(row: tuple) -> tuple:
 def _chunk(row: tuple) -> tuple:
     """SQLite chunk row (summary from metric_summaries, None when missing) → PostgreSQL's, summary recomputed if
     missing."""
-    *head, steps, values, kinds, stamps, summary = row
+    *head, steps, values, kinds, stamps, codec, summary = row
     if summary is None:
-        arrays = (np.frombuffer(blob, DTYPES[c]) for blob, c in zip((steps, values, kinds), COLUMNS))
+        arrays = (decode_column(blob, DTYPES[c], codec) for blob, c in zip((steps, values, kinds), COLUMNS))
         summary = summarize(*arrays).tobytes()
-    return (*head, bytes(steps), bytes(values), bytes(kinds), bytes(stamps), bytes(summary))
+    return (*head, bytes(steps), bytes(values), bytes(kinds), bytes(stamps), codec, bytes(summary))
 
 
 # (PostgreSQL table, its columns, SQLite query in the same column order, row conversion), in dependency order.
@@ -76,9 +76,9 @@ TABLES: list[tuple[str, tuple[str, ...], str, Callable[[tuple], tuple] | None]] 
      "SELECT pk, experiment_pk, name, last_value, last_kind, step_hi, ordered, tail_pk FROM metric_names ORDER BY pk",
      _last),
     ("metric_chunks", ("pk", "name_pk", "run_pk", "n", "step_min", "step_max", "steps", "vals", "kinds",
-                       "timestamps", "summary"),
+                       "timestamps", "codec", "summary"),
      'SELECT c.pk, c.name_pk, c.run_pk, c.n, c.step_min, c.step_max, c.steps, c."values", c.kinds, c.timestamps, '
-     "s.summary FROM metric_chunks c LEFT JOIN metric_summaries s ON s.chunk_pk = c.pk ORDER BY c.pk", _chunk),
+     "c.codec, s.summary FROM metric_chunks c LEFT JOIN metric_summaries s ON s.chunk_pk = c.pk ORDER BY c.pk", _chunk),
     ("parameters", ("pk", "experiment_pk", "run_pk", "record"),
      "SELECT pk, experiment_pk, run_pk, record FROM parameters ORDER BY pk", None),
     ("logs", ("pk", "experiment_pk", "run_pk", "timestamp", "level", "message", "context"),

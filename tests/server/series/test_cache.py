@@ -13,6 +13,7 @@ import pytest
 
 from ml_dash.server.config import ServerConfig
 from ml_dash.server.series.cache import SeriesCache
+from ml_dash.server.series.codec import RAW
 
 
 @contextlib.asynccontextmanager
@@ -162,8 +163,8 @@ def test_a_tail_that_differs_from_what_was_cached_is_copied_not_overwritten():
     """Defensive path: if a re-read tail does not repeat the cached points, earlier answers still keep theirs."""
     cache = SeriesCache(2**20)
     blob = lambda values, dtype="<f8": np.array(values, dtype).tobytes()  # noqa: E731
-    first = cache.extend(("e", "m"), None, 0, [(1, blob([0, 1]), blob([5, 5]), blob([0, 0], "i1"))], 9, True)
+    first = cache.extend(("e", "m"), None, 0, [(1, blob([0, 1]), blob([5, 5]), blob([0, 0], "i1"), RAW)], 9, True)
     held = first.series(None, None)
-    second = cache.extend(("e", "m"), first, 2, [(2, blob([0, 1, 2]), blob([6, 6, 6]), blob([0, 0, 0], "i1"))], 9,
+    second = cache.extend(("e", "m"), first, 2, [(2, blob([0, 1, 2]), blob([6, 6, 6]), blob([0, 0, 0], "i1"), RAW)], 9,
                           True)
     assert held.values.tolist() == [5, 5] and second.series(None, None).values.tolist() == [6, 6, 6]

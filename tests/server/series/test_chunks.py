@@ -7,6 +7,7 @@ import sqlite3
 import numpy as np
 
 from ml_dash.server.series.chunks import COLUMNS, decode_chunks, encode_chunk, merge_encoded, to_series
+from ml_dash.server.series.codec import RAW
 from ml_dash.server.storage.sqlite.storage import SQLiteStorage
 from ml_dash.server.storage.sqlite.migrations import MIGRATIONS
 from ml_dash.server.series.types import VALUE_KIND_BOOL, VALUE_KIND_NAN, VALUE_KIND_NULL, VALUE_KIND_NUMBER
@@ -16,24 +17,24 @@ def test_encode_decode_keeps_values_kinds_and_missing_steps():
     """Every value kind survives the BLOB round trip; a missing step or timestamp reads back as NaN."""
     chunk = encode_chunk([(5, 1.0, 1.5), (None, None, None), (6, 3.0, True), (7, 4.0, math.nan), (8, 5.0, -math.inf)])
     assert (chunk.n, chunk.step_min, chunk.step_max, chunk.ordered) == (5, 5.0, 8.0, False)
-    steps, values, kinds, stamps = decode_chunks([[getattr(chunk, c) for c in COLUMNS]], COLUMNS)
+    steps, values, kinds, stamps = decode_chunks([[*(getattr(chunk, c) for c in COLUMNS), chunk.codec]], COLUMNS)
     assert np.isnan(steps[1]) and np.isnan(stamps[1]) and steps[0] == 5
     assert kinds.tolist() == [VALUE_KIND_NUMBER, VALUE_KIND_NULL, VALUE_KIND_BOOL, VALUE_KIND_NAN, VALUE_KIND_NUMBER]
     assert values[2] == 1.0 and np.isnan(values[3]) and values[4] == -np.inf
     assert steps.dtype.str == "<f8" and kinds.dtype.str == "|i1"
 
 
-def test_blobs_are_little_endian_bytes():
-    """The layout is fixed bytes, not the host's: PostgreSQL's BYTEA columns hold the same."""
-    chunk = encode_chunk([(1, 2.0, 3.0)])
+def test_raw_blobs_are_little_endian_bytes():
+    """The old layout is fixed bytes, not the host's: PostgreSQL's BYTEA columns hold the same."""
+    chunk = encode_chunk([(1, 2.0, 3.0)], RAW)
     assert chunk.steps == np.array([1.0], "<f8").tobytes() and chunk.kinds == b"\x00"
 
 
 def test_merge_appends_in_stored_order():
     """A merged chunk is the old points followed by the new ones, with bounds and order flag recomputed."""
     old = encode_chunk([(1, 1.0, 1.0), (2, 2.0, 2.0)])
-    merged = merge_encoded({c: getattr(old, c) for c in COLUMNS}, encode_chunk([(0, 3.0, 9.0)]))
-    steps, values = decode_chunks([(merged.steps, merged.values)], ("steps", "values"))
+    merged = merge_encoded({c: getattr(old, c) for c in COLUMNS} | {"codec": old.codec}, encode_chunk([(0, 3.0, 9.0)]))
+    steps, values = decode_chunks([(merged.steps, merged.values, merged.codec)], ("steps", "values"))
     assert steps.tolist() == [1, 2, 0] and values.tolist() == [1, 2, 9]
     assert (merged.n, merged.step_min, merged.step_max, merged.ordered) == (3, 0.0, 2.0, False)
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ml_dash.server.series.chunks import BLOCK, SUMMARY_DTYPE, encode_chunk, summarize
+from ml_dash.server.series.codec import RAW
 from ml_dash.server.series.downsample import Envelope, series_result
 from ml_dash.server.storage.sqlite.storage import SQLiteStorage
 from ml_dash.server.storage.sqlite.migrations import MIGRATIONS
@@ -157,7 +158,7 @@ async def test_sqlite_migration_backfills_summaries(tmp_path):
         conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (version,))
     conn.execute("INSERT INTO experiments (pk, id, namespace, workspace, directory, prefix, created_at) "
                  "VALUES (1, 'e1', 'a', 'w', '', 'p', 0)")
-    chunk = encode_chunk([(s, None, 7.0 if s == 3000 else None if s == 10 else 0.0) for s in range(5000)])
+    chunk = encode_chunk([(s, None, 7.0 if s == 3000 else None if s == 10 else 0.0) for s in range(5000)], RAW)  # an old server wrote RAW chunks
     conn.execute("INSERT INTO metric_names (pk, experiment_pk, name, tail_pk) VALUES (1, 1, 'm', 1)")
     conn.execute('INSERT INTO metric_chunks (pk, name_pk, n, step_min, step_max, steps, "values", kinds, timestamps) '
                  "VALUES (1, 1, ?, ?, ?, ?, ?, ?, ?)", (chunk.n, chunk.step_min, chunk.step_max, chunk.steps,
@@ -183,7 +184,7 @@ async def test_postgres_migration_backfills_summaries():
 
     with postgres_schema_url() as url:
         chunk = encode_chunk([(s, None, -9.0 if s == 4321 else float("nan") if s == 7 else 1.0)
-                              for s in range(6000)])
+                              for s in range(6000)], RAW)  # an old server wrote RAW chunks
         conn = await asyncpg.connect(url)  # the URL's search_path is passed on as a server setting
         try:
             # A real version-1 database: only the first migration applied, one chunk written by an old server.

@@ -49,27 +49,27 @@ class MetricRows:
         # (MERGE_BELOW read from ``sql.metrics`` at each batch, so a test can monkeypatch it there).
         tails = {r["name_pk"]: r for r in await conn.fetch(
             f"DELETE FROM metric_chunks WHERE pk = ANY($1::int8[]) AND n < {int(shared.MERGE_BELOW)} "
-            "AND run_pk IS NOT DISTINCT FROM $2 RETURNING name_pk, steps, vals, kinds, timestamps",
+            "AND run_pk IS NOT DISTINCT FROM $2 RETURNING name_pk, steps, vals, kinds, timestamps, codec",
             [state[n]["tail_pk"] for n in self.names if state[n]["tail_pk"] is not None], self.run_pk)}
         stored, step_his, ordered = [], [], []
         for name, name_pk, chunk in zip(self.names, name_pks, self.chunks):
             tail = tails.get(name_pk)
             if tail is not None:
                 tail = {"steps": tail["steps"], "values": tail["vals"], "kinds": tail["kinds"],
-                        "timestamps": tail["timestamps"]}
+                        "timestamps": tail["timestamps"], "codec": tail["codec"]}
             row, hi, still_ordered = shared.next_chunk(chunk, state[name]["step_hi"], state[name]["ordered"], tail)
             stored.append(row)
             step_his.append(hi)
             ordered.append(still_ordered)
         new_pks = dict(await conn.fetch(
             "INSERT INTO metric_chunks (name_pk, run_pk, n, step_min, step_max, steps, vals, kinds, timestamps, "
-            "summary) SELECT name_pk, $1, n, step_min, step_max, steps, vals, kinds, timestamps, summary FROM unnest("
-            "$2::int8[], $3::int4[], $4::float8[], $5::float8[], $6::bytea[], $7::bytea[], $8::bytea[], $9::bytea[], "
-            "$10::bytea[]) AS c(name_pk, n, step_min, step_max, steps, vals, kinds, timestamps, summary) "
-            "RETURNING name_pk, pk",
+            "summary, codec) SELECT name_pk, $1, n, step_min, step_max, steps, vals, kinds, timestamps, summary, codec "
+            "FROM unnest($2::int8[], $3::int4[], $4::float8[], $5::float8[], $6::bytea[], $7::bytea[], $8::bytea[], "
+            "$9::bytea[], $10::bytea[], $11::int2[]) AS c(name_pk, n, step_min, step_max, steps, vals, kinds, "
+            "timestamps, summary, codec) RETURNING name_pk, pk",
             self.run_pk, name_pks, [c.n for c in stored], [c.step_min for c in stored], [c.step_max for c in stored],
             [c.steps for c in stored], [c.values for c in stored], [c.kinds for c in stored],
-            [c.timestamps for c in stored], [c.summary for c in stored]))
+            [c.timestamps for c in stored], [c.summary for c in stored], [c.codec for c in stored]))
         await conn.execute(
             "UPDATE metric_names m SET last_num = u.num, last_int = u.int, last_kind = u.kind, step_hi = u.hi, "
             "ordered = u.ordered, tail_pk = u.tail FROM unnest($1::int8[], $2::float8[], $3::int8[], $4::int2[], "

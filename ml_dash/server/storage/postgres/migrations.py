@@ -166,6 +166,9 @@ MIGRATIONS: list[tuple[int, str | Callable[[asyncpg.Connection], Awaitable[None]
     ALTER TABLE experiments ADD COLUMN fork_step DOUBLE PRECISION;
     CREATE INDEX experiments_forks ON experiments (fork_parent_pk)
     """),
+    # The format of each chunk's BLOBs (series.codec): the chunks already stored stay as they are, RAW (0); new
+    # ones are compressed. A constant default rewrites no row (PostgreSQL 11+).
+    (8, "ALTER TABLE metric_chunks ADD COLUMN codec SMALLINT NOT NULL DEFAULT 0"),
 ]
 
 # pg_advisory_lock key: fixed namespace for ml-dash, hashed with the schema so test schemas do not serialise.

@@ -61,7 +61,7 @@ RUN_FIELDS = ("id", "status", "hostname", "started_at", "ended_at", "error", "br
 # after the delete: one that started before and registers only now (its uploader was offline, or `ml-dash sync`
 # ships it late) was part of what the user deleted, and its data joins the rest, hidden. Args: (pk, run start).
 RESTORED_BY_RUN = "UPDATE experiments SET deleted_at = NULL WHERE pk = ? AND deleted_at IS NOT NULL AND deleted_at < ?"
-_CHUNK_POINTS = "pk, steps, {values}, kinds, run_pk"  # what series reads fetch of a chunk (see series.cache)
+_CHUNK_POINTS = "pk, steps, {values}, kinds, codec, run_pk"  # what series reads fetch of a chunk (see series.cache)
 # An experiment's runs in start order with their branch steps, and its fork (parent id, step): a RunView's input.
 _RUN_VIEW = ("SELECT r.pk, r.branch_step, p.id, e.fork_step FROM experiments e "
              "LEFT JOIN runs r ON r.experiment_pk = e.pk LEFT JOIN experiments p ON p.pk = e.fork_parent_pk "
@@ -371,9 +371,9 @@ class SQLStorage(ExperimentQueries, ExperimentTree, Purge, AlertStore, Storage):
             extra = []
             if missing:
                 clause, params = self._in("pk", missing, "int8")
-                extra = yield ROWS, f"SELECT {self.VALUES} FROM metric_chunks WHERE {clause}", params
+                extra = yield ROWS, f"SELECT {self.VALUES}, codec FROM metric_chunks WHERE {clause}", params
             out.append({"name": name, "last": last.get(name),
-                        **summary_extremes([row[4] for row in rows if row[4]], [row[0] for row in extra]),
+                        **summary_extremes([row[4] for row in rows if row[4]], [(row[0], row[1]) for row in extra]),
                         "count": int(sum(row[1] for row in rows))})
         return out
 
@@ -466,9 +466,9 @@ class SQLStorage(ExperimentQueries, ExperimentTree, Purge, AlertStore, Storage):
             raise NotFound(f"no experiment {experiment_id!r}")
         if found[0] is None:
             return None
-        rows = yield from self._in_pk_order("SELECT pk, steps, timestamps FROM metric_chunks WHERE name_pk = ?",
+        rows = yield from self._in_pk_order("SELECT pk, steps, timestamps, codec FROM metric_chunks WHERE name_pk = ?",
                                             [found[0]])
-        return step_time_anchors(((row[1], row[2]) for row in rows), bool(found[1]), max_points)
+        return step_time_anchors(((row[1], row[2], row[3]) for row in rows), bool(found[1]), max_points)
 
     # files
     @writes

@@ -12,6 +12,7 @@ from typing import Any
 
 from ml_dash.server.series.batch import MetricBatch
 from ml_dash.server.series.chunks import COLUMNS, EncodedChunk
+from ml_dash.server.series.codec import RAW
 from ml_dash.server.series.types import (
     VALUE_KIND_BOOL,
     VALUE_KIND_NAN,
@@ -50,7 +51,7 @@ def insert_metrics(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | N
         name_pk, step_hi, ordered, tail_pk = conn.execute(
             "SELECT pk, step_hi, ordered, tail_pk FROM metric_names WHERE experiment_pk = ? AND name = ?",
             (experiment_pk, name)).fetchone()
-        tail = conn.execute('SELECT pk, steps, "values", kinds, timestamps FROM metric_chunks WHERE pk = ? '
+        tail = conn.execute('SELECT pk, steps, "values", kinds, timestamps, codec FROM metric_chunks WHERE pk = ? '
                             "AND n < ? AND run_pk IS ?", (tail_pk, merge_below, run_pk)).fetchone()
         state = chunk_row(conn, name_pk, run_pk, chunk, step_hi, ordered, tail)
         step, timestamp, value = batch.last[name]
@@ -62,18 +63,21 @@ def insert_metrics(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | N
 
 def chunk_row(conn: sqlite3.Connection, name_pk: int, run_pk: int | None, chunk: EncodedChunk, step_hi: float | None,
               ordered: int, tail: tuple | None = None, summary: bool = True) -> tuple[float | None, int, int]:
-    """Store ``chunk`` as the series' newest chunk row, or with ``tail`` (its row: pk and BLOBs) appended to it
+    """Store ``chunk`` as the series' newest chunk row, or with ``tail`` (its row: pk, BLOBs, codec) appended to it
     (``sql.metrics.next_chunk``). Returns the series' new (step_hi, ordered, tail_pk)."""
     if tail is not None:
         conn.execute("DELETE FROM metric_chunks WHERE pk = ?", (tail[0],))
         if summary:
             conn.execute("DELETE FROM metric_summaries WHERE chunk_pk = ?", (tail[0],))
     stored, step_hi, still_ordered = next_chunk(chunk, step_hi, ordered,
-                                                None if tail is None else dict(zip(COLUMNS, tail[1:])))
+                                                None if tail is None else {**dict(zip(COLUMNS, tail[1:5])),
+                                                                           "codec": tail[5]})
+    # A RAW chunk leaves codec to the column's default: migration 3 writes RAW chunks before migration 9 adds it.
+    codec = ", codec" if stored.codec != RAW else ""
     cursor = conn.execute('INSERT INTO metric_chunks (name_pk, run_pk, n, step_min, step_max, steps, "values", kinds, '
-                          "timestamps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          f"timestamps{codec}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?{', ?' if codec else ''})",
                           (name_pk, run_pk, stored.n, stored.step_min, stored.step_max, stored.steps, stored.values,
-                           stored.kinds, stored.timestamps))
+                           stored.kinds, stored.timestamps, *((stored.codec,) if codec else ())))
     # The summary in its own table, same transaction (``summary=False`` only for migration 3, which runs before
     # migrations 4 and 5 compute and move them).
     if summary:

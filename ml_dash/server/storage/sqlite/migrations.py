@@ -7,6 +7,7 @@ from typing import Callable
 import numpy as np
 
 from ml_dash.server.series.chunks import COLUMNS, DTYPES, encode_chunk, summarize
+from ml_dash.server.series.codec import RAW
 from ml_dash.server.storage.sql.protocol import migrations, run_sync
 from ml_dash.server.storage.sqlite.driver import answerer
 
@@ -25,7 +26,8 @@ def _points_to_chunks(conn: sqlite3.Connection) -> None:
         while start < len(rows):
             end = min(start + CHUNK_POINTS, len(rows))
             end = start + next((i for i, r in enumerate(runs[start:end]) if r != runs[start]), end - start)
-            chunk = encode_chunk([(s, t, decode_value(v, k)) for s, t, v, k, _ in rows[start:end]])
+            # RAW: the codec column that says otherwise comes with version 9
+            chunk = encode_chunk([(s, t, decode_value(v, k)) for s, t, v, k, _ in rows[start:end]], RAW)
             state = chunk_row(conn, name_pk, runs[start], chunk, *state[:2], summary=False)  # column: version 4
             start = end
         if rows:
@@ -211,6 +213,9 @@ MIGRATIONS: list[tuple[int, str | Callable[[sqlite3.Connection], None]]] = [
     ALTER TABLE experiments ADD COLUMN fork_step REAL;
     CREATE INDEX experiments_forks ON experiments (fork_parent_pk)
     """),
+    # The format of each chunk's BLOBs (series.codec): the chunks already stored stay as they are, RAW (0); new
+    # ones are compressed. An added column with a constant default rewrites no row.
+    (11, "ALTER TABLE metric_chunks ADD COLUMN codec INTEGER NOT NULL DEFAULT 0"),
 ]
 
 

@@ -154,6 +154,9 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", action="append", metavar="TOKEN[=NS1,NS2]",
                         help="accept this bearer token, optionally limited to namespaces; repeatable")
     parser.add_argument("--tokens-file", help="file with one TOKEN[=NS1,NS2] per line ('#' starts a comment)")
+    parser.add_argument("--crash-after", type=float, metavar="SECONDS",
+                        help="mark a running run CRASHED after this long without a heartbeat (default 120, or "
+                             "ML_DASH_CRASH_AFTER)")
 
 
 def server_main(args: argparse.Namespace) -> int:
@@ -166,7 +169,8 @@ def server_main(args: argparse.Namespace) -> int:
                                       tokens=args.token, tokens_file=args.tokens_file,
                                       workers=getattr(args, "workers", None), files=getattr(args, "files", None),
                                       s3_endpoint=getattr(args, "s3_endpoint", None),
-                                      chart_js=getattr(args, "chart_js", None))
+                                      chart_js=getattr(args, "chart_js", None),
+                                      crash_after=getattr(args, "crash_after", None))
     except (ConfigError, OSError, ValueError) as exc:
         print(f"ml-dash server: {exc}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from ml_dash.format.limits import MAX_NAME_LENGTH
-from ml_dash.settings import Setting
+from ml_dash.settings import Setting, positive_seconds
 
 
 def _megabytes(raw: str) -> float:
@@ -71,6 +71,9 @@ SERIES_CACHE_MB: Setting[float] = Setting("SERIES_CACHE_MB", float, 256.0, "mega
                                           scope=_SERVER)
 SQLITE_READERS: Setting[int] = Setting("SQLITE_READERS", int, 3, "SQLite reader threads, each with its own "
                                        "connection", convert=_reader_threads, legacy=False, scope=_SERVER)
+CRASH_AFTER: Setting[float] = Setting("CRASH_AFTER", float, 120.0, "seconds without a heartbeat after which a running "
+                                      "run is marked `CRASHED`", convert=positive_seconds, legacy=False,
+                                      scope=_SERVER)
 
 DEFAULT_HOST = HOST.default
 DEFAULT_PORT = PORT.default
@@ -123,6 +126,8 @@ class ServerConfig:
     # Megabytes of decoded series each process caches (series/cache.py); 0: no cache.
     series_cache_mb: float = SERIES_CACHE_MB.default
     sqlite_readers: int = SQLITE_READERS.default  # reader threads of the SQLite backend (storage/sqlite)
+    # Seconds without a heartbeat before a RUNNING run (of a client that sends them) is CRASHED (docs/distributed.md).
+    crash_after: float = CRASH_AFTER.default
 
     @classmethod
     def resolve(
@@ -143,6 +148,7 @@ class ServerConfig:
         ingest_processes: int | None = None,
         series_cache_mb: float | None = None,
         sqlite_readers: int | None = None,
+        crash_after: float | None = None,
         **limits: int,
     ) -> "ServerConfig":
         """Build a config from explicit arguments, falling back to ``ML_DASH_*`` variables and defaults."""
@@ -167,6 +173,7 @@ class ServerConfig:
             ingest_processes=INGEST_PROCESSES.get(ingest_processes),
             series_cache_mb=SERIES_CACHE_MB.get(series_cache_mb),
             sqlite_readers=SQLITE_READERS.get(sqlite_readers),
+            crash_after=CRASH_AFTER.get(crash_after),
             **limits,
         )
         config.check()
@@ -185,6 +192,8 @@ class ServerConfig:
         if self.sqlite_readers < 1:
             raise ConfigError(f"ML_DASH_SQLITE_READERS must be a positive number of reader threads, got "
                               f"{self.sqlite_readers}")
+        if not self.crash_after > 0:
+            raise ConfigError(f"ML_DASH_CRASH_AFTER must be a positive number of seconds, got {self.crash_after}")
         if not (self.body_timeout > 0 and self.body_idle_timeout > 0 and self.file_body_timeout > 0):
             raise ConfigError("body timeouts (ML_DASH_BODY_TIMEOUT, ML_DASH_BODY_IDLE_TIMEOUT) must be positive "
                               "seconds")

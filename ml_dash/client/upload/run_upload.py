@@ -11,7 +11,7 @@ import os
 import time
 from typing import Any, Callable
 
-from ml_dash.format.layout import FINAL_STATUSES, STREAMS, files_path, meta_path, read_meta, saved_files, stream_path
+from ml_dash.format.layout import FINAL_STATUSES, STREAMS, files_path, meta_path, read_meta, saved_files
 from ml_dash.client.upload.environment import push_environment
 from ml_dash.client.upload.http import PROTOCOL, Conflict, HTTPError, ServerClient, file_url_path
 from ml_dash.client.upload.state import SyncState
@@ -65,6 +65,7 @@ class RunUpload:
         # field -> {"body", "attempts", "retry_at"}: tags or notes the server refused, held back until retry_at
         self.refused: dict[str, dict[str, Any]] = {}
         self.unknown_streams: set[str] = set()  # streams the server's /health does not list: never sent
+        self.heartbeats = False  # the live uploader sends heartbeats for its open run (``ml-dash sync`` does not)
         state.bind_remote(api.base_url)
 
     # -- setup ----------------------------------------------------------------------------------------------------
@@ -77,7 +78,7 @@ class RunUpload:
         for stream in sorted(set(STREAMS) - taken if taken is not None else ()):
             if stream not in self.unknown_streams:
                 logger.warning("ml-dash: the server at %s does not take the %r stream (an older version?): %s "
-                               "stays local only", self.api.base_url, stream, stream_path(self.state.directory, stream))
+                               "stays local only", self.api.base_url, stream, self.state.stream_path(stream))
                 self.unknown_streams.add(stream)
         ident = self.identity
         body = {k: ident[k] for k in ("namespace", "workspace", "prefix") if ident.get(k)}
@@ -103,6 +104,11 @@ class RunUpload:
                 body = {"client_run_id": run["client_run_id"], "started_at": run["started_at"]}
                 if run.get("hostname"):
                     body["hostname"] = run["hostname"]
+                for key in ("job_id", "rank", "world_size"):  # a rank of a distributed job (docs/distributed.md)
+                    if run.get(key) is not None:
+                        body[key] = run[key]
+                if self.heartbeats and run["status"] == "RUNNING":
+                    body["heartbeat"] = True  # this process is alive and says so: the server may mark it CRASHED
                 answer = await self._call("POST", f"/experiments/{self.state.experiment_id}/runs", body)
                 run["run_id"] = answer["run_id"]
                 run["sent_status"] = run["sent_status"] or "RUNNING"  # a new run starts RUNNING on the server
@@ -135,7 +141,7 @@ class RunUpload:
 
     def _launch(self, stream: str, full_only: bool) -> None:
         flights = self.flights[stream]
-        path = stream_path(self.state.directory, stream)
+        path = self.state.stream_path(stream)
         start = flights.next_start
         if start is None:
             start = self.state.acked[stream]
@@ -159,6 +165,8 @@ class RunUpload:
             current = self.state.current_run()
             body = {"run_id": current["run_id"] if current else None, "stream": stream,
                     "stream_id": self.state.stream_id(stream), "start": start, "end": end, "lines": lines}
+            if self.state.rank:
+                body["rank"] = self.state.rank  # the server keeps this rank's series apart from rank 0's
             flights.send(body, start, end, count, full, self._post_batch)
             start, full_only = end, True
 
@@ -203,7 +211,7 @@ class RunUpload:
             self.skipped[stream] += len(rejected) if isinstance(rejected, list) else 1
             logger.warning("ml-dash: the server refused %s record(s) of %s (bytes %d-%d), which were dropped: %s",
                            len(rejected) if isinstance(rejected, list) else rejected,
-                           stream_path(self.state.directory, stream), flight.start, flight.end, _excerpt(rejected))
+                           self.state.stream_path(stream), flight.start, flight.end, _excerpt(rejected))
 
     def drop_flights(self) -> None:
         for flights in self.flights.values():
@@ -217,7 +225,7 @@ class RunUpload:
         answer = await self._call("POST", f"/experiments/{self.state.experiment_id}/batches", blank)
         self.skipped[stream] += 1
         logger.warning("ml-dash: the server refused a line of %s (bytes %d-%d): %s; the line was dropped "
-                       "and the upload goes on: %s", stream_path(self.state.directory, stream), body["start"], body["end"],
+                       "and the upload goes on: %s", self.state.stream_path(stream), body["start"], body["end"],
                        error.message, _excerpt(line))
         return answer
 
@@ -341,7 +349,7 @@ class RunUpload:
         """No complete line beyond what the server acknowledged (an unterminated tail is not data yet)."""
         for stream, pending in self.state.pending_bytes().items():
             if pending and stream not in self.unknown_streams:
-                with open(stream_path(self.state.directory, stream), "rb") as f:
+                with open(self.state.stream_path(stream), "rb") as f:
                     f.seek(self.state.acked[stream])
                     if b"\n" in f.read(pending):
                         return False
@@ -408,6 +416,12 @@ class RunUpload:
                 self.state.bind_remote(self.api.base_url)
                 return True
             raise Parked(str(error)) from error
+
+    async def heartbeat(self) -> None:
+        """Tell the server the open run's process is alive (a run registered with ``heartbeat``)."""
+        run = self.state.current_run()
+        if self.ready and run is not None and run["run_id"] is not None and run["status"] == "RUNNING":
+            await self._call("POST", f"/runs/{run['run_id']}/heartbeat")
 
     async def _call(self, method: str, path: str, body: Any = None) -> dict:
         return await self.api.call(method, path, body)

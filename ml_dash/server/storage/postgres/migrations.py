@@ -119,6 +119,22 @@ MIGRATIONS: list[tuple[int, str | Callable[[asyncpg.Connection], Awaitable[None]
     """),
     # gc asks whether any file record still names a blob before deleting it
     (5, "CREATE INDEX files_sha256 ON files (sha256)"),
+    # (6 is the branching runs' migration.) Distributed jobs, heartbeats and the console, as SQLite's version 10.
+    (7, """
+    ALTER TABLE runs ADD COLUMN job_id TEXT;
+    ALTER TABLE runs ADD COLUMN rank INTEGER;
+    ALTER TABLE runs ADD COLUMN world_size INTEGER;
+    ALTER TABLE runs ADD COLUMN heartbeat_at DOUBLE PRECISION;
+    CREATE INDEX runs_job ON runs (experiment_pk, job_id);
+    CREATE INDEX runs_heartbeat ON runs (status, heartbeat_at);
+    CREATE TABLE console (
+        pk BIGSERIAL PRIMARY KEY,
+        experiment_pk BIGINT NOT NULL REFERENCES experiments(pk),
+        run_pk BIGINT, rank INTEGER NOT NULL DEFAULT 0, timestamp DOUBLE PRECISION, stream TEXT NOT NULL,
+        line TEXT NOT NULL
+    );
+    CREATE INDEX console_experiment ON console (experiment_pk, rank, pk)
+    """),
 ]
 
 # pg_advisory_lock key: fixed namespace for ml-dash, hashed with the schema so test schemas do not serialise.

@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import orjson
 
+from ml_dash.format.layout import RANK_SERIES_PREFIX, series_rank
 from ml_dash.server.config import SERIES_CACHE_MB
 from ml_dash.server.errors import NotFound, StreamConflict
 from ml_dash.server.series.cache import (
@@ -42,15 +43,25 @@ T = TypeVar("T")
 # earliest. Wrap it as ``SELECT * FROM (EXPERIMENT_SELECT) x WHERE ...`` to filter.
 EXPERIMENT_SELECT = """
 SELECT e.pk, e.id, e.namespace, e.workspace, e.directory, e.prefix, e.readme, e.created_at,
-       COALESCE(e.hostname, r.hostname) AS hostname, r.status, e.params, e.tags, e.notes, e.deleted_at,
+       COALESCE(e.hostname, r.hostname) AS hostname, CASE WHEN r.job_id IS NULL THEN r.status ELSE (JOB_STATUS) END
+       AS status, e.params, e.tags, e.notes, e.deleted_at,
        (SELECT MIN(started_at) FROM runs WHERE experiment_pk = e.pk) AS started_at,
        CASE WHEN r.status != 'RUNNING' THEN r.ended_at END AS completed_at
 FROM experiments e
 LEFT JOIN runs r ON r.pk = (SELECT MAX(pk) FROM runs WHERE experiment_pk = e.pk)
 """
+# A distributed job's status from its ranks' runs (docs/distributed.md): FAILED if one failed, else CRASHED if one
+# crashed, else RUNNING while one runs, else COMPLETED.
+_JOB_STATUS = """SELECT CASE WHEN SUM(CASE WHEN j.status = 'FAILED' THEN 1 ELSE 0 END) > 0 THEN 'FAILED'
+       WHEN SUM(CASE WHEN j.status = 'CRASHED' THEN 1 ELSE 0 END) > 0 THEN 'CRASHED'
+       WHEN SUM(CASE WHEN j.status = 'RUNNING' THEN 1 ELSE 0 END) > 0 THEN 'RUNNING' ELSE 'COMPLETED' END
+       FROM runs j WHERE j.experiment_pk = e.pk AND j.job_id = r.job_id"""
+EXPERIMENT_SELECT = EXPERIMENT_SELECT.replace("JOB_STATUS", _JOB_STATUS)
 EXPERIMENT_FIELDS = ("pk", "id", "namespace", "workspace", "directory", "prefix", "readme", "created_at", "hostname",
                      "status", "params", "tags", "notes", "deleted_at", "started_at", "completed_at")
-RUN_FIELDS = ("id", "status", "hostname", "started_at", "ended_at", "error")
+RUN_FIELDS = ("id", "status", "hostname", "started_at", "ended_at", "error", "job_id", "rank", "world_size",
+              "heartbeat_at")
+CONSOLE_FIELDS = ("pk", "rank", "run_id", "timestamp", "stream", "line")
 # A new run brings a soft-deleted experiment back (a script run again: docs/query.md), but only a run that started
 # after the delete: one that started before and registers only now (its uploader was offline, or `ml-dash sync`
 # ships it late) was part of what the user deleted, and its data joins the rest, hidden. Args: (pk, run start).
@@ -71,6 +82,11 @@ def log_row(event: dict) -> tuple:
     context = event.get("context")
     return event.get("timestamp"), event.get("level"), event.get("message"), \
         None if context is None else orjson.dumps(context).decode()
+
+
+def _other_rank(name: str) -> bool:
+    """A series of a rank > 0 of a distributed job (``format.layout.rank_series``): not listed with rank 0's."""
+    return name.startswith(RANK_SERIES_PREFIX) and series_rank(name)[0] > 0
 
 
 def _ranged(sql: str, params: list, step_min: float | None, step_max: float | None) -> tuple[str, list]:
@@ -160,7 +176,7 @@ class SQLStorage(ExperimentQueries, Purge, Storage):
 
     @reads
     def get_run(self, run_id):
-        row = yield ROW, ("SELECT r.id, r.status, r.hostname, r.started_at, r.ended_at, r.error, e.id, e.namespace "
+        row = yield ROW, (f"SELECT {', '.join('r.' + f for f in RUN_FIELDS)}, e.id, e.namespace "
                           "FROM runs r JOIN experiments e ON e.pk = r.experiment_pk WHERE r.id = ?"), (run_id,)
         if row is None:
             raise NotFound(f"no run {run_id!r}")
@@ -173,6 +189,46 @@ class SQLStorage(ExperimentQueries, Purge, Storage):
         if not (yield RUN, "UPDATE runs SET status = ?, error = COALESCE(?, error), ended_at = ? WHERE id = ?",
                 (status, error, end, run_id)):
             raise NotFound(f"no run {run_id!r}")
+
+    def _set_run_job(self, run_id: str, job: dict | None) -> Body[None]:
+        """A new run's job fields (``Storage.create_run``'s ``job``); a client that sends heartbeats starts its clock."""
+        if job:
+            yield RUN, "UPDATE runs SET job_id = ?, rank = ?, world_size = ?, heartbeat_at = ? WHERE id = ?", \
+                (job.get("job_id"), job.get("rank"), job.get("world_size"),
+                 time.time() if job.get("heartbeat") else None, run_id)
+
+    @writes
+    def heartbeat(self, run_id, now):
+        # A heartbeat after a CRASHED verdict (a network outage longer than the timeout): the run is alive after all.
+        yield RUN, ("UPDATE runs SET heartbeat_at = ?, status = CASE WHEN status = 'CRASHED' THEN 'RUNNING' "
+                    "ELSE status END, ended_at = CASE WHEN status = 'CRASHED' THEN NULL ELSE ended_at END "
+                    "WHERE id = ?"), (now, run_id)
+        row = yield ROW, "SELECT status FROM runs WHERE id = ?", (run_id,)
+        if row is None:
+            raise NotFound(f"no run {run_id!r}")
+        return row[0]
+
+    @writes
+    def mark_crashed(self, now, after):
+        # One statement, idempotent: several workers running it at once mark each run once, with the same values.
+        return (yield RUN, ("UPDATE runs SET status = 'CRASHED', ended_at = heartbeat_at, error = ? "
+                            "WHERE status = 'RUNNING' AND heartbeat_at IS NOT NULL AND heartbeat_at < ?"),
+                (f"no heartbeat from the client for {after:g}s (killed, or its host or network went away)",
+                 now - after))
+
+    @reads
+    def console(self, experiment_id, rank, stream, search, after, limit):
+        pk = yield from self._experiment_pk(experiment_id)
+        sql, args = ("SELECT c.pk, c.rank, r.id, c.timestamp, c.stream, c.line FROM console c "
+                     "LEFT JOIN runs r ON r.pk = c.run_pk WHERE c.experiment_pk = ?"), [pk]
+        for clause, value in (("c.rank = ?", rank), ("c.stream = ?", stream), ("c.pk > ?", after)):
+            if value is not None:
+                sql, args = f"{sql} AND {clause}", [*args, value]
+        if search:
+            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            sql, args = f"{sql} AND c.line LIKE ? ESCAPE '\\'", [*args, f"%{escaped}%"]
+        rows = yield ROWS, f"{sql} ORDER BY c.pk DESC LIMIT ?", [*args, limit]
+        return [dict(zip(CONSOLE_FIELDS, row)) for row in reversed(rows)]
 
     @reads
     def list_runs(self, experiment_id):
@@ -256,12 +312,13 @@ class SQLStorage(ExperimentQueries, Purge, Storage):
     def metric_names(self, experiment_id):
         pk = yield from self._experiment_pk(experiment_id)
         rows = yield ROWS, "SELECT name FROM metric_names WHERE experiment_pk = ? ORDER BY name", (pk,)
-        return [r[0] for r in rows]
+        return [r[0] for r in rows if not _other_rank(r[0])]
 
     @reads
     def last_metrics(self, experiment_id):
         pk = yield from self._experiment_pk(experiment_id)
-        return {row[0]: self._decode_last(*row[1:]) for row in (yield ROWS, self.LAST_METRICS, (pk,))}
+        return {row[0]: self._decode_last(*row[1:]) for row in (yield ROWS, self.LAST_METRICS, (pk,))
+                if not _other_rank(row[0])}
 
     @reads(snapshot=True)
     def metric_summary(self, experiment_id):
@@ -270,6 +327,8 @@ class SQLStorage(ExperimentQueries, Purge, Storage):
         out = []
         for name_pk, name in (yield ROWS, "SELECT pk, name FROM metric_names WHERE experiment_pk = ? ORDER BY name",
                               (pk,)):
+            if _other_rank(name):
+                continue  # a rank > 0's series: read with a rank (docs/distributed.md)
             # One SUMMARY_DTYPE record per 512 points: count, min and max of a 10M-point series from ~20k records.
             rows = yield ROWS, self.SUMMARIES, (name_pk,)
             missing = [row[0] for row in rows if not row[4]]  # chunks stored before summaries existed

@@ -168,6 +168,23 @@ MIGRATIONS: list[tuple[int, str | Callable[[sqlite3.Connection], None]]] = [
     """),
     # gc asks whether any file record still names a blob before deleting it
     (8, "CREATE INDEX files_sha256 ON files (sha256)"),
+    # (9 is the branching runs' migration.) Distributed jobs (docs/distributed.md): the ranks of one job are runs
+    # with the same job_id; heartbeat_at is set only for runs whose client sends heartbeats (CRASHED when they stop).
+    (10, """
+    ALTER TABLE runs ADD COLUMN job_id TEXT;
+    ALTER TABLE runs ADD COLUMN rank INTEGER;
+    ALTER TABLE runs ADD COLUMN world_size INTEGER;
+    ALTER TABLE runs ADD COLUMN heartbeat_at REAL;
+    CREATE INDEX runs_job ON runs (experiment_pk, job_id);
+    CREATE INDEX runs_heartbeat ON runs (status, heartbeat_at);
+    -- Captured stdout/stderr, one row per line (rank: which rank of the job printed it).
+    CREATE TABLE console (
+        pk INTEGER PRIMARY KEY,
+        experiment_pk INTEGER NOT NULL REFERENCES experiments(pk),
+        run_pk INTEGER, rank INTEGER NOT NULL DEFAULT 0, timestamp REAL, stream TEXT NOT NULL, line TEXT NOT NULL
+    );
+    CREATE INDEX console_experiment ON console (experiment_pk, rank, pk)
+    """),
 ]
 
 

@@ -128,3 +128,19 @@ def test_kill_9_of_a_rank_keeps_its_flushed_lines_and_the_server_marks_it_crashe
     finally:
         if child.poll() is None:
             child.kill()
+
+
+def test_history_reads_one_rank_or_all_ranks_with_a_rank_column(tmp_path, server):
+    from ml_dash import Api
+
+    root = str(tmp_path / "root")
+    for child, out, err in launch_ranks(root, server, world=2, steps=5):
+        assert child.returncode == 0, err
+    for api in (Api(server), Api(local_root=root)):
+        record = [r for r in api.experiments(namespace="a", workspace="b") if r.prefix == "job"][0]
+        assert record.ranks() == [0, 1]
+        assert list(record.history("loss")["loss"]) == [0.0, 1.0, 2.0, 3.0, 4.0]  # rank 0, as a plain run reads
+        assert list(record.history("loss", rank=1)["loss"]) == [1000.0, 1001.0, 1002.0, 1003.0, 1004.0]
+        both = record.history("loss", ranks="all")
+        assert list(both["rank"]) == [0] * 5 + [1] * 5 and list(both.index) == list(range(5)) * 2
+        assert list(both["loss"]) == [0.0, 1.0, 2.0, 3.0, 4.0, 1000.0, 1001.0, 1002.0, 1003.0, 1004.0]

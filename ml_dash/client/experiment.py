@@ -230,6 +230,14 @@ class Experiment:
         """Mark the run failed with ``error``, after everything logged has been written (bounded like ``complete``)."""
         self._end("failed", "" if error is None else str(error), PIPELINE.complete_timeout)
 
+    def fail_with_exception(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        """Public-internal (``exp.run()``'s context): ``fail()`` for the exception that ends the run, its traceback
+        stored in the run's console (Python prints it only after the run has ended)."""
+        import traceback
+
+        trace = "".join(traceback.format_exception(exc_type, exc, tb))
+        self._end("failed", f"{exc_type.__name__}: {exc}", PIPELINE.complete_timeout, trace)
+
     def _end(self, status: str, error: str | None, timeout: float | None = None, trace: str | None = None) -> None:
         if self._meta.get("status") != "running" or os.getpid() != self._owner_pid:
             return  # idempotent; and a forked child never ends its parent's run
@@ -418,10 +426,7 @@ class _RunContext:
         if exc_type is None:
             self._exp.complete()
         else:
-            import traceback
-
-            trace = "".join(traceback.format_exception(exc_type, exc, tb))
-            self._exp._end("failed", f"{exc_type.__name__}: {exc}", PIPELINE.complete_timeout, trace)
+            self._exp.fail_with_exception(exc_type, exc, tb)
 
     async def __aenter__(self) -> Experiment:
         return self._exp

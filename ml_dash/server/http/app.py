@@ -72,6 +72,9 @@ async def watch_heartbeats(storage: Storage, crash_after: float, clock: Callable
     30 s). One UPDATE in the database, idempotent: every worker process runs this loop and that is safe."""
     interval = min(crash_after / 4, 30.0)
     while True:
+        # First a wait: a server that just started has clients still reconnecting (and a short-lived app, as in
+        # tests, never touches the database from here).
+        await asyncio.sleep(interval)
         try:
             marked = await storage.mark_crashed(clock(), crash_after)
             if marked:
@@ -80,7 +83,6 @@ async def watch_heartbeats(storage: Storage, crash_after: float, clock: Callable
             return  # a storage without heartbeats (a test double)
         except Exception:  # noqa: BLE001  (a database hiccup must not end the watch)
             log.exception("the heartbeat watch failed; trying again")
-        await asyncio.sleep(interval)
 
 
 def create_app(config: ServerConfig | None = None, storage: Storage | None = None) -> web.Application:

@@ -125,6 +125,20 @@ SYSTEM_INTERVAL: Setting[float] = Setting("SYSTEM_INTERVAL", float, 10.0, "secon
 CAPTURE_ENVIRONMENT: Setting[bool] = Setting("CAPTURE_ENVIRONMENT", bool, True,
                                              "record the git state, Python, packages and command line of each run")
 SAVE_CODE: Setting[bool] = Setting("SAVE_CODE", bool, False, "also save the uncommitted `git diff` of each run")
+CONSOLE: Setting[bool] = Setting("CONSOLE", bool, True,
+                                 "capture stdout and stderr (file descriptors 1 and 2) of each run, tee'd to the terminal",
+                                 legacy=False)
+CONSOLE_BUDGET: Setting[int] = Setting("CONSOLE_BUDGET", int, 64 << 20,
+                                       "console bytes stored per run; past it output is counted and shed, not stored",
+                                       legacy=False)
+
+# -- distributed jobs ([distributed.md](distributed.md)) -------------------------------------------------------
+RANK: Setting[int | None] = Setting("RANK", int, None, "this process's rank; none: torch.distributed, then RANK, "
+                                    "SLURM_PROCID, OMPI_COMM_WORLD_RANK, …", legacy=False)
+WORLD_SIZE: Setting[int | None] = Setting("WORLD_SIZE", int, None, "the job's number of ranks; none: detected like "
+                                          "the rank", legacy=False)
+JOB_ID: Setting[str | None] = Setting("JOB_ID", str, None, "the id every rank of a job shares; none: derived from "
+                                      "the launcher's variables", legacy=False)
 
 # -- the uploader (client/upload) -------------------------------------------------------------------------------
 UPLOAD_TIMEOUT: Setting[float] = Setting("UPLOAD_TIMEOUT", float, 5.0, "seconds `complete()` waits for the upload")
@@ -138,6 +152,8 @@ UPLOAD_GZIP: Setting[str] = Setting("UPLOAD_GZIP", str, "auto",
                                     "gzip request bodies: `on`, `off` or `auto` (on, except to a loopback server)")
 RETRY_BASE: Setting[float] = Setting("RETRY_BASE", float, 0.5, "seconds before the first retry of a failed request")
 RETRY_CAP: Setting[float] = Setting("RETRY_CAP", float, 30.0, "seconds between retries at most")
+HEARTBEAT_INTERVAL: Setting[float] = Setting("HEARTBEAT_INTERVAL", float, 15.0, "seconds between the uploader's "
+                                             "heartbeats for an open run", convert=positive_seconds, legacy=False)
 
 
 def markdown_table(scope: str | None = None) -> str:

@@ -8,6 +8,9 @@ from ml_dash import Experiment
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Read once at import: fixtures such as make_exp clear every ML_DASH_* variable for the test's own processes.
 POSTGRES_URL = os.environ.get("ML_DASH_TEST_POSTGRES", "")
+# Console capture redirects fds 1 and 2, which pytest's own capture holds: in-process tests run without it (the
+# capture's own tests run in child processes, tests/distributed). Fixtures that clear ML_DASH_* set it again.
+os.environ["ML_DASH_CONSOLE"] = "0"
 
 
 @pytest.fixture
@@ -16,6 +19,7 @@ def make_exp(tmp_path, monkeypatch):
     for var in list(os.environ):
         if var.startswith(("ML_DASH_", "ML_LOGGER_")):
             monkeypatch.delenv(var)
+    monkeypatch.setenv("ML_DASH_CONSOLE", "0")
 
     def make(prefix="run", **kwargs):
         kwargs.setdefault("namespace", "alice")

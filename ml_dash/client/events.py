@@ -27,11 +27,13 @@ AGG_TIMESTAMP, AGG_STEP, AGG_SPEC = 2, 3, 4  # aggregate_event; AGG_SPEC holds (
 BARRIER_SIGNAL = 2  # barrier_event
 METRIC_SOURCES: list[tuple[int, str | None, bool]] = [(-1, None, False)]  # index 0 is never a source: it is STEP_KEY
 STORE_DIRECTORIES: list[str] = []  # index = store key: the experiment directory its events are written under
+STORE_RANKS: list[int] = []  # index = store key: the rank whose files it writes (0: today's names; docs/distributed.md)
 
 
-def register_store(directory: str) -> int:
-    """A new store key for an experiment directory (one per ``Experiment`` object)."""
+def register_store(directory: str, rank: int = 0) -> int:
+    """A new store key for an experiment directory (one per ``Experiment`` object), writing ``rank``'s files."""
     STORE_DIRECTORIES.append(directory)
+    STORE_RANKS.append(rank)
     return len(STORE_DIRECTORIES) - 1
 
 

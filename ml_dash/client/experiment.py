@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from ml_dash.client import sigterm as _sigterm
 from ml_dash.client.annotations import Tags, set_notes
+from ml_dash.client.run.console import console_settings, start_console
 from ml_dash.client.run.environment import EnvironmentCapture, environment_settings
 from ml_dash.format.branches import check_branch, check_fork, end_mark, start_mark
 from ml_dash.client.events import RUN_STREAM, record_event, register_store
@@ -19,6 +20,7 @@ from ml_dash.client.files import FileManager
 from ml_dash.client.logs import LogManager
 from ml_dash.client.metrics import MetricsLogger, set_in_run
 from ml_dash.client.params import ParameterManager
+from ml_dash.client.ranks import detect_rank
 from ml_dash.settings import LOCAL_ROOT, NAMESPACE, REMOTE, WORKSPACE
 from ml_dash.client.run.system import STOP_TIMEOUT, start_sampler, system_settings
 from ml_dash.format.annotations import check_readme
@@ -43,7 +45,8 @@ class Experiment:
                  readme: str | None = None, experiment_id: str | None = None, *,
                  tags: list[str] | None = None, system_metrics: bool | None = None, save_code: bool | None = None,
                  capture_environment: bool | None = None, resume_step: int | None = None, append: bool = False,
-                 fork_from: str | None = None, fork_step: int | None = None) -> None:
+                 fork_from: str | None = None, fork_step: int | None = None, console: bool | None = None,
+                 rank: int | None = None, world_size: int | None = None, job_id: str | None = None) -> None:
         namespace = NAMESPACE.get(namespace)
         workspace = WORKSPACE.get(workspace)
         missing = [name for name, value in (("namespace", namespace), ("workspace", workspace), ("prefix", prefix)) if value is None]
@@ -64,6 +67,11 @@ class Experiment:
         # Per run: a system-metrics sampler thread and an environment capture (docs/system-metrics.md)
         self._system = system_settings(system_metrics)
         self._environment = environment_settings(capture_environment, save_code)
+        self._console_settings = console_settings(console)
+        # Which rank of which job (client/ranks.py): a rank > 0 writes its own files and status (docs/distributed.md)
+        self.rank_info = detect_rank(rank, world_size, job_id)
+        self._console: Any = None
+        self._console_shed = 0  # bytes of the last run's console output that were not stored
         self._sampler: Any = None
         self._capture: Any = None
         self._runs_started = 0  # a capture that finishes after its run ended still records, unless another began
@@ -91,7 +99,7 @@ class Experiment:
         self._implicit = False  # that run was started by a logging call, not by run(): run() adopts it
         self._ran = False  # this object has started a run before
         self._warned: set[str] = set()
-        self.store_key = register_store(self._path)
+        self.store_key = register_store(self._path, self.rank_info.rank)
         self.params = ParameterManager(self, self.store_key, self._path)
         self.metrics = MetricsLogger(self, self.store_key, self._path)
         set_in_run(self.metrics, False)
@@ -225,9 +233,14 @@ class Experiment:
         mark = start_mark(self._meta, self._branch)
         self._branch = (None, False)  # a declared step is this run's only: the next run branches where it begins
         PIPELINE.queue.append(record_event(self.store_key, RUN_STREAM, mark, False))
+        self._meta.pop("console_shed_bytes", None)
+        if self.rank_info.distributed:
+            self._meta.update(rank=self.rank_info.rank, world_size=self.rank_info.world_size,
+                              job_id=self.rank_info.job_id)
         if self._environment[0]:
             self._meta.pop("environment", None)  # an earlier run's, until this run's capture replaces it
         self._write_meta()
+        self._console = start_console(self.store_key, *self._console_settings)
         self._sampler = start_sampler(self.store_key, *self._system)
         self._runs_started += 1
         if self._environment[0]:
@@ -240,6 +253,7 @@ class Experiment:
         _sigterm.handle_sigterm()
         if self._finalise_at_exit not in PIPELINE.at_exit:
             PIPELINE.at_exit.append(self._finalise_at_exit)
+        PIPELINE.ensure_exit_hook()
         if self._uploader is not None:
             # A run whose process died without ending it is ended on the server before this one starts.
             self._uploader.run_started(self._meta["started_at"], previous, self._meta["client_run_id"])
@@ -270,7 +284,15 @@ class Experiment:
         """Mark the run failed with ``error``, after everything logged has been written (bounded like ``complete``)."""
         self._end("failed", "" if error is None else str(error), PIPELINE.complete_timeout)
 
-    def _end(self, status: str, error: str | None, timeout: float | None = None) -> None:
+    def fail_with_exception(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        """Public-internal (``exp.run()``'s context): ``fail()`` for the exception that ends the run, its traceback
+        stored in the run's console (Python prints it only after the run has ended)."""
+        import traceback
+
+        trace = "".join(traceback.format_exception(exc_type, exc, tb))
+        self._end("failed", f"{exc_type.__name__}: {exc}", PIPELINE.complete_timeout, trace)
+
+    def _end(self, status: str, error: str | None, timeout: float | None = None, trace: str | None = None) -> None:
         if self._meta.get("status") != "running" or os.getpid() != self._owner_pid:
             return  # idempotent; and a forked child never ends its parent's run
         # Bounded even at exit, where a daemon thread may be ending this run and holding the lock.
@@ -278,12 +300,12 @@ class Experiment:
             return
         try:
             if self._meta.get("status") == "running":  # another thread may have ended it while we waited
-                self._end_locked(status, error, timeout)
+                self._end_locked(status, error, timeout, trace)
         finally:
             self._end_lock.release()
 
-    def _end_locked(self, status: str, error: str | None, timeout: float | None) -> None:
-        self._stop_run_helpers(timeout)
+    def _end_locked(self, status: str, error: str | None, timeout: float | None, trace: str | None = None) -> None:
+        self._stop_run_helpers(timeout, trace)
         written = PIPELINE.flush(timeout)
         dropped = PIPELINE.sink.dropped(self.store_key)
         if dropped:  # logged after the drain, so the warning itself finds room in the queue
@@ -293,6 +315,8 @@ class Experiment:
         written = self.close_files(timeout) and written
         self._meta.update(status=status, completed_at=time.time(), error=error, dropped_events=dropped)
         end_mark(self._meta)
+        if self._console_shed:
+            self._meta["console_shed_bytes"] = self._console_shed
         self._meta.pop("unwritten_events", None)  # an earlier run's count must not stick to this one
         if not written:
             self._meta["unwritten_events"] = PIPELINE.pending()
@@ -307,11 +331,18 @@ class Experiment:
         if self._uploader is not None:
             self._uploader.run_ended(status, error)
 
-    def _stop_run_helpers(self, timeout: float | None) -> None:
+    def _stop_run_helpers(self, timeout: float | None, trace: str | None = None) -> None:
         """Stop the sampler (its last row is then flushed with the rest) and give the environment capture a moment:
         a git still running is killed first (a hung git must not hold up the run's end, nor outlive it), so the
         moment is spent only on the rest. A capture done later still records (``_environment_captured``)."""
         bound = STOP_TIMEOUT if timeout is None else min(timeout, STOP_TIMEOUT)
+        console, self._console = self._console, None
+        self._console_shed = 0
+        if console is not None:  # first: its last lines (a traceback at exit) are queued before the final flush
+            if trace:  # the exception that ends the run: Python prints it only once the run has ended
+                console.add("stderr", trace)
+            console.stop(max(bound, 0.5))
+            self._console_shed = console.shed
         sampler, capture, self._sampler, self._capture = self._sampler, self._capture, None, None
         if capture is not None:
             capture.stop_git()
@@ -400,7 +431,7 @@ class Experiment:
 
     # -- meta file ------------------------------------------------------------------------------------------------
     def _load_meta(self) -> dict:
-        meta = read_meta(self._path)
+        meta = read_meta(self._path, rank=self.rank_info.rank)
         if self._experiment_id is None:
             self._experiment_id = meta.get("experiment_id")
         if self._readme is None:
@@ -413,7 +444,7 @@ class Experiment:
                 self._meta.update(namespace=self._namespace, workspace=self._workspace, prefix=self._prefix,
                                   directory=self._directory, readme=self._readme, experiment_id=self._experiment_id,
                                   run_id=self._run_id)
-                write_meta(self._path, self._meta)
+                write_meta(self._path, self._meta, self.rank_info.rank)
         except OSError as exc:  # an unwritable root must not crash the training loop; the writer reports it too
             logger.warning("ml-dash: could not write %s: %s", META_FILE, exc)
             print(f"ml-dash: could not write the run's status file in {self._path}: {exc}", file=sys.stderr)
@@ -443,7 +474,7 @@ class _RunContext:
         if exc_type is None:
             self._exp.complete()
         else:
-            self._exp.fail(f"{exc_type.__name__}: {exc}")
+            self._exp.fail_with_exception(exc_type, exc, tb)
 
     async def __aenter__(self) -> Experiment:
         return self._exp

@@ -14,7 +14,8 @@ from ml_dash.query.frames import in_step_order, minmax
 from ml_dash.format.branches import history_rows
 from ml_dash.format.filter import DEFAULT_ORDER, matches, sort_records
 from ml_dash.format.jsonl import file_size, iter_jsonl, read_jsonl
-from ml_dash.format.layout import (FILES_DIR, META_FILE, files_path, is_experiment, read_meta, saved_files, stream_path,
+from ml_dash.format.layout import (FILES_DIR, META_FILE, files_path, is_experiment, rank_of_stream_file, read_meta,
+                                   saved_files, stream_path,
                                    write_meta)
 from ml_dash.format.names import check_segments, natural_key, safe_join
 from ml_dash.format.params import replay
@@ -108,11 +109,21 @@ class LocalSource:
             names.update(dict.fromkeys(row.get("metrics") or {}))
         return sorted(names)
 
+    def ranks(self, record: Any) -> list[int]:
+        found = {0}
+        for name in os.listdir(record.path):
+            stream_rank = rank_of_stream_file(name)
+            if stream_rank is not None and stream_rank[0] == "metrics":
+                found.add(stream_rank[1])
+        return sorted(found)
+
     def series(self, record: Any, names: list[str], step_min: float | None, step_max: float | None,
-               max_points: int | None, superseded: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+               max_points: int | None, superseded: bool = False, rank: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         wanted = set(names)
         points: dict[str, tuple[list, list]] = {}
-        for row in history_rows(record.path, superseded):  # one value per step: format.branches resolves the runs
+        # one value per step (format.branches resolves the runs); another rank's file is read as it is
+        rows = history_rows(record.path, superseded) if not rank else read_jsonl(stream_path(record.path, "metrics", rank))
+        for row in rows:
             metrics = row.get("metrics")
             if not isinstance(metrics, dict):
                 continue

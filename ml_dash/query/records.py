@@ -45,18 +45,24 @@ class ExperimentRecord:
     def metric_names(self) -> list[str]:
         return self._source.metric_names(self)
 
+    def ranks(self) -> list[int]:
+        """The ranks of a distributed job that wrote series (``[0]`` for a plain run; docs/distributed.md)."""
+        return self._source.ranks(self)
+
     def to_numpy(self, keys: Sequence[str] | str | None = None, step_min: float | None = None,
                  step_max: float | None = None, max_points: int | None = None,
-                 superseded: bool = False) -> dict[str, np.ndarray]:
+                 superseded: bool = False, rank: int = 0) -> dict[str, np.ndarray]:
         """``history()`` without pandas: ``{"step": steps, name: values, ...}``, float64 values (NaN: no point)."""
         if isinstance(keys, str):
             keys = [keys]
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 0:
+            raise ValueError(f"rank must be an int >= 0, got {rank!r}")
         names = list(keys) if keys is not None else self.metric_names()
         if max_points is not None and (not isinstance(max_points, int) or max_points < 1):
             raise ValueError(f"max_points must be a positive int or None, got {max_points!r}")
         if not isinstance(superseded, bool):
             raise TypeError(f"superseded must be a bool, got {superseded!r}")
-        series = self._source.series(self, names, step_min, step_max, max_points, superseded)
+        series = self._source.series(self, names, step_min, step_max, max_points, superseded, rank)
         if keys is not None and len(series) < len(names):
             known = self.metric_names()
             unknown = [n for n in names if n not in known]
@@ -77,15 +83,33 @@ class ExperimentRecord:
         return np.interp(steps, known_steps, stamps)
 
     def history(self, keys: Sequence[str] | str | None = None, step_min: float | None = None,
-                step_max: float | None = None, max_points: int | None = None, superseded: bool = False) -> Any:
+                step_max: float | None = None, max_points: int | None = None, superseded: bool = False,
+                rank: int = 0, ranks: str | None = None) -> Any:
         """A pandas DataFrame indexed by step, one column per metric (``keys``: which; default all), every point
         unless ``max_points`` asks for min/max downsampling (up to 2 points per bucket).
+
+        A distributed job: ``rank`` picks one rank's series (default rank 0's); ``ranks="all"`` stacks every
+        rank's, with a ``rank`` column (docs/distributed.md).
 
         One value per step: where a later run resumed or reran, its points replace the earlier runs' from its branch
         step on, and a fork starts with its parent's history (docs/branches.md). ``superseded=True``: only the
         points later runs superseded."""
         pd = pandas()
-        arrays = self.to_numpy(keys, step_min, step_max, max_points, superseded)
+        if ranks is not None:
+            if ranks != "all":
+                raise ValueError(f"ranks must be 'all' or None, got {ranks!r}")
+            if isinstance(keys, str):
+                keys = [keys]
+            keys = list(keys) if keys is not None else self.metric_names()
+            frames = []
+            for each in self.ranks():
+                arrays = self.to_numpy(keys, step_min, step_max, max_points, superseded, each)
+                steps = arrays.pop("step")
+                frame = pd.DataFrame(arrays, index=pd.Index(steps, name="step"))
+                frame.insert(0, "rank", each)
+                frames.append(frame)
+            return pd.concat(frames) if frames else pd.DataFrame(columns=["rank"])
+        arrays = self.to_numpy(keys, step_min, step_max, max_points, superseded, rank)
         steps = arrays.pop("step")
         return pd.DataFrame(arrays, index=pd.Index(steps, name="step"))
 

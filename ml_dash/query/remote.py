@@ -146,21 +146,30 @@ class RemoteSource:
         return [n for n in self.rest(self._experiment_path(record) + "/metrics")["names"]
                 if not n.startswith(SYSTEM_PREFIX)]
 
+    def ranks(self, record: Any) -> list[int]:
+        runs = self.rest(self._experiment_path(record)).get("runs") or []
+        return sorted({r.get("rank") or 0 for r in runs}) or [0]
+
     def series(self, record: Any, names: list[str], step_min: float | None, step_max: float | None,
-               max_points: int | None, superseded: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+               max_points: int | None, superseded: bool = False, rank: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         import math
 
         query = {k: v for k, v in (("step_min", None if step_min is None else math.ceil(step_min)),
                                    ("step_max", None if step_max is None else math.floor(step_max)),
-                                   ("max_points", max_points), ("superseded", 1 if superseded else None))
-                 if v is not None}
-        known = set(self.metric_names(record))
+                                   ("max_points", max_points), ("superseded", 1 if superseded else None),
+                                   ("rank", rank or None)) if v is not None}
+        known = set(self.metric_names(record)) if not rank else None  # the listing is rank 0's
         out = {}
         for name in names:
-            if name not in known:
+            if known is not None and name not in known:
                 continue
-            answer = self.rest(f"{self._experiment_path(record)}/metrics/{quote(name, safe='')}"
-                               + (f"?{urlencode(query)}" if query else ""))
+            try:
+                answer = self.rest(f"{self._experiment_path(record)}/metrics/{quote(name, safe='')}"
+                                   + (f"?{urlencode(query)}" if query else ""))
+            except ApiError as error:
+                if known is None and "HTTP 404" in str(error):
+                    continue  # this rank did not log that metric
+                raise
             # float64 conversion reads None as NaN and the JSONL spellings ("NaN", "Infinity") as what they say
             out[name] = (np.array(answer["steps"], dtype=np.float64), np.array(answer["values"], dtype=np.float64))
         return out

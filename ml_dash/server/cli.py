@@ -157,6 +157,9 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alert-webhook-allow", action="append", metavar="HOST|NETWORK",
                         help="where alert webhooks may point (host glob or network, repeatable; default: public "
                              "addresses only; ML_DASH_ALERT_WEBHOOK_ALLOW)")
+    parser.add_argument("--crash-after", type=float, metavar="SECONDS",
+                        help="mark a running run CRASHED after this long without a heartbeat (default 120, or "
+                             "ML_DASH_CRASH_AFTER)")
 
 
 def server_main(args: argparse.Namespace) -> int:
@@ -170,7 +173,8 @@ def server_main(args: argparse.Namespace) -> int:
                                       workers=getattr(args, "workers", None), files=getattr(args, "files", None),
                                       s3_endpoint=getattr(args, "s3_endpoint", None),
                                       chart_js=getattr(args, "chart_js", None),
-                                      alert_webhook_allow=getattr(args, "alert_webhook_allow", None))
+                                      alert_webhook_allow=getattr(args, "alert_webhook_allow", None),
+                                      crash_after=getattr(args, "crash_after", None))
     except (ConfigError, OSError, ValueError) as exc:
         print(f"ml-dash server: {exc}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from ml_dash.format.limits import MAX_NAME_LENGTH
-from ml_dash.settings import Setting
+from ml_dash.settings import Setting, positive_seconds
 
 
 def _megabytes(raw: str) -> float:
@@ -80,6 +80,9 @@ ALERT_WEBHOOK_ALLOW: Setting[str] = Setting("ALERT_WEBHOOK_ALLOW", str, "", "whe
 CHUNK_CODEC: Setting[str] = Setting("CHUNK_CODEC", ("zstd", "raw"), "zstd", "format new metric chunks are written "
                                      "in: `zstd` (compressed, docs/server.md), `raw` (uncompressed, the old layout, "
                                      "for comparisons); both are always read", legacy=False, scope=_SERVER)
+CRASH_AFTER: Setting[float] = Setting("CRASH_AFTER", float, 120.0, "seconds without a heartbeat after which a running "
+                                      "run is marked `CRASHED`", convert=positive_seconds, legacy=False,
+                                      scope=_SERVER)
 
 DEFAULT_HOST = HOST.default
 DEFAULT_PORT = PORT.default
@@ -137,6 +140,8 @@ class ServerConfig:
     query_timeout: float = QUERY_TIMEOUT.default
     # Where alert webhooks may point (alerts/rules.py WebhookAllowList): host globs and networks; () public only.
     alert_webhook_allow: tuple[str, ...] = ()
+    # Seconds without a heartbeat before a RUNNING run (of a client that sends them) is CRASHED (docs/distributed.md).
+    crash_after: float = CRASH_AFTER.default
 
     @classmethod
     def resolve(
@@ -159,6 +164,7 @@ class ServerConfig:
         sqlite_readers: int | None = None,
         query_timeout: float | None = None,
         alert_webhook_allow: Iterable[str] | None = None,
+        crash_after: float | None = None,
         **limits: int,
     ) -> "ServerConfig":
         """Build a config from explicit arguments, falling back to ``ML_DASH_*`` variables and defaults."""
@@ -186,6 +192,7 @@ class ServerConfig:
             query_timeout=QUERY_TIMEOUT.get(query_timeout),
             alert_webhook_allow=tuple(alert_webhook_allow if alert_webhook_allow is not None else
                                       ALERT_WEBHOOK_ALLOW.get().replace(",", " ").split()),
+            crash_after=CRASH_AFTER.get(crash_after),
             **limits,
         )
         config.check()
@@ -206,6 +213,8 @@ class ServerConfig:
                               f"{self.sqlite_readers}")
         if not self.query_timeout > 0:
             raise ConfigError(f"ML_DASH_QUERY_TIMEOUT must be positive seconds, got {self.query_timeout}")
+        if not self.crash_after > 0:
+            raise ConfigError(f"ML_DASH_CRASH_AFTER must be a positive number of seconds, got {self.crash_after}")
         if not (self.body_timeout > 0 and self.body_idle_timeout > 0 and self.file_body_timeout > 0):
             raise ConfigError("body timeouts (ML_DASH_BODY_TIMEOUT, ML_DASH_BODY_IDLE_TIMEOUT) must be positive "
                               "seconds")

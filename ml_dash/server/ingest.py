@@ -13,7 +13,7 @@ import msgpack
 import orjson
 
 from ml_dash.format.jsonl import parse_lines as parse_jsonl
-from ml_dash.format.layout import RUN_STATUSES, STREAMS, SYSTEM_PREFIX
+from ml_dash.format.layout import CONSOLE_STREAMS, RUN_STATUSES, STREAMS, SYSTEM_PREFIX, rank_series
 from ml_dash.format.limits import MAX_METRIC_NAMES_PER_BATCH, MAX_METRICS_PER_EVENT, MAX_NESTING, STEP_END, STEP_MIN
 from ml_dash.format.names import check_segments
 from ml_dash.format.params import check_nesting
@@ -167,11 +167,23 @@ class Validator:
         if len(events) > self.max_events:
             raise PayloadTooLarge(f"{len(events)} events in one batch; the limit is {self.max_events}")
         rejected: list[dict] = []
+        rank = body.get("rank", 0)
+        if rank is None:
+            rank = 0
+        if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < 1 << 31:
+            raise BadRequest("field 'rank' must be an int >= 0 (the rank of a distributed job that wrote the stream)")
+        if rank and stream in ("metrics", "system"):
+            # A rank > 0 keeps series of its own (format.layout.rank_series): rank 0's stay under the plain names.
+            events = _ranked(events, rank) if stream == "metrics" else events
         if stream == "metrics":
             events = (metric_batch(events, self._metric_event, self.max_name_length, rejected) if columns
                       else self._metric_events(events, rejected))
         elif stream == "system":
             events = self._system_events(events, rejected)
+            if rank:
+                events = _ranked(events, rank)
+        elif stream == "console":
+            events = self._console_events(events, rank, rejected)
         else:
             check = self._parameter_event if stream == "parameters" else self._log_event
             for i, event in enumerate(events):
@@ -186,6 +198,26 @@ class Validator:
                 "stream": "metrics" if stream == "system" else stream,
                 "stream_id": self.name(body, "stream_id"), "start": start, "end": end, "events": events,
                 "rejected": rejected, "ahead": body.get("ahead") is True}
+
+    def _console_events(self, events: list, rank: int, rejected: list[dict]) -> list:
+        """Console rows (``{"timestamp", "stream", "text"}``, the text whole lines) as stored rows, one per line:
+        ``(rank, timestamp, stream, line)``."""
+        out = []
+        for i, event in enumerate(events):
+            if not isinstance(event, dict) or event.get("stream") not in CONSOLE_STREAMS \
+                    or not isinstance(event.get("text"), str):
+                rejected.append({"index": i, "error": "a console row must be an object with 'stream' (stdout or "
+                                                      "stderr) and 'text' (a string)"})
+                continue
+            try:
+                timestamp = self.number(event, "timestamp")
+            except BadRequest as exc:
+                rejected.append({"index": i, "error": exc.message})
+                continue
+            name, text = event["stream"], no_nul(event["text"])
+            lines = text[:-1].split("\n") if text.endswith("\n") else text.split("\n")
+            out.extend((rank, timestamp, name, line) for line in lines)
+        return out
 
     def _metric_events(self, events: list, rejected: list[dict]) -> list:
         """The storable metric events. A bad one is left out and listed in ``rejected`` (``{"index", "error"}``)
@@ -323,6 +355,19 @@ def parse_lines(lines: Any, size: int, max_events: int | None = None, max_items:
             raise PayloadTooLarge(f"the batch's lines may hold {values} values; the limit is {max_items}: "
                                   "send smaller batches")
     return parse_jsonl(lines)
+
+
+def _ranked(events: list, rank: int) -> list:
+    """Metric rows with each name as rank ``rank``'s series (``format.layout.rank_series``); other shapes as they are,
+    for the validation that follows to refuse."""
+    out = []
+    for event in events:
+        metrics = event.get("metrics") if type(event) is dict else None
+        if type(metrics) is dict:
+            event = dict(event, metrics={rank_series(name, rank) if type(name) is str and name else name: value
+                                         for name, value in metrics.items()})
+        out.append(event)
+    return out
 
 
 def _millis(timestamp: float | None) -> int | None:

@@ -50,6 +50,7 @@ def logged(tmp_path_factory):
         for var in list(os.environ):
             if var.startswith(("ML_DASH_", "ML_LOGGER_")):
                 patch.delenv(var)
+        patch.setenv("ML_DASH_CONSOLE", "0")  # pytest holds fds 1 and 2 (tests/conftest.py)
         for key, value in UPLOAD_ENV.items():
             patch.setenv("ML_DASH_" + key, value)
         with running_server(tmp_path_factory.mktemp("api-server")) as base_url:

@@ -37,6 +37,7 @@ def test_remote_with_a_token_and_its_namespaces(tmp_path, monkeypatch):
     for var in list(os.environ):
         if var.startswith(("ML_DASH_", "ML_LOGGER_")):
             monkeypatch.delenv(var)
+    monkeypatch.setenv("ML_DASH_CONSOLE", "0")  # pytest holds fds 1 and 2 (tests/conftest.py)
     with running_server(tmp_path / "data", tokens=["admin", "bob=bob"]) as base_url:
         for namespace in ("alice", "bob"):
             request = urllib.request.Request(f"{base_url}/api/v1/experiments", method="POST", headers={

@@ -364,6 +364,7 @@ def test_run_logged_by_the_client_library_shows_up(server, page, tmp_path, monke
     base_url, _, _ = server
     for var in [v for v in os.environ if v.startswith(("ML_DASH_", "ML_LOGGER_"))]:
         monkeypatch.delenv(var)
+    monkeypatch.setenv("ML_DASH_CONSOLE", "0")  # pytest holds fds 1 and 2 (tests/conftest.py)
     exp = Experiment(namespace="carol", workspace="client", prefix="from-library", remote=base_url,
                      local_root=str(tmp_path / ".ml-logger"))
     with exp.run():

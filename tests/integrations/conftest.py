@@ -13,4 +13,5 @@ def root(tmp_path, monkeypatch):
     for var in list(os.environ):
         if var.startswith(("ML_DASH_", "ML_LOGGER_")):
             monkeypatch.delenv(var)
+    monkeypatch.setenv("ML_DASH_CONSOLE", "0")  # pytest holds fds 1 and 2 (tests/conftest.py)
     return str(tmp_path / "root")

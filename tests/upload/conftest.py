@@ -21,7 +21,7 @@ def remote_env(monkeypatch):
     for var in list(os.environ):
         if var.startswith(("ML_DASH_", "ML_LOGGER_")):
             monkeypatch.delenv(var)
-    defaults = {"UPLOAD_TIMEOUT": "30", "UPLOAD_INTERVAL": "0.05", "RETRY_BASE": "0.01", "RETRY_CAP": "0.1"}
+    defaults = {"CONSOLE": "0", "UPLOAD_TIMEOUT": "30", "UPLOAD_INTERVAL": "0.05", "RETRY_BASE": "0.01", "RETRY_CAP": "0.1"}
     for key, value in defaults.items():
         monkeypatch.setenv("ML_DASH_" + key, value)
 

@@ -223,6 +223,11 @@ class Pipeline:
                 return
             writer = WRITERS[self.writer_kind](self)
             self.writer = writer if writer is not None else ThreadWriter(self)  # asyncio with no loop: a thread
+        self.ensure_exit_hook()
+
+    def ensure_exit_hook(self) -> None:
+        """Register the exit drain (which runs ``at_exit``) once per process. The writer's start does it, and so does
+        a run's start: a run that logged nothing must still be ended (failed, on an uncaught exception) at exit."""
         if not self._atexit_registered:
             self._atexit_registered = True
             atexit.unregister(self.exit_drain)  # a forked child inherits the parent's registration

@@ -25,6 +25,7 @@ from ml_dash.client.events import (
     RECORD,
     STORE,
     STORE_DIRECTORIES,
+    STORE_RANKS,
     split_metric_event,
 )
 from ml_dash.format.branches import mark_row
@@ -80,15 +81,16 @@ def _unwritten(group: list, written: int) -> list:
 class LocalStore:
     """One experiment's directory as seen by the writer: lazily opened append-only files (``_events`` names it)."""
 
-    def __init__(self, key: int, directory: str) -> None:
+    def __init__(self, key: int, directory: str, rank: int = 0) -> None:
         self.directory = directory
         self.key = key
+        self.rank = rank  # a rank > 0 of a distributed job writes its own files (format.layout.stream_path)
         self.dropped = 0  # events dropped by the ``drop`` back-pressure policy
         self._fds: dict[str, int] = {}
         self._pending: dict[str, list[bytes]] = {}  # lines that could not be written yet (disk full, ...)
 
     def path(self, stream: str) -> str:
-        return stream_path(self.directory, stream)
+        return stream_path(self.directory, stream, self.rank)
 
     def append(self, stream: str, lines: list[bytes]) -> None:
         pending = self._pending.pop(stream, None)
@@ -266,7 +268,7 @@ class _Stores(dict):
     """Store key → ``LocalStore``, made on first use from the directory the key was registered with."""
 
     def __missing__(self, key: int) -> LocalStore:
-        store = self[key] = LocalStore(key, STORE_DIRECTORIES[key])
+        store = self[key] = LocalStore(key, STORE_DIRECTORIES[key], STORE_RANKS[key])
         return store
 
 

@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable
 
 from ml_dash.format.branches import split_at_mark
-from ml_dash.format.layout import FINAL_STATUSES, STREAMS, files_path, meta_path, read_meta, saved_files, stream_path
+from ml_dash.format.layout import FINAL_STATUSES, STREAMS, files_path, meta_path, read_meta, saved_files
 from ml_dash.client.upload.environment import push_environment
 from ml_dash.client.upload.http import PROTOCOL, Conflict, HTTPError, ServerClient, file_url_path
 from ml_dash.client.upload.state import SyncState
@@ -67,6 +67,7 @@ class RunUpload:
         self.refused: dict[str, dict[str, Any]] = {}
         self.unknown_streams: set[str] = set()  # streams the server's /health does not list: never sent
         self.fork_warned = False
+        self.heartbeats = False  # the live uploader sends heartbeats for its open run (``ml-dash sync`` does not)
         state.bind_remote(api.base_url)
 
     # -- setup ----------------------------------------------------------------------------------------------------
@@ -79,7 +80,7 @@ class RunUpload:
         for stream in sorted(set(STREAMS) - taken if taken is not None else ()):
             if stream not in self.unknown_streams:
                 logger.warning("ml-dash: the server at %s does not take the %r stream (an older version?): %s "
-                               "stays local only", self.api.base_url, stream, stream_path(self.state.directory, stream))
+                               "stays local only", self.api.base_url, stream, self.state.stream_path(stream))
                 self.unknown_streams.add(stream)
         ident = self.identity
         body = {k: ident[k] for k in ("namespace", "workspace", "prefix") if ident.get(k)}
@@ -123,6 +124,11 @@ class RunUpload:
                     body["hostname"] = run["hostname"]
                 if branch_due:
                     body["branch_step"] = run["branch_step"]
+                for key in ("job_id", "rank", "world_size"):  # a rank of a distributed job (docs/distributed.md)
+                    if run.get(key) is not None:
+                        body[key] = run[key]
+                if self.heartbeats and run["status"] == "RUNNING":
+                    body["heartbeat"] = True  # this process is alive and says so: the server may mark it CRASHED
                 answer = await self._call("POST", f"/experiments/{self.state.experiment_id}/runs", body)
                 run["run_id"] = answer["run_id"]
                 run["sent_status"] = run["sent_status"] or "RUNNING"  # a new run starts RUNNING on the server
@@ -158,7 +164,7 @@ class RunUpload:
     def _launch(self, stream: str, full_only: bool) -> bool:
         """Start batches of ``stream`` up to the window; True when one waits for its run's registration."""
         flights = self.flights[stream]
-        path = stream_path(self.state.directory, stream)
+        path = self.state.stream_path(stream)
         start = flights.next_start
         if start is None:
             start = self.state.acked[stream]
@@ -196,6 +202,8 @@ class RunUpload:
                     run_id = self.state.run_ids.get(governing, run_id)
             body = {"run_id": run_id, "stream": stream,
                     "stream_id": self.state.stream_id(stream), "start": start, "end": end, "lines": lines}
+            if self.state.rank:
+                body["rank"] = self.state.rank  # the server keeps this rank's series apart from rank 0's
             flights.send(body, start, end, count, full, self._post_batch)
             start, full_only = end, True
         return False
@@ -241,7 +249,7 @@ class RunUpload:
             self.skipped[stream] += len(rejected) if isinstance(rejected, list) else 1
             logger.warning("ml-dash: the server refused %s record(s) of %s (bytes %d-%d), which were dropped: %s",
                            len(rejected) if isinstance(rejected, list) else rejected,
-                           stream_path(self.state.directory, stream), flight.start, flight.end, _excerpt(rejected))
+                           self.state.stream_path(stream), flight.start, flight.end, _excerpt(rejected))
 
     def drop_flights(self) -> None:
         for flights in self.flights.values():
@@ -255,7 +263,7 @@ class RunUpload:
         answer = await self._call("POST", f"/experiments/{self.state.experiment_id}/batches", blank)
         self.skipped[stream] += 1
         logger.warning("ml-dash: the server refused a line of %s (bytes %d-%d): %s; the line was dropped "
-                       "and the upload goes on: %s", stream_path(self.state.directory, stream), body["start"], body["end"],
+                       "and the upload goes on: %s", self.state.stream_path(stream), body["start"], body["end"],
                        error.message, _excerpt(line))
         return answer
 
@@ -379,7 +387,7 @@ class RunUpload:
         """No complete line beyond what the server acknowledged (an unterminated tail is not data yet)."""
         for stream, pending in self.state.pending_bytes().items():
             if pending and stream not in self.unknown_streams:
-                with open(stream_path(self.state.directory, stream), "rb") as f:
+                with open(self.state.stream_path(stream), "rb") as f:
                     f.seek(self.state.acked[stream])
                     if b"\n" in f.read(pending):
                         return False
@@ -446,6 +454,12 @@ class RunUpload:
                 self.state.bind_remote(self.api.base_url)
                 return True
             raise Parked(str(error)) from error
+
+    async def heartbeat(self) -> None:
+        """Tell the server the open run's process is alive (a run registered with ``heartbeat``)."""
+        run = self.state.current_run()
+        if self.ready and run is not None and run["run_id"] is not None and run["status"] == "RUNNING":
+            await self._call("POST", f"/runs/{run['run_id']}/heartbeat")
 
     async def _call(self, method: str, path: str, body: Any = None) -> dict:
         return await self.api.call(method, path, body)

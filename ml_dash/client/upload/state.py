@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 import orjson
 
-from ml_dash.format.layout import STREAMS, atomic_write, stream_path, sync_lock_path, sync_state_path
+from ml_dash.format.layout import STREAMS, atomic_write, rank_suffix, stream_path, sync_lock_path, sync_state_path
 
 try:
     import fcntl
@@ -87,10 +87,15 @@ def claim_identity(directory: str) -> dict:
 class SyncState:
     """The sync state of one experiment directory. Only the uploader's thread (or ``ml-dash sync``) touches it."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, rank: int = 0) -> None:
         self.directory = directory
-        self.path = sync_state_path(directory)
+        # A rank > 0 of a distributed job uploads its own files (metrics.rank-3.jsonl) under the directory's one
+        # identity, with stream ids of its own, and keeps its own offsets and run (docs/distributed.md).
+        self.rank = rank
+        self.path = sync_state_path(directory, rank)
         data = claim_identity(directory)
+        if rank:
+            data = {**_load(self.path), "client_id": data["client_id"]}
         self.client_id: str = data["client_id"]
         self.remote: str | None = data.get("remote")
         self.experiment_id: str | None = data.get("experiment_id")
@@ -115,7 +120,11 @@ class SyncState:
     def stream_id(self, stream: str) -> str:
         """Stable for the life of the JSONL file: the server keys its offsets by it."""
         generation = self.generations[stream]
-        return f"{self.client_id}:{stream}" + (f":{generation}" if generation else "")
+        return f"{self.client_id}:{stream}{rank_suffix(self.rank)}" + (f":{generation}" if generation else "")
+
+    def stream_path(self, stream: str) -> str:
+        """The file of ``stream`` this state uploads (its rank's)."""
+        return stream_path(self.directory, stream, self.rank)
 
     def adopt_saved_offsets(self, streams: Any) -> None:
         """Move the offsets of ``streams`` up to what another process of this directory saved: the server acknowledged
@@ -154,12 +163,15 @@ class SyncState:
         self.remote = remote
 
     # -- runs ---------------------------------------------------------------------------------------------------
-    def new_run(self, started_at: float, hostname: str | None, client_run_id: str | None = None) -> dict[str, Any]:
+    def new_run(self, started_at: float, hostname: str | None, client_run_id: str | None = None,
+                job: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``job``: ``{"job_id", "rank", "world_size"}`` of a rank of a distributed job, sent when it registers."""
         run = self.find_run(client_run_id) if client_run_id else None
         if run is not None:
             return run  # already found through its mark
         run = {"client_run_id": client_run_id or uuid.uuid4().hex, "run_id": None, "started_at": started_at,
-               "hostname": hostname, "status": "RUNNING", "error": None, "ended_at": None, "sent_status": None}
+               "hostname": hostname, "status": "RUNNING", "error": None, "ended_at": None, "sent_status": None,
+               **(job or {})}
         self.runs.append(run)
         self.save()
         return run
@@ -244,7 +256,7 @@ class SyncState:
         out = {}
         for stream in STREAMS:
             try:
-                size = os.path.getsize(stream_path(self.directory, stream))
+                size = os.path.getsize(self.stream_path(stream))
             except FileNotFoundError:
                 size = 0
             out[stream] = max(0, size - self.acked[stream])

@@ -43,6 +43,7 @@ def upload_settings() -> dict[str, Any]:
         "window": settings.UPLOAD_WINDOW.get(),  # batches of one stream in flight at most
         "retry_base": settings.RETRY_BASE.get(),
         "retry_cap": settings.RETRY_CAP.get(),
+        "heartbeat": settings.HEARTBEAT_INTERVAL.get(),  # seconds between heartbeats of an open run
     }
 
 
@@ -74,8 +75,12 @@ class RemoteRun:
         identity = {"namespace": exp.namespace, "workspace": exp.workspace, "prefix": exp.prefix,
                     "directory": exp.directory, "readme": exp.readme, "hostname": socket.gethostname(),
                     "fork": exp.fork}
-        self.run_upload = RunUpload(self.api, SyncState(self.path), identity, settings["max_events"], settings["max_bytes"],
-                            on_ids=on_ids, window=settings["window"])
+        rank = exp.rank_info
+        self.job = {"job_id": rank.job_id, "rank": rank.rank, "world_size": rank.world_size} if rank.distributed \
+            else None
+        self.run_upload = RunUpload(self.api, SyncState(self.path, rank.rank), identity, settings["max_events"],
+                                    settings["max_bytes"], on_ids=on_ids, window=settings["window"])
+        self.run_upload.heartbeats = True
 
     def _retrier(self) -> Retrier:
         backoff = Backoff(base=self.settings["retry_base"], cap=self.settings["retry_cap"])
@@ -166,7 +171,7 @@ class RemoteRun:
         previous = self.run_upload.state.current_run()
         if crashed and previous is not None and previous["status"] == "RUNNING" and previous["started_at"] == crashed[0]:
             previous.update(status="FAILED", error=crashed[1], ended_at=crashed[2])  # sent after its data, as usual
-        self.run_upload.state.new_run(started_at, socket.gethostname(), client_run_id)
+        self.run_upload.state.new_run(started_at, socket.gethostname(), client_run_id, self.job)
         self.run_upload.retry_refused()
         self.wake.set()
 
@@ -178,6 +183,19 @@ class RemoteRun:
         self.ending = True
         self.end_requested.set()
         self.wake.set()
+
+    async def heartbeats(self) -> None:
+        """Every ``ML_DASH_HEARTBEAT_INTERVAL`` seconds while the process lives: the open run is alive. Nothing stops
+        it but the process's end, so a ``kill -9`` is exactly what makes the server's CRASHED verdict (after
+        ``ML_DASH_CRASH_AFTER`` on the server) fire."""
+        while True:
+            await asyncio.sleep(self.settings["heartbeat"])
+            try:
+                await self.run_upload.heartbeat()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001  (the next beat tries again; uploads report connection trouble)
+                logger.debug("ml-dash: a heartbeat for %s failed", self.path, exc_info=True)
 
     async def main(self) -> None:
         failures = 0
@@ -263,7 +281,8 @@ class Uploader:
             pass  # the loop is closed: the process is exiting
 
     def attach(self, exp: Any) -> RemoteRun:
-        existing = self.by_path.get(exp.local_path)
+        key = (exp.local_path, exp.rank_info.rank)  # the ranks of a job in one directory upload apart
+        existing = self.by_path.get(key)
         if existing is not None and existing.remote == exp.remote.rstrip("/") and not existing.parked:
             # The same directory again (a new Experiment object for a re-run): one task and one state per directory,
             # so two tasks never race over the same offsets.
@@ -274,14 +293,15 @@ class Uploader:
             return existing
         run = RemoteRun(self, exp, upload_settings())
         self.by_store[exp.store_key] = run
-        self.by_path[exp.local_path] = run
+        self.by_path[key] = run
         return run  # its task starts with the first run (RemoteRun.run_started)
 
     def start(self, run: RemoteRun) -> None:
         def start() -> None:
-            task = self.loop.create_task(run.main())
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            for coroutine in (run.main(), run.heartbeats()):
+                task = self.loop.create_task(coroutine)
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
 
         self.call_soon(start)
 

@@ -1,7 +1,10 @@
 """The aiohttp application: configuration, storage lifecycle, middlewares and routes."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 from typing import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
@@ -67,6 +70,24 @@ async def closing_if_unread(request: web.Request, response: web.Response, close:
     return response
 
 
+async def watch_heartbeats(storage: Storage, crash_after: float, clock: Callable[[], float] = time.time) -> None:
+    """Mark CRASHED the runs whose heartbeats stopped (docs/distributed.md), every quarter of ``crash_after`` (at most
+    30 s). One UPDATE in the database, idempotent: every worker process runs this loop and that is safe."""
+    interval = min(crash_after / 4, 30.0)
+    while True:
+        # First a wait: a server that just started has clients still reconnecting (and a short-lived app, as in
+        # tests, never touches the database from here).
+        await asyncio.sleep(interval)
+        try:
+            marked = await storage.mark_crashed(clock(), crash_after)
+            if marked:
+                log.warning("%d run(s) marked CRASHED: no heartbeat for %gs", marked, crash_after)
+        except NotImplementedError:
+            return  # a storage without heartbeats (a test double)
+        except Exception:  # noqa: BLE001  (a database hiccup must not end the watch)
+            log.exception("the heartbeat watch failed; trying again")
+
+
 def create_app(config: ServerConfig | None = None, storage: Storage | None = None) -> web.Application:
     """Build the app. ``storage`` overrides the backend named by ``config.db_url`` (tests parametrize it)."""
     config = config or ServerConfig()
@@ -106,8 +127,16 @@ def create_app(config: ServerConfig | None = None, storage: Storage | None = Non
         yield
         await app[ALERTS_KEY].stop()
 
+    async def crash_watch(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(watch_heartbeats(app[STORAGE_KEY], config.crash_after))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     app.cleanup_ctx.append(storage_lifecycle)
     app.cleanup_ctx.append(alerts_lifecycle)
+    app.cleanup_ctx.append(crash_watch)
     app.cleanup_ctx.append(decoder_lifecycle)
     app.cleanup_ctx.append(files_lifecycle)
     app.cleanup_ctx.append(graphql_pool)

@@ -1,12 +1,13 @@
 """The REST views under ``/api/v1`` and ``/health`` (docs/protocol.md for the contract; routes.py for their URLs)."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
 
 from ml_dash.format.annotations import check_readme
-from ml_dash.format.layout import RUN_STATUSES, STREAMS
+from ml_dash.format.layout import CONSOLE_STREAMS, RUN_STATUSES, STREAMS, rank_series
 from ml_dash.format.params import replay
 from ml_dash.server.errors import BadRequest, BrokenBody, NotFound
 from ml_dash.server.files.base import check_file_path
@@ -117,10 +118,44 @@ async def create_run(request: web.Request) -> web.Response:
     storage = request.app[STORAGE_KEY]
     run_id = await storage.create_run(
         experiment["id"], v.name(body, "client_run_id"), v.name(body, "hostname", required=False),
-        v.number(body, "started_at"))
+        v.number(body, "started_at"), _job_fields(v, body))
     if branch_step is not None:
         await storage.set_run_branch(run_id, branch_step)
     return respond(request, {"run_id": run_id})
+
+
+def _job_fields(v: Any, body: dict) -> dict | None:
+    """A run's place in a distributed job and whether its client sends heartbeats (docs/distributed.md)."""
+    job = {"job_id": v.name(body, "job_id", required=False), "heartbeat": body.get("heartbeat") is True}
+    for key in ("rank", "world_size"):
+        value = body.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 31):
+            raise BadRequest(f"field {key!r} must be an int >= 0")
+        job[key] = value
+    return job if job["job_id"] is not None or job["heartbeat"] or job["rank"] is not None else None
+
+
+async def heartbeat(request: web.Request) -> web.Response:
+    """The uploader's sign of life for an open run: cheap (no body), answered with the run's status."""
+    storage = request.app[STORAGE_KEY]
+    run = await storage.get_run(request.match_info["run_id"])
+    request_scope(request).check(run["namespace"])
+    return respond(request, {"status": await storage.heartbeat(run["id"], time.time())})
+
+
+async def console(request: web.Request) -> web.Response:
+    """Captured stdout/stderr lines: ``?rank=&stream=&q=&after=&limit=`` (docs/distributed.md)."""
+    experiment = await authorized_experiment(request)
+    stream = request.query.get("stream") or None
+    if stream is not None and stream not in CONSOLE_STREAMS:
+        raise BadRequest(f"stream must be one of {', '.join(CONSOLE_STREAMS)}")
+    search = request.query.get("q") or None
+    if search is not None and (len(search) > 1000 or "\x00" in search):
+        raise BadRequest("q must be at most 1000 characters, without NUL")
+    lines = await request.app[STORAGE_KEY].console(
+        experiment["id"], int_query(request, "rank", None, 0, 2**31 - 1), stream, search,
+        int_query(request, "after", None, 0, 2**62), int_query(request, "limit", 1000, 1, 100_000))
+    return respond(request, {"lines": lines})
 
 
 async def update_run(request: web.Request) -> web.Response:
@@ -180,8 +215,9 @@ async def metric(request: web.Request) -> web.Response:
     experiment = await authorized_experiment(request)
     name = request.match_info["name"]
     max_points = int_query(request, "max_points", None, 1, MAX_QUERY_POINTS)
+    rank = int_query(request, "rank", None, 0, 2**31 - 1)  # a rank of a distributed job; default rank 0's series
     series = await request.app[STORAGE_KEY].metric_series(
-        experiment["id"], name, int_query(request, "step_min", None, -(2**63), 2**63 - 1),
+        experiment["id"], rank_series(name, rank), int_query(request, "step_min", None, -(2**63), 2**63 - 1),
         int_query(request, "step_max", None, -(2**63), 2**63 - 1), max_points,
         superseded=int_query(request, "superseded", 0, 0, 1) == 1)
     if series is None:

@@ -15,7 +15,7 @@ import base64
 
 import numpy as np
 
-from ml_dash.server.series.downsample import Envelope, _finite_extreme, minmax_indices
+from ml_dash.server.series.downsample import Envelope, finite_extreme, minmax_indices
 from ml_dash.server.series.types import Series
 
 ENCODINGS = ("json", "base64")
@@ -50,7 +50,7 @@ def compact_result(name: str, series: Series | Envelope, max_points: int) -> tup
         count, low, high = series.count, series.min, series.max
     else:
         keep = minmax_indices(values, max_points)
-        count, low, high = int(len(values)), _finite_extreme(values, np.fmin), _finite_extreme(values, np.fmax)
+        count, low, high = int(len(values)), finite_extreme(values, np.fmin), finite_extreme(values, np.fmax)
     steps = np.asarray(series.steps[keep], dtype=np.float64)
     places = steps
     if len(steps) and np.isnan(steps).all():  # stepless: the anchors map positions in log order to times

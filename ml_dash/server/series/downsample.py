@@ -152,12 +152,12 @@ def series_result(name: str, series: Series, max_points: int | None, nonfinite_a
         "steps": [None if s != s else int(s) for s in steps.tolist()],
         "values": out_values,
         **({"count": series.count, "min": series.min, "max": series.max} if isinstance(series, Envelope) else
-           {"count": int(len(values)), "min": _finite_extreme(values, np.fmin),
-            "max": _finite_extreme(values, np.fmax)}),
+           {"count": int(len(values)), "min": finite_extreme(values, np.fmin),
+            "max": finite_extreme(values, np.fmax)}),
     }
 
 
-def _finite_extreme(values: np.ndarray, pick: np.ufunc) -> float | None:
+def finite_extreme(values: np.ndarray, pick: np.ufunc) -> float | None:
     """The smallest (``np.fmin``) or largest (``np.fmax``) finite value; None when there is none."""
     if len(values) == 0:
         return None
@@ -189,8 +189,8 @@ def joined(parts: list[Series | Envelope | None], max_points: int | None) -> Ser
     if not any(isinstance(part, Envelope) for part in found):
         return Series(steps, values, kinds)
     count = sum(p.count if isinstance(p, Envelope) else len(p.steps) for p in found)
-    lows = [p.min if isinstance(p, Envelope) else _finite_extreme(p.values, np.fmin) for p in found]
-    highs = [p.max if isinstance(p, Envelope) else _finite_extreme(p.values, np.fmax) for p in found]
+    lows = [p.min if isinstance(p, Envelope) else finite_extreme(p.values, np.fmin) for p in found]
+    highs = [p.max if isinstance(p, Envelope) else finite_extreme(p.values, np.fmax) for p in found]
     if max_points is not None and len(values) > 2 * max_points:
         keep = minmax_indices(values, max_points)
         steps, values, kinds = steps[keep], values[keep], kinds[keep]
@@ -201,4 +201,4 @@ def joined(parts: list[Series | Envelope | None], max_points: int | None) -> Ser
 def _envelope_of(series: Series, max_points: int) -> Envelope:
     keep = minmax_indices(series.values, max_points)
     return Envelope(series.steps[keep], series.values[keep], series.kinds[keep], len(series.values),
-                    _finite_extreme(series.values, np.fmin), _finite_extreme(series.values, np.fmax))
+                    finite_extreme(series.values, np.fmin), finite_extreme(series.values, np.fmax))

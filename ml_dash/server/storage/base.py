@@ -106,7 +106,9 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def create_run(self, experiment_id: str, client_run_id: str, hostname: str | None,
-                         started_at: float | None) -> str: ...
+                         started_at: float | None, job: dict[str, Any] | None = None) -> str:
+        """``job``: ``{"job_id", "rank", "world_size", "heartbeat"}`` of a rank of a distributed job and/or a client
+        that sends heartbeats (docs/distributed.md); None for neither."""
 
     @abc.abstractmethod
     async def get_run(self, run_id: str) -> dict[str, Any]:
@@ -192,6 +194,21 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def logs(self, experiment_id: str, level: str | None, limit: int | None) -> list[dict[str, Any]]: ...
+
+    # distributed jobs, heartbeats and the console (docs/distributed.md)
+    async def heartbeat(self, run_id: str, now: float) -> str:
+        """Record that the run's client is alive at ``now``; a run marked CRASHED is RUNNING again. Its status."""
+        raise NotImplementedError
+
+    async def mark_crashed(self, now: float, after: float) -> int:
+        """Mark CRASHED every RUNNING run whose last heartbeat is older than ``now - after``; how many."""
+        raise NotImplementedError
+
+    async def console(self, experiment_id: str, rank: int | None, stream: str | None, search: str | None,
+                      after: int | None, limit: int) -> list[dict[str, Any]]:
+        """Console lines ``{"pk", "rank", "run_id", "timestamp", "stream", "line"}``, oldest first: the newest
+        ``limit`` with pk > ``after``, of one rank / stream, or containing ``search``, where given."""
+        raise NotImplementedError
 
     # files (the bytes live in the blob store; storage keeps the experiment's path → blob mapping)
     @abc.abstractmethod

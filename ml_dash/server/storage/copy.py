@@ -66,9 +66,10 @@ TABLES: list[tuple[str, tuple[str, ...], str, Callable[[tuple], tuple] | None]] 
                      "params", "tags", "notes", "deleted_at"),
      "SELECT pk, id, namespace, workspace, directory, prefix, readme, hostname, created_at, params, tags, notes, "
      "deleted_at FROM experiments ORDER BY pk", None),
-    ("runs", ("pk", "id", "experiment_pk", "client_run_id", "status", "hostname", "started_at", "ended_at", "error"),
-     "SELECT pk, id, experiment_pk, client_run_id, status, hostname, started_at, ended_at, error FROM runs "
-     "ORDER BY pk", None),
+    ("runs", ("pk", "id", "experiment_pk", "client_run_id", "status", "hostname", "started_at", "ended_at", "error",
+              "job_id", "rank", "world_size", "heartbeat_at"),
+     "SELECT pk, id, experiment_pk, client_run_id, status, hostname, started_at, ended_at, error, job_id, rank, "
+     "world_size, heartbeat_at FROM runs ORDER BY pk", None),
     ("streams", ("experiment_pk", "stream_id", "acked"),
      "SELECT experiment_pk, stream_id, acked FROM streams ORDER BY experiment_pk, stream_id", None),
     ("metric_names", ("pk", "experiment_pk", "name", "last_num", "last_int", "last_kind", "step_hi", "ordered",
@@ -83,6 +84,8 @@ TABLES: list[tuple[str, tuple[str, ...], str, Callable[[tuple], tuple] | None]] 
      "SELECT pk, experiment_pk, run_pk, record FROM parameters ORDER BY pk", None),
     ("logs", ("pk", "experiment_pk", "run_pk", "timestamp", "level", "message", "context"),
      "SELECT pk, experiment_pk, run_pk, timestamp, level, message, context FROM logs ORDER BY pk", None),
+    ("console", ("pk", "experiment_pk", "run_pk", "rank", "timestamp", "stream", "line"),
+     "SELECT pk, experiment_pk, run_pk, rank, timestamp, stream, line FROM console ORDER BY pk", None),
     ("files", ("experiment_pk", "path", "size", "sha256", "updated_at"),
      "SELECT experiment_pk, path, size, sha256, updated_at FROM files ORDER BY experiment_pk, path", None),
     ("experiment_environments", ("experiment_pk", "environment", "updated_at"),
@@ -99,8 +102,8 @@ TABLES: list[tuple[str, tuple[str, ...], str, Callable[[tuple], tuple] | None]] 
         ("alert_attempts", ("pk", "delivery_pk", "at", "http_status", "error", "seconds")),
         ("alert_heartbeats", ("run_id", "data_at", "beat_at")))),
 ]
-SERIAL_TABLES = ("experiments", "runs", "metric_names", "metric_chunks", "parameters", "logs", "alert_rules", "alerts",
-                 "alert_deliveries", "alert_attempts")
+SERIAL_TABLES = ("experiments", "runs", "metric_names", "metric_chunks", "parameters", "logs", "console", "alert_rules",
+                 "alerts", "alert_deliveries", "alert_attempts")
 
 
 def sqlite_path(source: str) -> str:

@@ -169,6 +169,22 @@ MIGRATIONS: list[tuple[int, str | Callable[[asyncpg.Connection], Awaitable[None]
     # The format of each chunk's BLOBs (series.codec): the chunks already stored stay as they are, RAW (0); new
     # ones are compressed. A constant default rewrites no row (PostgreSQL 11+).
     (8, "ALTER TABLE metric_chunks ADD COLUMN codec SMALLINT NOT NULL DEFAULT 0"),
+    # Distributed jobs, heartbeats and the console, as SQLite's version 12.
+    (9, """
+    ALTER TABLE runs ADD COLUMN job_id TEXT;
+    ALTER TABLE runs ADD COLUMN rank INTEGER;
+    ALTER TABLE runs ADD COLUMN world_size INTEGER;
+    ALTER TABLE runs ADD COLUMN heartbeat_at DOUBLE PRECISION;
+    CREATE INDEX runs_job ON runs (experiment_pk, job_id);
+    CREATE INDEX runs_heartbeat ON runs (status, heartbeat_at);
+    CREATE TABLE console (
+        pk BIGSERIAL PRIMARY KEY,
+        experiment_pk BIGINT NOT NULL REFERENCES experiments(pk),
+        run_pk BIGINT, rank INTEGER NOT NULL DEFAULT 0, timestamp DOUBLE PRECISION, stream TEXT NOT NULL,
+        line TEXT NOT NULL
+    );
+    CREATE INDEX console_experiment ON console (experiment_pk, rank, pk)
+    """),
 ]
 
 # pg_advisory_lock key: fixed namespace for ml-dash, hashed with the schema so test schemas do not serialise.

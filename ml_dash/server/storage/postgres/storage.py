@@ -177,7 +177,7 @@ class PostgresStorage(SQLStorage):
         return row[0], row[1]
 
     @writes
-    def create_run(self, experiment_id, client_run_id, hostname, started_at):
+    def create_run(self, experiment_id, client_run_id, hostname, started_at, job=None):
         pk = yield from self._experiment_pk(experiment_id)
         started = time.time() if started_at is None else started_at
         # A retried create (possibly on another worker) returns the run the first one made; the no-op update makes
@@ -188,13 +188,15 @@ class PostgresStorage(SQLStorage):
             (uuid.uuid4().hex, pk, client_run_id, hostname, started)
         if row[1]:
             yield RUN, RESTORED_BY_RUN, (pk, started)
+            yield from self._set_run_job(row[0], job)
         return row[0]
 
     async def apply_batch(self, experiment_id, run_id, stream, stream_id, start, end, events):
         async with self._pool.acquire() as conn:
             pk, run_pk = await run(conn, self._batch_target(experiment_id, run_id))
             # Encode before the transaction so the row lock is held only while talking to the database.
-            rows = {"metrics": MetricRows, "parameters": _ParameterRows, "logs": _LogRows}[stream](events, pk, run_pk)
+            rows = {"metrics": MetricRows, "parameters": _ParameterRows, "logs": _LogRows,
+                    "console": _ConsoleRows}[stream](events, pk, run_pk)
             try:
                 async with conn.transaction():
                     result = await run(conn, self._batch(pk, stream_id, start, end, rows.write))
@@ -226,6 +228,20 @@ class _ParameterRows:
         await conn.execute("UPDATE experiments SET params = $1 WHERE pk = $2", merged_params(current, self.events),
                            self.experiment_pk)
         return len(self.records)
+
+
+class _ConsoleRows:
+    def __init__(self, events: list[tuple], experiment_pk: int, run_pk: int | None) -> None:
+        self.experiment_pk, self.run_pk = experiment_pk, run_pk
+        self.count = len(events)
+        self.columns = [list(column) for column in zip(*events)] or [[], [], [], []]
+
+    async def write(self, conn: asyncpg.Connection) -> int:
+        await conn.execute("INSERT INTO console (experiment_pk, run_pk, rank, timestamp, stream, line) "
+                           "SELECT $1, $2, r, t, s, l FROM unnest($3::int4[], $4::float8[], $5::text[], $6::text[]) "
+                           "WITH ORDINALITY AS u(r, t, s, l, i) ORDER BY i",
+                           self.experiment_pk, self.run_pk, *self.columns)
+        return self.count
 
 
 class _LogRows:

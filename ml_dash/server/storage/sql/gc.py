@@ -21,6 +21,7 @@ _NAMES = "name_pk IN (SELECT pk FROM metric_names WHERE experiment_pk = ?)"
 # whatever arrived behind a step is taken by the next pass (``_purge_experiment_row`` checks).
 PURGE_STEPS = [
     ("logs", "pk", _OF),
+    ("console", "pk", _OF),
     ("parameters", "pk", _OF),
     ("metric_chunks", "pk", _NAMES),
     ("metric_names", "pk", f"{_OF} AND NOT EXISTS (SELECT 1 FROM metric_chunks c WHERE c.name_pk = metric_names.pk)"),

@@ -13,8 +13,9 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import orjson
 
+from ml_dash.format.layout import RANK_SERIES_PREFIX, series_rank
 from ml_dash.server.config import SERIES_CACHE_MB
-from ml_dash.server.errors import BadRequest, NotFound, StreamConflict
+from ml_dash.server.errors import NotFound, StreamConflict
 from ml_dash.server.series.cache import (
     EXISTS,
     POINTS,
@@ -40,6 +41,7 @@ from ml_dash.server.storage.sql.protocol import (
 from ml_dash.server.storage.sql.alerts import AlertStore
 from ml_dash.server.storage.sql.gc import Purge
 from ml_dash.server.storage.sql.query import ExperimentQueries
+from ml_dash.server.storage.sql.runs import RunQueries
 from ml_dash.server.storage.sql.tree import ExperimentTree
 
 T = TypeVar("T")
@@ -48,22 +50,29 @@ T = TypeVar("T")
 # earliest. Wrap it as ``SELECT * FROM (EXPERIMENT_SELECT) x WHERE ...`` to filter.
 EXPERIMENT_SELECT = """
 SELECT e.pk, e.id, e.namespace, e.workspace, e.directory, e.prefix, e.readme, e.created_at,
-       COALESCE(e.hostname, r.hostname) AS hostname, r.status, e.params, e.tags, e.notes, e.deleted_at,
+       COALESCE(e.hostname, r.hostname) AS hostname, CASE WHEN r.job_id IS NULL THEN r.status ELSE (JOB_STATUS) END
+       AS status, e.params, e.tags, e.notes, e.deleted_at,
        (SELECT MIN(started_at) FROM runs WHERE experiment_pk = e.pk) AS started_at,
        CASE WHEN r.status != 'RUNNING' THEN r.ended_at END AS completed_at
 FROM experiments e
 LEFT JOIN runs r ON r.pk = (SELECT MAX(pk) FROM runs WHERE experiment_pk = e.pk)
 """
+# A distributed job's status from its ranks' runs (docs/distributed.md): FAILED if one failed, else CRASHED if one
+# crashed, else RUNNING while one runs, else COMPLETED.
+_JOB_STATUS = """SELECT CASE WHEN SUM(CASE WHEN j.status = 'FAILED' THEN 1 ELSE 0 END) > 0 THEN 'FAILED'
+       WHEN SUM(CASE WHEN j.status = 'CRASHED' THEN 1 ELSE 0 END) > 0 THEN 'CRASHED'
+       WHEN SUM(CASE WHEN j.status = 'RUNNING' THEN 1 ELSE 0 END) > 0 THEN 'RUNNING' ELSE 'COMPLETED' END
+       FROM runs j WHERE j.experiment_pk = e.pk AND j.job_id = r.job_id"""
+EXPERIMENT_SELECT = EXPERIMENT_SELECT.replace("JOB_STATUS", _JOB_STATUS)
 EXPERIMENT_FIELDS = ("pk", "id", "namespace", "workspace", "directory", "prefix", "readme", "created_at", "hostname",
                      "status", "params", "tags", "notes", "deleted_at", "started_at", "completed_at")
-RUN_FIELDS = ("id", "status", "hostname", "started_at", "ended_at", "error", "branch_step")
 # A new run brings a soft-deleted experiment back (a script run again: docs/query.md), but only a run that started
 # after the delete: one that started before and registers only now (its uploader was offline, or `ml-dash sync`
 # ships it late) was part of what the user deleted, and its data joins the rest, hidden. Args: (pk, run start).
 RESTORED_BY_RUN = "UPDATE experiments SET deleted_at = NULL WHERE pk = ? AND deleted_at IS NOT NULL AND deleted_at < ?"
 _CHUNK_POINTS = "pk, steps, {values}, kinds, codec, run_pk"  # what series reads fetch of a chunk (see series.cache)
 # An experiment's runs in start order with their branch steps, and its fork (parent id, step): a RunView's input.
-_RUN_VIEW = ("SELECT r.pk, r.branch_step, p.id, e.fork_step FROM experiments e "
+_RUN_VIEW = ("SELECT r.pk, r.branch_step, p.id, e.fork_step, r.job_id FROM experiments e "
              "LEFT JOIN runs r ON r.experiment_pk = e.pk LEFT JOIN experiments p ON p.pk = e.fork_parent_pk "
              "WHERE e.id = ? ORDER BY r.started_at, r.pk")
 
@@ -83,6 +92,11 @@ def log_row(event: dict) -> tuple:
         None if context is None else orjson.dumps(context).decode()
 
 
+def _other_rank(name: str) -> bool:
+    """A series of a rank > 0 of a distributed job (``format.layout.rank_series``): not listed with rank 0's."""
+    return name.startswith(RANK_SERIES_PREFIX) and series_rank(name)[0] > 0
+
+
 def _ranged(sql: str, params: list, step_min: float | None, step_max: float | None) -> tuple[str, list]:
     """``sql`` limited to the chunks overlapping the step range (None: unbounded on that side)."""
     for clause, value in (("step_max >= ?", step_min), ("step_min <= ?", step_max)):
@@ -91,7 +105,7 @@ def _ranged(sql: str, params: list, step_min: float | None, step_max: float | No
     return sql, params
 
 
-class SQLStorage(ExperimentQueries, ExperimentTree, Purge, AlertStore, Storage):
+class SQLStorage(ExperimentQueries, RunQueries, ExperimentTree, Purge, AlertStore, Storage):
     """The ``Storage`` methods both SQL backends share, as bodies (see the module doc)."""
 
     # dialect:
@@ -167,93 +181,6 @@ class SQLStorage(ExperimentQueries, ExperimentTree, Purge, AlertStore, Storage):
     def list_workspaces(self, namespace):
         sql = "SELECT DISTINCT workspace FROM experiments WHERE namespace = ? ORDER BY 1"
         return [r[0] for r in (yield ROWS, sql, (namespace,))]
-
-    @reads(light=True)
-    def get_run(self, run_id):
-        row = yield ROW, ("SELECT r.id, r.status, r.hostname, r.started_at, r.ended_at, r.error, r.branch_step, "
-                          "e.id, e.namespace "
-                          "FROM runs r JOIN experiments e ON e.pk = r.experiment_pk WHERE r.id = ?"), (run_id,)
-        if row is None:
-            raise NotFound(f"no run {run_id!r}")
-        return dict(zip((*RUN_FIELDS, "experiment_id", "namespace"), row))
-
-    @writes
-    def update_run(self, run_id, status, error, ended_at):
-        # A run that is no longer RUNNING keeps (or gets) an end time even if the client did not send one.
-        end = ended_at if ended_at is not None or status == "RUNNING" else time.time()
-        if not (yield RUN, "UPDATE runs SET status = ?, error = COALESCE(?, error), ended_at = ? WHERE id = ?",
-                (status, error, end, run_id)):
-            raise NotFound(f"no run {run_id!r}")
-
-    @reads
-    def list_runs(self, experiment_id):
-        # In start order, each with where its points stop showing (docs/branches.md): the runs as segments of one
-        # history.
-        pk = yield from self._experiment_pk(experiment_id)
-        rows = yield ROWS, (f"SELECT pk, {', '.join(RUN_FIELDS)} FROM runs WHERE experiment_pk = ? "
-                            "ORDER BY started_at, pk"), (pk,)
-        cut = cutoffs([(row[0], row[0], row[-1]) for row in rows])
-        return [dict(zip(RUN_FIELDS, row[1:]), superseded_from=None if cut[row[0]] == math.inf else cut[row[0]])
-                for row in rows]
-
-    @writes
-    def set_run_branch(self, run_id, branch_step):
-        """The step from which run ``run_id`` supersedes earlier runs' points (its mark, sent by the uploader). Set
-        once: a replay of the same mark changes nothing."""
-        if not (yield RUN, "UPDATE runs SET branch_step = ? WHERE id = ? AND (branch_step IS NULL OR branch_step = ?)",
-                (float(branch_step), run_id, float(branch_step))):
-            row = yield ROW, "SELECT branch_step FROM runs WHERE id = ?", (run_id,)
-            if row is None:
-                raise NotFound(f"no run {run_id!r}")
-            raise BadRequest(f"run {run_id!r} already branches at step {row[0]:g}, not {branch_step}")
-
-    @writes
-    def set_fork(self, experiment_id, parent_id, fork_step):
-        """Record that ``experiment_id`` starts from ``parent_id``'s history up to ``fork_step``, and take the
-        parent's parameters as its own first ones (no metric point is copied). Set once; the same again is a no-op."""
-        pk = yield from self._experiment_pk(experiment_id)
-        # The parent by id or by its directory/prefix path, in the fork's own namespace and workspace (the token
-        # that may write the fork may read its parent).
-        found = yield ROW, ("SELECT p.pk FROM experiments e JOIN experiments p ON p.namespace = e.namespace AND "
-                            "p.workspace = e.workspace AND p.deleted_at IS NULL AND (p.id = ? OR (CASE WHEN "
-                            "p.directory = '' THEN p.prefix ELSE p.directory || '/' || p.prefix END) = ?) "
-                            "WHERE e.pk = ? ORDER BY p.pk LIMIT 1"), (parent_id, parent_id, pk)
-        if found is None:
-            raise NotFound(f"no experiment {parent_id!r} to fork from in the fork's namespace and workspace")
-        parent = found[0]
-        row = yield ROW, "SELECT fork_parent_pk, fork_step FROM experiments WHERE pk = ?", (pk,)
-        if row[0] is not None:
-            if (row[0], row[1]) != (parent, float(fork_step)):
-                raise BadRequest(f"experiment {experiment_id!r} is already a fork of another experiment or step")
-            return
-        if parent == pk:
-            raise BadRequest("an experiment cannot be forked from itself")
-        ancestor, depth = parent, 0
-        while ancestor is not None and depth <= MAX_FORK_DEPTH:  # a fork of its own descendant would be a cycle
-            if ancestor == pk:
-                raise BadRequest(f"experiment {parent_id!r} descends from {experiment_id!r}: a fork cannot be a cycle")
-            ancestor = (yield ROW, "SELECT fork_parent_pk FROM experiments WHERE pk = ?", (ancestor,))[0]
-            depth += 1
-        yield RUN, "UPDATE experiments SET fork_parent_pk = ?, fork_step = ? WHERE pk = ?", \
-            (parent, float(fork_step), pk)
-        params = yield ROW, "SELECT params FROM experiments WHERE pk = ?", (parent,)
-        own = yield ROW, "SELECT 1 FROM parameters WHERE experiment_pk = ? LIMIT 1", (pk,)
-        if own is None and params[0] and params[0] != "{}":  # the base, only before any parameter of its own
-            yield RUN, "INSERT INTO parameters (experiment_pk, run_pk, record) VALUES (?, NULL, ?)", \
-                (pk, orjson.dumps({"operation": "set", "data": orjson.loads(params[0])}).decode())
-            yield RUN, "UPDATE experiments SET params = ? WHERE pk = ?", (params[0], pk)
-
-    @reads
-    def lineage(self, experiment_id):
-        """``{"parent": {id, ..., fork_step} | None, "children": [{id, ..., fork_step}]}``: the forks around it."""
-        pk = yield from self._experiment_pk(experiment_id)
-        row = yield ROW, ("SELECT p.id, p.namespace, p.workspace, p.directory, p.prefix, e.fork_step "
-                          "FROM experiments e JOIN experiments p ON p.pk = e.fork_parent_pk WHERE e.pk = ?"), (pk,)
-        fields = ("id", "namespace", "workspace", "directory", "prefix", "fork_step")
-        rows = yield ROWS, ("SELECT id, namespace, workspace, directory, prefix, fork_step FROM experiments "
-                            "WHERE fork_parent_pk = ? AND deleted_at IS NULL ORDER BY created_at, pk"), (pk,)
-        return {"parent": None if row is None else dict(zip(fields, row)),
-                "children": [dict(zip(fields, r)) for r in rows]}
 
     # ingest: the stream-offset protocol; a backend's apply_batch runs these two bodies around its own row writer
     def _batch_target(self, experiment_id: str, run_id: str | None) -> Body[tuple[int, int | None]]:
@@ -332,7 +259,8 @@ class SQLStorage(ExperimentQueries, ExperimentTree, Purge, AlertStore, Storage):
         pk = yield from self._experiment_pk(experiment_id)
         names: set[str] = set()
         for _ in range(MAX_FORK_DEPTH + 1):  # a fork's history holds its ancestors' series too
-            names.update(r[0] for r in (yield ROWS, "SELECT name FROM metric_names WHERE experiment_pk = ?", (pk,)))
+            names.update(r[0] for r in (yield ROWS, "SELECT name FROM metric_names WHERE experiment_pk = ?", (pk,))
+                         if not _other_rank(r[0]))
             row = yield ROW, "SELECT fork_parent_pk FROM experiments WHERE pk = ?", (pk,)
             if row is None or row[0] is None:
                 break
@@ -342,7 +270,8 @@ class SQLStorage(ExperimentQueries, ExperimentTree, Purge, AlertStore, Storage):
     @reads
     def last_metrics(self, experiment_id):
         pk = yield from self._experiment_pk(experiment_id)
-        return {row[0]: self._decode_last(*row[1:]) for row in (yield ROWS, self.LAST_METRICS, (pk,))}
+        return {row[0]: self._decode_last(*row[1:]) for row in (yield ROWS, self.LAST_METRICS, (pk,))
+                if not _other_rank(row[0])}
 
     def _run_view(self, experiment_id: str, superseded: bool) -> Body[tuple[RunView, tuple[str, float] | None]]:
         """The experiment's ``RunView`` (format.branches' rule over its runs) and its fork: (parent id, the parent
@@ -350,7 +279,8 @@ class SQLStorage(ExperimentQueries, ExperimentTree, Purge, AlertStore, Storage):
         rows = yield ROWS, _RUN_VIEW, (experiment_id,)
         if not rows:
             raise NotFound(f"no experiment {experiment_id!r}")
-        runs = [(None, None, None)] + [(pk, pk, branch) for pk, branch, _p, _s in rows if pk is not None]
+        # the ranks of one distributed job are one job: they never supersede each other (format.branches)
+        runs = [(None, None, None)] + [(pk, job or pk, branch) for pk, branch, _p, _s, job in rows if pk is not None]
         cut = cutoffs(runs)
         view = RunView(tuple((pk, c) for pk, c in cut.items() if pk is not None), cut[None], superseded)
         parent, fork_step = rows[0][2], rows[0][3]
@@ -365,6 +295,8 @@ class SQLStorage(ExperimentQueries, ExperimentTree, Purge, AlertStore, Storage):
         out = []
         for name_pk, name in (yield ROWS, "SELECT pk, name FROM metric_names WHERE experiment_pk = ? ORDER BY name",
                               (pk,)):
+            if _other_rank(name):
+                continue  # a rank > 0's series: read with a rank (docs/distributed.md)
             # One SUMMARY_DTYPE record per 512 points: count, min and max of a 10M-point series from ~20k records.
             rows = yield ROWS, self.SUMMARIES, (name_pk,)
             missing = [row[0] for row in rows if not row[4]]  # chunks stored before summaries existed

@@ -216,6 +216,23 @@ MIGRATIONS: list[tuple[int, str | Callable[[sqlite3.Connection], None]]] = [
     # The format of each chunk's BLOBs (series.codec): the chunks already stored stay as they are, RAW (0); new
     # ones are compressed. An added column with a constant default rewrites no row.
     (11, "ALTER TABLE metric_chunks ADD COLUMN codec INTEGER NOT NULL DEFAULT 0"),
+    # Distributed jobs (docs/distributed.md): the ranks of one job are runs
+    # with the same job_id; heartbeat_at is set only for runs whose client sends heartbeats (CRASHED when they stop).
+    (12, """
+    ALTER TABLE runs ADD COLUMN job_id TEXT;
+    ALTER TABLE runs ADD COLUMN rank INTEGER;
+    ALTER TABLE runs ADD COLUMN world_size INTEGER;
+    ALTER TABLE runs ADD COLUMN heartbeat_at REAL;
+    CREATE INDEX runs_job ON runs (experiment_pk, job_id);
+    CREATE INDEX runs_heartbeat ON runs (status, heartbeat_at);
+    -- Captured stdout/stderr, one row per line (rank: which rank of the job printed it).
+    CREATE TABLE console (
+        pk INTEGER PRIMARY KEY,
+        experiment_pk INTEGER NOT NULL REFERENCES experiments(pk),
+        run_pk INTEGER, rank INTEGER NOT NULL DEFAULT 0, timestamp REAL, stream TEXT NOT NULL, line TEXT NOT NULL
+    );
+    CREATE INDEX console_experiment ON console (experiment_pk, rank, pk)
+    """),
 ]
 
 

@@ -193,7 +193,7 @@ class SQLiteStorage(SQLStorage):
         return experiment_id, True
 
     @writes
-    def create_run(self, experiment_id, client_run_id, hostname, started_at):
+    def create_run(self, experiment_id, client_run_id, hostname, started_at, job=None):
         pk = yield from self._experiment_pk(experiment_id)
         row = yield ROW, "SELECT id FROM runs WHERE experiment_pk = ? AND client_run_id = ?", (pk, client_run_id)
         if row is not None:
@@ -203,6 +203,7 @@ class SQLiteStorage(SQLStorage):
         yield RUN, ("INSERT INTO runs (id, experiment_pk, client_run_id, status, hostname, started_at) "
                     "VALUES (?, ?, ?, 'RUNNING', ?, ?)"), (run_id, pk, client_run_id, hostname, started)
         yield RUN, RESTORED_BY_RUN, (pk, started)
+        yield from self._set_run_job(run_id, job)
         return run_id
 
     async def apply_batch(self, experiment_id, run_id, stream, stream_id, start, end, events):
@@ -234,4 +235,11 @@ def _insert_metrics(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | 
     return insert_metrics(conn, experiment_pk, run_pk, events, MERGE_BELOW)
 
 
-_WRITERS = {"metrics": _insert_metrics, "parameters": _insert_parameters, "logs": _insert_logs}
+def _insert_console(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | None, rows: list[tuple]) -> int:
+    conn.executemany("INSERT INTO console (experiment_pk, run_pk, rank, timestamp, stream, line) "
+                     "VALUES (?, ?, ?, ?, ?, ?)", [(experiment_pk, run_pk, *row) for row in rows])
+    return len(rows)
+
+
+_WRITERS = {"metrics": _insert_metrics, "parameters": _insert_parameters, "logs": _insert_logs,
+            "console": _insert_console}

@@ -257,9 +257,13 @@ class Experiment:
         if self._uploader is not None:
             # A run whose process died without ending it is ended on the server before this one starts.
             self._uploader.run_started(self._meta["started_at"], previous, self._meta["client_run_id"])
-            if not self._url_shown:  # once per object, as W&B prints its run's page
+            if not self._url_shown and not self.rank_info.rank:  # once per object (rank 0), as W&B prints its page
                 self._url_shown = True
-                print(f"ml-dash: view {self._prefix} at {self.url}", file=sys.stderr)
+                notice = f"ml-dash: view {self._prefix} at {self.url}\n"
+                if self._console is not None:
+                    self._console.terminal(notice)  # the terminal's, not a line of the run's console
+                else:
+                    print(notice, end="", file=sys.stderr)
 
     def _inherit_params(self) -> None:
         """A fork starts with its parent's parameters (when the parent is on this machine; the server copies them

@@ -112,6 +112,11 @@ class ConsoleCapture:
                 self._queue("stderr", f"[ml-dash: {self.shed} bytes of console output were not stored: the budget "
                                       f"of {self.budget} bytes per run was spent]\n".encode(), force=True)
 
+    def terminal(self, text: str) -> None:
+        """Write ``text`` to the terminal's stderr only, not into the run's console: ml-dash's own notices."""
+        _flush(sys.stderr)
+        _write_all(self._saved.get(2, 2), text.encode("utf-8", "replace"))
+
     def add(self, name: str, text: str) -> None:
         """Store ``text`` (whole lines) as if the program had written it to ``name`` (not shown on the terminal)."""
         with self._lock:

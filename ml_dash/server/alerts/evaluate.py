@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ml_dash.format.layout import SYSTEM_PREFIX
-from ml_dash.server.series.chunks import COLUMNS, DTYPES
+from ml_dash.server.series.chunks import COLUMNS, decode_chunks
 from ml_dash.server.series.types import VALUE_KIND_NULL
 
 MAX_EVAL_POINTS = 10_000
@@ -47,7 +47,7 @@ class Verdict(NamedTuple):
 def batch_points(chunk: Any) -> Points:
     """A ``series.chunks.EncodedChunk`` (one name of a ``MetricBatch``) as arrays, null points dropped, newest
     ``MAX_EVAL_POINTS`` only."""
-    steps, values, kinds, times = (np.frombuffer(getattr(chunk, c), DTYPES[c]) for c in COLUMNS)
+    steps, values, kinds, times = decode_chunks([(*(getattr(chunk, c) for c in COLUMNS), chunk.codec)], COLUMNS)
     keep = kinds != VALUE_KIND_NULL
     if not keep.all():
         steps, values, times = steps[keep], values[keep], times[keep]

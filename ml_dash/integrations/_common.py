@@ -10,7 +10,7 @@ import tempfile
 import time
 from typing import Any, Callable
 
-from ml_dash import Experiment
+from ml_dash import Experiment, detect_rank
 
 logger = logging.getLogger("ml_dash")
 
@@ -145,7 +145,6 @@ def job_kwargs(kwargs: dict, prefix: Callable[[], str]) -> dict:
     import json
     from datetime import timedelta
 
-    from ml_dash.client.ranks import detect_rank
 
     kwargs = dict(kwargs)
     info = detect_rank()

@@ -12,8 +12,7 @@ from typing import Any, Optional
 
 from accelerate.tracking import GeneralTracker, on_main_process
 
-from ml_dash import Experiment
-from ml_dash.client.ranks import detect_rank
+from ml_dash import Experiment, detect_rank
 from ml_dash.integrations._common import job_kwargs, numeric, set_params, unique_prefix
 
 

@@ -15,8 +15,7 @@ from typing import Any, Mapping, Optional, Union
 from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
-from ml_dash import Experiment
-from ml_dash.client.ranks import detect_rank
+from ml_dash import Experiment, detect_rank
 from ml_dash.integrations._common import copy_into_files, job_kwargs, next_version, numeric, set_params
 from ml_dash.settings import LOCAL_ROOT, NAMESPACE, WORKSPACE
 

@@ -11,8 +11,7 @@ from typing import Any, Optional
 
 from transformers import TrainerCallback
 
-from ml_dash import Experiment
-from ml_dash.client.ranks import detect_rank
+from ml_dash import Experiment, detect_rank
 from ml_dash.integrations._common import copy_tree_into_files, job_kwargs, numeric, set_params, unique_prefix
 
 

@@ -68,3 +68,20 @@ def test_sync_uploads_every_rank_of_an_offline_job_once_as_one_job(tmp_path, ser
     assert len(get_json(f"{server}/api/v1/experiments/{eid}")["runs"]) == 3
     for rank in range(3):
         assert get_json(f"{server}/api/v1/experiments/{eid}/metrics/loss?rank={rank}")["count"] == 40
+
+
+def test_sync_finds_a_directory_holding_only_another_host_s_rank(tmp_path, server):
+    from ml_dash import Experiment
+
+    root = str(tmp_path / "root")
+    exp = Experiment(namespace="a", workspace="b", prefix="host-b", local_root=root, rank=1, world_size=2,
+                     job_id="job-8", console=False, system_metrics=False)
+    with exp.run():
+        exp.metrics.log(step=0, loss=5.0)
+    results = sync_paths([root], remote=server, show_progress=False)
+    assert [(r.rank, r.error, r.events["metrics"]) for r in results] == [(1, None, 1)], format_summary(results)
+    assert "[rank 1]" in format_summary(results)
+    eid = experiment_id(server, "host-b")
+    runs = get_json(f"{server}/api/v1/experiments/{eid}")["runs"]
+    assert [(r["rank"], r["job_id"], r["world_size"]) for r in runs] == [(1, "job-8", 2)]
+    assert get_json(f"{server}/api/v1/experiments/{eid}/metrics/loss?rank=1")["values"] == [5.0]

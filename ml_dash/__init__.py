@@ -6,8 +6,9 @@ from ml_dash.client.files import FileManager
 from ml_dash.client.logs import LogManager
 from ml_dash.client.metrics import MetricsLogger
 from ml_dash.client.params import ParameterManager
+from ml_dash.client.ranks import detect_rank
 from ml_dash.client.pipeline.process import use_asyncio_writer
 
 __version__ = "0.1.0"
 __all__ = ["Api", "Experiment", "FileManager", "LogManager", "MetricsLogger", "ParameterManager", "use_asyncio_writer",
-           "__version__"]
+           "detect_rank", "__version__"]

@@ -235,8 +235,9 @@ class Experiment:
         PIPELINE.queue.append(record_event(self.store_key, RUN_STREAM, mark, False))
         self._meta.pop("console_shed_bytes", None)
         if self.rank_info.distributed:
-            self._meta.update(rank=self.rank_info.rank, world_size=self.rank_info.world_size,
-                              job_id=self.rank_info.job_id)
+            job = dict(rank=self.rank_info.rank, world_size=self.rank_info.world_size, job_id=self.rank_info.job_id)
+            self._meta.update(job)
+            self._meta["runs"][-1].update(job)  # `ml-dash sync` registers each run logged offline with its job
         if self._environment[0]:
             self._meta.pop("environment", None)  # an earlier run's, until this run's capture replaces it
         self._write_meta()

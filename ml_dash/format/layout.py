@@ -93,6 +93,21 @@ def rank_meta_path(directory: str, rank: int) -> str:
     return os.path.join(directory, META_FILE[:-len(".json")] + rank_suffix(rank) + ".json")
 
 
+def meta_ranks(directory: str) -> list[int]:
+    """The ranks with a status file in ``directory``, ascending: 0 for ``META_FILE`` (a plain run, or rank 0), ``r``
+    for ``.ml-logger.meta.rank-r.json``. Empty when it holds no experiment."""
+    head, tail = META_FILE[:-len(".json")] + ".rank-", ".json"
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    ranks = {0} if META_FILE in names else set()
+    for name in names:
+        if name.startswith(head) and name.endswith(tail) and name[len(head):-len(tail)].isdigit():
+            ranks.add(int(name[len(head):-len(tail)]))
+    return sorted(ranks)
+
+
 def sync_lock_path(directory: str) -> str:
     return os.path.join(directory, SYNC_LOCK_FILE)
 

@@ -8,9 +8,9 @@ import secrets
 import shutil
 import tempfile
 import time
-from typing import Any
+from typing import Any, Callable
 
-from ml_dash import Experiment
+from ml_dash import Experiment, detect_rank
 
 logger = logging.getLogger("ml_dash")
 
@@ -111,3 +111,61 @@ def copy_tree_into_files(exp: Experiment, source_dir: str, namespace: str) -> in
             copy_into_files(exp, full, namespace, rel)
             count += 1
     return count
+
+
+# How long a rank > 0 waits for rank 0 to publish the job's experiment (rank 0 builds it at its first use, at the start
+# of training); past this it logs under its own prefix and says so.
+JOB_WAIT_S = 600.0
+_published = [0]  # experiments this process has published or read: the i-th logger of every rank meets at one key
+
+
+def _default_store() -> Any:
+    """The key-value store of an initialised ``torch.distributed`` process group (torch never imported here)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    try:
+        dist = torch.distributed  # type: ignore[union-attr]
+        if dist.is_available() and dist.is_initialized():
+            from torch.distributed.distributed_c10d import _get_default_store
+
+            return _get_default_store()
+    except Exception:  # noqa: BLE001  (no torch, no process group, a backend without a store)
+        return None
+    return None
+
+
+def job_kwargs(kwargs: dict, prefix: Callable[[], str]) -> dict:
+    """``Experiment`` arguments for this rank of the job: every rank of a distributed job builds its ``Experiment``
+    with the job's identity (``rank``, ``world_size``, ``job_id``; docs/distributed.md), in rank 0's experiment. Rank 0
+    picks the prefix (``prefix()`` when none was given: ``version_N``, a time-stamped name) and its job id, and
+    publishes both in the process group's store; ranks > 0 read them there (a key read, not a collective: it never
+    waits for the other ranks to reach the same line). Without a process group the launcher's variables must agree
+    (torchrun, SLURM, MPI; ``client/ranks.py``), and ``prefix`` should be given."""
+    import json
+    from datetime import timedelta
+
+
+    kwargs = dict(kwargs)
+    info = detect_rank()
+    if not info.distributed:
+        kwargs["prefix"] = kwargs["prefix"] or prefix()
+        return kwargs
+    kwargs.update(rank=info.rank, world_size=info.world_size, job_id=info.job_id)
+    store = _default_store()
+    _published[0] += 1
+    key = f"ml_dash/experiment/{_published[0]}"
+    if store is None:
+        kwargs["prefix"] = kwargs["prefix"] or prefix()
+    elif info.rank == 0:
+        kwargs["prefix"] = kwargs["prefix"] or prefix()
+        store.set(key, json.dumps([kwargs["prefix"], info.job_id]))
+    else:
+        try:
+            store.wait([key], timedelta(seconds=JOB_WAIT_S))
+            kwargs["prefix"], kwargs["job_id"] = json.loads(store.get(key))
+        except Exception as exc:  # noqa: BLE001  (rank 0 never logged, or the store went away)
+            kwargs["prefix"] = kwargs["prefix"] or prefix()
+            logger.warning("ml-dash: rank %d did not learn rank 0's experiment (%s); logging to %s", info.rank, exc,
+                           kwargs["prefix"])
+    return kwargs

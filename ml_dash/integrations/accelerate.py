@@ -12,12 +12,19 @@ from typing import Any, Optional
 
 from accelerate.tracking import GeneralTracker, on_main_process
 
-from ml_dash import Experiment
-from ml_dash.integrations._common import numeric, set_params, unique_prefix
+from ml_dash import Experiment, detect_rank
+from ml_dash.integrations._common import job_kwargs, numeric, set_params, unique_prefix
 
 
 class MLDashTracker(GeneralTracker):
-    """An ml-dash ``Experiment`` behind accelerate's tracker interface, on the main process only.
+    """An ml-dash ``Experiment`` behind accelerate's tracker interface.
+
+    Every process that calls ``start()`` opens its own run of the job (``rank``, ``world_size``, ``job_id`` from
+    the launcher; prefix and job id from the main process, through the process group's store), so its system metrics
+    and console are recorded (docs/distributed.md). accelerate calls ``init_trackers`` and ``log`` on the main process
+    only: on the other processes call ``tracker.start()`` after ``init_trackers`` (``end_training`` ends every
+    process's run). Parameters are the main process's; metrics too, unless ``log_all_ranks=True`` (then
+    ``tracker.log`` on any process logs that rank's metrics).
 
     The arguments are ``Experiment``'s; the ``Experiment`` is built, and its run started, in ``start()`` (called by
     ``init_trackers``). ``init_trackers(project_name)`` names the workspace unless ``workspace=`` was given
@@ -29,12 +36,15 @@ class MLDashTracker(GeneralTracker):
 
     name = "ml_dash"
     requires_logging_directory = False
-    main_process_only = True
+    main_process_only = False  # each method decides (every rank has a run; parameters and metrics are rank 0's)
 
     def __init__(self, namespace: Optional[str] = None, workspace: Optional[str] = None,
                  prefix: Optional[str] = None, directory: Optional[str] = None, remote: Optional[str] = None,
-                 local_root: Optional[str] = None, readme: Optional[str] = None) -> None:
+                 local_root: Optional[str] = None, readme: Optional[str] = None, log_all_ranks: bool = False) -> None:
         super().__init__()
+        if not isinstance(log_all_ranks, bool):
+            raise TypeError(f"MLDashTracker: log_all_ranks must be True or False, got {log_all_ranks!r}")
+        self._log_all_ranks = log_all_ranks
         self._kwargs = dict(namespace=namespace, workspace=workspace, prefix=prefix, directory=directory,
                             remote=remote, local_root=local_root, readme=readme)
         self._experiment: Optional[Experiment] = None
@@ -44,7 +54,7 @@ class MLDashTracker(GeneralTracker):
 
     @property
     def tracker(self) -> Optional[Experiment]:
-        """The ``Experiment`` (``None`` before ``start()`` and on other processes)."""
+        """The ``Experiment`` (``None`` before ``start()``)."""
         return self._experiment
 
     def _exp(self) -> Experiment:
@@ -52,9 +62,7 @@ class MLDashTracker(GeneralTracker):
             kwargs = dict(self._kwargs)
             if kwargs["workspace"] is None:
                 kwargs["workspace"] = _project_name() or None
-            if kwargs["prefix"] is None:
-                kwargs["prefix"] = unique_prefix("run")
-            self._experiment = Experiment(**kwargs)
+            self._experiment = Experiment(**job_kwargs(kwargs, lambda: unique_prefix("run")))
         if not self._running or self._experiment.status != "running":
             # Accelerator.load_state() comes after init_trackers(): the run resumes where it first logs (the
             # restored step), superseding the earlier run's points from there (docs/branches.md).
@@ -66,13 +74,20 @@ class MLDashTracker(GeneralTracker):
     def start(self) -> None:
         self._exp()
 
+    def _rank(self) -> int:
+        return self._experiment.rank_info.rank if self._experiment is not None else detect_rank().rank
+
     @on_main_process
     def store_init_configuration(self, values: dict) -> None:
+        if self._rank() > 0:
+            return  # the experiment's parameters are the main process's
         set_params(self._exp(), dict(values or {}), first=not self._params_logged)
         self._params_logged = True
 
     @on_main_process
     def log(self, values: dict, step: Optional[int] = None, **kwargs: Any) -> None:
+        if self._rank() > 0 and not self._log_all_ranks:
+            return
         metrics = dict(values)
         if "step" in metrics:  # would clash with metrics.log's step argument
             value = metrics.pop("step")

@@ -1,4 +1,5 @@
-"""``MLDashLogger``: a PyTorch Lightning logger writing to an ml-dash ``Experiment`` (rank zero only).
+"""``MLDashLogger``: a PyTorch Lightning logger writing to an ml-dash ``Experiment`` (metrics from rank zero; every
+rank of a DDP job its system metrics and console, docs/distributed.md).
 
     from ml_dash.integrations.lightning import MLDashLogger
     trainer = Trainer(logger=MLDashLogger(namespace="alice", workspace="vision", prefix="resnet-001"))
@@ -14,8 +15,8 @@ from typing import Any, Mapping, Optional, Union
 from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
-from ml_dash import Experiment
-from ml_dash.integrations._common import copy_into_files, next_version, numeric, set_params
+from ml_dash import Experiment, detect_rank
+from ml_dash.integrations._common import copy_into_files, job_kwargs, next_version, numeric, set_params
 from ml_dash.settings import LOCAL_ROOT, NAMESPACE, WORKSPACE
 
 _ENDED = {"success": "completed", "finished": "completed", "failed": "failed"}
@@ -39,7 +40,13 @@ class _NoOpExperiment:
 
 
 class MLDashLogger(Logger):
-    """Logs Lightning's metrics and hyperparameters to an ml-dash ``Experiment``, on global rank zero only.
+    """Logs Lightning's metrics and hyperparameters to an ml-dash ``Experiment``.
+
+    In a distributed job (DDP: a process group, or a launcher ml-dash recognises) every rank opens its own run of the
+    job in rank 0's experiment, so each rank's system metrics and console reach the server (docs/distributed.md);
+    metrics and hyperparameters are logged from rank zero only, unless ``log_all_ranks=True``: then every rank logs
+    its metrics too (rank *r*'s series are read with ``rank=r``). ``logger.experiment`` on a rank > 0 is a stand-in
+    that does nothing, unless ``log_all_ranks=True``.
 
     The arguments are ``Experiment``'s. The run starts when the logger is first used (Lightning touches
     ``logger.experiment`` during setup) and ends in ``finalize``: ``completed`` for ``"success"``/``"finished"``,
@@ -56,10 +63,13 @@ class MLDashLogger(Logger):
     def __init__(self, namespace: Optional[str] = None, workspace: Optional[str] = None,
                  prefix: Optional[str] = None, directory: Optional[str] = None, remote: Optional[str] = None,
                  local_root: Optional[str] = None, readme: Optional[str] = None,
-                 log_checkpoints: Union[bool, str] = False) -> None:
+                 log_checkpoints: Union[bool, str] = False, log_all_ranks: bool = False) -> None:
         super().__init__()
         if log_checkpoints not in (True, False, "all"):
             raise ValueError(f"MLDashLogger: log_checkpoints must be True, False or 'all', got {log_checkpoints!r}")
+        if not isinstance(log_all_ranks, bool):
+            raise TypeError(f"MLDashLogger: log_all_ranks must be True or False, got {log_all_ranks!r}")
+        self._log_all_ranks = log_all_ranks
         self._kwargs = dict(namespace=namespace, workspace=workspace, prefix=prefix, directory=directory,
                             remote=remote, local_root=local_root, readme=readme)
         self._log_checkpoints = log_checkpoints
@@ -84,18 +94,24 @@ class MLDashLogger(Logger):
         if self._experiment is None:
             kwargs = dict(self._kwargs)
             namespace, workspace = NAMESPACE.get(kwargs["namespace"]), WORKSPACE.get(kwargs["workspace"])
-            if kwargs["prefix"] is None and namespace and workspace:  # version_N, as Lightning's loggers number runs
+
+            def version() -> Optional[str]:  # version_N, as Lightning's loggers number runs
+                if not (namespace and workspace):
+                    return None
                 parent = os.path.join(os.path.abspath(LOCAL_ROOT.get(kwargs["local_root"])), namespace, workspace,
                                       *([kwargs["directory"]] if kwargs["directory"] else []))
-                kwargs["prefix"] = self._kwargs["prefix"] = next_version(parent)
+                return next_version(parent)
+
+            kwargs = job_kwargs(kwargs, version)  # a rank > 0 takes rank 0's prefix and job id
+            self._kwargs["prefix"] = kwargs["prefix"]
             self._experiment = Experiment(**kwargs)
         return self._experiment
 
-    @property
-    def experiment(self) -> Union[Experiment, _NoOpExperiment]:
-        """The ``Experiment`` (its run started) on rank zero; on other ranks a stand-in that does nothing."""
-        if rank_zero_only.rank > 0:
-            return _NoOpExperiment()
+    def _rank_run(self) -> Optional[Experiment]:
+        """This rank's ``Experiment``, its run started; on a rank > 0 only when ml-dash sees the job (a process group
+        or a launcher's variables): without one it would be a second plain run in rank 0's directory."""
+        if rank_zero_only.rank > 0 and self._experiment is None and not detect_rank().distributed:
+            return None
         exp = self._exp()
         if not self._running or exp.status != "running":
             # The first run resumes where it first logs: a fit(ckpt_path=...) logs from the checkpoint's global step
@@ -105,11 +121,33 @@ class MLDashLogger(Logger):
             self._running = self._ran = True
         return exp
 
+    def _logs_here(self) -> bool:
+        """Whether this rank logs metrics and hyperparameters (rank zero, or every rank with ``log_all_ranks``); a
+        rank that does not still opens its run (system metrics, console)."""
+        if rank_zero_only.rank == 0 or self._log_all_ranks:
+            return True
+        self._rank_run()
+        return False
+
+    @property
+    def experiment(self) -> Union[Experiment, _NoOpExperiment]:
+        """The ``Experiment`` (its run started) on rank zero, and on every rank with ``log_all_ranks=True``; on other
+        ranks a stand-in that does nothing (their own runs record system metrics and console)."""
+        if not self._logs_here():
+            return _NoOpExperiment()
+        exp = self._rank_run()
+        return _NoOpExperiment() if exp is None else exp
+
+    @property
+    def _own(self) -> bool:
+        """This rank has built its ``Experiment`` (its identity properties come from it)."""
+        return rank_zero_only.rank == 0 or self._experiment is not None
+
     # -- identity: log_dir == save_dir/name/version, as for Lightning's CSV logger -----------------------------
     @property
     def name(self) -> str:
         """``namespace/workspace`` (``/directory`` when given)."""
-        if rank_zero_only.rank == 0:
+        if self._own:
             exp = self._exp()
             parts = [exp.namespace, exp.workspace] + ([exp.directory] if exp.directory else [])
         else:
@@ -122,12 +160,12 @@ class MLDashLogger(Logger):
     @property
     def version(self) -> str:
         """The experiment's ``prefix``."""
-        return self._exp().prefix if rank_zero_only.rank == 0 else str(self._kwargs["prefix"])
+        return self._exp().prefix if self._own else str(self._kwargs["prefix"])
 
     @property
     def save_dir(self) -> str:
         """The local root (``local_root``, ``ML_DASH_LOCAL_ROOT`` … or ``.ml-logger``), absolute."""
-        if rank_zero_only.rank == 0:
+        if self._own:
             exp = self._exp()
             return exp.local_path[: -len(os.path.join(self.name, self.version))].rstrip(os.sep) or os.sep
         return os.path.abspath(LOCAL_ROOT.get(self._kwargs["local_root"]))
@@ -135,7 +173,7 @@ class MLDashLogger(Logger):
     @property
     def log_dir(self) -> str:
         """The experiment's directory (``ModelCheckpoint`` then saves into ``<log_dir>/checkpoints``)."""
-        if rank_zero_only.rank == 0:
+        if self._own:
             return self._exp().local_path
         return os.path.join(self.save_dir, self.name, self.version)
 
@@ -144,10 +182,12 @@ class MLDashLogger(Logger):
         return os.path.join(self.save_dir, self.name)
 
     # -- logging ------------------------------------------------------------------------------------------------
-    @rank_zero_only
     def log_hyperparams(self, params: Union[dict, Namespace], *args: Any, **kwargs: Any) -> None:
         """Hyperparameters (a dict or ``argparse.Namespace``, nested dicts kept) into ``parameters.jsonl``: the first
-        call replaces the parameters, later calls merge into them."""
+        call replaces the parameters, later calls merge into them. Rank zero's only: they are the experiment's."""
+        if rank_zero_only.rank > 0:
+            self._rank_run()
+            return
         if isinstance(params, Namespace):
             params = vars(params)
         params = dict(params or {})
@@ -156,19 +196,31 @@ class MLDashLogger(Logger):
         set_params(self.experiment, params, first=not self._params_logged)
         self._params_logged = True
 
-    @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, Any], step: Optional[int] = None) -> None:
-        """One row at ``step``; tensors go to ``exp.metrics.log`` as they are (read on ml-dash's writer thread)."""
+        """One row at ``step``; tensors go to ``exp.metrics.log`` as they are (read on ml-dash's writer thread).
+        Rank zero's only, unless ``log_all_ranks``."""
+        if not self._logs_here():
+            return
         metrics = dict(metrics)
         if "step" in metrics:  # would clash with log()'s step argument
             value = metrics.pop("step")
             if step is None and isinstance(value, int):
                 step = value
-        exp = self.experiment
+        exp = self._rank_run()
+        if exp is None:
+            return
         try:
             exp.metrics.log(step=step, **metrics)
         except TypeError:  # a value metrics.log refuses (a string, a list): log the rest, warn once per key
             exp.metrics.log(step=step, **numeric(metrics, self._warned, "MLDashLogger.log_metrics"))
+
+    def save(self) -> None:
+        """Lightning calls this on every rank when training starts (and after logging steps): each rank opens its run
+        here, so a rank's system metrics and console are recorded from the start, and rank 0 has published the job's
+        experiment before a rank > 0 waits for it (in a DDP job, before the first step needs every rank). Never
+        reopens a run ``finalize`` ended."""
+        if not self._ran and (rank_zero_only.rank > 0 or detect_rank().distributed):
+            self._rank_run()
 
     # -- checkpoints --------------------------------------------------------------------------------------------
     @rank_zero_only
@@ -189,9 +241,8 @@ class MLDashLogger(Logger):
             self._copied[path] = mtime
 
     # -- the end ------------------------------------------------------------------------------------------------
-    @rank_zero_only
     def finalize(self, status: str) -> None:
-        """End the run: ``completed`` for ``"success"``/``"finished"``, ``failed`` for ``"failed"``."""
+        """End this rank's run: ``completed`` for ``"success"``/``"finished"``, ``failed`` for ``"failed"``."""
         if self._experiment is None or not self._running:
             return
         exp = self._experiment

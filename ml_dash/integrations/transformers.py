@@ -11,8 +11,8 @@ from typing import Any, Optional
 
 from transformers import TrainerCallback
 
-from ml_dash import Experiment
-from ml_dash.integrations._common import copy_tree_into_files, numeric, set_params, unique_prefix
+from ml_dash import Experiment, detect_rank
+from ml_dash.integrations._common import copy_tree_into_files, job_kwargs, numeric, set_params, unique_prefix
 
 
 # Written into each checkpoint directory: the prefix of the experiment that saved it, so that
@@ -54,7 +54,12 @@ def rewrite_logs(logs: dict) -> dict:
 
 
 class MLDashCallback(TrainerCallback):
-    """Logs a ``Trainer``'s run to an ml-dash ``Experiment``, on the world process zero only.
+    """Logs a ``Trainer``'s run to an ml-dash ``Experiment``.
+
+    In a distributed job every process opens its own run of the job in world process zero's experiment (its prefix
+    and job id shared through the process group's store), so each rank's system metrics and console are recorded
+    (docs/distributed.md); parameters, metrics and checkpoints come from world process zero only, metrics from every
+    rank with ``log_all_ranks=True``.
 
     Pass ``Experiment``'s arguments (``namespace``, ``workspace``, ``prefix`` …; ``prefix`` defaults to
     ``<run_name>/<YYYYmmdd-HHMMSS>-<4 hex>``, the ``run_name`` of the ``TrainingArguments`` or its ``output_dir``'s
@@ -70,7 +75,10 @@ class MLDashCallback(TrainerCallback):
     def __init__(self, namespace: Optional[str] = None, workspace: Optional[str] = None,
                  prefix: Optional[str] = None, directory: Optional[str] = None, remote: Optional[str] = None,
                  local_root: Optional[str] = None, readme: Optional[str] = None, log_checkpoints: bool = False,
-                 experiment: Optional[Experiment] = None) -> None:
+                 experiment: Optional[Experiment] = None, log_all_ranks: bool = False) -> None:
+        if not isinstance(log_all_ranks, bool):
+            raise TypeError(f"MLDashCallback: log_all_ranks must be True or False, got {log_all_ranks!r}")
+        self._log_all_ranks = log_all_ranks
         self._kwargs = dict(namespace=namespace, workspace=workspace, prefix=prefix, directory=directory,
                             remote=remote, local_root=local_root, readme=readme)
         self._log_checkpoints = log_checkpoints
@@ -82,16 +90,17 @@ class MLDashCallback(TrainerCallback):
 
     @property
     def experiment(self) -> Optional[Experiment]:
-        """The ``Experiment`` (``None`` until training begins, and on processes other than world process zero)."""
+        """The ``Experiment`` (``None`` until training begins, and on a process other than world process zero that
+        is not a rank of a job ml-dash recognises)."""
         return self._experiment
 
     def _start(self, args: Any, model: Any = None, state: Any = None) -> Experiment:
         if self._experiment is None:
-            kwargs = dict(self._kwargs)
-            if kwargs["prefix"] is None:  # one experiment per run: <run_name or output_dir name>/<time>-<random>
-                output_dir = getattr(args, "output_dir", None) or "trainer"
-                # ... unless this run resumes a checkpoint an earlier run saved: then it continues that experiment
-                kwargs["prefix"] = _checkpoint_prefix(output_dir, state) or _default_prefix(args, output_dir)
+            output_dir = getattr(args, "output_dir", None) or "trainer"
+            # One experiment per run: <run_name or output_dir name>/<time>-<random>, unless this run resumes a
+            # checkpoint an earlier run saved: then it continues that experiment. A rank > 0 takes rank 0's.
+            kwargs = job_kwargs(self._kwargs, lambda: _checkpoint_prefix(output_dir, state)
+                                or _default_prefix(args, output_dir))
             self._prefix = kwargs["prefix"]
             self._experiment = Experiment(**kwargs)
         exp = self._experiment
@@ -104,6 +113,8 @@ class MLDashCallback(TrainerCallback):
                 step = getattr(state, "global_step", 0) if state is not None else 0
                 exp.run(resume_step=step + 1) if isinstance(step, int) and step > 0 else exp.run()
             self._running = True
+            if state is not None and not state.is_world_process_zero:
+                return exp  # the parameters are the experiment's: world process zero's
             params = {"args": args.to_dict()} if hasattr(args, "to_dict") else {}
             config = getattr(model, "config", None)
             if config is not None:
@@ -112,13 +123,18 @@ class MLDashCallback(TrainerCallback):
                 set_params(exp, params, first=self._owned)
         return exp
 
+    def _here(self, state: Any) -> bool:
+        """This process has a run: world process zero, or another rank of a job ml-dash recognises (its own run of
+        the job: system metrics, console) when the callback owns the experiment."""
+        return state.is_world_process_zero or (self._owned and detect_rank().distributed)
+
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        if state.is_world_process_zero:
+        if self._here(state):
             self._start(args, model, state)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Optional[dict] = None, model: Any = None,
                **kwargs: Any) -> None:
-        if not state.is_world_process_zero or not logs:
+        if not logs or not (state.is_world_process_zero or (self._log_all_ranks and self._here(state))):
             return
         exp = self._start(args, model, state) if not self._running else self._experiment
         metrics = numeric(rewrite_logs(logs), self._warned, "MLDashCallback.on_log")
@@ -137,7 +153,7 @@ class MLDashCallback(TrainerCallback):
             copy_tree_into_files(self._experiment, source, f"checkpoints/{name}")
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self._running and state.is_world_process_zero:
+        if self._running:  # every rank ends its own run
             self._running = False
             if self._owned:
                 self._experiment.complete()

@@ -29,13 +29,14 @@ def run_sync(args: argparse.Namespace) -> int:
     from ml_dash.client.upload.sync_command import format_summary, sync_paths
 
     from ml_dash.client.upload.sync_command import NO_REMOTE, find_experiments, recorded_remote
+    from ml_dash.format.layout import meta_ranks
 
     from ml_dash.format.names import check_remote
 
     remote, note = check_remote(REMOTE.get(args.remote) or None, "ml-dash sync")
     if note:
         print(f"ml-dash: {note}", file=sys.stderr)
-    if not remote and not any(recorded_remote(d) for d in find_experiments(args.paths)):
+    if not remote and not any(recorded_remote(d, r) for d in find_experiments(args.paths) for r in meta_ranks(d)):
         # Each experiment goes to the server it was logged to (.ml-dash-sync.json) unless one is given.
         print(f"ml-dash sync: {NO_REMOTE}", file=sys.stderr)
         return 2

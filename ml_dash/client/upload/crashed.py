@@ -10,7 +10,7 @@ import os
 import socket
 import sys
 
-from ml_dash.format.layout import STREAMS, meta_path, read_meta, stream_path, write_meta
+from ml_dash.format.layout import STREAMS, meta_path, rank_meta_path, read_meta, stream_path, write_meta
 
 _START_SLACK = 2.0  # seconds: /proc start times are boot time (whole seconds) plus clock ticks
 
@@ -81,10 +81,18 @@ def previous_run_crashed(directory: str, meta: dict) -> tuple[float, str, float]
     return None if ended is None else (meta.get("started_at"), *ended)
 
 
+def _rank(meta: dict) -> int:
+    rank = meta.get("rank")
+    return rank if type(rank) is int and rank > 0 else 0
+
+
 def last_write(directory: str, meta: dict) -> float:
-    """When the run last wrote its streams or meta: the best guess at when its process died."""
+    """When the run last wrote its streams or meta: the best guess at when its process died. A rank of a distributed
+    job (its meta says which) writes files of its own (``metrics.rank-3.jsonl``)."""
     times = [float(meta.get("started_at") or 0.0)]
-    for path in [stream_path(directory, stream) for stream in STREAMS] + [meta_path(directory)]:
+    rank = _rank(meta)
+    for path in [stream_path(directory, stream, rank) for stream in STREAMS] + \
+            [rank_meta_path(directory, rank) if rank else meta_path(directory)]:
         try:
             times.append(os.stat(path).st_mtime)
         except OSError:
@@ -95,13 +103,14 @@ def last_write(directory: str, meta: dict) -> float:
 def mark_meta_failed(directory: str, meta: dict, error: str, ended_at: float) -> bool:
     """Rewrite the meta file (atomically, as ``Experiment`` does) with status ``failed``; ``False`` if it no longer
     describes the same running run (a new run started in this directory meanwhile) or cannot be written."""
-    now = read_meta(directory)
+    rank = _rank(meta)
+    now = read_meta(directory, rank=rank)  # a rank's own status file: ranks never overwrite each other's
     if now.get("status") != "running" or any(
             now.get(k) != meta.get(k) for k in ("started_at", "pid", "hostname")):
         return False
     now.update(status="failed", completed_at=ended_at, error=error)
     try:
-        write_meta(directory, now)
+        write_meta(directory, now, rank)
     except OSError:
         return False
     meta.update(now)

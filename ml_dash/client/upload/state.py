@@ -84,6 +84,16 @@ def claim_identity(directory: str) -> dict:
     return data
 
 
+def run_job(meta: dict | None, run: dict) -> dict[str, Any] | None:
+    """``{"job_id", "rank", "world_size"}`` of a run of the meta file's list, when it was a rank of a distributed job:
+    its own entry says so; a meta written before entries did names the job of its latest run only."""
+    source = run if run.get("job_id") is not None else \
+        meta if meta and run.get("id") == meta.get("client_run_id") and meta.get("job_id") is not None else None
+    if source is None:
+        return None
+    return {"job_id": source["job_id"], "rank": source.get("rank") or 0, "world_size": source.get("world_size") or 1}
+
+
 class SyncState:
     """The sync state of one experiment directory. Only the uploader's thread (or ``ml-dash sync``) touches it."""
 
@@ -180,15 +190,16 @@ class SyncState:
         return next((r for r in self.runs if r["client_run_id"] == client_run_id), None)
 
     def known_run(self, client_run_id: str, started_at: Any, hostname: Any, status: str = "FAILED",
-                  error: str | None = "the run ended without a recorded status", ended_at: Any = None) -> dict | None:
+                  error: str | None = "the run ended without a recorded status", ended_at: Any = None,
+                  job: dict[str, Any] | None = None) -> dict | None:
         """A run learnt from the meta file's list or the stream's marks (logged offline): added in start order
-        unless the server already has it; None then."""
+        unless the server already has it; None then. ``job``: as for ``new_run``."""
         if client_run_id in self.run_ids:
             return None
         run = self.find_run(client_run_id)
         if run is None:
             run = {"client_run_id": client_run_id, "run_id": None, "started_at": started_at, "hostname": hostname,
-                   "status": status, "error": error, "ended_at": ended_at, "sent_status": None}
+                   "status": status, "error": error, "ended_at": ended_at, "sent_status": None, **(job or {})}
             self.runs.append(run)
             self.runs.sort(key=lambda r: r.get("started_at") or 0.0)
         return run
@@ -218,7 +229,7 @@ class SyncState:
             if status == "RUNNING" and index < len(listed) - 1:
                 status, error = "FAILED", "the run's process ended without ending it (a later run began)"
             known = self.known_run(run["id"], run.get("started_at"), run.get("hostname"), status, error,
-                                   run.get("completed_at"))
+                                   run.get("completed_at"), run_job(meta, run))
             if known is not None and known["status"] == "RUNNING" and status in ("COMPLETED", "FAILED"):
                 known.update(status=status, error=error, ended_at=run.get("completed_at"))
         self.save()

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 import aiohttp
 import orjson
 
-from ml_dash.format.layout import FILES_DIR, META_FILE, STREAMS, is_experiment, read_meta
+from ml_dash.format.layout import FILES_DIR, META_FILE, STREAMS, meta_ranks, read_meta
 from ml_dash.client.upload.crashed import crash_verdict, mark_meta_failed
 from ml_dash.client.upload.http import ServerClient
 from ml_dash.client.upload.retry import Backoff, GiveUp, Retrier
 from ml_dash.client.upload.run_upload import Parked, RunUpload
-from ml_dash.client.upload.state import SyncState
+from ml_dash.client.upload.state import SyncState, run_job
 
 
 @dataclass
@@ -25,37 +25,40 @@ class SyncResult:
     statuses: list[str] = field(default_factory=list)
     run_status: str | None = None  # the latest run's status as the server now has it
     error: str | None = None
+    rank: int = 0  # the rank of a distributed job whose streams these are (each rank is synced on its own)
     experiment_id: str | None = None
     marked_failed: str | None = None  # the error text, if this sync marked a crashed run FAILED
     note: str | None = None  # why a run whose meta says running was left RUNNING
 
 
 def find_experiments(paths: list[str]) -> list[str]:
-    """Experiment directories (those holding a meta file) at or below each path, in a stable order."""
+    """Experiment directories (those holding a meta file, rank 0's or another rank's) at or below each path, in a
+    stable order."""
     found: list[str] = []
     for path in paths:
         path = os.path.abspath(path)
-        if is_experiment(path):
+        if meta_ranks(path):
             found.append(path)
             continue
-        for dirpath, dirnames, filenames in os.walk(path):
+        for dirpath, dirnames, _filenames in os.walk(path):
             dirnames[:] = sorted(d for d in dirnames if d != FILES_DIR)  # an experiment's files/ holds no runs
-            if META_FILE in filenames:
+            if meta_ranks(dirpath):
                 found.append(dirpath)
     return list(dict.fromkeys(found))
 
 
-def prepare_state(directory: str) -> tuple[SyncState, dict]:
-    """The sync state, reconciled with the meta file: the meta may know of a run (or its end) the uploader never saw
-    (logged offline, or the process died before the uploader recorded the end)."""
-    meta = read_meta(directory, strict=True)
-    state = SyncState(directory)
+def prepare_state(directory: str, rank: int = 0) -> tuple[SyncState, dict]:
+    """The sync state of ``rank``'s streams (rank 0: a plain run's), reconciled with its meta file: the meta may know
+    of a run (or its end) the uploader never saw (logged offline, or the process died before the uploader recorded the
+    end). A rank's runs register with their job, as its live uploader registers them."""
+    meta = read_meta(directory, strict=True, rank=rank)
+    state = SyncState(directory, rank)
     started_at = meta.get("started_at")
     state.adopt_meta_runs(meta)
     if started_at is not None and not meta.get("runs"):
         run = state.current_run()
         if run is None or run.get("started_at") != started_at:
-            run = state.new_run(started_at, meta.get("hostname"))
+            run = state.new_run(started_at, meta.get("hostname"), job=run_job(meta, {"id": meta.get("client_run_id")}))
         status = (meta.get("status") or "").upper()
         if status in ("COMPLETED", "FAILED") and run["status"] == "RUNNING":
             run.update(status=status, error=meta.get("error"), ended_at=meta.get("completed_at"))
@@ -98,10 +101,11 @@ async def _end_if_crashed(upload: RunUpload, state: SyncState, meta: dict, resul
     result.marked_failed = error
 
 
-def recorded_remote(directory: str) -> str | None:
-    """The server an experiment directory was last uploaded to, as ``.ml-dash-sync.json`` records it."""
+def recorded_remote(directory: str, rank: int = 0) -> str | None:
+    """The server an experiment directory (a rank's streams of it) was last uploaded to, as ``.ml-dash-sync.json``
+    (``.ml-dash-sync.rank-3.json``) records it."""
     try:
-        return SyncState(directory).remote
+        return SyncState(directory, rank).remote
     except OSError:
         return None
 
@@ -111,14 +115,14 @@ async def _sync_all(targets: list[tuple[str, str | None]], token: str | None, pr
     results = []
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=120)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        for directory, remote in targets:
-            result = SyncResult(directory)
+        for directory, rank, remote in targets:
+            result = SyncResult(directory, rank=rank)
             results.append(result)
             if not remote:
                 result.error = NO_REMOTE
                 continue
             try:
-                state, meta = prepare_state(directory)
+                state, meta = prepare_state(directory, rank)
             except (OSError, orjson.JSONDecodeError) as exc:
                 result.error = f"unreadable meta file: {exc}"
                 continue
@@ -151,16 +155,16 @@ def sync_paths(paths: list[str], remote: str | None = None, token: str | None = 
     see ``_crashed``."""
     from tqdm import tqdm
 
-    directories = find_experiments(paths)
     targets = []
     total = 0
-    for directory in directories:
-        target = remote or recorded_remote(directory)
-        targets.append((directory, target))
+    # Every rank of a distributed job logged into the directory: each has its own streams, sync state and runs.
+    for directory, rank in [(d, r) for d in find_experiments(paths) for r in meta_ranks(d)]:
+        target = remote or recorded_remote(directory, rank)
+        targets.append((directory, rank, target))
         if not target:
             continue
         try:
-            state = SyncState(directory)
+            state = SyncState(directory, rank)
             if state.remote not in (None, target.rstrip("/")):
                 state.bind_remote(target)
             total += sum(state.pending_bytes().values())
@@ -178,7 +182,8 @@ def format_summary(results: list[SyncResult]) -> str:
     header = f"{'experiment':<48} " + " ".join(f"{s:>10}" for s in STREAMS) + f" {'files':>6} {'run status':>11}  result"
     lines.append(header)
     for r in results:
-        name = r.path if len(r.path) <= 48 else "…" + r.path[-47:]
+        path = r.path + (f" [rank {r.rank}]" if r.rank else "")
+        name = path if len(path) <= 48 else "…" + path[-47:]
         counts = " ".join(f"{r.events.get(s, 0):>10}" for s in STREAMS)
         lines.append(f"{name:<48} {counts} {r.files:>6} {str(r.run_status or '-'):>11}  {r.error or 'ok'}")
     for r in results:

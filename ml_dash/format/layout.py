@@ -12,9 +12,13 @@ FILES_DIR = "files"
 # The append-only streams. Parameters come first: they describe what the metrics belong to, and the uploader sends
 # streams in this order. "system" (the sampler's rows, docs/system-metrics.md) has the metrics rows' format with step
 # null; an older sync state without it loads with offset 0 for it.
-STREAMS = ("parameters", "metrics", "logs", "system")
+# "media" is the media index (docs/media.md): one line per item, pointing into the packed segment files below; the
+# uploader sends each batch of its lines with the bytes they point at.
+STREAMS = ("parameters", "metrics", "logs", "system", "media")
 STREAM_FILES = {"parameters": "parameters.jsonl", "metrics": "metrics.jsonl", "logs": "logs.jsonl",
-                "system": "system.jsonl"}
+                "system": "system.jsonl", "media": "media.jsonl"}
+MEDIA_DIR = "media"  # append-only segment files of encoded media: media/000000.seg, media/000001.seg, ...
+MEDIA_SEGMENT_SUFFIX = ".seg"
 # The server stores "system" rows as metric series under this reserved name prefix (a chart group of their own).
 SYSTEM_PREFIX = "system/"
 # Status as the meta file spells it (lower case) and as the server's runs carry it (upper case).
@@ -25,6 +29,21 @@ TMP_MARK = ".ml-dash-tmp-"  # in the name of a temporary file that atomic_write 
 
 def stream_path(directory: str, stream: str) -> str:
     return os.path.join(directory, STREAM_FILES[stream])
+
+
+def media_segment_path(directory: str, segment: int) -> str:
+    """Segment ``segment`` of the experiment's packed media bytes (the media index names segments by number)."""
+    return os.path.join(directory, MEDIA_DIR, f"{segment:06d}{MEDIA_SEGMENT_SUFFIX}")
+
+
+def media_segments(directory: str) -> list[int]:
+    """The numbers of the segment files on disk, in order."""
+    try:
+        names = os.listdir(os.path.join(directory, MEDIA_DIR))
+    except FileNotFoundError:
+        return []
+    return sorted(int(n[:-len(MEDIA_SEGMENT_SUFFIX)]) for n in names
+                  if n.endswith(MEDIA_SEGMENT_SUFFIX) and n[:-len(MEDIA_SEGMENT_SUFFIX)].isdigit())
 
 
 def meta_path(directory: str) -> str:

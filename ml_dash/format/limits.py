@@ -31,6 +31,6 @@ MAX_VIDEO_FRAMES = 100_000
 MAX_TABLE_ROWS = 100_000
 MAX_TABLE_COLUMNS = 1_000
 MAX_CAPTION_CHARS = 4_096
-MAX_MEDIA_ITEM_BYTES = 64 << 20  # one encoded item (an image, a clip, a table); a bigger one is refused by the writer
+MAX_MEDIA_ITEM_BYTES = 24 << 20  # one encoded item; a bigger one is refused by the writer (an upload body is 32 MiB at most)
 MAX_MEDIA_ITEMS_PER_EVENT = 1_000  # items in one ``exp.media.log`` call
 THUMBNAIL_SIDE = 256  # the server's thumbnails fit in this square

@@ -34,6 +34,7 @@ from ml_dash.server.storage.sql.protocol import (
     writes,
 )
 from ml_dash.server.storage.sql.gc import Purge
+from ml_dash.server.storage.sql.media import MediaQueries
 from ml_dash.server.storage.sql.query import ExperimentQueries
 
 T = TypeVar("T")
@@ -81,7 +82,7 @@ def _ranged(sql: str, params: list, step_min: float | None, step_max: float | No
     return sql, params
 
 
-class SQLStorage(ExperimentQueries, Purge, Storage):
+class SQLStorage(ExperimentQueries, MediaQueries, Purge, Storage):
     """The ``Storage`` methods both SQL backends share, as bodies (see the module doc)."""
 
     # dialect:

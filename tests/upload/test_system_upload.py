@@ -73,7 +73,7 @@ def test_a_sync_state_from_before_the_system_stream_still_loads(tmp_path):
                                       "acked": {"parameters": 10, "metrics": 20, "logs": 30},
                                       "generations": {"metrics": 1}, "runs": [], "files": {}}))
     state = SyncState(str(tmp_path))
-    assert state.acked == {"parameters": 10, "metrics": 20, "logs": 30, "system": 0}
+    assert state.acked == {"parameters": 10, "metrics": 20, "logs": 30, "system": 0, "media": 0}
     assert state.stream_id("system") == "abc:system" and state.stream_id("metrics") == "abc:metrics:1"
     assert state.environment_sent is None and list(STREAMS)[-1] == "system"
     state.save()

@@ -5,6 +5,7 @@ import { api } from "./api.js";
 import { IDLE_POLL_MS, LIVE_POLL_MS, el, setBreadcrumbs, setLive, statusBadge } from "./dom.js";
 import { loadFiles } from "./experiment_files.js";
 import { LogsSection } from "./experiment_logs.js";
+import { MediaSection } from "./experiment_media.js";
 import { MetricsSection } from "./experiment_metrics.js";
 import { renderParams } from "./experiment_params.js";
 import { durationOf, formatDuration, formatTime } from "./lib/format.js";
@@ -70,12 +71,13 @@ export async function experimentView(main, experimentId) {
   const readmeSection = el("section", { id: "readme" });
   const paramsSection = el("section", { id: "parameters" });
   const metricsSection = el("section", { id: "metrics" });
+  const mediaSection = el("section", { id: "media" });
   const logsSection = el("section", { id: "logs" });
   const filesSection = el("section", { id: "files" });
   const adminSection = el("section", { id: "run-admin" });
   const system = new SystemPanels(exp.id);  // the "System" chart group and the "Environment" panel
   main.append(header, adminSection, readmeSection, paramsSection, system.environmentSection, metricsSection,
-    system.section, logsSection, filesSection);
+    mediaSection, system.section, logsSection, filesSection);
   renderRunAdmin(adminSection, exp.id).catch(console.error);
   const metrics = new MetricsSection(metricsSection, exp.id);
   const logs = new LogsSection(logsSection, exp.id);
@@ -126,7 +128,8 @@ export async function experimentView(main, experimentId) {
   renderParams(paramsSection, exp.params);
   metrics.render(exp.metricNames, exp.metricSummary);
   system.refresh().catch(console.error);
-  await Promise.all([logs.load(), loadFiles(filesSection, exp.id)]);
+  await Promise.all([logs.load(), loadFiles(filesSection, exp.id),
+    new MediaSection(mediaSection, exp.id).load().catch(console.error)]);
   state.offsets = JSON.stringify((await readOffsets(exp.id)).streams);
   schedulePoll();
   return {

@@ -316,6 +316,7 @@ class JsonlSink:
                 continue
             lines.append(_encode_line(index_entry(timestamp, step, name, index, item.kind, fmt, segment, offset,
                                                   payload, shape, getattr(item, "caption", None), meta)))
+            pace()  # an item can be a millisecond of work: hand the GIL back to the training thread between items
 
     def dropped(self, store_key: int) -> int:
         """Events of this store dropped by the ``drop`` back-pressure policy."""

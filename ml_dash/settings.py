@@ -106,6 +106,9 @@ LOCAL_ROOT: Setting[str] = Setting("LOCAL_ROOT", str, ".ml-logger", "root direct
 QUEUE_SIZE: Setting[int] = Setting("QUEUE_SIZE", int, 1_000_000, "events the queue holds before back-pressure")
 ON_FULL: Setting[str] = Setting("ON_FULL", ("block", "drop"), "block",
                                 "a full queue makes the caller wait (`block`) or drops and counts the event (`drop`)")
+MEDIA_QUEUE_BYTES: Setting[int] = Setting("MEDIA_QUEUE_BYTES", int, 512 << 20,
+                                          "bytes of captured media (arrays, clones) the queue holds before `ON_FULL` "
+                                          "applies to media ([media.md](media.md))", legacy=False)
 BATCH_SIZE: Setting[int] = Setting("BATCH_SIZE", int, 20_000,
                                    "events per writer batch; a batch this large wakes the writer early")
 FLUSH_INTERVAL: Setting[float] = Setting("FLUSH_INTERVAL", float, 0.2, "seconds between writer wake-ups")

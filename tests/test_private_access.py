@@ -22,6 +22,8 @@ ALLOWED = {
         "Tags comparing itself with another Tags: the same class's own member",
     ("client/metrics.py", "logger._children"):
         "set_in_run walks MetricsLogger's own tree of namespaced children, in the class's module",
+    ("integrations/_common.py", "from torch.distributed.distributed_c10d import _get_default_store"):
+        "the process group's key-value store (rank 0 publishes the job's prefix there); torch has no public getter",
     ("integrations/lightning.py", "from lightning.pytorch.loggers.utilities import _scan_checkpoints"):
         "Lightning's own loggers use it to find checkpoints; no public equivalent exists",
     ("server/ingest.py", "inner._metric_events"):

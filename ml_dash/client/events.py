@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-METRIC_AGG, RECORD, BARRIER = 1, 2, 3
+METRIC_AGG, RECORD, BARRIER, MEDIA = 1, 2, 3, 4
 STEP_KEY = 0
 RUN_STREAM = "run"  # a record_event for this stream is a run's mark (format.branches), not a line of a file
 # Positions in an event tuple. Every kind: which store (None for a barrier) and which kind.
@@ -25,6 +25,7 @@ STORE, KIND = 0, 1
 RECORD_STREAM, RECORD_BODY, RECORD_DEFERRED = 2, 3, 4  # record_event
 AGG_TIMESTAMP, AGG_STEP, AGG_SPEC = 2, 3, 4  # aggregate_event; AGG_SPEC holds (rows, how, extra, namespace)
 BARRIER_SIGNAL = 2  # barrier_event
+MEDIA_TIMESTAMP, MEDIA_STEP, MEDIA_ITEMS, MEDIA_BYTES = 2, 3, 4, 5  # media_event
 METRIC_SOURCES: list[tuple[int, str | None, bool]] = [(-1, None, False)]  # index 0 is never a source: it is STEP_KEY
 STORE_DIRECTORIES: list[str] = []  # index = store key: the experiment directory its events are written under
 STORE_RANKS: list[int] = []  # index = store key: the rank whose files it writes (0: today's names; docs/distributed.md)
@@ -66,6 +67,20 @@ def aggregate_event(store_key: int, timestamp: float, step: Any, rows: Any, how:
     ``(store_key, METRIC_AGG, timestamp, step, (rows, how, extra, namespace), None)``: positions ``AGG_TIMESTAMP``,
     ``AGG_STEP``, ``AGG_SPEC``."""
     return (store_key, METRIC_AGG, timestamp, step, (rows, how, extra, namespace), None)
+
+
+def media_event(store_key: int, timestamp: float, step: Any, items: list, nbytes: int) -> tuple:
+    """``exp.media.log``: ``items`` is ``[(key, index, captured media object)]``, encoded by the writer; ``nbytes``
+    is what the captured data holds, counted against the queue's byte budget until the writer has written it.
+
+    ``(store_key, MEDIA, timestamp, step, items, nbytes)``: positions ``MEDIA_TIMESTAMP``, ``MEDIA_STEP``,
+    ``MEDIA_ITEMS``, ``MEDIA_BYTES``."""
+    return (store_key, MEDIA, timestamp, step, items, nbytes)
+
+
+def media_bytes(events: list) -> int:
+    """The captured bytes that the media events among ``events`` hold (other tuples hold None at ``MEDIA_BYTES``)."""
+    return sum(e[MEDIA_BYTES] for e in events if type(e) is tuple and e[KIND] == MEDIA)
 
 
 def barrier_event(signal: Any) -> tuple:

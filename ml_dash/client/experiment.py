@@ -18,6 +18,7 @@ from ml_dash.format.branches import check_branch, check_fork, end_mark, start_ma
 from ml_dash.client.events import RUN_STREAM, record_event, register_store
 from ml_dash.client.files import FileManager
 from ml_dash.client.logs import LogManager
+from ml_dash.client.media.manager import MediaManager
 from ml_dash.client.metrics import MetricsLogger, set_in_run
 from ml_dash.client.params import ParameterManager
 from ml_dash.client.ranks import detect_rank
@@ -38,7 +39,7 @@ attach_remote: Callable[["Experiment"], Any] | None = None
 
 
 class Experiment:
-    """One experiment: ``exp.params``, ``exp.metrics``, ``exp.logs``, ``exp.files`` and ``exp.run()``."""
+    """One experiment: ``exp.params``, ``exp.metrics``, ``exp.logs``, ``exp.media``, ``exp.files`` and ``exp.run()``."""
 
     def __init__(self, namespace: str | None = None, workspace: str | None = None, prefix: str | None = None,
                  remote: str | None = None, local_root: str | None = None, directory: str | None = None,
@@ -104,6 +105,7 @@ class Experiment:
         self.metrics = MetricsLogger(self, self.store_key, self._path)
         set_in_run(self.metrics, False)
         self.logs = LogManager(self, self.store_key, self._path)
+        self.media = MediaManager(self, self.store_key, self._path)
         self.files = FileManager(files_path(self._path))
         if self._remote:
             self._uploader = attach_remote(self)

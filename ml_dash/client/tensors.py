@@ -194,3 +194,16 @@ def tensor_to_python(tensor: Any, allow_many: bool = False) -> Any:
         return t.tolist()
     except RuntimeError as exc:  # a device error must drop this value, not the writer's whole batch
         raise ValueError(f"could not read a tensor: {exc}") from exc
+
+
+def settled(tensor: Any) -> Any:
+    """Writer side: a captured tensor once its clone has landed, for work on its own device (media binning)."""
+    seq = getattr(tensor, _SEQ_ATTR, None)
+    if seq is not None:
+        _wait_for_copies(seq)
+    return tensor
+
+
+def to_host(tensor: Any) -> Any:
+    """Writer side: a captured tensor as a CPU tensor whose data has arrived (waits on the device if needed)."""
+    return _host(tensor)

@@ -13,11 +13,14 @@ FILES_DIR = "files"
 # streams in this order. "system" (the sampler's rows, docs/system-metrics.md) has the metrics rows' format with step
 # null; an older sync state without it loads with offset 0 for it.
 # "console" (the run's captured stdout/stderr, docs/distributed.md) holds rows ``{"timestamp", "stream", "text"}``, the
-# text one or more whole lines as read from the pipe.
-STREAMS = ("parameters", "metrics", "logs", "system", "console")
+# text one or more whole lines as read from the pipe. "media" is the media index (docs/media.md): one line per item,
+# pointing into the packed segment files below; the uploader sends each batch of its lines with the bytes they point at.
+STREAMS = ("parameters", "metrics", "logs", "system", "console", "media")
 STREAM_FILES = {"parameters": "parameters.jsonl", "metrics": "metrics.jsonl", "logs": "logs.jsonl",
-                "system": "system.jsonl", "console": "console.jsonl"}
+                "system": "system.jsonl", "console": "console.jsonl", "media": "media.jsonl"}
 CONSOLE_STREAMS = ("stdout", "stderr")  # a console row's "stream"
+MEDIA_DIR = "media"  # append-only segment files of encoded media: media/000000.seg, media/000001.seg, ...
+MEDIA_SEGMENT_SUFFIX = ".seg"
 # The server stores "system" rows as metric series under this reserved name prefix (a chart group of their own).
 SYSTEM_PREFIX = "system/"
 # Series of a rank > 0 of a distributed job are stored under their names with this prefix (rank 3's "loss" is
@@ -69,6 +72,21 @@ def rank_of_stream_file(name: str) -> tuple[str, int] | None:
         if name.startswith(head) and name.endswith(".jsonl") and name[len(head):-len(".jsonl")].isdigit():
             return stream, int(name[len(head):-len(".jsonl")])
     return None
+
+
+def media_segment_path(directory: str, segment: int) -> str:
+    """Segment ``segment`` of the experiment's packed media bytes (the media index names segments by number)."""
+    return os.path.join(directory, MEDIA_DIR, f"{segment:06d}{MEDIA_SEGMENT_SUFFIX}")
+
+
+def media_segments(directory: str) -> list[int]:
+    """The numbers of the segment files on disk, in order."""
+    try:
+        names = os.listdir(os.path.join(directory, MEDIA_DIR))
+    except FileNotFoundError:
+        return []
+    return sorted(int(n[:-len(MEDIA_SEGMENT_SUFFIX)]) for n in names
+                  if n.endswith(MEDIA_SEGMENT_SUFFIX) and n[:-len(MEDIA_SEGMENT_SUFFIX)].isdigit())
 
 
 def meta_path(directory: str) -> str:

@@ -31,3 +31,18 @@ MAX_ENVIRONMENT_BYTES = 1_000_000
 # rules turn it into a webhook (server/alerts/engine.py, docs/alerts.md).
 ALERT_CONTEXT_KEY = "ml_dash.alert"
 ALERT_TITLE_MAX = 200
+
+# Media (docs/media.md): what ``exp.media.log`` accepts, the writer writes and the server stores.
+MAX_IMAGE_SIDE = 16_384  # pixels along either side of an image or video frame
+MAX_IMAGE_PIXELS = 50_000_000  # pixels of one image (height x width), or of all frames of one video together
+MAX_HISTOGRAM_BINS = 10_000  # a histogram's bins: a 1e9-bin histogram is refused where it is made
+MAX_AUDIO_SAMPLES = 100_000_000  # samples per channel of one clip (about 35 minutes at 48 kHz)
+MAX_AUDIO_CHANNELS = 16
+MAX_AUDIO_RATE = 768_000
+MAX_VIDEO_FRAMES = 100_000
+MAX_TABLE_ROWS = 100_000
+MAX_TABLE_COLUMNS = 1_000
+MAX_CAPTION_CHARS = 4_096
+MAX_MEDIA_ITEM_BYTES = 24 << 20  # one encoded item; a bigger one is refused by the writer (an upload body is 32 MiB at most)
+MAX_MEDIA_ITEMS_PER_EVENT = 1_000  # items in one ``exp.media.log`` call
+THUMBNAIL_SIDE = 256  # the server's thumbnails fit in this square

@@ -20,6 +20,7 @@ from ml_dash.format.layout import (FILES_DIR, META_FILE, files_path, is_experime
 from ml_dash.format.names import check_segments, natural_key, safe_join
 from ml_dash.format.params import replay
 from ml_dash.format.values import TEXT_TO_NONFINITE
+from ml_dash.query.media import local_histograms, local_items, local_keys
 
 
 def _number(value: Any) -> float:
@@ -198,6 +199,15 @@ class LocalSource:
         target = os.path.join(to, os.path.basename(source)) if os.path.isdir(to) else to
         shutil.copyfile(source, target)
         return target
+
+    def media_keys(self, record: Any) -> list[dict[str, Any]]:
+        return local_keys(record.path)
+
+    def media_items(self, record: Any, key: str, step_min: float | None, step_max: float | None):
+        return local_items(record.path, key, step_min, step_max)
+
+    def histograms(self, record: Any, key: str, step_min: float | None, step_max: float | None) -> dict[str, Any]:
+        return local_histograms(record.path, key, step_min, step_max)
 
     def set_deleted(self, record: Any, deleted: bool) -> float | None:
         meta = read_meta(record.path)

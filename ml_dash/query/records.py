@@ -6,6 +6,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ml_dash.query.frames import align, flatten, pandas
+from ml_dash.query.media import decode
 
 FIELDS = ("id", "namespace", "workspace", "directory", "prefix", "status", "params", "tags", "notes", "last_metrics",
           "started_at", "completed_at", "deleted_at", "readme", "hostname", "path")
@@ -134,6 +135,27 @@ class ExperimentRecord:
     def download(self, path: str, to: str) -> str:
         """Copy the file ``path`` to ``to`` (a file name, or an existing directory); returns where it went."""
         return self._source.download(self, path, to)
+
+    def media_keys(self) -> list[dict[str, Any]]:
+        """The media keys logged: ``{key, kind, count, step_min, step_max}`` each, by key."""
+        return self._source.media_keys(self)
+
+    def media(self, key: str, step_min: float | None = None, step_max: float | None = None,
+              decode_items: bool = True) -> Iterator[tuple[Any, Any]]:
+        """``(step, item)`` for each item of ``key`` in the step range, in logging order: decoded (an image as an
+        HxWxC uint8 array, audio as ``(samples, rate)``...: docs/media.md), or its bytes with ``decode_items=False``."""
+        for entry, payload in self._source.media_items(self, key, step_min, step_max):
+            yield entry.get("step"), decode(entry, payload) if decode_items else payload
+
+    def media_entries(self, key: str, step_min: float | None = None,
+                      step_max: float | None = None) -> Iterator[tuple[dict[str, Any], bytes]]:
+        """``(entry, bytes)``: each item's index entry (step, index, kind, format, shape, caption, meta) and bytes."""
+        return iter(self._source.media_items(self, key, step_min, step_max))
+
+    def histograms(self, key: str, step_min: float | None = None, step_max: float | None = None) -> dict[str, Any]:
+        """The histograms of ``key`` as arrays: ``{"step": (n,), "edges": (n, bins + 1), "counts": (n, bins)}``
+        (lists of arrays where the bins differ between steps)."""
+        return self._source.histograms(self, key, step_min, step_max)
 
     def delete(self) -> None:
         """Soft delete: hidden from ``Api.experiments`` (unless ``include_deleted``) until ``restore()``."""

@@ -220,6 +220,36 @@ class RemoteSource:
             shutil.copyfileobj(answer, out, 1 << 20)
         return target
 
+    def media_keys(self, record: Any) -> list[dict[str, Any]]:
+        return self.rest(self._experiment_path(record) + "/media")["keys"]
+
+    def media_items(self, record: Any, key: str, step_min: float | None, step_max: float | None):
+        import math
+
+        query = {k: v for k, v in (("step_min", None if step_min is None else math.ceil(step_min)),
+                                   ("step_max", None if step_max is None else math.floor(step_max))) if v is not None}
+        offset = 0
+        while True:
+            page = self.rest(f"{self._experiment_path(record)}/media/{quote(key, safe='')}?"
+                             + urlencode({**query, "limit": 1000, "offset": offset}))
+            for item in page["items"]:
+                with self._open("GET", item["url"]) as answer:
+                    yield item, answer.read()
+            offset += len(page["items"])
+            if not page["items"] or offset >= page["total"]:
+                return
+
+    def histograms(self, record: Any, key: str, step_min: float | None, step_max: float | None) -> dict[str, Any]:
+        import math
+
+        from ml_dash.query.media import histogram_arrays
+
+        query = {k: v for k, v in (("step_min", None if step_min is None else math.ceil(step_min)),
+                                   ("step_max", None if step_max is None else math.floor(step_max)),
+                                   ("limit", 200_000)) if v is not None}
+        answer = self.rest(f"{self._experiment_path(record)}/histograms/{quote(key, safe='')}?{urlencode(query)}")
+        return histogram_arrays(list(zip(answer["steps"], answer["edges"], answer["counts"])))
+
     def set_deleted(self, record: Any, deleted: bool) -> float | None:
         field = "deleteExperiment" if deleted else "restoreExperiment"
         data = self.graphql(f"mutation($id: ID!) {{ {field}(id: $id) {{ deletedAt }} }}", {"id": record.id})

@@ -26,6 +26,7 @@ from ml_dash.format.values import (
 )
 from ml_dash.server.errors import BadRequest, PayloadTooLarge
 from ml_dash.server.ingest_columns import metric_batch
+from ml_dash.server.media.ingest import media_events
 
 LOG_LEVELS_MAX = 32
 _INT64 = (INT64_MIN, INT64_END)
@@ -184,6 +185,8 @@ class Validator:
                 events = _ranked(events, rank)
         elif stream == "console":
             events = self._console_events(events, rank, rejected)
+        elif stream == "media":  # index entries, each checked against its bytes in 'payload' (docs/media.md)
+            events = media_events(events, body.get("payload", b""), self.max_name_length, rejected)
         else:
             check = self._parameter_event if stream == "parameters" else self._log_event
             for i, event in enumerate(events):
@@ -194,10 +197,13 @@ class Validator:
                 except BadRequest as exc:
                     raise BadRequest(f"events[{i}]: {exc.message}") from None
         # A system batch is stored as a metrics batch (its rows under SYSTEM_PREFIX); its stream_id stays its own.
-        return {"run_id": self.name(body, "run_id", required=False),
-                "stream": "metrics" if stream == "system" else stream,
-                "stream_id": self.name(body, "stream_id"), "start": start, "end": end, "events": events,
-                "rejected": rejected, "ahead": body.get("ahead") is True}
+        out = {"run_id": self.name(body, "run_id", required=False),
+               "stream": "metrics" if stream == "system" else stream,
+               "stream_id": self.name(body, "stream_id"), "start": start, "end": end, "events": events,
+               "rejected": rejected, "ahead": body.get("ahead") is True}
+        if stream == "media":
+            out["payload"] = body.get("payload", b"")
+        return out
 
     def _console_events(self, events: list, rank: int, rejected: list[dict]) -> list:
         """Console rows (``{"timestamp", "stream", "text"}``, the text whole lines) as stored rows, one per line:

@@ -115,7 +115,7 @@ def test_offline_runs_sync_with_summary_and_torn_tail(make_exp, tmp_path, server
     results = sync_paths([str(tmp_path / ".ml-logger")], server, show_progress=False, attempts=2)
     by_prefix = {os.path.basename(r.path): r for r in results}
     # system: the sampler's first and last sample (a run shorter than its interval still gets both)
-    assert by_prefix["done"].events == {"parameters": 1, "metrics": 3000, "logs": 0, "system": 2, "console": 0}
+    assert by_prefix["done"].events == {"parameters": 1, "metrics": 3000, "logs": 0, "system": 2, "console": 0, "media": 0}
     assert by_prefix["done"].files == 1 and by_prefix["done"].run_status == "COMPLETED"
     assert by_prefix["failed"].events["metrics"] == 1 and by_prefix["failed"].run_status == "FAILED"
     assert all(r.error is None for r in results)

@@ -73,9 +73,9 @@ def test_a_sync_state_from_before_the_system_stream_still_loads(tmp_path):
                                       "acked": {"parameters": 10, "metrics": 20, "logs": 30},
                                       "generations": {"metrics": 1}, "runs": [], "files": {}}))
     state = SyncState(str(tmp_path))
-    assert state.acked == {"parameters": 10, "metrics": 20, "logs": 30, "system": 0, "console": 0}
+    assert state.acked == {"parameters": 10, "metrics": 20, "logs": 30, "system": 0, "console": 0, "media": 0}
     assert state.stream_id("system") == "abc:system" and state.stream_id("metrics") == "abc:metrics:1"
-    assert state.environment_sent is None and list(STREAMS)[-2:] == ["system", "console"]
+    assert state.environment_sent is None and list(STREAMS)[-3:] == ["system", "console", "media"]
     state.save()
     assert SyncState(str(tmp_path)).acked == state.acked
 

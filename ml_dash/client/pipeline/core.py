@@ -18,12 +18,13 @@ import sys
 import threading
 from typing import Callable, Iterator, Protocol
 
-from ml_dash.client.events import BARRIER_SIGNAL, barrier_event, is_barrier
+from ml_dash.client.events import BARRIER_SIGNAL, barrier_event, is_barrier, media_bytes
 from ml_dash.settings import (
     BATCH_SIZE,
     COMPLETE_TIMEOUT,
     EXIT_TIMEOUT,
     FLUSH_INTERVAL,
+    MEDIA_QUEUE_BYTES,
     ON_FULL,
     QUEUE_SIZE,
     WRITER,
@@ -80,7 +81,8 @@ class Pipeline:
     def __init__(self, sink: Sink | None = None, *, capacity: int = QUEUE_SIZE.default,
                  batch_size: int = BATCH_SIZE.default, interval: float = FLUSH_INTERVAL.default,
                  on_full: str = ON_FULL.default, exit_timeout: float = EXIT_TIMEOUT.default,
-                 complete_timeout: float = COMPLETE_TIMEOUT.default, writer_kind: str = WRITER.default) -> None:
+                 complete_timeout: float = COMPLETE_TIMEOUT.default, writer_kind: str = WRITER.default,
+                 byte_budget: int = MEDIA_QUEUE_BYTES.default) -> None:
         self.queue: collections.deque = collections.deque()
         self.sink: Sink = sink  # type: ignore[assignment]  # set_sink() before the first event
         self.capacity = capacity
@@ -90,6 +92,13 @@ class Pipeline:
         self.exit_timeout = exit_timeout
         self.complete_timeout = complete_timeout  # complete()/fail() never hang
         self.writer_kind = WRITER.convert(writer_kind)
+        # Media events hold captured arrays: their bytes are bounded too, by ``byte_budget`` (``append_sized``).
+        self.byte_budget = byte_budget
+        self.queued_bytes = 0  # captured bytes queued or in the writer's hands
+        self.sized_dropped = 0  # media events the ``drop`` policy dropped for want of bytes
+        self.sized_dropped_bytes = 0
+        self.sized_waits = 0  # times a media call waited for the writer to free bytes (``block``)
+        self._bytes_lock = threading.Lock()
         self.at_exit: list[Callable[[], None]] = []  # experiments finalising at exit, run after the drain
         self.exit_drained = True  # False once the drain at exit timed out: finalisers then wait for nothing more
         self._reset_threading()
@@ -151,6 +160,51 @@ class Pipeline:
                 self.writer.wake()
                 while len(self.queue) > self.capacity and self.writer is not None and self.writer.is_alive():
                     self._room.wait(0.05)
+            finally:
+                self._blocked -= 1
+
+    def append_sized(self, event: tuple, nbytes: int) -> bool:
+        """Queue an event holding ``nbytes`` of captured data (media) within ``byte_budget``: past it, ``on_full``
+        applies by bytes (wait for the writer to write enough, or drop and count the event). An event bigger than
+        the whole budget still goes in when nothing else is queued. ``False`` if the event was dropped."""
+        while not self._reserve(nbytes):
+            if self.on_full == "drop":
+                with self._bytes_lock:
+                    self.sized_dropped += 1
+                    self.sized_dropped_bytes += nbytes
+                self.sink.count_drop(event)
+                return False
+            self._wait_for_bytes()
+        self.queue.append(event)
+        if len(self.queue) >= self.threshold:
+            self.slow_path()
+        return True
+
+    def _reserve(self, nbytes: int) -> bool:
+        with self._bytes_lock:
+            if self.queued_bytes and self.queued_bytes + nbytes > self.byte_budget:
+                return False
+            self.queued_bytes += nbytes
+            return True
+
+    def _release(self, nbytes: int) -> None:
+        with self._bytes_lock:
+            self.queued_bytes -= nbytes
+
+    def _wait_for_bytes(self) -> None:
+        """``block`` by bytes: wake the writer and wait until it has written something (or drain inline when the
+        writer is a task on this very thread)."""
+        if self.writer is None:
+            self._start()
+        if self._on_writer_thread():
+            self._drain()
+            return
+        with self._room:
+            self.sized_waits += 1
+            self._blocked += 1
+            try:
+                self.writer.wake()
+                self._room.wait(0.05)
             finally:
                 self._blocked -= 1
 
@@ -264,10 +318,14 @@ class Pipeline:
         popleft = queue.popleft
         with self._lock:
             while queue:
-                batch, barriers = _take(popleft, min(len(queue), limit or self.batch_size))
+                batch, barriers, sized = _take(popleft, min(len(queue), limit or self.batch_size))
                 if batch or self.sink.has_pending:  # retry held-back lines before releasing a flush barrier
                     self._in_flight = len(batch)
-                    self.sink.export(batch)  # consumes the batch (drops its references as it goes)
+                    try:
+                        self.sink.export(batch)  # consumes the batch (drops its references as it goes)
+                    finally:
+                        if sized:
+                            self._release(sized)
                     self._in_flight = 0
                 for event in barriers:
                     event[BARRIER_SIGNAL].set()
@@ -306,6 +364,8 @@ class Pipeline:
     def _after_fork_child(self) -> None:
         # The parent's writer writes what was queued before fork(); the child must not write it twice.
         self.queue.clear()
+        self.queued_bytes = 0  # the cleared events' bytes are the parent's
+        self._bytes_lock = threading.Lock()
         self.at_exit.clear()
         self._reset_threading()
         self._atexit_registered = False
@@ -314,22 +374,25 @@ class Pipeline:
             self.sink.after_fork_in_child()
 
 
-def _take(popleft: Callable[[], object], count: int) -> tuple[list, list]:
-    """``count`` events off the queue: (the batch, the flush barriers among them), in pieces with ``pace()``
+def _take(popleft: Callable[[], object], count: int) -> tuple[list, list, int]:
+    """``count`` events off the queue: (the batch, the flush barriers among them, the captured bytes its media
+    events hold), in pieces with ``pace()``
     between, as 20k pops and a Python-level filter over them would keep the GIL for milliseconds."""
     batch: list = []
     barriers: list = []
+    sized = 0
     while count > 0:
         piece = [popleft() for _ in range(min(count, _POP_PIECE))]
         count -= len(piece)
-        if tuple in set(map(type, piece)):  # C-level: only tuples can be barriers; most events are dicts
+        if tuple in set(map(type, piece)):  # C-level: only tuples can be barriers or media; most events are dicts
             found = [e for e in piece if is_barrier(e)]
             if found:
                 barriers += found
                 piece = [e for e in piece if not is_barrier(e)]
+            sized += media_bytes(piece)
         batch += piece
         pace()
-    return batch, barriers
+    return batch, barriers, sized
 
 
 _IMPORT_PID = os.getpid()

@@ -9,6 +9,7 @@ from ml_dash.settings import (
     COMPLETE_TIMEOUT,
     EXIT_TIMEOUT,
     FLUSH_INTERVAL,
+    MEDIA_QUEUE_BYTES,
     ON_FULL,
     QUEUE_SIZE,
     WRITER,
@@ -16,7 +17,7 @@ from ml_dash.settings import (
 
 PIPELINE = Pipeline(capacity=QUEUE_SIZE.get(), batch_size=BATCH_SIZE.get(), interval=FLUSH_INTERVAL.get(),
                     on_full=ON_FULL.get(), exit_timeout=EXIT_TIMEOUT.get(), complete_timeout=COMPLETE_TIMEOUT.get(),
-                    writer_kind=WRITER.get())
+                    writer_kind=WRITER.get(), byte_budget=MEDIA_QUEUE_BYTES.get())
 
 
 def use_asyncio_writer(enabled: bool = True) -> None:

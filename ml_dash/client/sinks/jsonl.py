@@ -19,6 +19,7 @@ import orjson
 
 from ml_dash.client.events import (
     KIND,
+    MEDIA,
     METRIC_AGG,
     RUN_STREAM,
     METRIC_SOURCES,
@@ -29,6 +30,7 @@ from ml_dash.client.events import (
     split_metric_event,
 )
 from ml_dash.format.branches import mark_row
+from ml_dash.client.media.segments import SegmentWriter
 from ml_dash.client.values import clean_metrics, metric_to_python, read_metric_tensors, resolve_deferred
 from ml_dash.format.layout import stream_path
 from ml_dash.format.limits import MAX_NAME_LENGTH
@@ -286,7 +288,8 @@ class JsonlSink:
         # Tuple events by kind (metric rows, the common case, are dicts handled inline in export()). A handler adds
         # its event's output to the batch's ``metric_rows`` (per store key) or ``by_file`` ((store, stream) -> lines).
         self._handlers: dict[int, Callable[[tuple, dict, dict], None]] = {
-            METRIC_AGG: self._aggregated, RECORD: self._record}
+            METRIC_AGG: self._aggregated, RECORD: self._record, MEDIA: self._media}
+        self.segments: dict[int, SegmentWriter] = {}  # per store key: where its media bytes go
 
     def _aggregated(self, event: tuple, metric_rows: dict, by_file: dict) -> None:
         key, _kind, timestamp, step, (rows, how, extra, namespace), _ = event  # aggregate_event's shape
@@ -319,6 +322,28 @@ class JsonlSink:
             return os.path.getsize(self.stores[key].path("metrics")) > 0
         except OSError:
             return False
+    def _media(self, event: tuple, metric_rows: dict, by_file: dict) -> None:
+        """Each item encoded, its bytes appended to a segment now, its index line written with the batch's lines
+        (so always after its bytes: docs/media.md). An item that cannot be written is dropped and logged."""
+        from ml_dash.client.media.encode import encode_item  # numpy (and torch for tensors): once media is logged
+        from ml_dash.format.media import index_entry
+
+        key, _kind, timestamp, step, items, _nbytes = event  # media_event's shape
+        store = self.stores[key]
+        segments = self.segments.get(key)
+        if segments is None:
+            segments = self.segments[key] = SegmentWriter(store.directory)
+        lines = by_file.setdefault((store, "media"), [])
+        for name, index, item in items:
+            try:
+                fmt, payload, shape, meta = encode_item(item)
+                segment, offset = segments.append(payload)
+            except Exception as exc:  # one bad item (or a full disk) must not cost the batch
+                logger.error("ml-dash: media %r (step %s) was not written: %s", name, step, exc)
+                continue
+            lines.append(_encode_line(index_entry(timestamp, step, name, index, item.kind, fmt, segment, offset,
+                                                  payload, shape, getattr(item, "caption", None), meta)))
+            pace()  # an item can be a millisecond of work: hand the GIL back to the training thread between items
 
     def dropped(self, store_key: int) -> int:
         """Events of this store dropped by the ``drop`` back-pressure policy."""
@@ -328,6 +353,12 @@ class JsonlSink:
     def close_store(self, store_key: int) -> None:
         """fsync and close one store's files; a later event reopens them. ``OSError`` if the fsync failed."""
         store = self.stores.get(store_key)
+        segments = self.segments.pop(store_key, None)
+        if segments is not None:
+            try:
+                segments.sync()
+            finally:
+                segments.close()
         if store is not None:
             try:
                 store.sync()

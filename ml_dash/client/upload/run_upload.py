@@ -14,6 +14,7 @@ from typing import Any, Callable
 from ml_dash.format.branches import split_at_mark
 from ml_dash.format.layout import FINAL_STATUSES, STREAMS, files_path, meta_path, read_meta, saved_files
 from ml_dash.client.upload.environment import push_environment
+from ml_dash.client.upload.media_batch import read_media_batch
 from ml_dash.client.upload.http import PROTOCOL, Conflict, HTTPError, ServerClient, file_url_path
 from ml_dash.client.upload.state import SyncState
 from ml_dash.client.upload.window import Flight, Flights, extends_acked, read_batch
@@ -182,7 +183,12 @@ class RunUpload:
                 max_events = min(max_events, isolating[1])
         limit = self.window if self.ordered and stream not in self.isolating else 1
         while len(flights) < limit:
-            lines, count, end, full = read_batch(path, start, max_events, self.max_bytes)
+            payload = None
+            if stream == "media":  # index lines with the bytes they name (media_batch.py)
+                lines, count, end, full, payload = read_media_batch(self.state.directory, path, start, max_events,
+                                                                    self.max_bytes)
+            else:
+                lines, count, end, full = read_batch(path, start, max_events, self.max_bytes)
             if end == start or (full_only and not full):
                 return False
             current = self.state.current_run()
@@ -204,6 +210,8 @@ class RunUpload:
                     "stream_id": self.state.stream_id(stream), "start": start, "end": end, "lines": lines}
             if self.state.rank:
                 body["rank"] = self.state.rank  # the server keeps this rank's series apart from rank 0's
+            if payload is not None:
+                body["payload"] = payload
             flights.send(body, start, end, count, full, self._post_batch)
             start, full_only = end, True
         return False
@@ -260,6 +268,8 @@ class RunUpload:
         offsets stay exact), and report the line dropped. ``Parked`` stands if even that is refused."""
         line = body["lines"]
         blank = dict(body, lines=b" " * (len(line) - 1) + b"\n")
+        if "payload" in blank:  # a blank line names no bytes
+            blank["payload"] = b""
         answer = await self._call("POST", f"/experiments/{self.state.experiment_id}/batches", blank)
         self.skipped[stream] += 1
         logger.warning("ml-dash: the server refused a line of %s (bytes %d-%d): %s; the line was dropped "

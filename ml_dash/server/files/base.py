@@ -44,6 +44,9 @@ class FileStore(Protocol):
     async def response(self, request: web.Request, sha256: str, headers: Mapping[str, str]) -> web.StreamResponse:
         """The download answer for stored content ``sha256``, carrying ``headers``."""
 
+    async def read_range(self, sha256: str, offset: int, length: int) -> bytes:
+        """``length`` bytes of stored content ``sha256`` from ``offset`` (a media item inside a batch's blob)."""
+
     async def delete(self, sha256: str) -> None:
         """Remove stored content ``sha256`` (gone already is fine): ``ml-dash server gc``, once no record names it."""
 

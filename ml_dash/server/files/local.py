@@ -1,6 +1,7 @@
 """Content-addressed blobs in a local (or shared, e.g. NFS) directory: ``<data>/blobs/ab/cdef…`` named by SHA-256."""
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import AsyncIterator, Mapping
 
@@ -40,6 +41,16 @@ class BlobStore:
         except BaseException:
             remove_quietly(tmp_path)
             raise
+
+    async def read_range(self, sha256: str, offset: int, length: int) -> bytes:
+        path = self.path_of(sha256)
+
+        def read() -> bytes:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                return f.read(length)
+
+        return await asyncio.to_thread(read)
 
     async def delete(self, sha256: str) -> None:
         remove_quietly(self.path_of(sha256))

@@ -113,6 +113,17 @@ class S3BlobStore:
         finally:
             body.close()  # back to the pool when fully read; a cut-short download drops its connection
 
+    async def read_range(self, sha256: str, offset: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        obj = await self._call(self._client.get_object, Bucket=self.bucket, Key=self.key_of(sha256),
+                               Range=f"bytes={offset}-{offset + length - 1}")
+        body = obj["Body"]
+        try:
+            return await asyncio.to_thread(body.read)
+        finally:
+            body.close()
+
     def _upload(self, path: str, key: str) -> None:
         try:
             self._client.head_object(Bucket=self.bucket, Key=key)

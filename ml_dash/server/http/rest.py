@@ -19,6 +19,7 @@ from ml_dash.server.http.responses import json_response, respond
 from ml_dash.server.http.scope import request_scope
 from ml_dash.server.http.security import SECURITY_HEADERS, attachment
 from ml_dash.server.ingest import MAX_REJECTED_REPORTED
+from ml_dash.server.media.store import store_media_batch
 from ml_dash.server.series.downsample import series_result
 
 # The protocol /health answers: a client compares it with the one it speaks (docs/protocol.md, "Compatibility").
@@ -178,6 +179,8 @@ async def append_batch(request: web.Request) -> web.Response:
         raw, content_type(request),
         (config.max_name_length, config.max_events, config.max_body_items, config.max_json_bytes))
     rejected, ahead = batch.pop("rejected"), batch.pop("ahead")
+    if batch["stream"] == "media":  # the items' bytes and thumbnails into the file store first (docs/media.md)
+        await store_media_batch(request.app[BLOBS_KEY], batch)
     storage = request.app[STORAGE_KEY]
     result = await request.app[ORDER_KEY].apply(
         (experiment["id"], batch["stream_id"]), batch["start"], ahead, config.order_wait,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ml_dash.server.http import dashboard, environment, graphql, rest
+from ml_dash.server.http import dashboard, environment, graphql, media, rest
 
 API = "/api/v1"
 EXPERIMENT = API + "/experiments/{experiment_id}"
@@ -31,6 +31,12 @@ ROUTES = [
     web.put(EXPERIMENT + "/environment", environment.put_environment),
     web.get(EXPERIMENT + "/environment", environment.get_environment),
     web.get(EXPERIMENT + "/step-times", dashboard.metric_step_times),
+    web.get(EXPERIMENT + "/media", media.media_keys),
+    web.get(EXPERIMENT + "/media/{key:.+}", media.media_items),
+    web.get(EXPERIMENT + "/media-steps/{key:.+}", media.media_steps),
+    web.get(EXPERIMENT + "/media-items/{pk}", media.media_item),
+    web.get(EXPERIMENT + "/histograms/{key:.+}", media.histograms),
+    web.get(EXPERIMENT + "/histogram-heatmap/{key:.+}", media.histogram_heatmap),
     web.get("/graphql", graphql.graphql_get),
     web.post("/graphql", graphql.graphql_post),
     web.get("/", dashboard.index),

@@ -29,6 +29,7 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 GRAPHQL_CONTENT_TYPES = ("application/json", "application/graphql")
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data: blob:",
+    "media-src 'self' blob:",  # the media section's audio and video players play fetched bytes (docs/media.md)
     "connect-src 'self'", "font-src 'self' data:", "object-src 'none'", "base-uri 'none'", "form-action 'self'",
     "frame-ancestors 'none'",
 ])

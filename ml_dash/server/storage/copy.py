@@ -60,6 +60,8 @@ def _chunk(row: tuple) -> tuple:
     return (*head, bytes(steps), bytes(values), bytes(kinds), bytes(stamps), codec, bytes(summary))
 
 
+MEDIA_COPY = ('pk', 'experiment_pk', 'run_pk', 'key', 'step', 'timestamp', 'item_index', 'kind', 'format', 'sha256', 'byte_offset', 'byte_length', 'digest', 'shape', 'caption', 'meta', 'thumb_sha256', 'thumb_offset', 'thumb_length')
+HISTOGRAM_COPY = ('pk', 'experiment_pk', 'run_pk', 'key', 'step', 'timestamp', 'bins', 'edges', 'counts')
 # (PostgreSQL table, its columns, SQLite query in the same column order, row conversion), in dependency order.
 TABLES: list[tuple[str, tuple[str, ...], str, Callable[[tuple], tuple] | None]] = [
     ("experiments", ("pk", "id", "namespace", "workspace", "directory", "prefix", "readme", "hostname", "created_at",
@@ -101,9 +103,12 @@ TABLES: list[tuple[str, tuple[str, ...], str, Callable[[tuple], tuple] | None]] 
                               "created_at", "finished_at", "last_error")),
         ("alert_attempts", ("pk", "delivery_pk", "at", "http_status", "error", "seconds")),
         ("alert_heartbeats", ("run_id", "data_at", "beat_at")))),
+    ("media", MEDIA_COPY, f"SELECT {', '.join(MEDIA_COPY)} FROM media ORDER BY pk", None),
+    ("media_histograms", HISTOGRAM_COPY, f"SELECT {', '.join(HISTOGRAM_COPY)} FROM media_histograms ORDER BY pk",
+     lambda row: (*row[:7], bytes(row[7]), bytes(row[8]))),
 ]
 SERIAL_TABLES = ("experiments", "runs", "metric_names", "metric_chunks", "parameters", "logs", "console", "alert_rules",
-                 "alerts", "alert_deliveries", "alert_attempts")
+                 "alerts", "alert_deliveries", "alert_attempts", "media", "media_histograms")
 
 
 def sqlite_path(source: str) -> str:

@@ -127,7 +127,7 @@ async def test_copy_answers_the_same_and_resumes_streams_exactly_once(tmp_path):
         assert counts == {"experiments": 3, "runs": 3, "streams": 4, "metric_names": 5, "metric_chunks": 14,
                           "parameters": 3, "logs": 7, "console": 0, "files": 3, "experiment_environments": 1,
                           "alert_rules": 0, "alerts": 0, "alert_deliveries": 0, "alert_attempts": 0,
-                          "alert_heartbeats": 0} and blobs == 2
+                          "alert_heartbeats": 0, "media": 0, "media_histograms": 0} and blobs == 2
         source, target = open_storage(f"sqlite:///{path}", "unused"), open_storage(url, "unused")
         await source.open()
         await target.open()

@@ -5,6 +5,7 @@ import { api } from "./api.js";
 import { IDLE_POLL_MS, LIVE_POLL_MS, el, setBreadcrumbs, setLive, statusBadge } from "./dom.js";
 import { loadFiles } from "./experiment_files.js";
 import { LogsSection } from "./experiment_logs.js";
+import { MediaSection } from "./experiment_media.js";
 import { MetricsSection } from "./experiment_metrics.js";
 import { renderParams } from "./experiment_params.js";
 import { durationOf, formatDuration, formatTime } from "./lib/format.js";
@@ -72,17 +73,18 @@ export async function experimentView(main, experimentId) {
   const readmeSection = el("section", { id: "readme" });
   const paramsSection = el("section", { id: "parameters" });
   const metricsSection = el("section", { id: "metrics" });
+  const mediaSection = el("section", { id: "media" });
   const logsSection = el("section", { id: "logs" });
   const filesSection = el("section", { id: "files" });
   const adminSection = el("section", { id: "run-admin" });
   const system = new SystemPanels(exp.id);  // the "System" chart group and the "Environment" panel
   // One bar of section links, sticky under the top bar: a long readme or config never buries the charts.
   const overview = el("div", { id: "overview", class: "page-section" }, header, adminSection, readmeSection, paramsSection, system.environmentSection);
-  const sections = [["overview", "Overview", overview], ["metrics", "Charts", metricsSection], ["system", "System", system.section],
+  const sections = [["overview", "Overview", overview], ["metrics", "Charts", metricsSection], ["media", "Media", mediaSection], ["system", "System", system.section],
     ["logs", "Logs", logsSection], ["files", "Files", filesSection]];
   const bar = el("nav", { class: "section-bar", id: "section-bar" }, sections.map(([id, label, target]) =>
     el("button", { class: "section-link", "data-section": id, onclick: () => target.scrollIntoView({ block: "start" }) }, label)));
-  main.append(bar, overview, metricsSection, system.section, logsSection, filesSection);
+  main.append(bar, overview, metricsSection, mediaSection, system.section, logsSection, filesSection);
   renderRunAdmin(adminSection, exp.id).catch(console.error);
   const metrics = new MetricsSection(metricsSection, exp.id);
   const logs = new LogsSection(logsSection, exp.id);
@@ -133,7 +135,8 @@ export async function experimentView(main, experimentId) {
   renderParams(paramsSection, exp.params);
   metrics.render(exp.metricNames, exp.metricSummary);
   system.refresh().catch(console.error);
-  await Promise.all([logs.load(), loadFiles(filesSection, exp.id)]);
+  await Promise.all([logs.load(), loadFiles(filesSection, exp.id),
+    new MediaSection(mediaSection, exp.id).load().catch(console.error)]);
   state.offsets = JSON.stringify((await readOffsets(exp.id)).streams);
   schedulePoll();
   return {

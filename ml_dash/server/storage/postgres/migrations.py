@@ -185,6 +185,28 @@ MIGRATIONS: list[tuple[int, str | Callable[[asyncpg.Connection], Awaitable[None]
     );
     CREATE INDEX console_experiment ON console (experiment_pk, rank, pk)
     """),
+    (10, """
+    -- Media (docs/media.md): one row per item, naming its bytes in a file-store blob (a batch's payload) and its
+    -- thumbnail's in another. Histograms are also rows of their own, read by step range for the heatmap.
+    CREATE TABLE media (
+        pk BIGSERIAL PRIMARY KEY,
+        experiment_pk BIGINT NOT NULL REFERENCES experiments(pk),
+        run_pk BIGINT, key TEXT NOT NULL, step BIGINT, timestamp DOUBLE PRECISION NOT NULL, item_index INTEGER NOT NULL,
+        kind TEXT NOT NULL, format TEXT NOT NULL, sha256 TEXT NOT NULL, byte_offset BIGINT NOT NULL,
+        byte_length BIGINT NOT NULL, digest TEXT NOT NULL, shape TEXT NOT NULL, caption TEXT, meta TEXT NOT NULL,
+        thumb_sha256 TEXT, thumb_offset BIGINT, thumb_length BIGINT
+    );
+    CREATE INDEX media_key_step ON media (experiment_pk, key, step);
+    CREATE INDEX media_sha256 ON media (sha256);
+    CREATE INDEX media_thumb_sha256 ON media (thumb_sha256);
+    CREATE TABLE media_histograms (
+        pk BIGSERIAL PRIMARY KEY,
+        experiment_pk BIGINT NOT NULL REFERENCES experiments(pk),
+        run_pk BIGINT, key TEXT NOT NULL, step BIGINT, timestamp DOUBLE PRECISION NOT NULL, bins INTEGER NOT NULL,
+        edges BYTEA NOT NULL, counts BYTEA NOT NULL
+    );
+    CREATE INDEX media_histograms_key_step ON media_histograms (experiment_pk, key, step)
+    """),
 ]
 
 # pg_advisory_lock key: fixed namespace for ml-dash, hashed with the schema so test schemas do not serialise.

@@ -32,6 +32,7 @@ from ml_dash.server.storage.postgres.metrics import MetricRows, decode_last
 from ml_dash.server.storage.postgres.migrations import migrate
 from ml_dash.server.storage.postgres.dialect import PostgresDialect
 from ml_dash.server.storage.sql.protocol import ROW, RUN, Body, writes
+from ml_dash.server.storage.sql.media import INSERT_HISTOGRAM, INSERT_MEDIA, media_rows
 from ml_dash.server.storage.sql.query import merged_params
 from ml_dash.server.storage.sql.storage import RESTORED_BY_RUN, SQLStorage, log_row
 
@@ -196,7 +197,7 @@ class PostgresStorage(SQLStorage):
             pk, run_pk = await run(conn, self._batch_target(experiment_id, run_id))
             # Encode before the transaction so the row lock is held only while talking to the database.
             rows = {"metrics": MetricRows, "parameters": _ParameterRows, "logs": _LogRows,
-                    "console": _ConsoleRows}[stream](events, pk, run_pk)
+                    "console": _ConsoleRows, "media": _MediaRows}[stream](events, pk, run_pk)
             try:
                 async with conn.transaction():
                     result = await run(conn, self._batch(pk, stream_id, start, end, rows.write))
@@ -256,3 +257,23 @@ class _LogRows:
                            "WITH ORDINALITY AS u(t, l, m, c, i) ORDER BY i",
                            self.experiment_pk, self.run_pk, *self.columns)
         return self.count
+
+
+def _numbered(sql: str) -> str:
+    """``?`` placeholders as asyncpg's ``$1``, ``$2``..."""
+    parts = sql.split("?")
+    return "".join(p + (f"${i + 1}" if i < len(parts) - 1 else "") for i, p in enumerate(parts))
+
+
+class _MediaRows:
+    INSERT_MEDIA, INSERT_HISTOGRAM = _numbered(INSERT_MEDIA), _numbered(INSERT_HISTOGRAM)
+
+    def __init__(self, events: list[dict], experiment_pk: int, run_pk: int | None) -> None:
+        self.media, self.histograms = media_rows(experiment_pk, run_pk, events)
+
+    async def write(self, conn: asyncpg.Connection) -> int:
+        if self.media:
+            await conn.executemany(self.INSERT_MEDIA, self.media)
+        if self.histograms:
+            await conn.executemany(self.INSERT_HISTOGRAM, self.histograms)
+        return len(self.media)

@@ -20,6 +20,8 @@ _NAMES = "name_pk IN (SELECT pk FROM metric_names WHERE experiment_pk = ?)"
 # A client may still upload to the deleted experiment while gc runs, so a name goes only once no chunk names it;
 # whatever arrived behind a step is taken by the next pass (``_purge_experiment_row`` checks).
 PURGE_STEPS = [
+    ("media", "pk", _OF),  # its blobs stay until --sweep-blobs finds that nothing names them
+    ("media_histograms", "pk", _OF),
     ("logs", "pk", _OF),
     ("console", "pk", _OF),
     ("parameters", "pk", _OF),
@@ -79,17 +81,23 @@ class Purge:
         clause, args = self._in("path", [r[0] for r in rows], "text")
         yield RUN, f"DELETE FROM files WHERE experiment_pk = ? AND {clause}", (experiment_pk, *args)
         shas = sorted({r[1] for r in rows})
-        clause, args = self._in("sha256", shas, "text")
-        named = {r[0] for r in (yield ROWS, f"SELECT DISTINCT sha256 FROM files WHERE {clause}", args)}
+        named = yield from self._named(shas)
         return len(rows), [sha for sha in shas if sha not in named]
+
+    def _named(self, shas):
+        """Those of ``shas`` that a file record or a media item (its bytes or its thumbnail) names."""
+        named = set()
+        for table, column in (("files", "sha256"), ("media", "sha256"), ("media", "thumb_sha256")):
+            clause, args = self._in(column, shas, "text")
+            named |= {r[0] for r in (yield ROWS, f"SELECT DISTINCT {column} FROM {table} WHERE {clause}", args)}
+        return named
 
     @reads
     def unnamed_blobs(self, shas):
-        """Those of ``shas`` that no file record names."""
+        """Those of ``shas`` that no file record or media item names."""
         if not shas:
             return []
-        clause, args = self._in("sha256", sorted(set(shas)), "text")
-        named = {r[0] for r in (yield ROWS, f"SELECT DISTINCT sha256 FROM files WHERE {clause}", args)}
+        named = yield from self._named(sorted(set(shas)))
         return [sha for sha in sorted(set(shas)) if sha not in named]
 
     def _purge_experiment_row(self, experiment_pk, before):

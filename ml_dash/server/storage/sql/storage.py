@@ -40,6 +40,7 @@ from ml_dash.server.storage.sql.protocol import (
 )
 from ml_dash.server.storage.sql.alerts import AlertStore
 from ml_dash.server.storage.sql.gc import Purge
+from ml_dash.server.storage.sql.media import MediaQueries
 from ml_dash.server.storage.sql.query import ExperimentQueries
 from ml_dash.server.storage.sql.runs import RunQueries
 from ml_dash.server.storage.sql.tree import ExperimentTree
@@ -105,7 +106,7 @@ def _ranged(sql: str, params: list, step_min: float | None, step_max: float | No
     return sql, params
 
 
-class SQLStorage(ExperimentQueries, RunQueries, ExperimentTree, Purge, AlertStore, Storage):
+class SQLStorage(ExperimentQueries, RunQueries, MediaQueries, ExperimentTree, Purge, AlertStore, Storage):
     """The ``Storage`` methods both SQL backends share, as bodies (see the module doc)."""
 
     # dialect:

@@ -233,6 +233,28 @@ MIGRATIONS: list[tuple[int, str | Callable[[sqlite3.Connection], None]]] = [
     );
     CREATE INDEX console_experiment ON console (experiment_pk, rank, pk)
     """),
+    (13, """
+    -- Media (docs/media.md): one row per item, naming its bytes in a file-store blob (a batch's payload) and its
+    -- thumbnail's in another. Histograms are also rows of their own, read by step range for the heatmap.
+    CREATE TABLE media (
+        pk INTEGER PRIMARY KEY AUTOINCREMENT,
+        experiment_pk INTEGER NOT NULL REFERENCES experiments(pk),
+        run_pk INTEGER, key TEXT NOT NULL, step INTEGER, timestamp REAL NOT NULL, item_index INTEGER NOT NULL,
+        kind TEXT NOT NULL, format TEXT NOT NULL, sha256 TEXT NOT NULL, byte_offset INTEGER NOT NULL,
+        byte_length INTEGER NOT NULL, digest TEXT NOT NULL, shape TEXT NOT NULL, caption TEXT, meta TEXT NOT NULL,
+        thumb_sha256 TEXT, thumb_offset INTEGER, thumb_length INTEGER
+    );
+    CREATE INDEX media_key_step ON media (experiment_pk, key, step);
+    CREATE INDEX media_sha256 ON media (sha256);
+    CREATE INDEX media_thumb_sha256 ON media (thumb_sha256);
+    CREATE TABLE media_histograms (
+        pk INTEGER PRIMARY KEY AUTOINCREMENT,
+        experiment_pk INTEGER NOT NULL REFERENCES experiments(pk),
+        run_pk INTEGER, key TEXT NOT NULL, step INTEGER, timestamp REAL NOT NULL, bins INTEGER NOT NULL,
+        edges BLOB NOT NULL, counts BLOB NOT NULL
+    );
+    CREATE INDEX media_histograms_key_step ON media_histograms (experiment_pk, key, step)
+    """),
 ]
 
 

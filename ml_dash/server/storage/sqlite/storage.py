@@ -25,6 +25,7 @@ import orjson
 from ml_dash.server.config import SERIES_CACHE_MB, SQLITE_READERS
 from ml_dash.server.errors import QueryTimeout
 from ml_dash.server.storage.sql.protocol import ROW, RUN, Body, run_sync, writes
+from ml_dash.server.storage.sql.media import INSERT_HISTOGRAM, INSERT_MEDIA, media_rows
 from ml_dash.server.storage.sql.query import merged_params
 from ml_dash.server.storage.sql.storage import RESTORED_BY_RUN, SQLStorage, log_row
 from ml_dash.server.storage.sqlite.driver import answerer
@@ -241,5 +242,12 @@ def _insert_console(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | 
     return len(rows)
 
 
+def _insert_media(conn: sqlite3.Connection, experiment_pk: int, run_pk: int | None, events: list[dict]) -> int:
+    media, histograms = media_rows(experiment_pk, run_pk, events)
+    conn.executemany(INSERT_MEDIA, media)
+    conn.executemany(INSERT_HISTOGRAM, histograms)
+    return len(media)
+
+
 _WRITERS = {"metrics": _insert_metrics, "parameters": _insert_parameters, "logs": _insert_logs,
-            "console": _insert_console}
+            "console": _insert_console, "media": _insert_media}

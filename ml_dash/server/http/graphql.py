@@ -66,7 +66,7 @@ SDL = """
 scalar JSON
 
 type Run { id: ID! status: String! hostname: String startedAt: Float endedAt: Float error: String
-  branchStep: Float supersededFrom: Float }
+  branchStep: Float supersededFrom: Float jobId: String rank: Int worldSize: Int }
 type Metric { name: String! count: Int! steps: [Float] values: [Float] min: Float max: Float }
 # seriesBatch's answer per experiment: the point arrays are JSON (plain arrays, null for NaN/Infinity), which the
 # answer's encoder writes in one pass instead of graphql-core completing each of ~10^5-10^6 list items; with
@@ -174,7 +174,8 @@ class _OnLoop:
 def _camel_run(run: dict[str, Any]) -> dict[str, Any]:
     return {"id": run["id"], "status": run["status"], "hostname": run["hostname"], "startedAt": run["started_at"],
             "endedAt": run["ended_at"], "error": run["error"], "branchStep": run.get("branch_step"),
-            "supersededFrom": run.get("superseded_from")}
+            "supersededFrom": run.get("superseded_from"), "jobId": run.get("job_id"), "rank": run.get("rank"),
+            "worldSize": run.get("world_size")}
 
 
 class _PageLoader:

@@ -31,6 +31,12 @@ export function loadPlotly() {
 
 const EMPTY = { count: 0, steps: [], values: [] };
 
+const supersededTrace = (s, m, colour, x) => ({
+  type: "scatter", mode: "markers+lines", name: plotlyText(s.label || `${s.metric} (superseded)`), x, y: m.values,
+  connectgaps: false, opacity: 0.3, marker: { color: colour, size: 3 }, line: { width: 1, dash: "dot", color: colour },
+  meta: "superseded", hovertemplate: "%{y} (superseded)<extra>%{fullData.name}</extra>",
+});
+
 // A chart of one or more metric series: each series is {experimentId, metric, label}. Its owner reads about one
 // min/max bucket per horizontal pixel (pixelWidth()) for the step range in view (stepRange: null for the whole
 // series) and hands the answers to setData(); a zoom, its reset or a new x axis calls onNeedData() for another read.
@@ -109,6 +115,12 @@ export class MetricChart {
     const traces = [];
     this.series.forEach((s, i) => {
       const m = this.loaded[i];
+      // A series' superseded points (experiment_runs.js toggle): its colour, faint, and only on the step axis (their
+      // wall times are not read: the step-time anchors are the history's).
+      if (s.superseded) {
+        if (this.xMode === "step") traces.push(supersededTrace(s, m, categoricalColor(s.colourOf ?? i), this.xValues(i, m.steps, m.count)));
+        return;
+      }
       const colour = categoricalColor(i);
       const base = { type: "scatter", mode: m.values.length < 2 ? "markers" : "lines", name: plotlyText(s.label || s.metric),
                      x: this.xValues(i, m.steps, m.count), connectgaps: false, marker: { color: colour } };
@@ -124,7 +136,7 @@ export class MetricChart {
     const xTitle = this.xMode === "step" ? (this.stepless ? "point (logged without a step)" : "step")
       : this.xMode === "time" ? "" : this.relativeUnit().label;
     const layout = {
-      margin: { l: 50, r: 10, t: 8, b: 32 }, showlegend: this.series.length > 1,
+      margin: { l: 50, r: 10, t: 8, b: 32 }, showlegend: this.series.filter((s) => !s.superseded).length > 1,
       legend: { orientation: "h", y: -0.18 },
       xaxis: { title: { text: plotlyText(xTitle) }, type: this.xMode === "time" ? "date" : "linear" },
       // SI ticks (1.5k, 2T) and automargin: a label of 1e12 would otherwise be cut to "00000000" at the left edge.

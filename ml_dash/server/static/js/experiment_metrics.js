@@ -4,6 +4,7 @@
 import { controlsToolbar, defaultControls, yRangeControl } from "./chart_controls.js";
 import { MetricChart } from "./charts.js";
 import { el } from "./dom.js";
+import { supersededToggle } from "./experiment_runs.js";
 import { formatValue } from "./lib/format.js";
 import { groupByPrefix } from "./lib/rows.js";
 import { feedChart } from "./metric_series.js";
@@ -14,6 +15,23 @@ export class MetricsSection {
     this.experimentId = experimentId;
     this.controls = defaultControls();
     this.charts = new Map();  // metric name → {chart, load}
+    this.offered = false;  // whether the "show superseded" toggle is shown (some run is superseded)
+    this.showSuperseded = false;
+    this.rendered = null;  // render()'s arguments, to lay out again when the toggle comes or goes
+  }
+
+  // Offer the "show superseded" toggle (experiment_runs.js) or take it away; lays the section out again on a change.
+  offerSuperseded(yes) {
+    if (yes === this.offered) return;
+    this.offered = yes;
+    if (!yes) this.showSuperseded = false;
+    if (this.rendered) this.render(...this.rendered);
+  }
+
+  // A chart's series: the metric's history, and its superseded points drawn faintly when the toggle is on.
+  seriesOf(name) {
+    const main = { experimentId: this.experimentId, metric: name, label: name };
+    return this.showSuperseded ? [main, { ...main, label: `${name} (superseded)`, superseded: true, colourOf: 0 }] : [main];
   }
 
   // Lay out one chart per metric and send all their series requests. summary: the experiment's metricSummary
@@ -22,11 +40,16 @@ export class MetricsSection {
   render(metricNames, summary = []) {
     const single = new Map(summary.filter((m) => m.count === 1).map((m) => [m.name, m]));
     const charted = metricNames.filter((name) => !single.has(name));
+    this.rendered = [metricNames, summary];
     this.destroy();
     const toolbar = controlsToolbar(this.controls, (_, what) => {
       for (const { chart } of this.charts.values()) chart.update(what).catch(console.error);
     });
-    this.section.replaceChildren(el("h2", {}, "Metrics"), el("div", { class: "toolbar" }, toolbar,
+    const toggle = this.offered ? supersededToggle(this.showSuperseded, (on) => {
+      this.showSuperseded = on;
+      for (const [metric, { chart, load }] of this.charts) { chart.series = this.seriesOf(metric); load().catch(console.error); }
+    }) : null;
+    this.section.replaceChildren(el("h2", {}, "Metrics"), el("div", { class: "toolbar" }, toolbar, toggle,
       el("span", { class: "muted" }, "drag to zoom (fetches full resolution), double-click to reset")));
     if (!metricNames.length) this.section.append(el("p", { class: "muted" }, "No metrics yet."));
     if (single.size) {
@@ -40,7 +63,7 @@ export class MetricsSection {
       for (const name of names) {
         const countLabel = el("span", { class: "count" });
         const div = el("div", { class: "chart", "data-metric": name });
-        const chart = new MetricChart(div, [{ experimentId: this.experimentId, metric: name, label: name }], { controls: this.controls });
+        const chart = new MetricChart(div, this.seriesOf(name), { controls: this.controls });
         const yControl = yRangeControl((yRange) => chart.setYRange(yRange));
         grid.append(el("div", { class: "chart-card" }, el("div", { class: "title" }, el("span", {}, name), el("span", {}, countLabel, " ", yControl)), div));
         chart.onDrawn = (c) => {

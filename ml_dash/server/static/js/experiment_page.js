@@ -12,10 +12,12 @@ import { durationOf, formatDuration, formatTime } from "./lib/format.js";
 import { readmeElement } from "./markdown.js";
 import { navigator_ } from "./navigator.js";
 import { renderRunAdmin } from "./run_admin.js";
+import { renderRuns } from "./experiment_runs.js";
+import { hasSuperseded } from "./lib/runs.js";
 import { SystemPanels } from "./system_panel.js";
 
 const EXPERIMENT_FIELDS = `id namespace workspace directory prefix readme readmeHtml status hostname startedAt completedAt params metricNames
-  metricSummary { name last min max count } runs { id status hostname startedAt endedAt error }`;
+  metricSummary { name last min max count } runs { id status hostname startedAt endedAt error branchStep supersededFrom jobId rank } lineage`;
 const EXPERIMENT_QUERY = `query Exp($id: ID!) { experiment(id: $id) { ${EXPERIMENT_FIELDS} } }`;
 // The live poll leaves the readme out: it is rendered once, when the page opens (the server prices readmeHtml by size).
 const POLL_QUERY = `query Exp($id: ID!) { experiment(id: $id) { ${EXPERIMENT_FIELDS.replace(" readme readmeHtml", "")} } }`;
@@ -77,9 +79,10 @@ export async function experimentView(main, experimentId) {
   const logsSection = el("section", { id: "logs" });
   const filesSection = el("section", { id: "files" });
   const adminSection = el("section", { id: "run-admin" });
+  const runsSection = el("section", { id: "runs" });  // experiment_runs.js: the runs strip and the lineage
   const system = new SystemPanels(exp.id);  // the "System" chart group and the "Environment" panel
   // One bar of section links, sticky under the top bar: a long readme or config never buries the charts.
-  const overview = el("div", { id: "overview", class: "page-section" }, header, adminSection, readmeSection, paramsSection, system.environmentSection);
+  const overview = el("div", { id: "overview", class: "page-section" }, header, runsSection, adminSection, readmeSection, paramsSection, system.environmentSection);
   const sections = [["overview", "Overview", overview], ["metrics", "Charts", metricsSection], ["media", "Media", mediaSection], ["system", "System", system.section],
     ["logs", "Logs", logsSection], ["files", "Files", filesSection]];
   const bar = el("nav", { class: "section-bar", id: "section-bar" }, sections.map(([id, label, target]) =>
@@ -105,6 +108,8 @@ export async function experimentView(main, experimentId) {
     const statusChanged = fresh.experiment.status !== exp.status;
     exp = { ...fresh.experiment, readme: exp.readme, readmeHtml: exp.readmeHtml };
     renderHeader(header, exp);
+    renderRuns(runsSection, exp);
+    metrics.offerSuperseded(hasSuperseded(exp.runs));
     if (changed || statusChanged) {
       const names = layoutKey(exp);
       if (names !== state.metricNames) { state.metricNames = names; metrics.render(exp.metricNames, exp.metricSummary); }
@@ -131,6 +136,8 @@ export async function experimentView(main, experimentId) {
   document.addEventListener("visibilitychange", onVisible);
 
   renderHeader(header, exp);
+  renderRuns(runsSection, exp);
+  metrics.offerSuperseded(hasSuperseded(exp.runs));
   renderReadme(readmeSection, exp);
   renderParams(paramsSection, exp.params);
   metrics.render(exp.metricNames, exp.metricSummary);

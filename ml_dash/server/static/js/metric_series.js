@@ -6,10 +6,10 @@ import { loadPlotly } from "./charts.js";
 import { anchorsOf, bucketsFor } from "./lib/series.js";
 import { decodeEnvelope } from "./lib/typed_arrays.js";
 
-// series: [{experimentId, metric}]. Returns {answers, stepTimes} (stepTimes null: keep the chart's).
+// series: [{experimentId, metric, superseded}] (superseded: the points later runs replaced, docs/branches.md). Returns {answers, stepTimes} (stepTimes null: keep the chart's).
 export function readSeries(series, { maxPoints, stepRange, withTimes, haveAnchors }) {
   // Many runs' same metric (compare): one seriesBatch request, however many runs (aliases stopped near 65).
-  if (series.length > 1 && series.every((s) => s.metric === series[0].metric)) {
+  if (series.length > 1 && series.every((s) => s.metric === series[0].metric && !s.superseded)) {
     return readBatch(series, { maxPoints, stepRange, withTimes, haveAnchors });
   }
   const varDefs = ["$maxPoints: Int", "$stepMin: Float", "$stepMax: Float"];
@@ -20,7 +20,7 @@ export function readSeries(series, { maxPoints, stepRange, withTimes, haveAnchor
     varDefs.push(`$e${i}: ID!`, `$m${i}: String!`);
     variables[`e${i}`] = s.experimentId;
     variables[`m${i}`] = s.metric;
-    fields.push(`s${i}: experiment(id: $e${i}) { metric(name: $m${i}, maxPoints: $maxPoints, stepMin: $stepMin, stepMax: $stepMax) { count steps values min max } }`);
+    fields.push(`s${i}: experiment(id: $e${i}) { metric(name: $m${i}, maxPoints: $maxPoints, stepMin: $stepMin, stepMax: $stepMax${s.superseded ? ", superseded: true" : ""}) { count steps values min max } }`);
   });
   return Promise.all([
     api.graphql(`query Series(${varDefs.join(", ")}) { ${fields.join(" ")} }`, variables),

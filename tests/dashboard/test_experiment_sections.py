@@ -36,7 +36,7 @@ def test_sections_bar_collapsed_config_slash_groups_null_and_natural_file_order(
     page.goto(f"{base_url}/#/exp/{experiment_id}")
     page.wait_for_function("document.querySelectorAll('.chart[data-state=ready]').length === 4")
     assert page.eval_on_selector_all("#section-bar .section-link", "bs => bs.map(b => b.dataset.section)") == \
-        ["overview", "metrics", "system", "logs", "files"]
+        ["overview", "metrics", "media", "system", "logs", "files"]
     # 172 parameters start collapsed: the charts are within a screen of the top, not 3,000 px down.
     assert page.eval_on_selector("#parameters-panel", "d => d.open") is False
     assert page.eval_on_selector("#metrics", "m => m.getBoundingClientRect().top") < 1200

@@ -96,7 +96,8 @@ def test_an_upload_killed_midway_resumes_exactly_once_with_sync(make_exp, server
     """The process dies with media half uploaded; ``ml-dash sync`` sends the rest, and no item twice."""
     from ml_dash.client.upload.sync_command import sync_paths
 
-    remote_env(UPLOAD_BATCH_BYTES=8_000)
+    # UPLOAD_TIMEOUT: complete() below does not wait long for an uploader that is gone (as after a kill)
+    remote_env(UPLOAD_BATCH_BYTES=8_000, UPLOAD_TIMEOUT="2")
     images = [RNG.integers(0, 256, (24, 24, 3), dtype=np.uint8) for _ in range(40)]
     with FaultProxy(server, fault_rate=0.0, stall_after=6) as proxy:
         exp = make_exp("killed", remote=proxy.url)

@@ -114,13 +114,20 @@ def test_offline_runs_sync_with_summary_and_torn_tail(make_exp, tmp_path, server
 
     results = sync_paths([str(tmp_path / ".ml-logger")], server, show_progress=False, attempts=2)
     by_prefix = {os.path.basename(r.path): r for r in results}
-    # system: the sampler's first and last sample (a run shorter than its interval still gets both)
-    assert by_prefix["done"].events == {"parameters": 1, "metrics": 3000, "logs": 0, "system": 2, "console": 0, "media": 0}
+    # system: the sampler's rows, whatever a short run got (its first and last sample; on a loaded machine the two
+    # can be one), each sent once
+    def system_rows(exp):
+        path = os.path.join(exp.local_path, "system.jsonl")
+        return sum(1 for _ in open(path, "rb")) if os.path.exists(path) else 0
+
+    systems = system_rows(done) + system_rows(failed)
+    assert by_prefix["done"].events == {"parameters": 1, "metrics": 3000, "logs": 0, "system": system_rows(done),
+                                        "console": 0, "media": 0}
     assert by_prefix["done"].files == 1 and by_prefix["done"].run_status == "COMPLETED"
     assert by_prefix["failed"].events["metrics"] == 1 and by_prefix["failed"].run_status == "FAILED"
     assert all(r.error is None for r in results)
     summary = format_summary(results)
-    assert "2 experiment(s), 3006 events and 1 files sent, 0 failed" in summary  # 4 of them system rows
+    assert f"2 experiment(s), {3002 + systems} events and 1 files sent, 0 failed" in summary
 
     view = server_view(server, find_experiment_id(server, "failed"))
     assert view["steps"] == [0] and "diverged" in view["runs"][0]["error"]

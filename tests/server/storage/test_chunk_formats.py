@@ -105,8 +105,8 @@ async def _version_10_database(path: str, monkeypatch) -> tuple[str, str, int]:
         await store.close()
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("ALTER TABLE metric_chunks DROP COLUMN codec")
-    # and what came after it (12: distributed jobs), so that the file is exactly at version 10
-    for statement in ("DROP INDEX runs_job", "DROP INDEX runs_heartbeat", "DROP TABLE console",
+    # and what came after it (12: distributed jobs, 13: media), so that the file is exactly at version 10
+    for statement in ("DROP TABLE media", "DROP TABLE media_histograms", "DROP INDEX runs_job", "DROP INDEX runs_heartbeat", "DROP TABLE console",
                       "ALTER TABLE runs DROP COLUMN job_id", "ALTER TABLE runs DROP COLUMN rank",
                       "ALTER TABLE runs DROP COLUMN world_size", "ALTER TABLE runs DROP COLUMN heartbeat_at"):
         conn.execute(statement)

@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from typing import Iterator
 
 import aiohttp
@@ -43,29 +42,9 @@ import orjson
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from chunk_codecs import make_series  # noqa: E402
 
-from ml_dash.server.testing import free_port  # noqa: E402
+from ml_dash.server.testing import free_port, postgres_schema  # noqa: E402
 
 MSGPACK = {"Content-Type": "application/msgpack"}
-
-
-@contextlib.contextmanager
-def postgres_schema(url: str) -> Iterator[str]:
-    import asyncpg
-
-    schema = f"scale_{uuid.uuid4().hex[:12]}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{url}{'&' if '?' in url else '?'}search_path={schema}"
-    finally:
-        asyncio.run(run(f"DROP SCHEMA {schema} CASCADE"))
 
 
 @contextlib.contextmanager

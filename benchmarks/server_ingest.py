@@ -20,13 +20,12 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 
 import aiohttp
 import msgpack
 import orjson
 
-from ml_dash.server.testing import running_server
+from ml_dash.server.testing import postgres_schema, running_server  # server_ingest.postgres_schema: query_api imports it from here
 
 MSGPACK = {"Content-Type": "application/msgpack"}
 
@@ -105,27 +104,6 @@ async def serve_series(base: str, points: int, buckets: int, repeats: int) -> tu
                 assert (await answer.json())["data"]["experiment"]["metric"]["count"] == points
             gql.append(time.perf_counter() - began)
     return statistics.median(rest) * 1000, statistics.median(gql) * 1000
-
-
-@contextlib.contextmanager
-def postgres_schema(url: str):
-    """A fresh schema in ``url``'s database, as a URL whose connections use it; dropped afterwards."""
-    import asyncpg
-
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{url}{'&' if '?' in url else '?'}search_path={schema}"
-    finally:
-        asyncio.run(run(f"DROP SCHEMA {schema} CASCADE"))
 
 
 @contextlib.contextmanager

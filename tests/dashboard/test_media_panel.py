@@ -101,7 +101,7 @@ def test_audio_and_video_load_under_the_servers_content_security_policy(logged, 
     base_url, exp = logged
     strict_page.goto(f"{base_url}/#/exp/{exp.experiment_id}")
     strict_page.wait_for_selector("#media audio.media-audio[src^='blob:']")
-    duration = strict_page.eval_on_selector("#media audio.media-audio", """a => new Promise((ok, fail) => {
+    clip_seconds = strict_page.eval_on_selector("#media audio.media-audio", """a => new Promise((ok, fail) => {
         if (a.readyState >= 1) ok(a.duration);
         a.addEventListener('loadedmetadata', () => ok(a.duration)); a.addEventListener('error', () => fail('blocked')); })""")
-    assert abs(duration - 1.0) < 0.01  # 8000 samples at 8 kHz
+    assert abs(clip_seconds - 1.0) < 0.01  # the clip's length as the player reads it: 8000 samples at 8 kHz
